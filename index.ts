@@ -1,0 +1,84 @@
+// fastify-websocket-rooms: WebSocket sessions and rooms for Fastify.
+// Reads top to bottom: check the options, make sure @fastify/websocket is there, decorate
+// the instance, add endpoints through registerWebsocket, and close everything on app.close().
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import fp from 'fastify-plugin'
+import type { WebSocket } from 'ws'
+import type { WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
+import { closeCodes } from './lib/close-codes'
+import { InvalidArgumentError, describe } from './lib/errors'
+import { readHandlers } from './lib/handlers'
+import { resolveOptions } from './lib/options'
+import { RoomRegistry, ServerRooms, SessionsView } from './lib/rooms'
+import { Session } from './lib/session'
+import { closeAllSessions } from './lib/shutdown'
+
+async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
+  const { maxPayload, closeTimeout, websocketOptions } = resolveOptions(options)
+  const registry = new RoomRegistry()
+  let closing = false
+
+  // @fastify/websocket may be registered by the app already (registering it twice fails).
+  if (fastify.hasDecorator('websocketServer')) {
+    if (options.maxPayload !== undefined || options.websocketOptions !== undefined) {
+      fastify.log.warn('fastify-websocket-rooms: @fastify/websocket was registered before this plugin, so its options apply and maxPayload/websocketOptions are ignored')
+    }
+  } else {
+    await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
+  }
+  const sessionSockets = new WeakSet<WebSocket>()
+
+  fastify.decorate('websocketRooms', new ServerRooms(registry))
+  fastify.decorate('websocketSessions', new SessionsView(registry.sessions))
+  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
+    if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
+    const { handlers, routeOptions } = readHandlers(path, source)
+    // `this` is the caller's encapsulated instance: the route gets its prefix and hooks.
+    this.get(path, { ...routeOptions, websocket: true }, function onUpgraded (socket: WebSocket, request: FastifyRequest) {
+      if (closing) {
+        socket.close(closeCodes.GOING_AWAY, 'server shutting down')
+        return
+      }
+      const session = new Session(socket, request, handlers, registry)
+      sessionSockets.add(socket)
+      // @fastify/websocket's shutdown closes the sockets of this set with no close code and
+      // does not wait for them: sessions are closed by the preClose hook below instead.
+      fastify.websocketServer.clients.delete(socket)
+      session.start()
+    })
+    return this
+  })
+
+  // Protocol errors (oversized, invalid UTF-8, garbage) are the client's fault: ws has
+  // already sent the close frame (1009, 1007, 1002), and the session ends through 'close'.
+  function onSocketError (error: Error, socket: WebSocket, request: FastifyRequest): void {
+    if (sessionSockets.has(socket)) {
+      request.log.debug({ err: error }, 'websocket client error')
+      return
+    }
+    request.log.error(error)
+    socket.terminate()
+  }
+
+  fastify.addHook('preClose', async function () {
+    closing = true
+    await closeAllSessions(registry, closeTimeout)
+  })
+
+  fastify.addHook('onClose', async function () {
+    registry.clear()
+  })
+}
+
+const websocketRooms = fp(websocketRoomsPlugin, {
+  fastify: '5.x',
+  name: 'fastify-websocket-rooms'
+})
+
+export default websocketRooms
+export { websocketRooms as fastifyWebsocketRooms, closeCodes }
+
+// require('fastify-websocket-rooms') returns the plugin itself, as with fastify and every
+// @fastify plugin; its named exports ride along as properties.
+module.exports = Object.assign(websocketRooms, module.exports)

@@ -1,0 +1,87 @@
+// One session's events, handled one at a time in arrival order. A handler that returns a
+// promise holds back the session's next events until it settles; events that arrive
+// meanwhile wait in a queue, so nothing a client sends is lost while a handler awaits.
+
+export interface EventTarget {
+  /** Runs one event; may return a promise, which the queue waits for. */
+  handle (kind: number, a: unknown, b: unknown): unknown
+  /** Called with what a handler threw or rejected with; may return a promise too. */
+  fail (error: unknown): unknown
+}
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
+}
+
+export class SessionQueue {
+  readonly #target: EventTarget
+  #busy = false
+  // Flat triples (kind, a, b), read from #head: no object per queued event.
+  #pending: unknown[] | null = null
+  #head = 0
+
+  constructor (target: EventTarget) {
+    this.#target = target
+  }
+
+  /** Number of events waiting behind a handler that has not settled yet. */
+  get length (): number {
+    return this.#pending === null ? 0 : (this.#pending.length - this.#head) / 3
+  }
+
+  push (kind: number, a?: unknown, b?: unknown): void {
+    // Also queues events pushed from inside a running handler, so they never run nested.
+    if (this.#busy) {
+      (this.#pending ??= []).push(kind, a, b)
+      return
+    }
+    this.#busy = true
+    if (this.#step(kind, a, b)) return
+    this.#busy = false
+    if (this.#pending !== null) this.#drain()
+  }
+
+  /** Runs one event; true when it returned a promise, which keeps the queue busy until it settles. */
+  #step (kind: number, a: unknown, b: unknown): boolean {
+    let result: unknown
+    try {
+      result = this.#target.handle(kind, a, b)
+    } catch (error) {
+      result = this.#target.fail(error)
+    }
+    if (!isThenable(result)) return false
+    result.then(() => this.#resume(), (error: unknown) => this.#resumeAfter(this.#target.fail(error)))
+    return true
+  }
+
+  #resumeAfter (result: unknown): void {
+    if (isThenable(result)) {
+      result.then(() => this.#resume(), () => this.#resume())
+    } else {
+      this.#resume()
+    }
+  }
+
+  #resume (): void {
+    this.#busy = false
+    this.#drain()
+  }
+
+  #drain (): void {
+    let pending = this.#pending
+    while (pending !== null && this.#head < pending.length) {
+      const at = this.#head
+      this.#head += 3
+      const kind = pending[at] as number
+      const a = pending[at + 1]
+      const b = pending[at + 2]
+      pending[at + 1] = pending[at + 2] = undefined
+      this.#busy = true
+      if (this.#step(kind, a, b)) return
+      this.#busy = false
+      pending = this.#pending
+    }
+    this.#pending = null
+    this.#head = 0
+  }
+}

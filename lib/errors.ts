@@ -1,0 +1,48 @@
+// The plugin's named errors. Each has a stable code users can match on; argument
+// mistakes are TypeErrors, like Node's own ERR_INVALID_ARG_TYPE.
+import createError from '@fastify/error'
+
+export const InvalidOptionError = createError<'FST_WS_ROOMS_INVALID_OPTION', [string, string, string]>(
+  'FST_WS_ROOMS_INVALID_OPTION',
+  'fastify-websocket-rooms: option "%s" must be %s, got %s',
+  500,
+  TypeError
+)
+
+export const InvalidHandlersError = createError<'FST_WS_ROOMS_INVALID_HANDLERS', [string, string]>(
+  'FST_WS_ROOMS_INVALID_HANDLERS',
+  'fastify-websocket-rooms: registerWebsocket("%s"): %s',
+  500,
+  TypeError
+)
+
+export const InvalidArgumentError = createError<'FST_WS_ROOMS_INVALID_ARGUMENT', [string, string, string]>(
+  'FST_WS_ROOMS_INVALID_ARGUMENT',
+  'fastify-websocket-rooms: %s must be %s, got %s',
+  500,
+  TypeError
+)
+
+export const InvalidCloseCodeError = createError<'FST_WS_ROOMS_INVALID_CLOSE_CODE', [string]>(
+  'FST_WS_ROOMS_INVALID_CLOSE_CODE',
+  'fastify-websocket-rooms: close code must be 1000, 1001-1003, 1007-1014 or 3000-4999 (RFC 6455 7.4), got %s',
+  500,
+  RangeError
+)
+
+export const CloseReasonTooLongError = createError<'FST_WS_ROOMS_CLOSE_REASON_TOO_LONG', [number]>(
+  'FST_WS_ROOMS_CLOSE_REASON_TOO_LONG',
+  'fastify-websocket-rooms: close reason must be at most 123 bytes of UTF-8 (RFC 6455 5.5), got %d bytes',
+  500,
+  RangeError
+)
+
+/** Describes a bad value for an error message: its type, and the value itself when short. */
+export function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (typeof value === 'string') return value.length > 40 ? `a string of length ${value.length}` : JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : typeof value
+}

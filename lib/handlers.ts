@@ -1,0 +1,90 @@
+// Reads the object given to registerWebsocket(path, handlers): the session handlers, in
+// either vocabulary of the seeds, and the Fastify route options that run before the upgrade.
+// The object may be a frozen ES module namespace, so it is only ever read.
+import { InvalidHandlersError, describe } from './errors'
+
+export interface Handlers {
+  connected: ((session: any) => unknown) | undefined
+  text: ((session: any, text: string) => unknown) | undefined
+  binary: ((session: any, data: Buffer) => unknown) | undefined
+  pong: ((session: any) => unknown) | undefined
+  disconnected: ((session: any, code: number, reason: string) => unknown) | undefined
+  error: ((session: any, error: Error) => unknown) | undefined
+}
+
+/** Each event with its HttpServer name (seeds 000/001) and its ingress name (seeds 002/004). */
+const EVENT_NAMES: ReadonlyArray<readonly [keyof Handlers, string, string | null]> = [
+  ['connected', 'onConnected', 'onOpen'],
+  ['text', 'handleText', 'onMessage'],
+  ['binary', 'handleBinary', null],
+  ['pong', 'onPong', null],
+  ['disconnected', 'onDisconnected', 'onClose'],
+  ['error', 'onError', null]
+]
+
+/** Route options handed to Fastify as they are; they apply to the HTTP request before the upgrade. */
+export const ROUTE_OPTION_NAMES = [
+  'schema', 'onRequest', 'preParsing', 'preValidation', 'preHandler',
+  'config', 'logLevel', 'logSerializers', 'constraints', 'errorHandler', 'attachValidation'
+] as const
+
+const HANDLER_NAMES = new Set<string>(EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]))
+const ROUTE_NAMES = new Set<string>(ROUTE_OPTION_NAMES)
+
+/** Edit distance, to suggest the handler a misspelt key meant. */
+function distance (a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0]!
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j]!
+      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1))
+      diagonal = above
+    }
+  }
+  return row[b.length]!
+}
+
+function suggestion (key: string): string {
+  let best = ''
+  let bestDistance = Infinity
+  for (const name of [...HANDLER_NAMES, ...ROUTE_NAMES]) {
+    const d = distance(key, name)
+    if (d < bestDistance) { best = name; bestDistance = d }
+  }
+  return bestDistance <= 3 ? ` (did you mean "${best}"?)` : ''
+}
+
+export function readHandlers (path: string, source: unknown): { handlers: Handlers, routeOptions: Record<string, unknown> } {
+  if (source === null || typeof source !== 'object') {
+    throw new InvalidHandlersError(path, `handlers must be an object or a module namespace, got ${describe(source)}`)
+  }
+  const object = source as Record<string, unknown>
+  const handlers = {} as Handlers
+  for (const [event, name, alias] of EVENT_NAMES) {
+    const value = object[name]
+    const aliasValue = alias === null ? undefined : object[alias]
+    if (value !== undefined && aliasValue !== undefined) {
+      throw new InvalidHandlersError(path, `"${name}" and "${alias}" are two names for one event: give only one`)
+    }
+    const handler = value ?? aliasValue
+    if (handler !== undefined && typeof handler !== 'function') {
+      throw new InvalidHandlersError(path, `handler "${value === undefined ? alias : name}" must be a function, got ${describe(handler)}`)
+    }
+    handlers[event] = handler as any
+  }
+  if (!EVENT_NAMES.some(([event]) => event !== 'error' && handlers[event] !== undefined)) {
+    throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
+  }
+
+  const routeOptions: Record<string, unknown> = {}
+  for (const key of Object.keys(object)) {
+    if (ROUTE_NAMES.has(key)) {
+      if (object[key] !== undefined) routeOptions[key] = object[key]
+    } else if (!HANDLER_NAMES.has(key) && /^(on|handle|pre)[A-Z]/.test(key)) {
+      throw new InvalidHandlersError(path, `unknown handler "${key}"${suggestion(key)}`)
+    }
+  }
+  return { handlers, routeOptions }
+}

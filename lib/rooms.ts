@@ -1,0 +1,196 @@
+// The room registry of one Fastify instance: which sessions are open and who is in which
+// room. Rooms live in `rooms: Map<name, Set<Session>>`, and each session keeps the names it
+// joined, so join, leave and members() are O(1) and a closing session costs O(its rooms).
+import type { ServerRoom, WebSocketRoom, WebsocketRooms } from '../types/index'
+import { InvalidArgumentError, describe } from './errors'
+import { encode, type Message } from './frame'
+import type { Session } from './session'
+
+export function assertRoomName (name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidArgumentError('room name', 'a non-empty string', describe(name))
+  }
+}
+
+export class RoomRegistry {
+  readonly sessions = new Map<string, Session>()
+  readonly rooms = new Map<string, Set<Session>>()
+  #emptyWaiters: Array<() => void> = []
+
+  addSession (session: Session): void {
+    this.sessions.set(session.id, session)
+  }
+
+  /** Drops a finished session from the registry and from every room it joined. */
+  removeSession (session: Session): void {
+    if (session.rooms !== null) {
+      for (const name of session.rooms) this.#dropMember(name, session)
+      session.rooms = null
+    }
+    this.sessions.delete(session.id)
+    if (this.sessions.size === 0 && this.#emptyWaiters.length > 0) {
+      const waiters = this.#emptyWaiters
+      this.#emptyWaiters = []
+      for (const resolve of waiters) resolve()
+    }
+  }
+
+  /** Resolves once no session is left. */
+  whenEmpty (): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve()
+    return new Promise((resolve) => { this.#emptyWaiters.push(resolve) })
+  }
+
+  join (session: Session, name: string): void {
+    // A session that is closing or closed joins nothing: it would never be cleaned up.
+    if (session.finished || !session.isOpen()) return
+    const joined = (session.rooms ??= new Set())
+    if (joined.has(name)) return
+    joined.add(name)
+    let members = this.rooms.get(name)
+    if (members === undefined) {
+      members = new Set()
+      this.rooms.set(name, members)
+    }
+    members.add(session)
+  }
+
+  leave (session: Session, name: string): void {
+    if (session.rooms === null || !session.rooms.delete(name)) return
+    this.#dropMember(name, session)
+  }
+
+  #dropMember (name: string, session: Session): void {
+    const members = this.rooms.get(name)
+    if (members === undefined) return
+    members.delete(session)
+    if (members.size === 0) this.rooms.delete(name)
+  }
+
+  members (name: string): number {
+    return this.rooms.get(name)?.size ?? 0
+  }
+
+  broadcast (name: string, message: Message, except: Session | null): void {
+    const members = this.rooms.get(name)
+    const encoded = encode(message, 'message')
+    if (members === undefined) return
+    for (const member of members) {
+      if (member !== except) member.sendEncoded(encoded)
+    }
+  }
+
+  clear (): void {
+    this.rooms.clear()
+    this.sessions.clear()
+  }
+}
+
+/** session.room(name): a handle bound to one session; joining is explicit. */
+export class RoomHandle implements WebSocketRoom {
+  readonly #registry: RoomRegistry
+  readonly #session: Session
+  readonly #name: string
+
+  constructor (registry: RoomRegistry, session: Session, name: string) {
+    this.#registry = registry
+    this.#session = session
+    this.#name = name
+  }
+
+  join (): this {
+    this.#registry.join(this.#session, this.#name)
+    return this
+  }
+
+  leave (): this {
+    this.#registry.leave(this.#session, this.#name)
+    return this
+  }
+
+  broadcast (message: Message): void {
+    this.#registry.broadcast(this.#name, message, null)
+  }
+
+  broadcastExcept (message: Message): void {
+    this.#registry.broadcast(this.#name, message, this.#session)
+  }
+
+  members (): number {
+    return this.#registry.members(this.#name)
+  }
+
+  has (): boolean {
+    return this.#session.rooms?.has(this.#name) ?? false
+  }
+
+  getName (): string {
+    return this.#name
+  }
+}
+
+/** app.websocketRooms.room(name): a room seen from HTTP routes and jobs. */
+class ServerRoomHandle implements ServerRoom {
+  readonly #registry: RoomRegistry
+  readonly #name: string
+
+  constructor (registry: RoomRegistry, name: string) {
+    this.#registry = registry
+    this.#name = name
+  }
+
+  broadcast (message: Message): void {
+    this.#registry.broadcast(this.#name, message, null)
+  }
+
+  members (): number {
+    return this.#registry.members(this.#name)
+  }
+
+  sessions (): Session[] {
+    const members = this.#registry.rooms.get(this.#name)
+    return members === undefined ? [] : [...members]
+  }
+
+  getName (): string {
+    return this.#name
+  }
+}
+
+/** The app.websocketRooms decorator. */
+export class ServerRooms implements WebsocketRooms {
+  readonly #registry: RoomRegistry
+
+  constructor (registry: RoomRegistry) {
+    this.#registry = registry
+  }
+
+  room (name: string): ServerRoom {
+    assertRoomName(name)
+    return new ServerRoomHandle(this.#registry, name)
+  }
+
+  roomNames (): string[] {
+    return [...this.#registry.rooms.keys()]
+  }
+}
+
+/** The app.websocketSessions decorator: the registry's sessions, readable but not writable. */
+export class SessionsView implements ReadonlyMap<string, Session> {
+  readonly #sessions: Map<string, Session>
+
+  constructor (sessions: Map<string, Session>) {
+    this.#sessions = sessions
+  }
+
+  get size (): number { return this.#sessions.size }
+  get (id: string): Session | undefined { return this.#sessions.get(id) }
+  has (id: string): boolean { return this.#sessions.has(id) }
+  keys (): MapIterator<string> { return this.#sessions.keys() }
+  values (): MapIterator<Session> { return this.#sessions.values() }
+  entries (): MapIterator<[string, Session]> { return this.#sessions.entries() }
+  [Symbol.iterator] (): MapIterator<[string, Session]> { return this.#sessions.entries() }
+  forEach (callback: (value: Session, key: string, map: ReadonlyMap<string, Session>) => void, thisArg?: unknown): void {
+    for (const [id, session] of this.#sessions) callback.call(thisArg, session, id, this)
+  }
+}

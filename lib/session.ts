@@ -1,0 +1,272 @@
+// A session: one client connection, its handshake, its attributes and its rooms.
+// Socket events enter the session's ordered queue (./dispatch) and leave it as handler
+// calls; when the socket closes, the session leaves every room after onDisconnected.
+import { randomUUID } from 'node:crypto'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { WebSocketSession } from '../types/index'
+import { assertCloseArguments, closeCodes } from './close-codes'
+import { SessionQueue, type EventTarget } from './dispatch'
+import { InvalidArgumentError, describe } from './errors'
+import { toBuffer, type Encoded } from './frame'
+import type { Handlers } from './handlers'
+import { RoomHandle, assertRoomName, type RoomRegistry } from './rooms'
+
+const enum Event { Connected, Text, Binary, Pong, Disconnected }
+const OPEN = 1 // WebSocket.OPEN
+
+/** The session that owns a socket, so the socket listeners can be shared functions. */
+const kSession = Symbol('fastify-websocket-rooms.session')
+type OwnedSocket = WebSocket & { [kSession]: Session }
+
+export class Session implements WebSocketSession<any, any, any>, EventTarget {
+  readonly #id: string = randomUUID()
+  readonly request: FastifyRequest
+  readonly #socket: OwnedSocket
+  readonly #handlers: Handlers
+  readonly #registry: RoomRegistry
+  readonly #queue: SessionQueue
+  readonly #remoteAddr: string
+  /** Names of the rooms joined; the registry keeps it, created on first join. */
+  rooms: Set<string> | null = null
+  #attributes: Map<string, unknown> | null = null
+  #parameters: URLSearchParams | null = null
+  #log: FastifyBaseLogger | null = null
+  /** The server started the close (close(), an error, shutdown): queued messages are dropped. */
+  #closedByServer = false
+  #finished = false
+
+  constructor (socket: WebSocket, request: FastifyRequest, handlers: Handlers, registry: RoomRegistry) {
+    this.request = request
+    this.#socket = socket as OwnedSocket
+    this.#handlers = handlers
+    this.#registry = registry
+    this.#queue = new SessionQueue(this)
+    this.#remoteAddr = remoteAddressOf(request)
+    this.#socket[kSession] = this
+    socket.on('message', onSocketMessage)
+    socket.on('close', onSocketClose)
+    if (handlers.pong !== undefined) socket.on('pong', onSocketPong)
+  }
+
+  /** Registers the session and runs onConnected; called once the caller is ready for events. */
+  start (): void {
+    this.#registry.addSession(this)
+    if (this.#handlers.connected !== undefined) this.#queue.push(Event.Connected)
+  }
+
+  get id (): string { return this.#id }
+  get query (): any { return this.request.query }
+  get headers (): any { return this.request.headers }
+  get params (): any { return this.request.params }
+  get socket (): WebSocket { return this.#socket }
+
+  get log (): FastifyBaseLogger {
+    return (this.#log ??= this.request.log.child({ sessionId: this.#id }))
+  }
+
+  isOpen (): boolean {
+    return this.#socket.readyState === OPEN
+  }
+
+  writeText (text: string): void {
+    if (typeof text !== 'string') throw new InvalidArgumentError('text', 'a string', describe(text))
+    if (this.#socket.readyState === OPEN) this.#socket.send(text)
+  }
+
+  writeData (data: Buffer | Uint8Array | ArrayBuffer | ArrayBufferView): void {
+    const bytes = toBuffer(data)
+    if (bytes === null) throw new InvalidArgumentError('data', 'a Buffer, a Uint8Array or an ArrayBuffer', describe(data))
+    if (this.#socket.readyState === OPEN) this.#socket.send(bytes)
+  }
+
+  send (message: string | Buffer | Uint8Array | ArrayBuffer | ArrayBufferView): void {
+    if (typeof message === 'string') {
+      if (this.#socket.readyState === OPEN) this.#socket.send(message)
+      return
+    }
+    const bytes = toBuffer(message)
+    if (bytes === null) throw new InvalidArgumentError('message', 'a string, a Buffer, a Uint8Array or an ArrayBuffer', describe(message))
+    if (this.#socket.readyState === OPEN) this.#socket.send(bytes)
+  }
+
+  /** Sends bytes encoded once for many sessions (a broadcast). */
+  sendEncoded (encoded: Encoded): void {
+    if (this.#socket.readyState === OPEN) this.#socket.send(encoded.data, encoded.options)
+  }
+
+  close (code: number = closeCodes.NORMAL, reason: string = ''): void {
+    assertCloseArguments(code, reason)
+    if (this.#socket.readyState !== OPEN) return
+    this.#closedByServer = true
+    this.#socket.close(code, reason)
+  }
+
+  terminate (): void {
+    this.#closedByServer = true
+    this.#socket.terminate()
+  }
+
+  getParameter (name: string): string | null {
+    if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
+    if (this.#parameters === null) {
+      const url = this.request.url
+      const at = url.indexOf('?')
+      this.#parameters = new URLSearchParams(at === -1 ? '' : url.slice(at + 1))
+    }
+    return this.#parameters.get(name)
+  }
+
+  getHeader (name: string): string | null {
+    if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
+    const value = this.request.headers[name.toLowerCase()]
+    if (value === undefined) return null
+    return Array.isArray(value) ? value.join(', ') : value
+  }
+
+  getRequestPath (): string {
+    const url = this.request.url
+    const at = url.indexOf('?')
+    return at === -1 ? url : url.slice(0, at)
+  }
+
+  getRemoteAddr (): string {
+    return this.#remoteAddr
+  }
+
+  setAttribute (key: string, value: unknown): void {
+    if (typeof key !== 'string') throw new InvalidArgumentError('key', 'a string', describe(key))
+    ;(this.#attributes ??= new Map()).set(key, value)
+  }
+
+  getAttribute (key: string): any {
+    return this.#attributes?.get(key)
+  }
+
+  getAttributes (): Record<string, any> {
+    return this.#attributes === null ? {} : Object.fromEntries(this.#attributes)
+  }
+
+  room (name: string): RoomHandle {
+    assertRoomName(name)
+    return new RoomHandle(this.#registry, this, name)
+  }
+
+  roomNames (): string[] {
+    return this.rooms === null ? [] : [...this.rooms]
+  }
+
+  /** True once the session has closed, run onDisconnected and left every room. */
+  get finished (): boolean {
+    return this.#finished
+  }
+
+  /** Closes for a server shutdown; an already closing session is left to finish. */
+  shutdown (): void {
+    if (this.#socket.readyState !== OPEN) return
+    this.#closedByServer = true
+    this.#socket.close(closeCodes.GOING_AWAY, 'server shutting down')
+  }
+
+  handle (kind: number, a: unknown, b: unknown): unknown {
+    const handlers = this.#handlers
+    switch (kind) {
+      case Event.Connected:
+        return handlers.connected!(this)
+      case Event.Text:
+        return this.#closedByServer ? undefined : handlers.text!(this, a as string)
+      case Event.Binary:
+        return this.#closedByServer ? undefined : handlers.binary!(this, a as Buffer)
+      case Event.Pong:
+        return handlers.pong!(this)
+      default:
+        return this.#disconnected(a as number, b as string)
+    }
+  }
+
+  fail (error: unknown): unknown {
+    const handler = this.#handlers.error
+    if (handler === undefined || this.#finished) return this.#crash(error)
+    try {
+      const result = handler(this, toError(error)) as Promise<unknown> | undefined
+      if (result !== null && typeof result?.then === 'function') return result.then(undefined, (err) => this.#crash(err))
+    } catch (err) {
+      this.#crash(err)
+    }
+    return undefined
+  }
+
+  #crash (error: unknown): void {
+    this.log.error({ err: error }, 'websocket handler failed; closing the session with 1011')
+    if (this.#socket.readyState !== OPEN) return
+    this.#closedByServer = true
+    this.#socket.close(closeCodes.INTERNAL_ERROR, 'internal error')
+  }
+
+  #disconnected (code: number, reason: string): unknown {
+    const handler = this.#handlers.disconnected
+    if (handler === undefined) return this.#finish()
+    let result: unknown
+    try {
+      result = handler(this, code, reason)
+    } catch (error) {
+      this.log.error({ err: error }, 'onDisconnected failed')
+      return this.#finish()
+    }
+    if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
+      return (result as Promise<unknown>).then(
+        () => this.#finish(),
+        (error: unknown) => {
+          this.log.error({ err: error }, 'onDisconnected failed')
+          this.#finish()
+        })
+    }
+    return this.#finish()
+  }
+
+  #finish (): void {
+    this.#finished = true
+    this.#registry.removeSession(this)
+  }
+
+  /** Socket listeners: one shared function each, finding their session through the socket. */
+  static onMessage (session: Session, data: Buffer, isBinary: boolean): void {
+    if (session.#closedByServer) return
+    const handlers = session.#handlers
+    if (isBinary ? handlers.binary === undefined : handlers.text === undefined) {
+      session.close(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
+      return
+    }
+    if (isBinary) session.#queue.push(Event.Binary, data)
+    else session.#queue.push(Event.Text, data.toString())
+  }
+
+  static onClose (session: Session, code: number, reason: Buffer): void {
+    session.#queue.push(Event.Disconnected, code, reason.toString())
+  }
+
+  static onPong (session: Session): void {
+    session.#queue.push(Event.Pong)
+  }
+}
+
+function onSocketMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
+  Session.onMessage((this as OwnedSocket)[kSession], data, isBinary)
+}
+
+function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
+  Session.onClose((this as OwnedSocket)[kSession], code, reason)
+}
+
+function onSocketPong (this: WebSocket): void {
+  Session.onPong((this as OwnedSocket)[kSession])
+}
+
+function toError (value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value))
+}
+
+function remoteAddressOf (request: FastifyRequest): string {
+  // request.ip reads the raw socket, which injectWS requests lack unless the test gives one.
+  return request.raw.socket === undefined ? '' : (request.ip ?? '')
+}

@@ -1,0 +1,108 @@
+// Test helpers: an app with the plugin that closes itself after the test, and clients that
+// record everything the server sends from the first byte on (a listener added after the
+// connection opens would miss messages sent in onConnected).
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import WebSocket from 'ws'
+import websocketRooms from '../index'
+import type { WebsocketRoomsOptions } from '../types/index'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+export async function build (t: Teardown, options: WebsocketRoomsOptions = {}, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, ...fastifyOptions })
+  await app.register(websocketRooms, options)
+  t.teardown(() => app.close())
+  return app
+}
+
+/** Starts the app on a loopback port and returns the ws:// base URL. */
+export async function listen (app: FastifyInstance): Promise<string> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+}
+
+export interface Received { data: string | Buffer, binary: boolean }
+
+/** A ws client that keeps every message and lets a test await the next ones. */
+export class Client {
+  readonly ws: WebSocket
+  readonly received: Received[] = []
+  readonly opened: Promise<void>
+  readonly closed: Promise<{ code: number, reason: string }>
+  #waiters: Array<{ count: number, resolve: () => void }> = []
+
+  constructor (url: string, options?: WebSocket.ClientOptions) {
+    this.ws = new WebSocket(url, options)
+    this.ws.on('message', (data: Buffer, binary: boolean) => {
+      this.received.push({ data: binary ? data : data.toString(), binary })
+      this.#waiters = this.#waiters.filter((waiter) => {
+        if (this.received.length < waiter.count) return true
+        waiter.resolve()
+        return false
+      })
+    })
+    this.opened = once(this.ws, 'open').then(() => undefined)
+    this.closed = once(this.ws, 'close').then(([code, reason]) => ({ code: code as number, reason: String(reason) }))
+    this.ws.on('error', () => {}) // a refused handshake rejects `opened`; nothing else to do
+  }
+
+  /** Resolves with the text messages once `count` messages in all have arrived. */
+  async texts (count: number): Promise<string[]> {
+    await this.messages(count)
+    return this.received.slice(0, count).map((message) => String(message.data))
+  }
+
+  /** Resolves once `count` messages in all have arrived. */
+  messages (count: number): Promise<Received[]> {
+    if (this.received.length >= count) return Promise.resolve(this.received.slice(0, count))
+    return new Promise((resolve) => {
+      this.#waiters.push({ count, resolve: () => resolve(this.received.slice(0, count)) })
+    })
+  }
+
+  /** Resolves with the text messages parsed as JSON once `count` have arrived. */
+  async json (count: number): Promise<any[]> {
+    return (await this.texts(count)).map((text) => JSON.parse(text))
+  }
+
+  send (data: string | Buffer): void {
+    this.ws.send(data)
+  }
+
+  async close (): Promise<{ code: number, reason: string }> {
+    this.ws.close()
+    return this.closed
+  }
+}
+
+/** Opens a client and waits for the handshake. */
+export async function connect (base: string, path: string, options?: WebSocket.ClientOptions): Promise<Client> {
+  const client = new Client(base + path, options)
+  await client.opened
+  return client
+}
+
+/** Resolves once the registry has no session left. */
+export async function untilNoSessions (app: FastifyInstance): Promise<void> {
+  while (app.websocketSessions.size > 0) await new Promise((resolve) => setImmediate(resolve))
+}
+
+interface Asserts {
+  fail (message: string): void
+  type (value: unknown, type: Function): void
+  match (value: unknown, pattern: unknown): void
+}
+
+/** Asserts that fn throws an instance of Type (e.g. TypeError) whose properties match. */
+export function throwsLike (t: Asserts, fn: () => unknown, Type: Function, pattern: Record<string, unknown>): void {
+  try {
+    fn()
+  } catch (error) {
+    t.type(error, Type)
+    t.match(error, pattern)
+    return
+  }
+  t.fail(`expected a ${Type.name} matching ${JSON.stringify(pattern)}`)
+}

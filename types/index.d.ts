@@ -1,0 +1,204 @@
+// Public types of fastify-websocket-rooms. Written by hand, in the shape every @fastify
+// plugin uses (`export =` plus a namespace), so that one file types
+// `import plugin from`, `import { x } from` and `require()` alike.
+import type { IncomingHttpHeaders } from 'node:http'
+import type {
+  FastifyBaseLogger,
+  FastifyPluginAsync,
+  FastifyRequest,
+  FastifySchema,
+  RouteShorthandOptions
+} from 'fastify'
+import type { Static, TSchema } from '@sinclair/typebox'
+import type { ServerOptions as WsServerOptions, WebSocket } from 'ws'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Adds a WebSocket endpoint at `path` (in this instance's scope, with its prefix and hooks).
+     * `handlers` is an object, or an ES module namespace, with the session handlers in either
+     * vocabulary and the Fastify route options that run before the upgrade.
+     */
+    registerWebsocket<
+      Query extends TSchema = TSchema,
+      Headers extends TSchema = TSchema,
+      Params extends TSchema = TSchema
+    >(
+      path: string,
+      handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params>
+    ): this
+    /** Rooms of this instance, for HTTP routes and jobs. */
+    websocketRooms: fastifyWebsocketRooms.WebsocketRooms
+    /** Open sessions of this instance by id (read-only). */
+    websocketSessions: ReadonlyMap<string, fastifyWebsocketRooms.WebSocketSession>
+  }
+}
+
+type FastifyWebsocketRooms = FastifyPluginAsync<fastifyWebsocketRooms.WebsocketRoomsOptions>
+
+/** What a schema makes of a handshake part: its static type when given, else the fallback. */
+type Parsed<S extends TSchema, Fallback> = TSchema extends S ? Fallback : Static<S>
+
+declare namespace fastifyWebsocketRooms {
+  /** A message: a string goes out as a text frame, binary data as a binary frame. */
+  export type Message = string | Buffer | Uint8Array | ArrayBuffer | ArrayBufferView
+  /** Binary data accepted by writeData(). */
+  export type BinaryData = Buffer | Uint8Array | ArrayBuffer | ArrayBufferView
+
+  export interface WebsocketRoomsOptions {
+    /** Largest message accepted, in bytes; a bigger one closes the session with 1009. Default 1 MiB. */
+    maxPayload?: number
+    /** How long app.close() waits for the close handshake before it cuts clients off, in ms. Default 5000. */
+    closeTimeout?: number
+    /** Other options for the ws server (perMessageDeflate, ...), when this plugin registers @fastify/websocket. */
+    websocketOptions?: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path' | 'maxPayload'>
+  }
+
+  /** A room as seen from one session: a handle that does not join by itself. */
+  export interface WebSocketRoom {
+    /** Joins the room (created on first join). Idempotent; a no-op once the session is closed. */
+    join (): this
+    /** Leaves the room (deleted when empty). Idempotent. */
+    leave (): this
+    /** Sends to every member, this session too if it is one. */
+    broadcast (message: Message): void
+    /** Sends to every member but this session. */
+    broadcastExcept (message: Message): void
+    /** Number of members of the room on this server. */
+    members (): number
+    /** True when this session is a member. */
+    has (): boolean
+    getName (): string
+  }
+
+  /** A room as seen from the server (HTTP routes, jobs). */
+  export interface ServerRoom {
+    /** Sends to every member. */
+    broadcast (message: Message): void
+    /** Number of members of the room on this server. */
+    members (): number
+    /** The members' sessions, as a new array. */
+    sessions (): WebSocketSession[]
+    getName (): string
+  }
+
+  export interface WebsocketRooms {
+    /** A handle on a room, whether or not it has members. */
+    room (name: string): ServerRoom
+    /** Names of the rooms that have members. */
+    roomNames (): string[]
+  }
+
+  /** One client connection. */
+  export interface WebSocketSession<
+    Query = Record<string, unknown>,
+    Headers = IncomingHttpHeaders,
+    Params = Record<string, string>
+  > {
+    /** Unique id of this session (a UUID). */
+    readonly id: string
+    /** The handshake's query string, parsed and validated by schema.querystring. */
+    readonly query: Query
+    /** The handshake's headers (lowercase keys), validated by schema.headers. */
+    readonly headers: Headers
+    /** The route's path parameters. */
+    readonly params: Params
+    /** The Fastify request of the handshake (request.user and such set by hooks live here). */
+    readonly request: FastifyRequest
+    /** A logger bound to this session's id. */
+    readonly log: FastifyBaseLogger
+    /** Sends a text frame. A no-op once the session is closed. */
+    writeText (text: string): void
+    /** Sends a binary frame. A no-op once the session is closed. */
+    writeData (data: BinaryData): void
+    /** Sends a string as text, binary data as binary. A no-op once the session is closed. */
+    send (message: Message): void
+    /** Starts the close handshake (code default 1000, reason at most 123 bytes). A no-op once closed. */
+    close (code?: number, reason?: string): void
+    /** Cuts the connection at once, without a close handshake. */
+    terminate (): void
+    /** True while messages can be sent. */
+    isOpen (): boolean
+    /** A query parameter of the handshake URL as sent (not coerced), or null. */
+    getParameter (name: string): string | null
+    /** A header of the handshake (any case), or null. */
+    getHeader (name: string): string | null
+    /** The path of the handshake URL, prefix included, query excluded. */
+    getRequestPath (): string
+    /** The client's address (honours Fastify's trustProxy), or '' when unknown. */
+    getRemoteAddr (): string
+    setAttribute (key: string, value: unknown): void
+    getAttribute<T = any> (key: string): T | undefined
+    getAttributes (): Record<string, any>
+    /** A handle on a room; it does not join. */
+    room (name: string): WebSocketRoom
+    /** Names of the rooms this session is in. */
+    roomNames (): string[]
+  }
+
+  type Maybe<T> = T | Promise<T>
+
+  /**
+   * Session handlers. Each event has one name in each vocabulary of the seeds: give one of the
+   * two. A handler may return a promise: the session's next event waits for it.
+   */
+  export interface SessionHandlers<Session> {
+    onConnected?: (session: Session) => Maybe<unknown>
+    onOpen?: (session: Session) => Maybe<unknown>
+    handleText?: (session: Session, text: string) => Maybe<unknown>
+    onMessage?: (session: Session, message: string) => Maybe<unknown>
+    handleBinary?: (session: Session, data: Buffer) => Maybe<unknown>
+    onPong?: (session: Session) => Maybe<unknown>
+    onDisconnected?: (session: Session, code: number, reason: string) => Maybe<unknown>
+    onClose?: (session: Session, code: number, reason: string) => Maybe<unknown>
+    /** Takes over from the default (log, then close with 1011) when a handler throws or rejects. */
+    onError?: (session: Session, error: Error) => Maybe<unknown>
+  }
+
+  export interface HandshakeSchema<Query extends TSchema, Headers extends TSchema, Params extends TSchema>
+    extends Omit<FastifySchema, 'querystring' | 'headers' | 'params'> {
+    querystring?: Query
+    /** Keys must be lowercase: Fastify lowercases header names before validation. */
+    headers?: Headers
+    params?: Params
+  }
+
+  export type HandshakeRouteOptions = Pick<RouteShorthandOptions,
+    'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'config' | 'logLevel' |
+    'logSerializers' | 'constraints' | 'errorHandler' | 'attachValidation'>
+
+  export type WebsocketHandlers<
+    Query extends TSchema = TSchema,
+    Headers extends TSchema = TSchema,
+    Params extends TSchema = TSchema
+  > = SessionHandlers<WebSocketSession<
+    Parsed<Query, Record<string, unknown>>,
+    Parsed<Headers, IncomingHttpHeaders>,
+    Parsed<Params, Record<string, string>>
+  >> & HandshakeRouteOptions & {
+    schema?: HandshakeSchema<Query, Headers, Params>
+  }
+
+  /** The close codes this plugin sends. */
+  export const closeCodes: {
+    readonly NORMAL: 1000
+    readonly GOING_AWAY: 1001
+    readonly PROTOCOL_ERROR: 1002
+    readonly UNSUPPORTED_DATA: 1003
+    readonly INVALID_PAYLOAD: 1007
+    readonly POLICY_VIOLATION: 1008
+    readonly MESSAGE_TOO_BIG: 1009
+    readonly INTERNAL_ERROR: 1011
+    readonly SERVICE_RESTART: 1012
+    readonly TRY_AGAIN_LATER: 1013
+  }
+
+  /** The raw ws socket type, for users who need to reach below the session. */
+  export type RawWebSocket = WebSocket
+
+  export const fastifyWebsocketRooms: FastifyWebsocketRooms
+  export { fastifyWebsocketRooms as default }
+}
+
+declare function fastifyWebsocketRooms (...params: Parameters<FastifyWebsocketRooms>): ReturnType<FastifyWebsocketRooms>
+export = fastifyWebsocketRooms
