@@ -84,9 +84,18 @@ export async function connect (base: string, path: string, options?: WebSocket.C
   return client
 }
 
+/**
+ * Resolves once condition() holds, checking after each turn of the event loop. For state the
+ * plugin changes after an event the test cannot see (a session leaving the registry once its
+ * onDisconnected has settled); bounded by the test's timeout.
+ */
+export async function until (condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((resolve) => setImmediate(resolve))
+}
+
 /** Resolves once the registry has no session left. */
-export async function untilNoSessions (app: FastifyInstance): Promise<void> {
-  while (app.websocketSessions.size > 0) await new Promise((resolve) => setImmediate(resolve))
+export function untilNoSessions (app: FastifyInstance): Promise<void> {
+  return until(() => app.websocketSessions.size === 0)
 }
 
 interface Asserts {
