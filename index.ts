@@ -11,7 +11,7 @@ import { InvalidArgumentError, describe } from './lib/errors'
 import { readHandlers } from './lib/handlers'
 import { resolveOptions } from './lib/options'
 import { RoomRegistry, ServerRooms, SessionsView } from './lib/rooms'
-import { Session } from './lib/session'
+import { Session, isSessionSocket } from './lib/session'
 import { closeAllSessions } from './lib/shutdown'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
@@ -27,7 +27,6 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   } else {
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
   }
-  const sessionSockets = new WeakSet<WebSocket>()
 
   fastify.decorate('websocketRooms', new ServerRooms(registry))
   fastify.decorate('websocketSessions', new SessionsView(registry.sessions))
@@ -41,10 +40,10 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
         return
       }
       const session = new Session(socket, request, handlers, registry)
-      sessionSockets.add(socket)
       // @fastify/websocket's shutdown closes the sockets of this set with no close code and
       // does not wait for them: sessions are closed by the preClose hook below instead.
-      fastify.websocketServer.clients.delete(socket)
+      // (The set is undefined when the app turned ws's clientTracking off.)
+      ;(fastify.websocketServer.clients as Set<WebSocket> | undefined)?.delete(socket)
       session.start()
     })
     return this
@@ -53,7 +52,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   // Protocol errors (oversized, invalid UTF-8, garbage) are the client's fault: ws has
   // already sent the close frame (1009, 1007, 1002), and the session ends through 'close'.
   function onSocketError (error: Error, socket: WebSocket, request: FastifyRequest): void {
-    if (sessionSockets.has(socket)) {
+    if (isSessionSocket(socket)) {
       request.log.debug({ err: error }, 'websocket client error')
       return
     }

@@ -30,6 +30,13 @@ export const ROUTE_OPTION_NAMES = [
 
 const HANDLER_NAMES = new Set<string>(EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]))
 const ROUTE_NAMES = new Set<string>(ROUTE_OPTION_NAMES)
+/** Known names in lowercase, to catch the browser's spelling (onmessage, onopen). */
+const LOWERCASE_NAMES = new Set<string>([...HANDLER_NAMES, ...ROUTE_NAMES].map((name) => name.toLowerCase()))
+
+/** A key that must have meant a handler or a route hook: refused rather than ignored. */
+function looksLikeHandler (key: string): boolean {
+  return /^(on|handle|pre)[A-Z]/.test(key) || LOWERCASE_NAMES.has(key.toLowerCase())
+}
 
 /** Edit distance, to suggest the handler a misspelt key meant. */
 function distance (a: string, b: string): number {
@@ -74,17 +81,20 @@ export function readHandlers (path: string, source: unknown): { handlers: Handle
     }
     handlers[event] = handler as any
   }
-  if (!EVENT_NAMES.some(([event]) => event !== 'error' && handlers[event] !== undefined)) {
-    throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
-  }
-
   const routeOptions: Record<string, unknown> = {}
   for (const key of Object.keys(object)) {
     if (ROUTE_NAMES.has(key)) {
-      if (object[key] !== undefined) routeOptions[key] = object[key]
-    } else if (!HANDLER_NAMES.has(key) && /^(on|handle|pre)[A-Z]/.test(key)) {
+      const value = object[key]
+      // @fastify/websocket writes `hide` into the route's schema: give it a copy, so a
+      // frozen schema works and the user's object is left as it was.
+      if (value !== undefined) routeOptions[key] = key === 'schema' && value !== null && typeof value === 'object' ? { ...value } : value
+    } else if (!HANDLER_NAMES.has(key) && looksLikeHandler(key)) {
       throw new InvalidHandlersError(path, `unknown handler "${key}"${suggestion(key)}`)
     }
+  }
+  // After the unknown keys, so that a lone misspelt handler gets its suggestion.
+  if (!EVENT_NAMES.some(([event]) => event !== 'error' && handlers[event] !== undefined)) {
+    throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
   }
   return { handlers, routeOptions }
 }

@@ -32,7 +32,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     throw new InvalidOptionError('options', 'an object', describe(options))
   }
   const opts = options as Record<string, unknown>
-  const websocketOptions = opts.websocketOptions ?? {}
+  const websocketOptions = opts.websocketOptions === undefined ? {} : opts.websocketOptions
   if (websocketOptions === null || typeof websocketOptions !== 'object' || Array.isArray(websocketOptions)) {
     throw new InvalidOptionError('websocketOptions', 'an object of ws server options', describe(websocketOptions))
   }

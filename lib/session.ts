@@ -35,6 +35,8 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   /** The server started the close (close(), an error, shutdown): queued messages are dropped. */
   #closedByServer = false
   #finished = false
+  /** The close code ws sent when the client broke the protocol (1002, 1007, 1009), or 0. */
+  #protocolErrorCode = 0
 
   constructor (socket: WebSocket, request: FastifyRequest, handlers: Handlers, registry: RoomRegistry) {
     this.request = request
@@ -46,6 +48,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     this.#socket[kSession] = this
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
+    socket.on('error', onSocketError)
     if (handlers.pong !== undefined) socket.on('pong', onSocketPong)
   }
 
@@ -242,7 +245,14 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   static onClose (session: Session, code: number, reason: Buffer): void {
+    // After a protocol error ws sends its close code and reads nothing more, so 'close' says
+    // 1006: onDisconnected gets the code that was sent to the client instead.
+    if (code === 1006 && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
     session.#queue.push(Event.Disconnected, code, reason.toString())
+  }
+
+  static onError (session: Session, error: Error): void {
+    if (session.#protocolErrorCode === 0) session.#protocolErrorCode = statusCodeOf(error)
   }
 
   static onPong (session: Session): void {
@@ -260,6 +270,22 @@ function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
 
 function onSocketPong (this: WebSocket): void {
   Session.onPong((this as OwnedSocket)[kSession])
+}
+
+function onSocketError (this: WebSocket, error: Error): void {
+  Session.onError((this as OwnedSocket)[kSession], error)
+}
+
+/** The close code ws attached to a protocol error it answered with a close frame, or 0. */
+function statusCodeOf (error: Error): number {
+  const symbol = Object.getOwnPropertySymbols(error).find((s) => s.description === 'status-code')
+  const code = symbol === undefined ? undefined : (error as unknown as Record<symbol, unknown>)[symbol]
+  return typeof code === 'number' ? code : 0
+}
+
+/** True for a socket that belongs to a session of this plugin. */
+export function isSessionSocket (socket: WebSocket): boolean {
+  return kSession in socket
 }
 
 function toError (value: unknown): Error {

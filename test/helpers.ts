@@ -44,7 +44,10 @@ export class Client {
       })
     })
     this.opened = once(this.ws, 'open').then(() => undefined)
-    this.closed = once(this.ws, 'close').then(([code, reason]) => ({ code: code as number, reason: String(reason) }))
+    // 'close' follows a refused handshake too, so `closed` always settles and never rejects.
+    this.closed = new Promise((resolve) => {
+      this.ws.once('close', (code: number, reason: Buffer) => resolve({ code, reason: String(reason) }))
+    })
     this.ws.on('error', () => {}) // a refused handshake rejects `opened`; nothing else to do
   }
 

@@ -9,7 +9,6 @@ import type {
   FastifySchema,
   RouteShorthandOptions
 } from 'fastify'
-import type { Static, TSchema } from '@sinclair/typebox'
 import type { ServerOptions as WsServerOptions, WebSocket } from 'ws'
 
 declare module 'fastify' {
@@ -19,11 +18,7 @@ declare module 'fastify' {
      * `handlers` is an object, or an ES module namespace, with the session handlers in either
      * vocabulary and the Fastify route options that run before the upgrade.
      */
-    registerWebsocket<
-      Query extends TSchema = TSchema,
-      Headers extends TSchema = TSchema,
-      Params extends TSchema = TSchema
-    >(
+    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown>(
       path: string,
       handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params>
     ): this
@@ -36,8 +31,12 @@ declare module 'fastify' {
 
 type FastifyWebsocketRooms = FastifyPluginAsync<fastifyWebsocketRooms.WebsocketRoomsOptions>
 
-/** What a schema makes of a handshake part: its static type when given, else the fallback. */
-type Parsed<S extends TSchema, Fallback> = TSchema extends S ? Fallback : Static<S>
+/**
+ * What a schema makes of a handshake part: the static type of a TypeBox schema, else the
+ * fallback. Read structurally (TypeBox's `static` member) rather than through TypeBox's own
+ * types, so schemas from its ESM and CommonJS builds, whose types differ, both work.
+ */
+type Parsed<Schema, Fallback> = Schema extends { static: infer T } ? (unknown extends T ? Fallback : T) : Fallback
 
 declare namespace fastifyWebsocketRooms {
   /** A message: a string goes out as a text frame, binary data as a binary frame. */
@@ -155,7 +154,7 @@ declare namespace fastifyWebsocketRooms {
     onError?: (session: Session, error: Error) => Maybe<unknown>
   }
 
-  export interface HandshakeSchema<Query extends TSchema, Headers extends TSchema, Params extends TSchema>
+  export interface HandshakeSchema<Query, Headers, Params>
     extends Omit<FastifySchema, 'querystring' | 'headers' | 'params'> {
     querystring?: Query
     /** Keys must be lowercase: Fastify lowercases header names before validation. */
@@ -167,11 +166,7 @@ declare namespace fastifyWebsocketRooms {
     'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'config' | 'logLevel' |
     'logSerializers' | 'constraints' | 'errorHandler' | 'attachValidation'>
 
-  export type WebsocketHandlers<
-    Query extends TSchema = TSchema,
-    Headers extends TSchema = TSchema,
-    Params extends TSchema = TSchema
-  > = SessionHandlers<WebSocketSession<
+  export type WebsocketHandlers<Query = unknown, Headers = unknown, Params = unknown> = SessionHandlers<WebSocketSession<
     Parsed<Query, Record<string, unknown>>,
     Parsed<Headers, IncomingHttpHeaders>,
     Parsed<Params, Record<string, string>>
