@@ -276,11 +276,19 @@ function onSocketError (this: WebSocket, error: Error): void {
   Session.onError((this as OwnedSocket)[kSession], error)
 }
 
-/** The close code ws attached to a protocol error it answered with a close frame, or 0. */
+/** The close code ws sends for each of its documented protocol error codes; 1002 for the rest. */
+const PROTOCOL_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
+  WS_ERR_INVALID_UTF8: closeCodes.INVALID_PAYLOAD,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: closeCodes.MESSAGE_TOO_BIG,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: closeCodes.MESSAGE_TOO_BIG,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: closeCodes.POLICY_VIOLATION
+}
+
+/** The close code ws sent when it answered a protocol error with a close frame, or 0. */
 function statusCodeOf (error: Error): number {
-  const symbol = Object.getOwnPropertySymbols(error).find((s) => s.description === 'status-code')
-  const code = symbol === undefined ? undefined : (error as unknown as Record<symbol, unknown>)[symbol]
-  return typeof code === 'number' ? code : 0
+  const code = (error as NodeJS.ErrnoException).code
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return 0
+  return PROTOCOL_ERROR_CLOSE_CODES[code] ?? closeCodes.PROTOCOL_ERROR
 }
 
 /** True for a socket that belongs to a session of this plugin. */

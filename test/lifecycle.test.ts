@@ -1,0 +1,307 @@
+// The life of sessions around app.close(): 1001 for every session, every onDisconnected
+// awaited, no upgrade while closing, closeTimeout for clients that never answer, and an
+// empty registry after churn.
+import { test } from 'tap'
+import type { WebSocketSession } from '../types/index'
+import { Client, build, connect, listen, untilNoSessions } from './helpers'
+import { HandshakeError, RawClient } from './raw-client'
+import { Events, gate, turns, until } from './signals'
+
+async function ready (base: string, path: string): Promise<Client> {
+  const client = await connect(base, path)
+  await client.texts(1)
+  return client
+}
+
+test('app.close() closes every session with 1001 and resolves after every onDisconnected finished', async (t) => {
+  const app = await build(t)
+  const started = new Events<{ code: number, reason: string, everyone: number, has: boolean }>()
+  const finished = new Events<string>()
+  const release = gate()
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room('everyone').join()
+      session.room(`team-${session.getParameter('team')}`).join()
+      session.send('ready')
+    },
+    async onDisconnected (session, code, reason) {
+      const everyone = session.room('everyone')
+      started.push({ code, reason, everyone: everyone.members(), has: everyone.has() })
+      await release.opened
+      finished.push(session.id)
+    }
+  })
+  // Hooks of the app run after the plugin's preClose and before its onClose (which clears all).
+  const seen: Record<string, unknown> = {}
+  const registry = (): unknown => ({ sessions: app.websocketSessions.size, rooms: app.websocketRooms.roomNames() })
+  app.addHook('preClose', async () => { seen.preClose = registry() })
+  app.addHook('onClose', async () => { seen.onClose = registry() })
+  const base = await listen(app)
+  const clients = await Promise.all(Array.from({ length: 6 }, (_, i) => ready(base, `/ws?team=${i % 2}`)))
+  t.same(app.websocketRooms.roomNames().sort(), ['everyone', 'team-0', 'team-1'])
+
+  let finishedWhenClosed = -1
+  const closing = app.close().then(() => { finishedWhenClosed = finished.list.length })
+  for (const client of clients) t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
+  const calls = await started.until(6)
+  t.same(calls, Array(6).fill({ code: 1001, reason: 'server shutting down', everyone: 6, has: true }),
+    'every session is still a member while its onDisconnected runs')
+  await turns()
+  t.equal(finishedWhenClosed, -1, 'close() waits for the pending onDisconnected handlers')
+  t.equal(app.websocketSessions.size, 6)
+  release.open()
+  await closing
+  t.equal(finishedWhenClosed, 6, 'close() resolved after the last onDisconnected finished')
+  t.same(seen.preClose, { sessions: 0, rooms: [] }, 'the sessions left the registry before the server closed')
+  t.same(seen.onClose, { sessions: 0, rooms: [] })
+  t.equal(app.websocketSessions.size, 0)
+  t.same(app.websocketRooms.roomNames(), [])
+})
+
+test('onDisconnected and onClose can say goodbye to the room; the session leaves its rooms once they return', async (t) => {
+  const app = await build(t)
+  const calls = new Events<{ name: string, code: number, members: number, has: boolean }>()
+  const finished = new Events<string>()
+  const aliceMayGo = gate()
+  function join (session: WebSocketSession): void {
+    session.room('chat').join()
+    session.send('ready')
+  }
+  function goodbye (session: WebSocketSession, code: number): void {
+    const chat = session.room('chat')
+    const name = session.getParameter('name')!
+    calls.push({ name, code, members: chat.members(), has: chat.has() })
+    chat.broadcastExcept(`bye from ${name}`)
+  }
+  app.registerWebsocket('/async', {
+    onConnected: join,
+    async onDisconnected (session, code) {
+      goodbye(session, code)
+      await aliceMayGo.opened
+      finished.push(session.getParameter('name')!)
+    }
+  })
+  app.registerWebsocket('/sync', { onOpen: join, onClose: goodbye })
+  const base = await listen(app)
+  const alice = await ready(base, '/async?name=alice')
+  const bob = await ready(base, '/sync?name=bob')
+  const carol = await ready(base, '/async?name=carol')
+  const chat = app.websocketRooms.room('chat')
+  const [aliceId, bobId] = chat.sessions().map((session) => session.id)
+
+  await alice.close()
+  t.same(await bob.texts(2), ['ready', 'bye from alice'])
+  t.same(await carol.texts(2), ['ready', 'bye from alice'])
+  t.same(calls.list, [{ name: 'alice', code: 1005, members: 3, has: true }])
+  t.equal(chat.members(), 3, 'alice stays a member while her async onDisconnected is pending')
+  t.ok(app.websocketSessions.has(aliceId!))
+  aliceMayGo.open()
+  await finished.until(1)
+  await until(() => !app.websocketSessions.has(aliceId!))
+  t.equal(chat.members(), 2, 'alice left the room once onDisconnected settled')
+
+  bob.ws.close(4000, 'done')
+  await calls.until(2)
+  t.same(calls.list[1], { name: 'bob', code: 4000, members: 2, has: true })
+  t.same(await carol.texts(3), ['ready', 'bye from alice', 'bye from bob'])
+  await until(() => !app.websocketSessions.has(bobId!))
+  t.equal(chat.members(), 1, 'bob left the room once onClose returned')
+  t.same(app.websocketRooms.roomNames(), ['chat'])
+
+  await app.close()
+  t.same(calls.list[2], { name: 'carol', code: 1001, members: 1, has: true })
+  t.same(await carol.closed, { code: 1001, reason: 'server shutting down' })
+  t.same(app.websocketRooms.roomNames(), [])
+})
+
+test('no upgrade is accepted while app.close() is in progress', async (t) => {
+  const app = await build(t)
+  let connected = 0
+  const disconnecting = gate()
+  const release = gate()
+  app.registerWebsocket('/ws', {
+    onConnected (session) { connected++; session.send('ready') },
+    async onDisconnected () {
+      disconnecting.open()
+      await release.opened
+    }
+  })
+  const base = await listen(app)
+  const first = await ready(base, '/ws')
+  const closing = app.close()
+  await disconnecting.opened
+  t.same(await first.closed, { code: 1001, reason: 'server shutting down' })
+
+  const refused = await RawClient.connect(base, '/ws').then(() => null, (error: unknown) => error)
+  t.type(refused, HandshakeError)
+  t.equal((refused as HandshakeError).statusCode, 503, 'a raw upgrade request gets 503')
+  const late = new Client(base + '/ws')
+  await t.rejects(late.opened, /Unexpected server response: 503/, 'a ws client gets 503')
+  await late.closed
+  t.equal(connected, 1, 'no session was started')
+  t.equal(app.websocketSessions.size, 1, 'only the closing session is left')
+
+  release.open()
+  await closing
+  t.equal(app.websocketSessions.size, 0)
+})
+
+test('an upgrade still in its route hooks when app.close() starts gets no session', async (t) => {
+  const app = await build(t)
+  const inHook = gate()
+  const mayProceed = gate()
+  const shutDown = gate()
+  let connected = 0
+  app.registerWebsocket('/ws', {
+    async preHandler () {
+      inHook.open()
+      await mayProceed.opened
+    },
+    onConnected () { connected++ }
+  })
+  app.addHook('preClose', async () => { shutDown.open() }) // runs after the plugin's
+  const base = await listen(app)
+  const attempt = RawClient.connect(base, '/ws').then(() => null, (error: unknown) => error)
+  await inHook.opened
+  const closing = app.close()
+  await shutDown.opened
+  mayProceed.open()
+  const refused = await attempt
+  t.type(refused, HandshakeError)
+  t.equal((refused as HandshakeError).statusCode, 503)
+  await closing
+  t.equal(connected, 0, 'no session was started')
+  t.equal(app.websocketSessions.size, 0)
+})
+
+test('closeTimeout cuts off a client that never answers the close frame, and close() still waits for onDisconnected', async (t) => {
+  const closeTimeout = 200
+  const app = await build(t, { closeTimeout })
+  const disconnects = new Events<{ who: string, code: number, reason: string }>()
+  const politeMayFinish = gate()
+  let politeFinished = false
+  app.registerWebsocket('/ws', {
+    onConnected (session) { session.room('room').join(); session.send('ready') },
+    async onDisconnected (session, code, reason) {
+      const who = session.getParameter('who')!
+      disconnects.push({ who, code, reason })
+      if (who !== 'polite') return
+      await politeMayFinish.opened
+      politeFinished = true
+    }
+  })
+  const base = await listen(app)
+  const silent = await RawClient.connect(base, '/ws?who=silent', { echoClose: false })
+  await silent.text('ready')
+  silent.socket.pause() // reads nothing more, so never answers the close frame
+  const polite = await ready(base, '/ws?who=polite')
+
+  let closed = false
+  const startedAt = performance.now()
+  const closing = app.close().then(() => { closed = true })
+  t.same(await polite.closed, { code: 1001, reason: 'server shutting down' })
+  const [first, second] = await disconnects.until(2)
+  const cutAfter = performance.now() - startedAt
+  t.same(first, { who: 'polite', code: 1001, reason: 'server shutting down' }, 'the polite client ends first')
+  t.same(second, { who: 'silent', code: 1006, reason: '' }, 'the silent client is cut off')
+  t.ok(cutAfter >= closeTimeout - 5, `cut off after closeTimeout (${Math.round(cutAfter)} ms)`)
+  t.ok(cutAfter < 5000, 'well before ws gives up by itself (30 s)')
+  await turns()
+  t.equal(closed, false, 'close() still waits for the pending onDisconnected')
+  politeMayFinish.open()
+  await closing
+  t.equal(politeFinished, true)
+  t.equal(app.websocketSessions.size, 0)
+  t.same(app.websocketRooms.roomNames(), [])
+
+  // The silent client was sent the close frame; it finds it, then the end, once it reads.
+  silent.socket.resume()
+  t.same(await silent.closeFrame(), { code: 1001, reason: 'server shutting down' })
+  await silent.closed
+  t.ok(silent.ended, 'the server cut the connection')
+})
+
+test('300 clients in random rooms leave, half cleanly and half abruptly, and leave nothing behind', async (t) => {
+  const app = await build(t)
+  const rooms = ['red', 'green', 'blue', 'gold']
+  const codes = new Events<number>()
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room(session.getParameter('room')!).join()
+      session.room('everyone').join()
+      session.send('ready')
+    },
+    onDisconnected (_session, code) { codes.push(code) }
+  })
+  const base = await listen(app)
+  const picks = Array.from({ length: 300 }, () => rooms[Math.floor(Math.random() * rooms.length)]!)
+  const clients = await Promise.all(picks.map((room) => ready(base, `/ws?room=${room}`)))
+  t.equal(app.websocketSessions.size, 300)
+  t.equal(app.websocketRooms.room('everyone').members(), 300)
+  for (const room of rooms) t.equal(app.websocketRooms.room(room).members(), picks.filter((pick) => pick === room).length, `${room} has its members`)
+
+  clients.forEach((client, i) => { if (i % 2 === 0) client.ws.close(1000); else client.ws.terminate() })
+  const all = await codes.until(300)
+  t.equal(all.filter((code) => code === 1000).length, 150, '150 clean closes')
+  t.equal(all.filter((code) => code === 1006).length, 150, '150 abrupt ends')
+  await untilNoSessions(app)
+  t.same(app.websocketRooms.roomNames(), [], 'no room is left')
+  for (const room of [...rooms, 'everyone']) t.equal(app.websocketRooms.room(room).members(), 0)
+})
+
+test('clients come and go while others broadcast', async (t) => {
+  const app = await build(t)
+  const churned = new Events<number>()
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room('busy').join()
+      session.send('ready')
+    },
+    handleText (session, text) { session.room('busy').broadcast(text) },
+    onDisconnected (session, code) { if (session.getParameter('role') === 'churn') churned.push(code) }
+  })
+  const base = await listen(app)
+  const SPEAKERS = 10
+  const MESSAGES = 30
+  const CHURN = 200
+  const speakers = await Promise.all(Array.from({ length: SPEAKERS }, () => ready(base, '/ws?role=speaker')))
+  // Each speaker sends its next message once its previous one came back through the room.
+  speakers.forEach((speaker, i) => {
+    let k = 0
+    speaker.ws.on('message', (data) => { if (String(data) === `${i}:${k}` && ++k < MESSAGES) speaker.send(`${i}:${k}`) })
+    speaker.send(`${i}:0`)
+  })
+  // Meanwhile clients join the room and leave at once or after a message of their own came
+  // back, with a close frame or none.
+  const churn = Array.from({ length: CHURN }, async (_, i) => {
+    const client = await connect(base, '/ws?role=churn')
+    if (i % 4 >= 2) {
+      const echoed = new Promise<void>((resolve) => client.ws.on('message', (data) => { if (String(data) === `churn:${i}`) resolve() }))
+      client.send(`churn:${i}`)
+      await echoed
+    }
+    if (i % 2 === 0) await client.close()
+    else client.ws.terminate()
+  })
+  await Promise.all(churn)
+  const codes = await churned.until(CHURN)
+  t.equal(codes.filter((code) => code === 1005).length, CHURN / 2)
+  t.equal(codes.filter((code) => code === 1006).length, CHURN / 2)
+
+  const expected = 1 + SPEAKERS * MESSAGES + CHURN / 2
+  for (const speaker of speakers) {
+    const texts = (await speaker.texts(expected)).slice(1)
+    for (let i = 0; i < SPEAKERS; i++) {
+      t.same(texts.filter((text) => text.startsWith(`${i}:`)), Array.from({ length: MESSAGES }, (_, k) => `${i}:${k}`))
+    }
+    t.equal(texts.filter((text) => text.startsWith('churn:')).length, CHURN / 2)
+  }
+  await until(() => app.websocketSessions.size === SPEAKERS)
+  t.same(app.websocketRooms.roomNames(), ['busy'])
+  t.equal(app.websocketRooms.room('busy').members(), SPEAKERS)
+
+  await app.close()
+  for (const speaker of speakers) t.same(await speaker.closed, { code: 1001, reason: 'server shutting down' })
+  t.equal(app.websocketSessions.size, 0)
+  t.same(app.websocketRooms.roomNames(), [])
+})
