@@ -24,11 +24,6 @@ export class SessionQueue {
     this.#target = target
   }
 
-  /** Number of events waiting behind a handler that has not settled yet. */
-  get length (): number {
-    return this.#pending === null ? 0 : (this.#pending.length - this.#head) / 3
-  }
-
   push (kind: number, a?: unknown, b?: unknown): void {
     // Also queues events pushed from inside a running handler, so they never run nested.
     if (this.#busy) {

@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { test } from 'tap'
 import type WebSocket from 'ws'
-import type { WebSocketSession } from '../types/index'
+import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 
 interface Answer { status: number, headers: IncomingHttpHeaders, body: string }

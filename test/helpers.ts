@@ -5,8 +5,11 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket from 'ws'
-import websocketRooms from '../index'
-import type { WebsocketRoomsOptions } from '../types/index'
+import websocketRooms from 'fastify-websocket-rooms'
+import type { WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import { until } from './signals'
+
+export { until }
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -85,15 +88,6 @@ export async function connect (base: string, path: string, options?: WebSocket.C
   const client = new Client(base + path, options)
   await client.opened
   return client
-}
-
-/**
- * Resolves once condition() holds, checking after each turn of the event loop. For state the
- * plugin changes after an event the test cannot see (a session leaving the registry once its
- * onDisconnected has settled); bounded by the test's timeout.
- */
-export async function until (condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setImmediate(resolve))
 }
 
 /** Resolves once the registry has no session left. */

@@ -2,7 +2,7 @@
 // awaited, no upgrade while closing, closeTimeout for clients that never answer, and an
 // empty registry after churn.
 import { test } from 'tap'
-import type { WebSocketSession } from '../types/index'
+import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, untilNoSessions } from './helpers'
 import { HandshakeError, RawClient } from './raw-client'
 import { Events, gate, turns, until } from './signals'
@@ -304,4 +304,30 @@ test('clients come and go while others broadcast', async (t) => {
   for (const speaker of speakers) t.same(await speaker.closed, { code: 1001, reason: 'server shutting down' })
   t.equal(app.websocketSessions.size, 0)
   t.same(app.websocketRooms.roomNames(), [])
+})
+
+test('an onDisconnected that throws or rejects is logged and still leaves nothing behind', async (t) => {
+  const lines: any[] = []
+  const app = await build(t, {}, { logger: { level: 'error', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room('lobby').join()
+      session.room(session.getParameter('mode')!).join()
+      session.send('in')
+    },
+    onDisconnected (session) {
+      if (session.getParameter('mode') === 'throw') throw new Error('sync failure')
+      return Promise.reject(new Error('async failure'))
+    }
+  })
+  const base = await listen(app)
+  const clients = await Promise.all([connect(base, '/ws?mode=throw'), connect(base, '/ws?mode=reject')])
+  await Promise.all(clients.map((client) => client.texts(1)))
+  t.equal(app.websocketRooms.room('lobby').members(), 2)
+  await Promise.all(clients.map((client) => client.close()))
+  await untilNoSessions(app)
+  t.same(app.websocketRooms.roomNames(), [], 'no room is left')
+  const failures = lines.filter((line) => line.msg === 'onDisconnected failed')
+  t.same(failures.map((line) => line.err.message).sort(), ['async failure', 'sync failure'])
+  t.ok(failures.every((line) => typeof line.sessionId === 'string'), 'logged with the session id')
 })

@@ -6,8 +6,8 @@ import { Type } from '@sinclair/typebox'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { test } from 'tap'
-import websocketRooms from '../index'
-import type { WebSocketSession } from '../types/index'
+import websocketRooms from 'fastify-websocket-rooms'
+import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, throwsLike } from './helpers'
 
 /** A Fastify app without the plugin, closed after the test. */

@@ -1,7 +1,7 @@
 // Rooms: joining and leaving, broadcasting from a session and from the server, counts,
 // lifetime of a room, and what a bad room name gets.
 import { test } from 'tap'
-import type { WebSocketSession } from '../types/index'
+import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { build, connect, listen, throwsLike, until, untilNoSessions } from './helpers'
 
 test('join and leave are idempotent; a room exists while it has members', async (t) => {

@@ -1,7 +1,7 @@
 // The session object: sending, closing, attributes, the handshake accessors and the
 // ordering of its events.
 import { test } from 'tap'
-import type { WebSocketSession } from '../types/index'
+import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
 
 test('writeText, writeData and send reach the client as text and binary frames', async (t) => {
@@ -289,4 +289,26 @@ test('onPong fires for every pong', async (t) => {
   client.ws.pong()
   await done
   t.equal(pongs, 2)
+})
+
+test('an async onError that rejects falls back to closing with 1011, and later events wait for it', async (t) => {
+  const app = await build(t)
+  const seen: string[] = []
+  app.registerWebsocket('/ws', {
+    async handleText (_session, text) {
+      seen.push(text)
+      throw new Error('first')
+    },
+    async onError (_session, error) {
+      seen.push(`onError:${error.message}`)
+      await Promise.resolve()
+      throw new Error('second')
+    }
+  })
+  const client = await connect(await listen(app), '/ws')
+  client.send('a')
+  client.send('b')
+  t.same(await client.closed, { code: 1011, reason: 'internal error' })
+  await untilNoSessions(app)
+  t.same(seen, ['a', 'onError:first'], "'b' arrived behind the failure and was dropped once the session closed")
 })

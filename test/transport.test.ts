@@ -146,3 +146,20 @@ test('a client that sends its close frame and ends the connection at once ends w
   t.same((await disconnects.until(1)).map((d) => [d.code, d.reason]), [[1000, 'leaving']])
   await assertCleanAndServing()
 })
+
+test('a plain @fastify/websocket route beside the plugin keeps its own error handling', async (t) => {
+  const logged: any[] = []
+  const app = await build(t, {}, { logger: { level: 'error', stream: { write: (line: string) => { logged.push(JSON.parse(line)) } } } })
+  app.get('/plain', { websocket: true }, (socket) => {
+    socket.on('message', (data) => socket.send(String(data)))
+  })
+  const base = await listen(app)
+  const client = await RawClient.connect(base, '/plain')
+  client.send(opcodes.text, 'hello')
+  await client.text('hello')
+  client.write(text(Buffer.from([0xff])))
+  await client.closed
+  t.equal(app.websocketSessions.size, 0, 'a plain socket is no session')
+  t.equal(logged.length, 1, 'its protocol error is logged as an error, as @fastify/websocket does')
+  t.match(logged[0], { level: 50, err: { code: 'WS_ERR_INVALID_UTF8' } })
+})

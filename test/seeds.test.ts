@@ -1,0 +1,325 @@
+// Every seed example in its Fastify form, driven by real ws clients: the chat room of seed 002
+// (examples/chat), the runnable chat server, and the HttpServer examples of seed 000
+// (examples/httpserver). The examples import 'fastify-websocket-rooms', which is dist/:
+// run `npm run build` first (npm test does).
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import { resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { pathToFileURL } from 'node:url'
+import type { FastifyInstance, FastifyPluginAsync, FastifyServerOptions } from 'fastify'
+import { test } from 'tap'
+import WebSocket from 'ws'
+import type { SessionHandlers, WebSocketSession } from 'fastify-websocket-rooms'
+import { Client, build, connect, listen } from './helpers'
+
+type ChatModule = Required<Pick<SessionHandlers<WebSocketSession>, 'onOpen' | 'onMessage' | 'onClose'>>
+interface ChatServerModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
+interface HttpServerModule { default: FastifyPluginAsync }
+
+const examples = resolve(__dirname, '..', 'examples')
+
+/** Imports an example as the ES module it is (a computed specifier: TypeScript leaves it untyped). */
+async function importExample<T> (path: string): Promise<T> {
+  return await import(pathToFileURL(resolve(examples, path)).href) as T
+}
+
+/** An app serving the chat module as it is, a frozen module namespace, with no schema. */
+async function chatApp (t: Parameters<typeof build>[0]): Promise<{ app: FastifyInstance, base: string }> {
+  const chat = await importExample<ChatModule>('chat/chat.mjs')
+  const app = await build(t)
+  app.registerWebsocket('/ws/chat', chat)
+  return { app, base: await listen(app) }
+}
+
+/** Resolves once the app holds exactly `count` sessions (a closing client's session ends on the server's own schedule). */
+async function untilSessions (app: FastifyInstance, count: number): Promise<void> {
+  while (app.websocketSessions.size !== count) await new Promise((resolve) => setImmediate(resolve))
+}
+
+/** The HTTP answer to a handshake the server refuses: its status and its error message. */
+async function refusal (url: string): Promise<{ status: number, message: string }> {
+  const ws = new WebSocket(url)
+  ws.on('error', () => {}) // terminate() below aborts the handshake
+  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  let body = ''
+  for await (const chunk of response) body += chunk
+  ws.terminate()
+  return { status: response.statusCode!, message: (JSON.parse(body) as { message: string }).message }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+test('the chat module exports exactly the seed handlers, and registers as a module namespace', async (t) => {
+  const chat = await importExample<ChatModule>('chat/chat.mjs')
+  t.same(Object.keys(chat).sort(), ['onClose', 'onMessage', 'onOpen'])
+  t.equal((chat as any)[Symbol.toStringTag], 'Module', 'the real module namespace, not a copy')
+  t.notOk(Object.isExtensible(chat), 'a module namespace is sealed: the plugin only reads it')
+  const { app, base } = await chatApp(t)
+  const alice = await connect(base, '/ws/chat?user=alice')
+  const [welcome] = await alice.json(1)
+  t.match(welcome, { type: 'welcome', id: UUID, room: 'chat', online: 1 })
+  t.equal(app.websocketSessions.get(welcome.id)?.getAttribute('username'), 'alice', 'the welcome carries the session id')
+})
+
+test('chat room: welcome, join notices to others only, messages to others only, leave notices', async (t) => {
+  const { app, base } = await chatApp(t)
+
+  const alice = await connect(base, '/ws/chat?user=alice')
+  t.match((await alice.json(1))[0], { type: 'welcome', id: UUID, room: 'chat', online: 1 })
+
+  const bob = await connect(base, '/ws/chat?user=bob')
+  const [bobWelcome] = await bob.json(1)
+  t.match(bobWelcome, { type: 'welcome', id: UUID, room: 'chat', online: 2 })
+  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
+
+  const carol = await connect(base, '/ws/chat?user=carol')
+  t.match((await carol.json(1))[0], { type: 'welcome', room: 'chat', online: 3 })
+  t.same((await alice.json(3))[2], { type: 'join', user: 'carol', online: 3 })
+  t.same((await bob.json(2))[1], { type: 'join', user: 'carol', online: 3 })
+  t.equal(app.websocketRooms.room('chat').members(), 3)
+
+  const before = Date.now()
+  alice.send('hello from alice')
+  const [fromAliceToBob] = (await bob.json(3)).slice(2)
+  const [fromAliceToCarol] = (await carol.json(2)).slice(1)
+  t.match(fromAliceToBob, { type: 'message', from: 'alice', text: 'hello from alice', timestamp: Number })
+  t.same(fromAliceToCarol, fromAliceToBob, 'every other member gets the same message')
+  t.ok(fromAliceToBob.timestamp >= before && fromAliceToBob.timestamp <= Date.now(), 'timestamp is the server time')
+
+  // Bob answers once he has alice's message: had alice been sent her own message, it would
+  // have reached her socket before bob's, so her next message is bob's.
+  bob.send('hi alice')
+  const [aliceNext] = (await alice.json(4)).slice(3)
+  t.match(aliceNext, { type: 'message', from: 'bob', text: 'hi alice' }, 'alice does not get her own message back')
+  t.match((await carol.json(3))[2], { type: 'message', from: 'bob', text: 'hi alice' })
+  t.equal(bob.received.length, 3, 'bob does not get his own message back')
+
+  t.same(await carol.close(), { code: 1005, reason: '' })
+  t.same((await alice.json(5))[4], { type: 'leave', user: 'carol', online: 2 })
+  t.same((await bob.json(4))[3], { type: 'leave', user: 'carol', online: 2 })
+  t.equal(carol.received.length, 3, 'carol gets nothing of her own leave')
+  t.equal(app.websocketRooms.room('chat').members(), 2, 'the room is left once onClose has run')
+
+  await bob.close()
+  t.same((await alice.json(6))[5], { type: 'leave', user: 'bob', online: 1 })
+  await alice.close()
+  await untilSessions(app, 0)
+  t.same(app.websocketRooms.roomNames(), [], 'the empty room is gone')
+})
+
+test('chat room: ?room= separates rooms, each with its own member count', async (t) => {
+  const { app, base } = await chatApp(t)
+  const alice = await connect(base, '/ws/chat?user=alice&room=red')
+  t.match((await alice.json(1))[0], { type: 'welcome', room: 'red', online: 1 })
+  const bob = await connect(base, '/ws/chat?user=bob&room=blue')
+  t.match((await bob.json(1))[0], { type: 'welcome', room: 'blue', online: 1 }, 'blue counts only its own members')
+  const carol = await connect(base, '/ws/chat?user=carol&room=red')
+  t.match((await carol.json(1))[0], { type: 'welcome', room: 'red', online: 2 })
+  t.same((await alice.json(2))[1], { type: 'join', user: 'carol', online: 2 })
+  const dave = await connect(base, '/ws/chat?user=dave&room=blue')
+  t.match((await dave.json(1))[0], { type: 'welcome', room: 'blue', online: 2 })
+  t.same((await bob.json(2))[1], { type: 'join', user: 'dave', online: 2 }, 'bob gets no red join notice')
+  t.same(app.websocketRooms.roomNames().sort(), ['blue', 'red'])
+
+  // Each step waits for the server to have handled the one before (its recipient got it), so
+  // a message that leaked to another room would reach its socket before the next one checked.
+  bob.send('anyone in blue?')
+  t.match((await dave.json(2))[1], { type: 'message', from: 'bob', text: 'anyone in blue?' })
+  alice.send('red only')
+  t.match((await carol.json(2))[1], { type: 'message', from: 'alice', text: 'red only' })
+  carol.send('red too')
+  t.match((await alice.json(3))[2], { type: 'message', from: 'carol', text: 'red too' }, 'alice never gets blue messages')
+  await alice.close()
+  t.same((await carol.json(3))[2], { type: 'leave', user: 'alice', online: 1 }, 'a leave notice counts its own room')
+  dave.send('bye blue')
+  t.match((await bob.json(3))[2], { type: 'message', from: 'dave', text: 'bye blue' }, 'bob never gets red messages or notices')
+  t.equal(app.websocketRooms.room('red').members(), 1)
+  t.equal(app.websocketRooms.room('blue').members(), 2)
+})
+
+test('chat room: defaults without ?user= or ?room=', async (t) => {
+  const { base } = await chatApp(t)
+  const first = await connect(base, '/ws/chat')
+  t.match((await first.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
+  const second = await connect(base, '/ws/chat?room=')
+  t.match((await second.json(1))[0], { type: 'welcome', room: 'chat', online: 2 }, 'an empty room name means the default room')
+  t.same((await first.json(2))[1], { type: 'join', user: 'anonymous', online: 2 })
+})
+
+test('chat server build(): end to end on port 0, with the handshake schema', async (t) => {
+  const { build: buildServer } = await importExample<ChatServerModule>('chat/server.mjs')
+  const app = await buildServer()
+  t.teardown(() => app.close())
+  const base = await listen(app)
+
+  const alice = await connect(base, '/ws/chat?user=alice&room=lobby')
+  t.match((await alice.json(1))[0], { type: 'welcome', id: UUID, room: 'lobby', online: 1 })
+  const bob = await connect(base, '/ws/chat?user=bob&room=lobby')
+  t.match((await bob.json(1))[0], { type: 'welcome', room: 'lobby', online: 2 })
+  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
+  alice.send('hi bob')
+  t.match((await bob.json(2))[1], { type: 'message', from: 'alice', text: 'hi bob' })
+
+  t.same(await refusal(`${base}/ws/chat`), { status: 400, message: "querystring must have required property 'user'" })
+  t.same(await refusal(`${base}/ws/chat?room=lobby`), { status: 400, message: "querystring must have required property 'user'" })
+  t.same(await refusal(`${base}/ws/chat?user=`), { status: 400, message: 'querystring/user must NOT have fewer than 1 characters' })
+  t.same(await refusal(`${base}/ws/chat?user=carol&room=`), { status: 400, message: 'querystring/room must NOT have fewer than 1 characters' })
+  t.equal(app.websocketSessions.size, 2, 'refused handshakes open no session')
+
+  await app.close()
+  t.same(await alice.closed, { code: 1001, reason: 'server shutting down' })
+  t.same(await bob.closed, { code: 1001, reason: 'server shutting down' })
+})
+
+test('chat server as the main module: listens on PORT and HOST, logs the address, closes on SIGINT and SIGTERM', async (t) => {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const child = spawn(process.execPath, [resolve(examples, 'chat', 'server.mjs')], {
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
+    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    const exited = once(child, 'exit')
+    const lines = createInterface({ input: child.stdout })
+    const outputEnded = once(lines, 'close')
+    const messages: string[] = []
+    const address = new Promise<string>((resolve, reject) => {
+      lines.on('line', (line) => {
+        const { msg, reqId } = JSON.parse(line) as { msg: string, reqId?: string }
+        if (reqId === undefined) messages.push(msg) // not the request logs of the handshake
+        const found = /^chat: (ws:\/\/127\.0\.0\.1:\d+)\/ws\/chat\?user=NAME&room=NAME$/.exec(msg)
+        if (found !== null) resolve(found[1]!)
+      })
+      outputEnded.then(() => reject(new Error('the server exited before it logged its address')), reject)
+    })
+
+    const client = await connect(await address, '/ws/chat?user=alice')
+    t.match((await client.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
+    child.kill(signal)
+    t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, `${signal}: sessions are closed with 1001`)
+    await outputEnded
+    t.same(await exited, [0, null], `${signal}: the process exits with 0 on its own`)
+    t.equal(messages.length, 4)
+    t.match(messages, [
+      /^Server listening at http:\/\/127\.0\.0\.1:\d+$/,
+      /^chat: ws:\/\/127\.0\.0\.1:\d+\/ws\/chat\?user=NAME&room=NAME$/,
+      `${signal} received, closing`,
+      'closed'
+    ], `${signal}: logs where it listens, then its shutdown`)
+  }
+})
+
+test('seed 000 examples: writeText echo', async (t) => {
+  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
+  const app = await build(t)
+  await app.register(examplesPlugin)
+  const client = await connect(await listen(app), '/echo')
+  client.send('hello')
+  client.send('world')
+  const messages = await client.messages(3)
+  t.same(messages, [
+    { data: 'Welcome to the chat room!', binary: false },
+    { data: 'You said: hello', binary: false },
+    { data: 'You said: world', binary: false }
+  ])
+})
+
+test('seed 000 examples: writeData sends a binary frame', async (t) => {
+  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
+  const app = await build(t)
+  await app.register(examplesPlugin)
+  const client = await connect(await listen(app), '/binary')
+  const [message] = await client.messages(1)
+  t.equal(message!.binary, true)
+  t.ok(Buffer.isBuffer(message!.data))
+  t.equal(message!.data.toString('utf-8'), 'Binary hello')
+})
+
+test('seed 000 examples: "bye" gets Goodbye! and a normal close', async (t) => {
+  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
+  const app = await build(t)
+  await app.register(examplesPlugin)
+  const client = await connect(await listen(app), '/bye')
+  client.send('hello')
+  client.send('bye')
+  t.same(await client.closed, { code: 1000, reason: '' })
+  t.same(client.received, [{ data: 'Goodbye!', binary: false }], 'only "bye" is answered, and before the close')
+})
+
+test('seed 000 examples: broadcast to every client through a room', async (t) => {
+  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
+  const app = await build(t)
+  await app.register(examplesPlugin)
+  const base = await listen(app)
+  const clients = await Promise.all([connect(base, '/broadcast'), connect(base, '/broadcast'), connect(base, '/broadcast')])
+  const [a, b, c] = clients as [Client, Client, Client]
+  for (const client of clients) t.same(await client.texts(1), ['Connection established!'])
+  t.equal(app.websocketRooms.room('everyone').members(), 3)
+
+  a.send('one')
+  for (const client of clients) t.same((await client.texts(2))[1], 'Broadcast: one', 'the sender gets it too')
+
+  // Binary data is only logged: no answer, and the session stays open.
+  b.send(Buffer.from([1, 2, 3]))
+  b.send('two')
+  for (const client of clients) t.same((await client.texts(3))[2], 'Broadcast: two')
+
+  await c.close()
+  await untilSessions(app, 2)
+  t.equal(app.websocketRooms.room('everyone').members(), 2, 'a disconnected client leaves the room by itself')
+  a.send('three')
+  t.same((await a.texts(4))[3], 'Broadcast: three')
+  t.same((await b.texts(4))[3], 'Broadcast: three')
+  t.equal(c.received.length, 3)
+})
+
+test('seed 000 examples: the simple chat counts who is online and broadcasts to all', async (t) => {
+  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
+  const app = await build(t)
+  await app.register(examplesPlugin)
+  const base = await listen(app)
+  const a = await connect(base, '/chat')
+  t.same(await a.texts(1), ['Welcome! There are 1 users online.'])
+  const b = await connect(base, '/chat')
+  t.same(await b.texts(1), ['Welcome! There are 2 users online.'])
+  a.send('Hello everyone!')
+  t.same(await a.texts(2), ['Welcome! There are 1 users online.', 'Hello everyone!'])
+  t.same(await b.texts(2), ['Welcome! There are 2 users online.', 'Hello everyone!'])
+  await b.close()
+  await untilSessions(app, 1)
+  const c = await connect(base, '/chat')
+  t.same(await c.texts(1), ['Welcome! There are 2 users online.'], 'a client that left is no longer counted')
+})
+
+test('seed 003 client: event listeners, text and binary, close with a code and reason', async (t) => {
+  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
+  const app = await build(t)
+  await app.register(examplesPlugin)
+  const base = await listen(app)
+
+  const ws = new WebSocket(`${base}/echo`)
+  const received: Array<string | Buffer> = []
+  let gotAll!: () => void
+  const all = new Promise<void>((resolve) => { gotAll = resolve })
+  ws.addEventListener('open', () => ws.send('Hello, Server!'))
+  ws.addEventListener('message', (event) => {
+    received.push(event.data as string | Buffer)
+    if (received.length === 2) gotAll()
+  })
+  const closed = new Promise<WebSocket.CloseEvent>((resolve) => ws.addEventListener('close', resolve))
+  await all
+  t.same(received.map(String), ['Welcome to the chat room!', 'You said: Hello, Server!'])
+  ws.close(1000, 'Closing connection after test')
+  const event = await closed
+  t.equal(event.code, 1000)
+  t.equal(event.wasClean, true)
+
+  const binary = new WebSocket(`${base}/binary`)
+  binary.binaryType = 'nodebuffer'
+  const [data, isBinary] = await once(binary, 'message') as [Buffer, boolean]
+  t.equal(isBinary, true)
+  t.equal(data.toString(), 'Binary hello')
+  binary.close()
+  await once(binary, 'close')
+})
