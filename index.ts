@@ -8,15 +8,18 @@ import type { WebSocket } from 'ws'
 import type { WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
 import { closeCodes } from './lib/close-codes'
 import { InvalidArgumentError, describe } from './lib/errors'
+import { handshakeGuard } from './lib/guards'
 import { readHandlers } from './lib/handlers'
-import { resolveOptions } from './lib/options'
+import { Heartbeat } from './lib/heartbeat'
+import { resolveOptions, resolveRouteLimits } from './lib/options'
 import { RoomRegistry, ServerRooms, SessionsView } from './lib/rooms'
 import { Session, isSessionSocket } from './lib/session'
 import { closeAllSessions } from './lib/shutdown'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
-  const { maxPayload, closeTimeout, websocketOptions } = resolveOptions(options)
-  const registry = new RoomRegistry()
+  const resolved = resolveOptions(options)
+  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions } = resolved
+  const registry = new RoomRegistry({ ...resolved, heartbeat: heartbeatInterval > 0 })
   let closing = false
 
   // @fastify/websocket may be registered by the app already (registering it twice fails).
@@ -32,14 +35,20 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.decorate('websocketSessions', new SessionsView(registry.sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, routeOptions } = readHandlers(path, source)
+    const { handlers, routeOptions, limits: ownLimits } = readHandlers(path, source)
+    const route = { handlers, limits: resolveRouteLimits(ownLimits, resolved, path) }
+    const guard = handshakeGuard(registry, route.limits, maxSessions)
+    if (guard !== null) routeOptions.onRequest = [guard, ...[routeOptions.onRequest ?? []].flat()]
+
     // `this` is the caller's encapsulated instance: the route gets its prefix and hooks.
     this.get(path, { ...routeOptions, websocket: true }, function onUpgraded (socket: WebSocket, request: FastifyRequest) {
+      // Fastify and ws refuse upgrades once closing; this catches an app whose own
+      // @fastify/websocket shutdown leaves its ws server open.
       if (closing) {
         socket.close(closeCodes.GOING_AWAY, 'server shutting down')
         return
       }
-      const session = new Session(socket, request, handlers, registry)
+      const session = new Session(socket, request, route, registry)
       // @fastify/websocket's shutdown closes the sockets of this set with no close code and
       // does not wait for them: sessions are closed by the preClose hook below instead.
       // (The set is undefined when the app turned ws's clientTracking off.)
@@ -48,6 +57,8 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     })
     return this
   })
+
+  const heartbeat = heartbeatInterval > 0 ? new Heartbeat(registry, heartbeatInterval) : null
 
   // Protocol errors (oversized, invalid UTF-8, garbage) are the client's fault: ws has
   // already sent the close frame (1009, 1007, 1002), and the session ends through 'close'.
@@ -62,6 +73,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
 
   fastify.addHook('preClose', async function () {
     closing = true
+    heartbeat?.stop()
     await closeAllSessions(registry, closeTimeout)
   })
 

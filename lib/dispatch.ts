@@ -7,6 +7,8 @@ export interface EventTarget {
   handle (kind: number, a: unknown, b: unknown): unknown
   /** Called with what a handler threw or rejected with; may return a promise too. */
   fail (error: unknown): unknown
+  /** Called when the queue has caught up after holding events back. */
+  idle (): void
 }
 
 function isThenable (value: unknown): value is PromiseLike<unknown> {
@@ -22,6 +24,11 @@ export class SessionQueue {
 
   constructor (target: EventTarget) {
     this.#target = target
+  }
+
+  /** Number of events waiting behind a handler that has not settled yet. */
+  get length (): number {
+    return this.#pending === null ? 0 : (this.#pending.length - this.#head) / 3
   }
 
   push (kind: number, a?: unknown, b?: unknown): void {
@@ -76,7 +83,9 @@ export class SessionQueue {
       this.#busy = false
       pending = this.#pending
     }
+    if (pending === null) return
     this.#pending = null
     this.#head = 0
+    this.#target.idle()
   }
 }

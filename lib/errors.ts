@@ -37,6 +37,27 @@ export const CloseReasonTooLongError = createError<'FST_WS_ROOMS_CLOSE_REASON_TO
   RangeError
 )
 
+export const TooManyRoomsError = createError<'FST_WS_ROOMS_TOO_MANY_ROOMS', [number]>(
+  'FST_WS_ROOMS_TOO_MANY_ROOMS',
+  'fastify-websocket-rooms: a session may be in at most %d rooms (option maxRoomsPerSession)',
+  500,
+  RangeError
+)
+
+/** Answers an upgrade from an origin not in allowedOrigins, before any socket is opened. */
+export const OriginNotAllowedError = createError<'FST_WS_ROOMS_ORIGIN_NOT_ALLOWED', [string]>(
+  'FST_WS_ROOMS_ORIGIN_NOT_ALLOWED',
+  'WebSocket upgrade refused: origin %s is not allowed',
+  403
+)
+
+/** Answers an upgrade past maxSessions, before any socket is opened. */
+export const TooManySessionsError = createError<'FST_WS_ROOMS_TOO_MANY_SESSIONS'>(
+  'FST_WS_ROOMS_TOO_MANY_SESSIONS',
+  'WebSocket upgrade refused: the server has reached its maximum number of sessions',
+  503
+)
+
 /** Describes a bad value for an error message: its type, and the value itself when short. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

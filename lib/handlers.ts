@@ -2,6 +2,7 @@
 // either vocabulary of the seeds, and the Fastify route options that run before the upgrade.
 // The object may be a frozen ES module namespace, so it is only ever read.
 import { InvalidHandlersError, describe } from './errors'
+import { ROUTE_LIMIT_NAMES } from './options'
 
 export interface Handlers {
   connected: ((session: any) => unknown) | undefined
@@ -10,6 +11,7 @@ export interface Handlers {
   pong: ((session: any) => unknown) | undefined
   disconnected: ((session: any, code: number, reason: string) => unknown) | undefined
   error: ((session: any, error: Error) => unknown) | undefined
+  backpressure: ((session: any, bufferedAmount: number) => unknown) | undefined
 }
 
 /** Each event with its HttpServer name (seeds 000/001) and its ingress name (seeds 002/004). */
@@ -19,7 +21,8 @@ const EVENT_NAMES: ReadonlyArray<readonly [keyof Handlers, string, string | null
   ['binary', 'handleBinary', null],
   ['pong', 'onPong', null],
   ['disconnected', 'onDisconnected', 'onClose'],
-  ['error', 'onError', null]
+  ['error', 'onError', null],
+  ['backpressure', 'onBackpressure', null]
 ]
 
 /** Route options handed to Fastify as they are; they apply to the HTTP request before the upgrade. */
@@ -30,8 +33,9 @@ export const ROUTE_OPTION_NAMES = [
 
 const HANDLER_NAMES = new Set<string>(EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]))
 const ROUTE_NAMES = new Set<string>(ROUTE_OPTION_NAMES)
+const LIMIT_NAMES = new Set<string>(ROUTE_LIMIT_NAMES)
 /** Known names in lowercase, to catch the browser's spelling (onmessage, onopen). */
-const LOWERCASE_NAMES = new Set<string>([...HANDLER_NAMES, ...ROUTE_NAMES].map((name) => name.toLowerCase()))
+const LOWERCASE_NAMES = new Set<string>([...HANDLER_NAMES, ...ROUTE_NAMES, ...LIMIT_NAMES].map((name) => name.toLowerCase()))
 
 /** A key that must have meant a handler or a route hook: refused rather than ignored. */
 function looksLikeHandler (key: string): boolean {
@@ -56,14 +60,22 @@ function distance (a: string, b: string): number {
 function suggestion (key: string): string {
   let best = ''
   let bestDistance = Infinity
-  for (const name of [...HANDLER_NAMES, ...ROUTE_NAMES]) {
+  for (const name of [...HANDLER_NAMES, ...ROUTE_NAMES, ...LIMIT_NAMES]) {
     const d = distance(key, name)
     if (d < bestDistance) { best = name; bestDistance = d }
   }
   return bestDistance <= 3 ? ` (did you mean "${best}"?)` : ''
 }
 
-export function readHandlers (path: string, source: unknown): { handlers: Handlers, routeOptions: Record<string, unknown> } {
+export interface RouteDefinition {
+  handlers: Handlers
+  /** Options for Fastify's route: schema, hooks... */
+  routeOptions: Record<string, unknown>
+  /** The route's own limits, as given (checked by resolveRouteLimits). */
+  limits: Record<string, unknown>
+}
+
+export function readHandlers (path: string, source: unknown): RouteDefinition {
   if (source === null || typeof source !== 'object') {
     throw new InvalidHandlersError(path, `handlers must be an object or a module namespace, got ${describe(source)}`)
   }
@@ -82,8 +94,11 @@ export function readHandlers (path: string, source: unknown): { handlers: Handle
     handlers[event] = handler as any
   }
   const routeOptions: Record<string, unknown> = {}
+  const limits: Record<string, unknown> = {}
   for (const key of Object.keys(object)) {
-    if (ROUTE_NAMES.has(key)) {
+    if (LIMIT_NAMES.has(key)) {
+      limits[key] = object[key]
+    } else if (ROUTE_NAMES.has(key)) {
       const value = object[key]
       // @fastify/websocket writes `hide` into the route's schema: give it a copy, so a
       // frozen schema works and the user's object is left as it was.
@@ -93,8 +108,8 @@ export function readHandlers (path: string, source: unknown): { handlers: Handle
     }
   }
   // After the unknown keys, so that a lone misspelt handler gets its suggestion.
-  if (!EVENT_NAMES.some(([event]) => event !== 'error' && handlers[event] !== undefined)) {
+  if (!EVENT_NAMES.some(([event]) => event !== 'error' && event !== 'backpressure' && handlers[event] !== undefined)) {
     throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
   }
-  return { handlers, routeOptions }
+  return { handlers, routeOptions, limits }
 }

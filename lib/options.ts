@@ -1,50 +1,146 @@
 // Every plugin option: its default, its check and its meaning, in one place.
-// Checked once at registration, so a bad value fails app.register() and never a connection.
+// Checked once at registration, so a bad value fails app.register() (or registerWebsocket()
+// for a route's own limits) and never a connection.
+import type { FastifyRequest } from 'fastify'
 import type { ServerOptions as WsServerOptions } from 'ws'
 import { InvalidOptionError, describe } from './errors'
 
-export interface ResolvedOptions {
+export type Policy = 'close' | 'drop'
+
+export interface RateLimit {
+  /** Messages a session may send per interval. */
+  max: number
+  /** The interval, in ms. */
+  interval: number
+  /** Past the limit: close the session with 1008, or drop the message. */
+  policy: Policy
+}
+
+export type OriginCheck = (origin: string, request: FastifyRequest) => boolean | Promise<boolean>
+
+/** Limits a route may set for itself; the plugin options give their defaults. */
+export interface RouteLimits {
+  /** Bytes queued for a session but not yet written past which a message is not sent. */
+  maxBackpressure: number
+  /** What happens to a message past maxBackpressure: close the session with 1013, or drop it. */
+  backpressurePolicy: Policy
+  /** Messages waiting for a busy handler past which the session's socket is not read. */
+  maxQueuedMessages: number
+  /** Messages per interval a session may send; null for no limit. */
+  rateLimit: RateLimit | null
+  /** Origins allowed to upgrade (exact, case-insensitive), a check, or null for any. */
+  allowedOrigins: ReadonlySet<string> | OriginCheck | null
+}
+
+export interface ResolvedOptions extends RouteLimits {
   /** Largest message accepted, in bytes; a bigger one closes the session with 1009. */
   maxPayload: number
   /** How long app.close() waits for clients to answer the close handshake before it cuts them off, in ms. */
   closeTimeout: number
+  /** Interval of the server's pings, in ms; a session that missed the previous pong is cut off. 0: no pings. */
+  heartbeatInterval: number
+  /** Open sessions past which an upgrade is refused with 503; Infinity for no cap. */
+  maxSessions: number
+  /** Rooms one session may be in at once. */
+  maxRoomsPerSession: number
+  /** Longest room name, in characters. */
+  maxRoomNameLength: number
   /** Extra options for the ws server (perMessageDeflate, ...); used only when this plugin registers @fastify/websocket. */
   websocketOptions: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path'>
 }
 
 export const defaults = Object.freeze({
   maxPayload: 1024 * 1024,
-  closeTimeout: 5000
+  closeTimeout: 5000,
+  heartbeatInterval: 30_000,
+  maxBackpressure: 1024 * 1024,
+  backpressurePolicy: 'close' as Policy,
+  maxQueuedMessages: 100,
+  maxSessions: Infinity,
+  maxRoomsPerSession: 100,
+  maxRoomNameLength: 256
 })
+
+/** The keys of the handlers object that set a route's own limits. */
+export const ROUTE_LIMIT_NAMES = ['maxBackpressure', 'backpressurePolicy', 'maxQueuedMessages', 'rateLimit', 'allowedOrigins'] as const
 
 const FORBIDDEN_WS_OPTIONS = ['noServer', 'server', 'port', 'host', 'path', 'maxPayload'] as const
 
-function positiveInteger (name: string, value: unknown, fallback: number, allowZero = false): number {
+function integer (name: string, value: unknown, fallback: number, min: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || (value === 0 && !allowZero)) {
-    throw new InvalidOptionError(name, allowZero ? 'an integer >= 0' : 'an integer > 0', describe(value))
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(name, `an integer >= ${min}`, describe(value))
   }
   return value
 }
 
-export function resolveOptions (options: unknown): ResolvedOptions {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidOptionError('options', 'an object', describe(options))
+function policy (name: string, value: unknown, fallback: Policy): Policy {
+  if (value === undefined) return fallback
+  if (value !== 'close' && value !== 'drop') throw new InvalidOptionError(name, '"close" or "drop"', describe(value))
+  return value
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value)
+}
+
+function rateLimit (name: string, value: unknown, fallback: RateLimit | null): RateLimit | null {
+  if (value === undefined) return fallback
+  if (value === false || value === null) return null
+  if (!isPlainObject(value)) throw new InvalidOptionError(name, 'false or an object { max, interval, policy? }', describe(value))
+  return {
+    max: integer(`${name}.max`, value.max ?? NaN, 0, 1),
+    interval: integer(`${name}.interval`, value.interval ?? NaN, 0, 1),
+    policy: policy(`${name}.policy`, value.policy, 'close')
   }
-  const opts = options as Record<string, unknown>
-  const websocketOptions = opts.websocketOptions === undefined ? {} : opts.websocketOptions
-  if (websocketOptions === null || typeof websocketOptions !== 'object' || Array.isArray(websocketOptions)) {
+}
+
+function allowedOrigins (name: string, value: unknown, fallback: RouteLimits['allowedOrigins']): RouteLimits['allowedOrigins'] {
+  if (value === undefined) return fallback
+  if (value === null) return null
+  if (typeof value === 'function') return value as OriginCheck
+  if (!Array.isArray(value) || value.some((origin) => typeof origin !== 'string' || origin.length === 0)) {
+    throw new InvalidOptionError(name, 'an array of origins such as "https://example.com", or a function (origin, request) => boolean', describe(value))
+  }
+  return new Set(value.map((origin: string) => origin.toLowerCase()))
+}
+
+function limits (source: Record<string, unknown>, fallback: RouteLimits, prefix: string): RouteLimits {
+  return {
+    maxBackpressure: integer(`${prefix}maxBackpressure`, source.maxBackpressure, fallback.maxBackpressure, 1),
+    backpressurePolicy: policy(`${prefix}backpressurePolicy`, source.backpressurePolicy, fallback.backpressurePolicy),
+    maxQueuedMessages: integer(`${prefix}maxQueuedMessages`, source.maxQueuedMessages, fallback.maxQueuedMessages, 1),
+    rateLimit: rateLimit(`${prefix}rateLimit`, source.rateLimit, fallback.rateLimit),
+    allowedOrigins: allowedOrigins(`${prefix}allowedOrigins`, source.allowedOrigins, fallback.allowedOrigins)
+  }
+}
+
+export function resolveOptions (options: unknown): ResolvedOptions {
+  if (!isPlainObject(options)) throw new InvalidOptionError('options', 'an object', describe(options))
+  const websocketOptions = options.websocketOptions === undefined ? {} : options.websocketOptions
+  if (!isPlainObject(websocketOptions)) {
     throw new InvalidOptionError('websocketOptions', 'an object of ws server options', describe(websocketOptions))
   }
   for (const key of FORBIDDEN_WS_OPTIONS) {
     if (key in websocketOptions) {
       const why = key === 'maxPayload' ? 'unset (use the top-level maxPayload option)' : 'unset (the plugin owns the server and its routes)'
-      throw new InvalidOptionError(`websocketOptions.${key}`, why, describe((websocketOptions as Record<string, unknown>)[key]))
+      throw new InvalidOptionError(`websocketOptions.${key}`, why, describe(websocketOptions[key]))
     }
   }
+  const maxSessions = options.maxSessions
   return {
-    maxPayload: positiveInteger('maxPayload', opts.maxPayload, defaults.maxPayload),
-    closeTimeout: positiveInteger('closeTimeout', opts.closeTimeout, defaults.closeTimeout, true),
+    ...limits(options, { ...defaults, rateLimit: null, allowedOrigins: null }, ''),
+    maxPayload: integer('maxPayload', options.maxPayload, defaults.maxPayload, 1),
+    closeTimeout: integer('closeTimeout', options.closeTimeout, defaults.closeTimeout, 0),
+    heartbeatInterval: integer('heartbeatInterval', options.heartbeatInterval, defaults.heartbeatInterval, 0),
+    maxSessions: maxSessions === Infinity ? Infinity : integer('maxSessions', maxSessions, defaults.maxSessions, 1),
+    maxRoomsPerSession: integer('maxRoomsPerSession', options.maxRoomsPerSession, defaults.maxRoomsPerSession, 1),
+    maxRoomNameLength: integer('maxRoomNameLength', options.maxRoomNameLength, defaults.maxRoomNameLength, 1),
     websocketOptions
   }
+}
+
+/** A route's limits: its own where the handlers object sets them, the plugin's elsewhere. */
+export function resolveRouteLimits (source: Record<string, unknown>, plugin: RouteLimits, path: string): RouteLimits {
+  return limits(source, plugin, `registerWebsocket("${path}") `)
 }

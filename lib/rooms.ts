@@ -1,21 +1,39 @@
 // The room registry of one Fastify instance: which sessions are open and who is in which
 // room. Rooms live in `rooms: Map<name, Set<Session>>`, and each session keeps the names it
 // joined, so join, leave and members() are O(1) and a closing session costs O(its rooms).
-import type { ServerRoom, WebSocketRoom, WebsocketRooms } from '../types/index'
-import { InvalidArgumentError, describe } from './errors'
+import type { ServerRoom, WebSocketRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import { InvalidArgumentError, TooManyRoomsError, describe } from './errors'
 import { encode, type Message } from './frame'
 import type { Session } from './session'
+import { Stats } from './stats'
 
-export function assertRoomName (name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) {
-    throw new InvalidArgumentError('room name', 'a non-empty string', describe(name))
-  }
+export interface RegistryOptions {
+  maxRoomsPerSession: number
+  maxRoomNameLength: number
+  /** Sessions listen for pongs when the server pings them. */
+  heartbeat: boolean
 }
 
 export class RoomRegistry {
   readonly sessions = new Map<string, Session>()
   readonly rooms = new Map<string, Set<Session>>()
+  readonly stats = new Stats()
+  readonly heartbeat: boolean
+  readonly #maxRoomsPerSession: number
+  readonly #maxRoomNameLength: number
   #emptyWaiters: Array<() => void> = []
+
+  constructor (options: RegistryOptions) {
+    this.heartbeat = options.heartbeat
+    this.#maxRoomsPerSession = options.maxRoomsPerSession
+    this.#maxRoomNameLength = options.maxRoomNameLength
+  }
+
+  assertRoomName (name: unknown): asserts name is string {
+    if (typeof name !== 'string' || name.length === 0 || name.length > this.#maxRoomNameLength) {
+      throw new InvalidArgumentError('room name', `a non-empty string of at most ${this.#maxRoomNameLength} characters (option maxRoomNameLength)`, describe(name))
+    }
+  }
 
   addSession (session: Session): void {
     this.sessions.set(session.id, session)
@@ -46,6 +64,7 @@ export class RoomRegistry {
     if (session.finished || !session.isOpen()) return
     const joined = (session.rooms ??= new Set())
     if (joined.has(name)) return
+    if (joined.size >= this.#maxRoomsPerSession) throw new TooManyRoomsError(this.#maxRoomsPerSession)
     joined.add(name)
     let members = this.rooms.get(name)
     if (members === undefined) {
@@ -166,12 +185,35 @@ export class ServerRooms implements WebsocketRooms {
   }
 
   room (name: string): ServerRoom {
-    assertRoomName(name)
+    this.#registry.assertRoomName(name)
     return new ServerRoomHandle(this.#registry, name)
   }
 
   roomNames (): string[] {
     return [...this.#registry.rooms.keys()]
+  }
+
+  stats (): WebsocketRoomsStats {
+    const registry = this.#registry
+    const s = registry.stats
+    return {
+      sessions: registry.sessions.size,
+      rooms: registry.rooms.size,
+      pausedSessions: s.paused,
+      messagesIn: s.messagesIn,
+      bytesIn: s.bytesIn,
+      messagesOut: s.messagesOut,
+      bytesOut: s.bytesOut,
+      dropped: { backpressure: s.droppedBackpressure, rateLimit: s.droppedRateLimit },
+      closed: {
+        heartbeat: s.closedHeartbeat,
+        backpressure: s.closedBackpressure,
+        rateLimit: s.closedRateLimit,
+        unsupportedData: s.closedUnsupportedData,
+        handlerError: s.closedHandlerError
+      },
+      refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions }
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 // A session: one client connection, its handshake, its attributes and its rooms.
 // Socket events enter the session's ordered queue (./dispatch) and leave it as handler
-// calls; when the socket closes, the session leaves every room after onDisconnected.
+// calls; every send is guarded (open? under the route's backpressure bound?); when the
+// socket closes, the session leaves every room after onDisconnected.
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -8,9 +9,16 @@ import type { WebSocketSession } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
 import { SessionQueue, type EventTarget } from './dispatch'
 import { InvalidArgumentError, describe } from './errors'
-import { toBuffer, type Encoded } from './frame'
+import { BINARY, TEXT, toBuffer, type Encoded } from './frame'
 import type { Handlers } from './handlers'
-import { RoomHandle, assertRoomName, type RoomRegistry } from './rooms'
+import type { RouteLimits } from './options'
+import { RoomHandle, type RoomRegistry } from './rooms'
+
+/** What the sessions of one route share: its handlers and its limits. */
+export interface Route {
+  handlers: Handlers
+  limits: RouteLimits
+}
 
 const enum Event { Connected, Text, Binary, Pong, Disconnected }
 const OPEN = 1 // WebSocket.OPEN
@@ -23,7 +31,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   readonly #id: string = randomUUID()
   readonly request: FastifyRequest
   readonly #socket: OwnedSocket
-  readonly #handlers: Handlers
+  readonly #route: Route
   readonly #registry: RoomRegistry
   readonly #queue: SessionQueue
   readonly #remoteAddr: string
@@ -32,16 +40,22 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   #attributes: Map<string, unknown> | null = null
   #parameters: URLSearchParams | null = null
   #log: FastifyBaseLogger | null = null
-  /** The server started the close (close(), an error, shutdown): queued messages are dropped. */
+  /** The server started the close (close(), an error, a guard, shutdown): queued messages are dropped. */
   #closedByServer = false
   #finished = false
   /** The close code ws sent when the client broke the protocol (1002, 1007, 1009), or 0. */
   #protocolErrorCode = 0
+  /** A ping went out and its pong has not come back. */
+  #awaitingPong = false
+  /** The socket is not read, because the handlers are behind (inbound flow control). */
+  #paused = false
+  #rateWindowStart = 0
+  #rateWindowCount = 0
 
-  constructor (socket: WebSocket, request: FastifyRequest, handlers: Handlers, registry: RoomRegistry) {
+  constructor (socket: WebSocket, request: FastifyRequest, route: Route, registry: RoomRegistry) {
     this.request = request
     this.#socket = socket as OwnedSocket
-    this.#handlers = handlers
+    this.#route = route
     this.#registry = registry
     this.#queue = new SessionQueue(this)
     this.#remoteAddr = remoteAddressOf(request)
@@ -49,13 +63,13 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
     socket.on('error', onSocketError)
-    if (handlers.pong !== undefined) socket.on('pong', onSocketPong)
+    if (route.handlers.pong !== undefined || registry.heartbeat) socket.on('pong', onSocketPong)
   }
 
   /** Registers the session and runs onConnected; called once the caller is ready for events. */
   start (): void {
     this.#registry.addSession(this)
-    if (this.#handlers.connected !== undefined) this.#queue.push(Event.Connected)
+    if (this.#route.handlers.connected !== undefined) this.#queue.push(Event.Connected)
   }
 
   get id (): string { return this.#id }
@@ -63,6 +77,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   get headers (): any { return this.request.headers }
   get params (): any { return this.request.params }
   get socket (): WebSocket { return this.#socket }
+  get bufferedAmount (): number { return this.#socket.bufferedAmount }
 
   get log (): FastifyBaseLogger {
     return (this.#log ??= this.request.log.child({ sessionId: this.#id }))
@@ -74,33 +89,70 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
 
   writeText (text: string): void {
     if (typeof text !== 'string') throw new InvalidArgumentError('text', 'a string', describe(text))
-    if (this.#socket.readyState === OPEN) this.#socket.send(text)
+    this.#write(text, Buffer.byteLength(text), TEXT)
   }
 
   writeData (data: Buffer | Uint8Array | ArrayBuffer | ArrayBufferView): void {
     const bytes = toBuffer(data)
     if (bytes === null) throw new InvalidArgumentError('data', 'a Buffer, a Uint8Array or an ArrayBuffer', describe(data))
-    if (this.#socket.readyState === OPEN) this.#socket.send(bytes)
+    this.#write(bytes, bytes.length, BINARY)
   }
 
   send (message: string | Buffer | Uint8Array | ArrayBuffer | ArrayBufferView): void {
     if (typeof message === 'string') {
-      if (this.#socket.readyState === OPEN) this.#socket.send(message)
+      this.#write(message, Buffer.byteLength(message), TEXT)
       return
     }
     const bytes = toBuffer(message)
     if (bytes === null) throw new InvalidArgumentError('message', 'a string, a Buffer, a Uint8Array or an ArrayBuffer', describe(message))
-    if (this.#socket.readyState === OPEN) this.#socket.send(bytes)
+    this.#write(bytes, bytes.length, BINARY)
   }
 
   /** Sends bytes encoded once for many sessions (a broadcast). */
   sendEncoded (encoded: Encoded): void {
-    if (this.#socket.readyState === OPEN) this.#socket.send(encoded.data, encoded.options)
+    this.#write(encoded.data, encoded.data.length, encoded.options)
+  }
+
+  /** Every send ends here: nothing goes out on a closed socket or past the backpressure bound. */
+  #write (data: string | Buffer, bytes: number, options: typeof TEXT | typeof BINARY): void {
+    const socket = this.#socket
+    if (socket.readyState !== OPEN) return
+    const limits = this.#route.limits
+    if (socket.bufferedAmount + bytes > limits.maxBackpressure) {
+      this.#overflow()
+      return
+    }
+    socket.send(data, options)
+    const stats = this.#registry.stats
+    stats.messagesOut++
+    stats.bytesOut += bytes
+  }
+
+  #overflow (): void {
+    const stats = this.#registry.stats
+    const handler = this.#route.handlers.backpressure
+    if (handler !== undefined) {
+      try {
+        handler(this, this.#socket.bufferedAmount)
+      } catch (error) {
+        this.log.error({ err: error }, 'onBackpressure failed')
+      }
+    }
+    if (this.#route.limits.backpressurePolicy === 'drop') {
+      stats.droppedBackpressure++
+    } else if (this.#socket.readyState === OPEN) {
+      stats.closedBackpressure++
+      this.#closeBy(closeCodes.TRY_AGAIN_LATER, 'send buffer full')
+    }
   }
 
   close (code: number = closeCodes.NORMAL, reason: string = ''): void {
     assertCloseArguments(code, reason)
     if (this.#socket.readyState !== OPEN) return
+    this.#closeBy(code, reason)
+  }
+
+  #closeBy (code: number, reason: string): void {
     this.#closedByServer = true
     this.#socket.close(code, reason)
   }
@@ -151,7 +203,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   room (name: string): RoomHandle {
-    assertRoomName(name)
+    this.#registry.assertRoomName(name)
     return new RoomHandle(this.#registry, this, name)
   }
 
@@ -166,13 +218,28 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
 
   /** Closes for a server shutdown; an already closing session is left to finish. */
   shutdown (): void {
-    if (this.#socket.readyState !== OPEN) return
-    this.#closedByServer = true
-    this.#socket.close(closeCodes.GOING_AWAY, 'server shutting down')
+    if (this.#socket.readyState === OPEN) this.#closeBy(closeCodes.GOING_AWAY, 'server shutting down')
+  }
+
+  /**
+   * One beat of the heartbeat: cut off a session whose last ping went unanswered, else ping.
+   * A paused session is skipped: its pongs wait unread behind its messages, and the one
+   * that is behind is this server, not the client.
+   */
+  heartbeat (): void {
+    if (this.#paused || this.#socket.readyState !== OPEN) return
+    if (this.#awaitingPong) {
+      this.#registry.stats.closedHeartbeat++
+      this.log.debug('no pong since the last ping; terminating')
+      this.terminate()
+      return
+    }
+    this.#awaitingPong = true
+    this.#socket.ping()
   }
 
   handle (kind: number, a: unknown, b: unknown): unknown {
-    const handlers = this.#handlers
+    const handlers = this.#route.handlers
     switch (kind) {
       case Event.Connected:
         return handlers.connected!(this)
@@ -188,7 +255,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   fail (error: unknown): unknown {
-    const handler = this.#handlers.error
+    const handler = this.#route.handlers.error
     if (handler === undefined || this.#finished) return this.#crash(error)
     try {
       const result = handler(this, toError(error)) as Promise<unknown> | undefined
@@ -199,15 +266,23 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     return undefined
   }
 
+  /** The queue has handled every event it held: read the socket again if it was paused. */
+  idle (): void {
+    if (!this.#paused) return
+    this.#paused = false
+    this.#registry.stats.paused--
+    this.#socket.resume()
+  }
+
   #crash (error: unknown): void {
     this.log.error({ err: error }, 'websocket handler failed; closing the session with 1011')
     if (this.#socket.readyState !== OPEN) return
-    this.#closedByServer = true
-    this.#socket.close(closeCodes.INTERNAL_ERROR, 'internal error')
+    this.#registry.stats.closedHandlerError++
+    this.#closeBy(closeCodes.INTERNAL_ERROR, 'internal error')
   }
 
   #disconnected (code: number, reason: string): unknown {
-    const handler = this.#handlers.disconnected
+    const handler = this.#route.handlers.disconnected
     if (handler === undefined) return this.#finish()
     let result: unknown
     try {
@@ -229,19 +304,54 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
 
   #finish (): void {
     this.#finished = true
+    if (this.#paused) {
+      this.#paused = false
+      this.#registry.stats.paused--
+    }
     this.#registry.removeSession(this)
+  }
+
+  /** Over the route's rate limit: true when this message must not be handled. */
+  #overRateLimit (): boolean {
+    const limit = this.#route.limits.rateLimit
+    if (limit === null) return false
+    const now = Date.now()
+    if (now - this.#rateWindowStart >= limit.interval) {
+      this.#rateWindowStart = now
+      this.#rateWindowCount = 0
+    }
+    if (++this.#rateWindowCount <= limit.max) return false
+    const stats = this.#registry.stats
+    if (limit.policy === 'drop') {
+      stats.droppedRateLimit++
+    } else {
+      stats.closedRateLimit++
+      this.#closeBy(closeCodes.POLICY_VIOLATION, 'rate limit exceeded')
+    }
+    return true
   }
 
   /** Socket listeners: one shared function each, finding their session through the socket. */
   static onMessage (session: Session, data: Buffer, isBinary: boolean): void {
     if (session.#closedByServer) return
-    const handlers = session.#handlers
+    const stats = session.#registry.stats
+    stats.messagesIn++
+    stats.bytesIn += data.length
+    if (session.#overRateLimit()) return
+    const handlers = session.#route.handlers
     if (isBinary ? handlers.binary === undefined : handlers.text === undefined) {
-      session.close(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
+      stats.closedUnsupportedData++
+      session.#closeBy(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
       return
     }
-    if (isBinary) session.#queue.push(Event.Binary, data)
-    else session.#queue.push(Event.Text, data.toString())
+    const queue = session.#queue
+    if (isBinary) queue.push(Event.Binary, data)
+    else queue.push(Event.Text, data.toString())
+    if (!session.#paused && queue.length >= session.#route.limits.maxQueuedMessages) {
+      session.#paused = true
+      stats.paused++
+      session.#socket.pause()
+    }
   }
 
   static onClose (session: Session, code: number, reason: Buffer): void {
@@ -256,7 +366,8 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   static onPong (session: Session): void {
-    session.#queue.push(Event.Pong)
+    session.#awaitingPong = false
+    if (session.#route.handlers.pong !== undefined) session.#queue.push(Event.Pong)
   }
 }
 

@@ -19,12 +19,12 @@ function bare (t: { teardown (fn: () => unknown): void }, options = {}): Fastify
 
 test('bad plugin options fail app.register() with FST_WS_ROOMS_INVALID_OPTION naming the option', async (t) => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
-    [{ maxPayload: 0 }, /option "maxPayload" must be an integer > 0, got number 0/],
-    [{ maxPayload: -1 }, /option "maxPayload" must be an integer > 0, got number -1/],
-    [{ maxPayload: 1.5 }, /option "maxPayload" must be an integer > 0, got number 1.5/],
-    [{ maxPayload: '1024' }, /option "maxPayload" must be an integer > 0, got "1024"/],
-    [{ maxPayload: Infinity }, /option "maxPayload" must be an integer > 0, got number Infinity/],
-    [{ maxPayload: null }, /option "maxPayload" must be an integer > 0, got null/],
+    [{ maxPayload: 0 }, /option "maxPayload" must be an integer >= 1, got number 0/],
+    [{ maxPayload: -1 }, /option "maxPayload" must be an integer >= 1, got number -1/],
+    [{ maxPayload: 1.5 }, /option "maxPayload" must be an integer >= 1, got number 1.5/],
+    [{ maxPayload: '1024' }, /option "maxPayload" must be an integer >= 1, got "1024"/],
+    [{ maxPayload: Infinity }, /option "maxPayload" must be an integer >= 1, got number Infinity/],
+    [{ maxPayload: null }, /option "maxPayload" must be an integer >= 1, got null/],
     [{ closeTimeout: -1 }, /option "closeTimeout" must be an integer >= 0, got number -1/],
     [{ closeTimeout: NaN }, /option "closeTimeout" must be an integer >= 0, got number NaN/],
     [{ closeTimeout: '5s' }, /option "closeTimeout" must be an integer >= 0, got "5s"/],

@@ -44,13 +44,65 @@ declare namespace fastifyWebsocketRooms {
   /** Binary data accepted by writeData(). */
   export type BinaryData = Buffer | Uint8Array | ArrayBuffer | ArrayBufferView
 
-  export interface WebsocketRoomsOptions {
+  /** What happens to a message past a limit: the session is closed, or the message dropped (counted). */
+  export type LimitPolicy = 'close' | 'drop'
+
+  export interface RateLimitOptions {
+    /** Messages a session may send per interval. */
+    max: number
+    /** The interval, in ms. */
+    interval: number
+    /** Past the limit: 'close' the session with 1008 (default), or 'drop' the message. */
+    policy?: LimitPolicy
+  }
+
+  /** Checks an upgrade's Origin header; false refuses it with 403. */
+  export type OriginCheck = (origin: string, request: FastifyRequest) => boolean | Promise<boolean>
+
+  /** Limits each route may set for itself in its handlers object; the plugin options give their defaults. */
+  export interface RouteLimitOptions {
+    /** Bytes queued for a session but not yet written past which a message is not sent. Default 1 MiB. */
+    maxBackpressure?: number
+    /** Past maxBackpressure: 'close' the session with 1013 (default), or 'drop' the message. */
+    backpressurePolicy?: LimitPolicy
+    /** Messages waiting for a busy handler past which the session's socket is not read until they are handled. Default 100. */
+    maxQueuedMessages?: number
+    /** Messages per interval a session may send. Default: no limit. */
+    rateLimit?: RateLimitOptions | false
+    /** Origins that may upgrade (exact, case-insensitive), or a check. Others get 403. Default: any. */
+    allowedOrigins?: string[] | OriginCheck | null
+  }
+
+  export interface WebsocketRoomsOptions extends RouteLimitOptions {
     /** Largest message accepted, in bytes; a bigger one closes the session with 1009. Default 1 MiB. */
     maxPayload?: number
     /** How long app.close() waits for the close handshake before it cuts clients off, in ms. Default 5000. */
     closeTimeout?: number
+    /** Interval of the server's pings, in ms; a session that missed the previous pong is cut off. 0 turns pings off. Default 30000. */
+    heartbeatInterval?: number
+    /** Open sessions past which an upgrade is refused with 503. Default: no cap. */
+    maxSessions?: number
+    /** Rooms one session may be in at once; one more join throws FST_WS_ROOMS_TOO_MANY_ROOMS. Default 100. */
+    maxRoomsPerSession?: number
+    /** Longest room name, in characters; a longer one is a TypeError. Default 256. */
+    maxRoomNameLength?: number
     /** Other options for the ws server (perMessageDeflate, ...), when this plugin registers @fastify/websocket. */
     websocketOptions?: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path' | 'maxPayload'>
+  }
+
+  /** app.websocketRooms.stats(): counters since the plugin was registered. */
+  export interface WebsocketRoomsStats {
+    sessions: number
+    rooms: number
+    /** Sessions whose socket is not read right now, because their handlers are behind. */
+    pausedSessions: number
+    messagesIn: number
+    bytesIn: number
+    messagesOut: number
+    bytesOut: number
+    dropped: { backpressure: number, rateLimit: number }
+    closed: { heartbeat: number, backpressure: number, rateLimit: number, unsupportedData: number, handlerError: number }
+    refused: { origin: number, maxSessions: number }
   }
 
   /** A room as seen from one session: a handle that does not join by itself. */
@@ -86,6 +138,8 @@ declare namespace fastifyWebsocketRooms {
     room (name: string): ServerRoom
     /** Names of the rooms that have members. */
     roomNames (): string[]
+    /** Counters of traffic and of what the limits did. */
+    stats (): WebsocketRoomsStats
   }
 
   /** One client connection. */
@@ -118,6 +172,8 @@ declare namespace fastifyWebsocketRooms {
     terminate (): void
     /** True while messages can be sent. */
     isOpen (): boolean
+    /** Bytes queued for this session but not yet written to the network. */
+    readonly bufferedAmount: number
     /** A query parameter of the handshake URL as sent (not coerced), or null. */
     getParameter (name: string): string | null
     /** A header of the handshake (any case), or null. */
@@ -152,6 +208,8 @@ declare namespace fastifyWebsocketRooms {
     onClose?: (session: Session, code: number, reason: string) => Maybe<unknown>
     /** Takes over from the default (log, then close with 1011) when a handler throws or rejects. */
     onError?: (session: Session, error: Error) => Maybe<unknown>
+    /** Called, synchronously, when a message to this session would pass maxBackpressure, before the policy applies. */
+    onBackpressure?: (session: Session, bufferedAmount: number) => void
   }
 
   export interface HandshakeSchema<Query, Headers, Params>
@@ -170,7 +228,7 @@ declare namespace fastifyWebsocketRooms {
     Parsed<Query, Record<string, unknown>>,
     Parsed<Headers, IncomingHttpHeaders>,
     Parsed<Params, Record<string, string>>
-  >> & HandshakeRouteOptions & {
+  >> & HandshakeRouteOptions & RouteLimitOptions & {
     schema?: HandshakeSchema<Query, Headers, Params>
   }
 

@@ -1,0 +1,23 @@
+// The server's pings: one timer for the whole instance, not one per session. On each beat a
+// session that has not answered the previous ping is cut off (its onDisconnected runs with
+// 1006), so a peer that vanished behind a NAT is gone within two intervals.
+import type { RoomRegistry } from './rooms'
+
+export class Heartbeat {
+  readonly #registry: RoomRegistry
+  readonly #timer: NodeJS.Timeout
+
+  constructor (registry: RoomRegistry, interval: number) {
+    this.#registry = registry
+    this.#timer = setInterval(() => this.#beat(), interval)
+    this.#timer.unref()
+  }
+
+  #beat (): void {
+    for (const session of this.#registry.sessions.values()) session.heartbeat()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+  }
+}
