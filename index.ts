@@ -8,7 +8,7 @@ import type { WebSocket } from 'ws'
 import type { WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
 import { closeCodes } from './lib/close-codes'
 import { InvalidArgumentError, describe } from './lib/errors'
-import { handshakeGuard } from './lib/guards'
+import { originGuard, sessionCapGuard } from './lib/guards'
 import { readHandlers } from './lib/handlers'
 import { Heartbeat } from './lib/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
@@ -37,8 +37,10 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
     const { handlers, routeOptions, limits: ownLimits } = readHandlers(path, source)
     const route = { handlers, limits: resolveRouteLimits(ownLimits, resolved, path) }
-    const guard = handshakeGuard(registry, route.limits, maxSessions)
-    if (guard !== null) routeOptions.onRequest = [guard, ...[routeOptions.onRequest ?? []].flat()]
+    const checkOrigin = originGuard(registry, route.limits)
+    if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
+    const checkSessionCap = sessionCapGuard(registry, maxSessions)
+    if (checkSessionCap !== null) routeOptions.preHandler = [...[routeOptions.preHandler ?? []].flat(), checkSessionCap]
 
     // `this` is the caller's encapsulated instance: the route gets its prefix and hooks.
     this.get(path, { ...routeOptions, websocket: true }, function onUpgraded (socket: WebSocket, request: FastifyRequest) {

@@ -1,30 +1,40 @@
-// Checks made on the HTTP request before the upgrade, as a route onRequest hook: an origin
-// outside allowedOrigins gets 403 (cross-site WebSocket hijacking) and an upgrade past
-// maxSessions gets 503. Nothing is opened for a refused request.
-import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+// Checks made on the HTTP request before the upgrade, as route hooks: an origin outside
+// allowedOrigins gets 403 (cross-site WebSocket hijacking) and an upgrade past maxSessions
+// gets 503. Nothing is opened for a refused request.
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preHandlerHookHandler } from 'fastify'
 import { OriginNotAllowedError, TooManySessionsError } from './errors'
 import type { RouteLimits } from './options'
 import type { RoomRegistry } from './rooms'
 
-/** The hook for a route, or null when it has nothing to check. */
-export function handshakeGuard (registry: RoomRegistry, limits: RouteLimits, maxSessions: number): onRequestAsyncHookHandler | null {
+/** The route's first onRequest hook when it limits origins, else null. */
+export function originGuard (registry: RoomRegistry, limits: RouteLimits): onRequestAsyncHookHandler | null {
   const origins = limits.allowedOrigins
-  if (origins === null && maxSessions === Infinity) return null
+  if (origins === null) return null
   const stats = registry.stats
 
-  return async function guardHandshake (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (registry.sessions.size >= maxSessions) {
-      stats.refusedMaxSessions++
-      return reply.send(new TooManySessionsError())
-    }
+  return async function guardOrigin (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // Browsers always send Origin on a WebSocket handshake; other clients need not, and are
     // no cross-site risk, so a missing Origin passes.
     const origin = request.headers.origin
-    if (origins === null || origin === undefined) return
+    if (origin === undefined) return
     const allowed = typeof origins === 'function' ? await origins(origin, request) : origins.has(origin.toLowerCase())
     if (allowed !== true) {
       stats.refusedOrigin++
       return reply.send(new OriginNotAllowedError(JSON.stringify(origin)))
     }
+  }
+}
+
+/**
+ * The route's last preHandler when there is a session cap, else null. Checked last and
+ * synchronously, so nothing runs between the check and the upgrade: upgrades that wait
+ * together in slower hooks (authentication, say) cannot all pass it.
+ */
+export function sessionCapGuard (registry: RoomRegistry, maxSessions: number): preHandlerHookHandler | null {
+  if (maxSessions === Infinity) return null
+  return function guardSessionCap (_request, reply, done) {
+    if (registry.sessions.size < maxSessions) return done()
+    registry.stats.refusedMaxSessions++
+    reply.send(new TooManySessionsError())
   }
 }

@@ -66,8 +66,9 @@ export const ROUTE_LIMIT_NAMES = ['maxBackpressure', 'backpressurePolicy', 'maxQ
 
 const FORBIDDEN_WS_OPTIONS = ['noServer', 'server', 'port', 'host', 'path', 'maxPayload'] as const
 
-function integer (name: string, value: unknown, fallback: number, min: number): number {
-  if (value === undefined) return fallback
+/** An integer option; a null fallback makes it required. */
+function integer (name: string, value: unknown, fallback: number | null, min: number): number {
+  if (value === undefined && fallback !== null) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new InvalidOptionError(name, `an integer >= ${min}`, describe(value))
   }
@@ -89,8 +90,8 @@ function rateLimit (name: string, value: unknown, fallback: RateLimit | null): R
   if (value === false || value === null) return null
   if (!isPlainObject(value)) throw new InvalidOptionError(name, 'false or an object { max, interval, policy? }', describe(value))
   return {
-    max: integer(`${name}.max`, value.max ?? NaN, 0, 1),
-    interval: integer(`${name}.interval`, value.interval ?? NaN, 0, 1),
+    max: integer(`${name}.max`, value.max, null, 1),
+    interval: integer(`${name}.interval`, value.interval, null, 1),
     policy: policy(`${name}.policy`, value.policy, 'close')
   }
 }

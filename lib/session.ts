@@ -50,6 +50,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   /** The socket is not read, because the handlers are behind (inbound flow control). */
   #paused = false
   #rateWindowStart = 0
+  #inBackpressureHandler = false
   #rateWindowCount = 0
 
   constructor (socket: WebSocket, request: FastifyRequest, route: Route, registry: RoomRegistry) {
@@ -118,7 +119,9 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     const socket = this.#socket
     if (socket.readyState !== OPEN) return
     const limits = this.#route.limits
-    if (socket.bufferedAmount + bytes > limits.maxBackpressure) {
+    // With nothing queued the client is keeping up: a message bigger than the bound still goes.
+    const buffered = socket.bufferedAmount
+    if (buffered > 0 && buffered + bytes > limits.maxBackpressure) {
       this.#overflow()
       return
     }
@@ -131,11 +134,15 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   #overflow (): void {
     const stats = this.#registry.stats
     const handler = this.#route.handlers.backpressure
-    if (handler !== undefined) {
+    // A send from inside onBackpressure that overflows again must not call it again.
+    if (handler !== undefined && !this.#inBackpressureHandler) {
+      this.#inBackpressureHandler = true
       try {
         handler(this, this.#socket.bufferedAmount)
       } catch (error) {
         this.log.error({ err: error }, 'onBackpressure failed')
+      } finally {
+        this.#inBackpressureHandler = false
       }
     }
     if (this.#route.limits.backpressurePolicy === 'drop') {
