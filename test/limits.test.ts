@@ -114,7 +114,8 @@ test('a send from inside onBackpressure that overflows again is dropped without 
   let attempted = 0
   app.registerWebsocket('/ws', {
     handleText (session) {
-      while (calls === 0 && attempted < CAP) session.send(numbered(attempted++))
+      // onBackpressure, called from inside send(), ends the loop.
+      for (; calls === 0 && attempted < CAP; attempted++) session.send(numbered(attempted))
     },
     onBackpressure (session) {
       calls++
