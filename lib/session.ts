@@ -3,6 +3,7 @@
 // calls; every send is guarded (open? under the route's backpressure bound?); when the
 // socket closes, the session leaves every room after onDisconnected.
 import { randomUUID } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../types/index'
@@ -13,6 +14,7 @@ import { BINARY, TEXT, toBuffer, type Encoded } from './frame'
 import type { Handlers } from './handlers'
 import type { RouteLimits } from './options'
 import { RoomHandle, type RoomRegistry } from './rooms'
+import { directSocketOf, senderIdle, writeFrame } from './wire'
 
 /** What the sessions of one route share: its handlers and its limits. */
 export interface Route {
@@ -35,6 +37,8 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   readonly #registry: RoomRegistry
   readonly #queue: SessionQueue
   readonly #remoteAddr: string
+  /** The TCP socket below, when broadcasts may write their prebuilt frames to it directly. */
+  readonly #tcp: Socket | null
   /** Names of the rooms joined; the registry keeps it, created on first join. */
   rooms: Set<string> | null = null
   #attributes: Map<string, unknown> | null = null
@@ -60,6 +64,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     this.#registry = registry
     this.#queue = new SessionQueue(this)
     this.#remoteAddr = remoteAddressOf(request)
+    this.#tcp = directSocketOf(socket)
     this.#socket[kSession] = this
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
@@ -109,23 +114,36 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     this.#write(bytes, bytes.length, BINARY)
   }
 
-  /** Sends bytes encoded once for many sessions (a broadcast). */
+  /** Sends a message encoded and framed once for many sessions (a broadcast). */
   sendEncoded (encoded: Encoded): void {
-    this.#write(encoded.data, encoded.data.length, encoded.options)
+    const bytes = encoded.data.length
+    if (!this.#admit(bytes)) return
+    const tcp = this.#tcp
+    if (tcp !== null && senderIdle(this.#socket)) writeFrame(tcp, encoded.frame)
+    else this.#socket.send(encoded.data, encoded.options)
+    this.#sent(bytes)
   }
 
-  /** Every send ends here: nothing goes out on a closed socket or past the backpressure bound. */
   #write (data: string | Buffer, bytes: number, options: typeof TEXT | typeof BINARY): void {
+    if (!this.#admit(bytes)) return
+    this.#socket.send(data, options)
+    this.#sent(bytes)
+  }
+
+  /** Every send passes here: nothing goes out on a closed socket or past the backpressure bound. */
+  #admit (bytes: number): boolean {
     const socket = this.#socket
-    if (socket.readyState !== OPEN) return
-    const limits = this.#route.limits
+    if (socket.readyState !== OPEN) return false
     // With nothing queued the client is keeping up: a message bigger than the bound still goes.
     const buffered = socket.bufferedAmount
-    if (buffered > 0 && buffered + bytes > limits.maxBackpressure) {
+    if (buffered > 0 && buffered + bytes > this.#route.limits.maxBackpressure) {
       this.#overflow()
-      return
+      return false
     }
-    socket.send(data, options)
+    return true
+  }
+
+  #sent (bytes: number): void {
     const stats = this.#registry.stats
     stats.messagesOut++
     stats.bytesOut += bytes
