@@ -15,6 +15,10 @@ export interface FrameFlags {
   mask?: boolean
   /** Reserved bits RSV1..RSV3 as the three bits 0b100, 0b010, 0b001 (default 0). */
   rsv?: number
+  /** The length written in the header, when it must not be the payload's (a lie; may be a 64-bit bigint). */
+  length?: number | bigint
+  /** The masking key (default: 4 random bytes), for frames that must be the same on every run. */
+  maskKey?: Buffer
 }
 
 /** Builds one frame as a client would send it. */
@@ -22,14 +26,15 @@ export function buildFrame (opcode: number, payload: Buffer | string = Buffer.al
   const { fin = true, mask = true, rsv = 0 } = flags
   const data = typeof payload === 'string' ? Buffer.from(payload) : payload
   const length = data.length
-  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8
+  const declared = BigInt(flags.length ?? length)
+  const extra = declared < 126n ? 0 : declared < 65536n ? 2 : 8
   const header = Buffer.alloc(2 + extra + (mask ? 4 : 0))
   header[0] = (fin ? 0x80 : 0) | ((rsv & 0b111) << 4) | (opcode & 0x0f)
-  header[1] = (mask ? 0x80 : 0) | (extra === 0 ? length : extra === 2 ? 126 : 127)
-  if (extra === 2) header.writeUInt16BE(length, 2)
-  if (extra === 8) header.writeBigUInt64BE(BigInt(length), 2)
+  header[1] = (mask ? 0x80 : 0) | (extra === 0 ? Number(declared) : extra === 2 ? 126 : 127)
+  if (extra === 2) header.writeUInt16BE(Number(declared), 2)
+  if (extra === 8) header.writeBigUInt64BE(declared, 2)
   if (!mask) return Buffer.concat([header, data])
-  const key = randomBytes(4)
+  const key = flags.maskKey ?? randomBytes(4)
   key.copy(header, 2 + extra)
   const masked = Buffer.alloc(length)
   for (let i = 0; i < length; i++) masked[i] = data[i]! ^ key[i & 3]!
