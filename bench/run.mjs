@@ -1,0 +1,498 @@
+// The fan-out benchmark: `npm run bench` (builds first). Compares, in one run, this plugin,
+// raw ws, @fastify/websocket used naively and Socket.IO 4, each server in its own child
+// process (bench/servers/), driven by one load generator process (bench/load.mjs), every
+// round in alternating order. Prints a Markdown table of medians, each figure with its ratio
+// to raw ws, and writes it to bench/results.md (raw figures to bench/results.json).
+//
+// Environment:
+//   BENCH_QUICK=1        a smoke run: small N, short phases, 1 round
+//   BENCH_ROUNDS=3       rounds (servers alternate order each round)
+//   BENCH_SERVERS=…      comma list, from: plugin, ws, ws+frame, ws+cork, fastify-ws, socket.io
+//                        (default all but ws+frame)
+//   BENCH_WINDOW=4       fan-out messages outstanding in the saturated phase
+//   BENCH_PACED=25000    offered deliveries/s of the paced (latency) phase: low enough for
+//                        every server to keep up, so it measures latency, not a backlog
+//   BENCH_PROFILE=plugin after the rounds, CPU-profile these servers (comma list) during echo,
+//                        the large fan-out and handshakes (bench/profiles/*.cpuprofile); summaries go to
+//                        the output and results.md. BENCH_ROUNDS=0 to profile only.
+//   BENCH_MAX_SECONDS    time budget (default 600); past it no new round starts, and the
+//                        whole run is cut off at budget + 120 s
+import { execFileSync, fork } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { dirname, join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { summarize, toMarkdown } from './lib/profile.mjs'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const QUICK = process.env.BENCH_QUICK === '1'
+const number = (name, fallback) => process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name])
+
+const config = {
+  rounds: number('BENCH_ROUNDS', QUICK ? 1 : 3),
+  small: QUICK ? 100 : 1000,
+  large: QUICK ? 500 : 5000,
+  window: number('BENCH_WINDOW', 4),
+  paced: number('BENCH_PACED', QUICK ? 10_000 : 25_000),
+  fanoutMs: QUICK ? 600 : 1500,
+  pacedMs: QUICK ? 600 : 1500,
+  warmupMessages: 10,
+  drainMs: 10_000,
+  echoClients: QUICK ? 20 : 100,
+  echoWarmupMs: QUICK ? 200 : 300,
+  echoMs: QUICK ? 500 : 1500,
+  handshakes: QUICK ? 200 : 1500,
+  handshakeConcurrency: 8,
+  maxSeconds: number('BENCH_MAX_SECONDS', 600)
+}
+
+const ALL_SERVERS = [
+  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench' },
+  { name: 'ws', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench' },
+  { name: 'ws+frame', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'frame' } },
+  { name: 'ws+cork', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'cork' } },
+  { name: 'fastify-ws', file: 'fastify-ws.mjs', protocol: 'ws', path: '/ws?user=bench' },
+  { name: 'socket.io', file: 'socketio.mjs', protocol: 'sio' }
+]
+const DEFAULT_SERVERS = 'plugin,ws,ws+cork,fastify-ws,socket.io'
+const selected = (process.env.BENCH_SERVERS || DEFAULT_SERVERS).split(',').map((name) => name.trim())
+for (const name of selected) {
+  if (!ALL_SERVERS.some((server) => server.name === name)) throw new Error(`BENCH_SERVERS: unknown server ${name}`)
+}
+const servers = ALL_SERVERS.filter((server) => selected.includes(server.name))
+const BASELINE = 'ws'
+const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+
+// ---------------------------------------------------------------------------------------
+// Children: every one is killed when this process exits, however it exits.
+
+const children = new Set()
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL')
+})
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping`)
+    process.exit(130)
+  })
+}
+const hardStop = setTimeout(() => {
+  console.error(`benchmark still running after ${config.maxSeconds + 120} s: cut off`)
+  process.exit(1)
+}, (config.maxSeconds + 120) * 1000)
+hardStop.unref()
+
+function start (file, { execArgv = [], env = {}, label }) {
+  const child = fork(file, [], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  children.add(child)
+  const waiting = new Map()
+  let nextId = 0
+  let readyResolve
+  let readyReject
+  const ready = new Promise((resolve, reject) => {
+    readyResolve = resolve
+    readyReject = reject
+  })
+  const readyTimer = setTimeout(() => readyReject(new Error(`${label}: not ready after 20 s`)), 20_000)
+  child.on('message', (message) => {
+    if (message?.type === 'ready') {
+      clearTimeout(readyTimer)
+      readyResolve(message)
+      return
+    }
+    const waiter = waiting.get(message?.id)
+    if (waiter === undefined) return
+    waiting.delete(message.id)
+    if (message.error !== undefined) waiter.reject(new Error(`${label}: ${message.error}`))
+    else waiter.resolve(message.result)
+  })
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    children.delete(child)
+    clearTimeout(readyTimer)
+    const error = new Error(`${label} exited (${code ?? signal})`)
+    readyReject(error)
+    for (const waiter of waiting.values()) waiter.reject(error)
+    waiting.clear()
+    resolve()
+  }))
+  ready.catch(() => {})
+
+  function call (cmd, args = {}, timeoutMs = 120_000) {
+    return new Promise((resolve, reject) => {
+      const id = nextId++
+      const timer = setTimeout(() => {
+        waiting.delete(id)
+        reject(new Error(`${label}: ${cmd} timed out after ${timeoutMs} ms`))
+      }, timeoutMs)
+      waiting.set(id, {
+        resolve (value) { clearTimeout(timer); resolve(value) },
+        reject (error) { clearTimeout(timer); reject(error) }
+      })
+      child.send({ ...args, id, cmd })
+    })
+  }
+
+  async function stop () {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    call('exit', {}, 2000).catch(() => {})
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+    await exited
+    clearTimeout(timer)
+  }
+
+  return { child, ready, call, stop, exited }
+}
+
+// ---------------------------------------------------------------------------------------
+// One server, one round: every scenario against a fresh server and a fresh load generator.
+
+async function session (server, { profile = null } = {}) {
+  const srv = start(join(here, 'servers', server.file), { execArgv: ['--expose-gc'], env: server.env, label: server.name })
+  const loader = start(join(here, 'load.mjs'), { label: 'load generator' })
+  // A server that dies mid-run fails the round with its own name, not a load generator timeout.
+  const died = srv.exited.then(() => { throw new Error(`server ${server.name} exited (code ${srv.child.exitCode ?? srv.child.signalCode})`) })
+  died.catch(() => {})
+  const load = { call: (...args) => Promise.race([loader.call(...args), died]) }
+  try {
+    const { port } = await srv.ready
+    await loader.ready
+    await load.call('init', { port, protocol: server.protocol, serverPid: srv.child.pid, clockTicks })
+    const result = {}
+
+    // Echo (also warms up the server's connection and message paths).
+    await load.call('connect', { role: 'echo', count: config.echoClients, path: server.path })
+    if (profile !== null) {
+      await load.call('echo', { warmupMs: config.echoWarmupMs, durationMs: 500 })
+      await srv.call('profile-start', {})
+      result.echo = await load.call('echo', { warmupMs: 0, durationMs: config.echoMs })
+      await srv.call('profile-stop', { file: profile.echo })
+    } else {
+      result.echo = await load.call('echo', { warmupMs: config.echoWarmupMs, durationMs: config.echoMs })
+    }
+    await load.call('close', { role: 'echo', settleMs: 300 })
+
+    // Idle memory: RSS and heap before and after opening N connections, after forced GCs.
+    const before = await srv.call('mem')
+    await load.call('connect', { role: 'pub', count: 1, path: server.path })
+    const connect = await load.call('connect', { role: 'recv', count: config.large, path: server.path })
+    await sleep(300)
+    const after = await srv.call('mem')
+    const conns = config.large + 1
+    result.memory = {
+      connections: conns,
+      connectSeconds: connect.seconds,
+      rssPerConn: (after.rss - before.rss) / conns,
+      heapPerConn: (after.heapUsed + after.external - before.heapUsed - before.external) / conns,
+      gc: after.gc
+    }
+
+    const fanoutPhases = async (n) => {
+      const window = await load.call('fanout', { mode: 'window', window: config.window, warmup: config.warmupMessages, durationMs: config.fanoutMs, drainMs: config.drainMs })
+      const rate = config.paced / n
+      const paced = await load.call('fanout', { mode: 'paced', rate, window: config.window, warmup: 3, durationMs: config.pacedMs, drainMs: config.drainMs })
+      return { window, paced: { ...paced, offeredPerSec: config.paced } }
+    }
+
+    if (profile !== null) {
+      await load.call('fanout', { mode: 'window', window: config.window, warmup: 50, durationMs: 500, drainMs: config.drainMs })
+      await srv.call('profile-start', {})
+      result.fanout = await load.call('fanout', { mode: 'window', window: config.window, warmup: 1, durationMs: config.fanoutMs, drainMs: config.drainMs })
+      await srv.call('profile-stop', { file: profile.fanout })
+      await load.call('close', { role: 'recv', settleMs: 0 })
+      await load.call('close', { role: 'pub', settleMs: 500 })
+      await srv.call('mem')
+      await load.call('handshakes', { path: server.path, count: 200, concurrency: config.handshakeConcurrency })
+      await srv.call('profile-start', {})
+      result.handshakes = await load.call('handshakes', { path: server.path, count: config.handshakes, concurrency: config.handshakeConcurrency })
+      await srv.call('profile-stop', { file: profile.handshakes })
+      return result
+    }
+
+    result.fanoutLarge = await fanoutPhases(config.large)
+    await load.call('close', { role: 'recv', count: config.large - config.small, settleMs: 500 })
+    result.fanoutSmall = await fanoutPhases(config.small)
+    await load.call('close', { role: 'recv', settleMs: 0 })
+    await load.call('close', { role: 'pub', settleMs: 500 })
+
+    const handshakes = (path, count) => load.call('handshakes', { path, count, concurrency: config.handshakeConcurrency })
+    // The same start for everyone: a forced GC after the fan-out's 5,000 connections, and warm-up.
+    await srv.call('mem')
+    await handshakes(server.path, 100)
+    if (server.schemaPath !== undefined) await handshakes(server.schemaPath, 100)
+    if (server.schemaPath === undefined) {
+      result.handshakes = await handshakes(server.path, config.handshakes)
+    } else {
+      // Without and with the schema in ABBA order, so drift (a noisy neighbour) favours neither.
+      const half = Math.round(config.handshakes / 2)
+      const plain = [await handshakes(server.path, half)]
+      const schema = [await handshakes(server.schemaPath, half)]
+      schema.push(await handshakes(server.schemaPath, half))
+      plain.push(await handshakes(server.path, half))
+      result.handshakes = combineHandshakes(plain)
+      result.handshakesSchema = combineHandshakes(schema)
+    }
+    return result
+  } finally {
+    await Promise.all([loader.stop(), srv.stop()])
+  }
+}
+
+function combineHandshakes (parts) {
+  const sum = (key) => parts.reduce((total, part) => total + part[key], 0)
+  const seconds = sum('seconds')
+  const serverCpuSeconds = sum('serverCpuSeconds')
+  const weighted = (key) => parts.reduce((total, part) => total + part[key] * part.seconds, 0) / seconds
+  const handshakes = sum('handshakes')
+  return {
+    path: parts[0].path,
+    handshakes,
+    failed: sum('failed'),
+    firstError: parts.find((part) => part.firstError !== null)?.firstError ?? null,
+    handshakesPerSec: handshakes / seconds,
+    handshakesPerCpuSec: serverCpuSeconds > 0 ? handshakes / serverCpuSeconds : null,
+    seconds,
+    serverCpuSeconds,
+    serverCpuPct: 100 * serverCpuSeconds / seconds,
+    loadCpuPct: weighted('loadCpuPct'),
+    otherCpuPct: weighted('otherCpuPct')
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Report
+
+function median (values) {
+  const list = values.filter((value) => typeof value === 'number' && Number.isFinite(value)).sort((a, b) => a - b)
+  if (list.length === 0) return null
+  const mid = list.length >> 1
+  return list.length % 2 === 1 ? list[mid] : (list[mid - 1] + list[mid]) / 2
+}
+
+function si (value) {
+  if (value === null) return '–'
+  if (value >= 1e6) return `${(value / 1e6).toFixed(2)}M`
+  if (value >= 1e4) return `${(value / 1e3).toFixed(0)}k`
+  if (value >= 1e3) return `${(value / 1e3).toFixed(1)}k`
+  return value.toFixed(0)
+}
+
+const msFormat = (value) => value === null ? '–' : value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2)
+const kib = (value) => value === null ? '–' : `${(value / 1024).toFixed(1)} KiB`
+const pct = (value) => value === null ? '–' : `${value.toFixed(0)}%`
+const ratio = (value, base) => value === null || base === null || base === 0 ? '' : ` (${(value / base).toFixed(2)}×)`
+const get = (object, path) => path.split('.').reduce((at, key) => at?.[key], object) ?? null
+
+function rows () {
+  const { small, large, window, paced } = config
+  const fanout = (key, n) => [
+    { section: `**Fan-out to N = ${n.toLocaleString('en')}**` },
+    { label: `deliveries/s (saturated, ${window} messages in flight)`, path: `${key}.window.deliveriesPerSec`, format: si },
+    { label: 'deliveries per second of server CPU', path: `${key}.window.deliveriesPerCpuSec`, format: si },
+    { label: 'latency p50 / p99, saturated (ms)', pair: [`${key}.window.p50`, `${key}.window.p99`], format: msFormat },
+    { label: `latency p50 / p99 at ${si(paced)} deliveries/s offered (ms)`, pair: [`${key}.paced.p50`, `${key}.paced.p99`], format: msFormat, behind: `${key}.paced.behind` },
+    { label: 'lost (sum over rounds and phases; must be 0)', sum: [`${key}.window.lost`, `${key}.paced.lost`, `${key}.window.duplicated`, `${key}.paced.duplicated`] }
+  ]
+  return [
+    ...fanout('fanoutSmall', small),
+    ...fanout('fanoutLarge', large),
+    { section: `**Echo, ${config.echoClients} clients** (one message in flight each)` },
+    { label: 'round trips/s', path: 'echo.roundTripsPerSec', format: si },
+    { label: 'round trips per second of server CPU', path: 'echo.roundTripsPerCpuSec', format: si },
+    { label: 'round trip p50 / p99 (ms)', pair: ['echo.p50', 'echo.p99'], format: msFormat },
+    { section: `**Idle memory at ${large.toLocaleString('en')} connections** (after forced GC)` },
+    { label: 'server RSS per connection', path: 'memory.rssPerConn', format: kib },
+    { label: 'server heap + external per connection', path: 'memory.heapPerConn', format: kib },
+    { section: `**Handshakes** (connect, upgrade, close; ${config.handshakeConcurrency} at a time)` },
+    { label: 'handshakes/s', path: 'handshakes.handshakesPerSec', format: si },
+    { label: 'handshakes/s with a TypeBox query schema', path: 'handshakesSchema.handshakesPerSec', format: si, base: 'handshakes.handshakesPerSec' },
+    { label: 'handshakes per second of server CPU', path: 'handshakes.handshakesPerCpuSec', format: si }
+  ]
+}
+
+function table (results) {
+  const names = servers.map((server) => server.name)
+  const ok = (name) => results[name].filter((round) => round.error === undefined)
+  const med = (name, path) => median(ok(name).map((round) => get(round, path)))
+  const hasBase = names.includes(BASELINE)
+  const lines = [`| | ${names.join(' | ')} |`, `| --- |${names.map(() => ' ---: |').join('')}`]
+  for (const row of rows()) {
+    if (row.section !== undefined) {
+      lines.push(`| ${row.section} |${names.map(() => ' |').join('')}`)
+      continue
+    }
+    const cells = names.map((name) => {
+      if (row.sum !== undefined) {
+        const rounds = ok(name)
+        if (rounds.length === 0) return '–'
+        return String(rounds.reduce((total, round) => total + row.sum.reduce((sum, path) => sum + (get(round, path) ?? 0), 0), 0))
+      }
+      if (row.pair !== undefined) {
+        const [a, b] = row.pair.map((path) => med(name, path))
+        const [baseA, baseB] = hasBase ? row.pair.map((path) => med(BASELINE, path)) : [null, null]
+        if (a === null) return '–'
+        const ratios = baseA === null ? '' : ` (${(a / baseA).toFixed(2)}× / ${(b / baseB).toFixed(2)}×)`
+        const behind = row.behind !== undefined && ok(name).some((round) => get(round, row.behind) === true) ? ' ⚠' : ''
+        return `${row.format(a)} / ${row.format(b)}${ratios}${behind}`
+      }
+      const value = med(name, row.path)
+      if (value === null) return '–'
+      const base = hasBase ? med(BASELINE, row.base ?? row.path) : null
+      return row.format(value) + ratio(value, base)
+    })
+    lines.push(`| ${row.label} | ${cells.join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+function loadTable (results) {
+  const names = servers.map((server) => server.name)
+  const med = (name, path) => median(results[name].filter((round) => round.error === undefined).map((round) => get(round, path)))
+  const lines = [
+    '| CPU %: server / load generator / other processes | ' + names.join(' | ') + ' |',
+    `| --- |${names.map(() => ' ---: |').join('')}`
+  ]
+  const phases = [
+    [`fan-out N = ${config.small}, saturated`, 'fanoutSmall.window'],
+    [`fan-out N = ${config.large}, saturated`, 'fanoutLarge.window'],
+    [`fan-out N = ${config.large}, paced`, 'fanoutLarge.paced'],
+    ['echo', 'echo'],
+    ['handshakes', 'handshakes']
+  ]
+  for (const [label, path] of phases) {
+    lines.push(`| ${label} | ${names.map((name) => `${pct(med(name, `${path}.serverCpuPct`))} / ${pct(med(name, `${path}.loadCpuPct`))} / ${pct(med(name, `${path}.otherCpuPct`))}`).join(' | ')} |`)
+  }
+  return lines.join('\n')
+}
+
+// ---------------------------------------------------------------------------------------
+
+function environment () {
+  let nproc = String(os.availableParallelism?.() ?? os.cpus().length)
+  try {
+    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim()
+  } catch {}
+  return {
+    date: new Date().toISOString(),
+    node: process.version,
+    nproc,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    kernel: `${os.type()} ${os.release()}`,
+    loadavg: os.loadavg().map((value) => value.toFixed(2)).join(' ')
+  }
+}
+
+async function main () {
+  const began = performance.now()
+  const env = environment()
+  console.log(`fan-out benchmark: ${servers.map((server) => server.name).join(', ')}; ${config.rounds} round(s)${QUICK ? ' (BENCH_QUICK)' : ''}`)
+  console.log(`node ${env.node}, ${env.nproc} CPU(s) (${env.cpu}), load average ${env.loadavg}`)
+
+  const results = Object.fromEntries(servers.map((server) => [server.name, []]))
+  const timings = []
+  let skipped = 0
+  for (let round = 0; round < config.rounds; round++) {
+    const order = round % 2 === 0 ? servers : [...servers].reverse()
+    for (const server of order) {
+      if ((performance.now() - began) / 1000 > config.maxSeconds) {
+        skipped++
+        continue
+      }
+      const t0 = performance.now()
+      process.stdout.write(`round ${round + 1}/${config.rounds} ${server.name.padEnd(11)} `)
+      let result
+      try {
+        result = await session(server)
+      } catch (error) {
+        result = { error: String(error.message ?? error) }
+      }
+      const seconds = (performance.now() - t0) / 1000
+      timings.push({ round: round + 1, server: server.name, seconds })
+      results[server.name].push({ round: round + 1, seconds, ...result })
+      console.log(result.error !== undefined
+        ? `FAILED: ${result.error}`
+        : `${seconds.toFixed(1)} s  fan-out ${config.large}: ${si(result.fanoutLarge.window.deliveriesPerSec)}/s, ` +
+          `${config.small}: ${si(result.fanoutSmall.window.deliveriesPerSec)}/s, echo ${si(result.echo.roundTripsPerSec)}/s, ` +
+          `handshakes ${si(result.handshakes.handshakesPerSec)}/s`)
+    }
+  }
+
+  const profiles = []
+  const toProfile = (process.env.BENCH_PROFILE ?? '').split(',').map((name) => name.trim()).filter(Boolean)
+  for (const name of toProfile) {
+    const server = ALL_SERVERS.find((candidate) => candidate.name === name)
+    if (server === undefined) throw new Error(`BENCH_PROFILE: unknown server ${name}`)
+    mkdirSync(join(here, 'profiles'), { recursive: true })
+    const base = join(here, 'profiles', name.replace(/\W/g, '_'))
+    const files = {
+      fanout: `${base}-fanout-${config.large}.cpuprofile`,
+      echo: `${base}-echo-${config.echoClients}.cpuprofile`,
+      handshakes: `${base}-handshakes.cpuprofile`
+    }
+    console.log(`profiling ${name} during echo, the N = ${config.large} fan-out and handshakes…`)
+    const measured = await session(server, { profile: files })
+    profiles.push({
+      name,
+      fanout: { file: files.fanout, rate: measured.fanout.deliveriesPerSec, summary: summarize(files.fanout, 20) },
+      echo: { file: files.echo, rate: measured.echo.roundTripsPerSec, summary: summarize(files.echo, 20) },
+      handshakes: { file: files.handshakes, rate: measured.handshakes.handshakesPerSec, summary: summarize(files.handshakes, 20) }
+    })
+  }
+
+  const total = (performance.now() - began) / 1000
+  const heading = [
+    '# Fan-out benchmark',
+    '',
+    `${env.date} · node ${env.node} · nproc ${env.nproc} · ${env.cpu} · ${env.kernel} · load average at start ${env.loadavg}`,
+    '',
+    `Medians of ${config.rounds} round(s), servers in alternating order each round${QUICK ? ' (BENCH_QUICK smoke run)' : ''}; ` +
+      'in brackets, the ratio to raw `ws` (above 1 is more for throughput, worse for latency and memory). ' +
+      `Saturated fan-out: one publisher keeps ${config.window} messages in flight, a message counting as done once every receiver has it, ` +
+      `for ${config.fanoutMs} ms; paced: ${si(config.paced)} deliveries/s offered for ${config.pacedMs} ms. ` +
+      'Latency is publish to arrival, both stamped by the load generator. Total run time ' + `${total.toFixed(0)} s.`,
+    ''
+  ].join('\n')
+  const legend = [
+    '',
+    'Servers: `plugin` this plugin (onConnected joins room `bench`; `P…` → `room.broadcastExcept`, `E…` → `session.send`); ' +
+      '`ws` raw ws with a Set, forwarding the received Buffer to every `send()` (public API); ' +
+      '`ws+frame` the same with the frame built once (`Sender.frame`) and written through ws\'s internal `_sender.sendFrame` (as Socket.IO does; not public API); ' +
+      '`ws+cork` the frame built once and written to ws\'s internal TCP socket, corked until the end of the tick so the broadcasts of one tick leave as one write per socket (uWebSockets\' technique; not public API: the ceiling of this stack); ' +
+      '`fastify-ws` @fastify/websocket with an array and `socket.send(text)` per socket; `socket.io` Socket.IO 4, rooms, WebSocket transport only.',
+    ''
+  ].join('\n')
+  const failures = Object.values(results).flat().filter((round) => round.error !== undefined)
+  const tableText = table(results)
+  let markdown = heading + '\n' + tableText + '\n' + legend
+  if (tableText.includes('⚠')) {
+    markdown += '\n⚠: in at least one round the server fell behind the paced rate (the last message took over 1.5 periods to reach everyone), so that latency includes a backlog.\n'
+  }
+  markdown += '\nWho was busy (median CPU % of one core, out of ' + env.nproc + ' cores; a load generator near 100% would mean it, not the server, set the pace; ' +
+    '"other processes" is everything else on the machine, steal included: high values mean a noisy round):\n\n' + loadTable(results) + '\n'
+  if (failures.length > 0) markdown += '\nFailed rounds:\n\n' + failures.map((round) => `- round ${round.round}: ${round.error}`).join('\n') + '\n'
+  if (skipped > 0) markdown += `\n${skipped} server round(s) skipped: past the time budget of ${config.maxSeconds} s (BENCH_MAX_SECONDS).\n`
+  markdown += '\nTime per server and round (s): ' + timings.map((t) => `${t.server} ${t.seconds.toFixed(1)}`).join(', ') + '\n'
+  for (const profile of profiles) {
+    markdown += `\n## CPU profile: ${profile.name}, saturated fan-out to N = ${config.large}\n\n` +
+      `${si(profile.fanout.rate)} deliveries/s while profiled (sampling every 250 µs). Profile: \`bench/${profile.fanout.file.slice(here.length + 1)}\`.\n\n` +
+      toMarkdown(profile.fanout.summary) + '\n' +
+      `\n## CPU profile: ${profile.name}, echo with ${config.echoClients} clients\n\n` +
+      `${si(profile.echo.rate)} round trips/s while profiled. Profile: \`bench/${profile.echo.file.slice(here.length + 1)}\`.\n\n` +
+      toMarkdown(profile.echo.summary) + '\n' +
+      `\n## CPU profile: ${profile.name}, handshakes\n\n` +
+      `${si(profile.handshakes.rate)} handshakes/s while profiled. Profile: \`bench/${profile.handshakes.file.slice(here.length + 1)}\`.\n\n` +
+      toMarkdown(profile.handshakes.summary) + '\n'
+  }
+  console.log('\n' + markdown)
+  writeFileSync(join(here, 'results.md'), markdown)
+  writeFileSync(join(here, 'results.json'), JSON.stringify({ environment: env, config, servers: servers.map((server) => server.name), results, profiles }, null, 2) + '\n')
+  console.log('written: bench/results.md, bench/results.json')
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error)
+    process.exit(1)
+  })
