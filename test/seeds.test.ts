@@ -1,22 +1,23 @@
 // Every seed example in its Fastify form, driven by real ws clients: the chat room of seed 002
 // (examples/chat), the runnable chat server, and the HttpServer examples of seed 000
-// (examples/httpserver). The examples import 'fastify-websocket-rooms', which is dist/:
-// run `npm run build` first (npm test does).
+// (examples/echo, examples/binary, examples/broadcast). The examples import
+// 'fastify-websocket-rooms', which is dist/: run `npm run build` first (npm test does).
+// The chat page in a real browser is test/browser.test.ts; the other examples,
+// test/examples.test.ts.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
-import type { FastifyInstance, FastifyPluginAsync, FastifyServerOptions } from 'fastify'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { test } from 'tap'
 import WebSocket from 'ws'
 import type { SessionHandlers, WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 
 type ChatModule = Required<Pick<SessionHandlers<WebSocketSession>, 'onOpen' | 'onMessage' | 'onClose'>>
-interface ChatServerModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
-interface HttpServerModule { default: FastifyPluginAsync }
+interface ExampleModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
 
 const examples = resolve(__dirname, '..', 'examples')
 
@@ -30,6 +31,14 @@ async function chatApp (t: Parameters<typeof build>[0]): Promise<{ app: FastifyI
   const chat = await importExample<ChatModule>('chat/chat.mjs')
   const app = await build(t)
   app.registerWebsocket('/ws/chat', chat)
+  return { app, base: await listen(app) }
+}
+
+/** Builds an example's app (examples/NAME/server.mjs), closed after the test, listening on a loopback port. */
+async function example (t: Parameters<typeof build>[0], name: string): Promise<{ app: FastifyInstance, base: string }> {
+  const { build: buildExample } = await importExample<ExampleModule>(`${name}/server.mjs`)
+  const app = await buildExample()
+  t.teardown(() => app.close())
   return { app, base: await listen(app) }
 }
 
@@ -149,10 +158,7 @@ test('chat room: defaults without ?user= or ?room=', async (t) => {
 })
 
 test('chat server build(): end to end on port 0, with the handshake schema', async (t) => {
-  const { build: buildServer } = await importExample<ChatServerModule>('chat/server.mjs')
-  const app = await buildServer()
-  t.teardown(() => app.close())
-  const base = await listen(app)
+  const { app, base } = await example(t, 'chat')
 
   const alice = await connect(base, '/ws/chat?user=alice&room=lobby')
   t.match((await alice.json(1))[0], { type: 'welcome', id: UUID, room: 'lobby', online: 1 })
@@ -194,15 +200,21 @@ test('chat server as the main module: listens on PORT and HOST, logs the address
       outputEnded.then(() => reject(new Error('the server exited before it logged its address')), reject)
     })
 
-    const client = await connect(await address, '/ws/chat?user=alice')
+    const base = await address
+    const page = await fetch(base.replace(/^ws/, 'http') + '/')
+    t.equal(page.status, 200)
+    t.equal(page.headers.get('content-type'), 'text/html; charset=utf-8', 'the chat page is served at /')
+    t.match(await page.text(), /new WebSocket\(url\)/)
+    const client = await connect(base, '/ws/chat?user=alice')
     t.match((await client.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
     child.kill(signal)
     t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, `${signal}: sessions are closed with 1001`)
     await outputEnded
     t.same(await exited, [0, null], `${signal}: the process exits with 0 on its own`)
-    t.equal(messages.length, 4)
+    t.equal(messages.length, 5)
     t.match(messages, [
       /^Server listening at http:\/\/127\.0\.0\.1:\d+$/,
+      /^chat: http:\/\/127\.0\.0\.1:\d+\/$/,
       /^chat: ws:\/\/127\.0\.0\.1:\d+\/ws\/chat\?user=NAME&room=NAME$/,
       `${signal} received, closing`,
       'closed'
@@ -211,10 +223,8 @@ test('chat server as the main module: listens on PORT and HOST, logs the address
 })
 
 test('seed 000 examples: writeText echo', async (t) => {
-  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
-  const app = await build(t)
-  await app.register(examplesPlugin)
-  const client = await connect(await listen(app), '/echo')
+  const { base } = await example(t, 'echo')
+  const client = await connect(base, '/echo')
   client.send('hello')
   client.send('world')
   const messages = await client.messages(3)
@@ -226,21 +236,27 @@ test('seed 000 examples: writeText echo', async (t) => {
 })
 
 test('seed 000 examples: writeData sends a binary frame', async (t) => {
-  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
-  const app = await build(t)
-  await app.register(examplesPlugin)
-  const client = await connect(await listen(app), '/binary')
+  const { base } = await example(t, 'binary')
+  const client = await connect(base, '/binary')
   const [message] = await client.messages(1)
   t.equal(message!.binary, true)
   t.ok(Buffer.isBuffer(message!.data))
   t.equal(message!.data.toString('utf-8'), 'Binary hello')
+
+  // handleBinary gets a Buffer and sends it back as it came.
+  const bytes = Buffer.from([0, 1, 2, 253, 254, 255])
+  client.send(bytes)
+  const [, echoed] = await client.messages(2)
+  t.same(echoed, { data: bytes, binary: true })
+
+  // No text handler on this route: a text message closes the session with 1003.
+  client.send('text')
+  t.same(await client.closed, { code: 1003, reason: 'text messages are not accepted' })
 })
 
 test('seed 000 examples: "bye" gets Goodbye! and a normal close', async (t) => {
-  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
-  const app = await build(t)
-  await app.register(examplesPlugin)
-  const client = await connect(await listen(app), '/bye')
+  const { base } = await example(t, 'echo')
+  const client = await connect(base, '/bye')
   client.send('hello')
   client.send('bye')
   t.same(await client.closed, { code: 1000, reason: '' })
@@ -248,10 +264,7 @@ test('seed 000 examples: "bye" gets Goodbye! and a normal close', async (t) => {
 })
 
 test('seed 000 examples: broadcast to every client through a room', async (t) => {
-  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
-  const app = await build(t)
-  await app.register(examplesPlugin)
-  const base = await listen(app)
+  const { app, base } = await example(t, 'broadcast')
   const clients = await Promise.all([connect(base, '/broadcast'), connect(base, '/broadcast'), connect(base, '/broadcast')])
   const [a, b, c] = clients as [Client, Client, Client]
   for (const client of clients) t.same(await client.texts(1), ['Connection established!'])
@@ -275,10 +288,7 @@ test('seed 000 examples: broadcast to every client through a room', async (t) =>
 })
 
 test('seed 000 examples: the simple chat counts who is online and broadcasts to all', async (t) => {
-  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
-  const app = await build(t)
-  await app.register(examplesPlugin)
-  const base = await listen(app)
+  const { app, base } = await example(t, 'broadcast')
   const a = await connect(base, '/chat')
   t.same(await a.texts(1), ['Welcome! There are 1 users online.'])
   const b = await connect(base, '/chat')
@@ -293,10 +303,7 @@ test('seed 000 examples: the simple chat counts who is online and broadcasts to 
 })
 
 test('seed 003 client: event listeners, text and binary, close with a code and reason', async (t) => {
-  const { default: examplesPlugin } = await importExample<HttpServerModule>('httpserver/server.mjs')
-  const app = await build(t)
-  await app.register(examplesPlugin)
-  const base = await listen(app)
+  const { base } = await example(t, 'echo')
 
   const ws = new WebSocket(`${base}/echo`)
   const received: Array<string | Buffer> = []
@@ -315,7 +322,8 @@ test('seed 003 client: event listeners, text and binary, close with a code and r
   t.equal(event.code, 1000)
   t.equal(event.wasClean, true)
 
-  const binary = new WebSocket(`${base}/binary`)
+  const { base: binaryBase } = await example(t, 'binary')
+  const binary = new WebSocket(`${binaryBase}/binary`)
   binary.binaryType = 'nodebuffer'
   const [data, isBinary] = await once(binary, 'message') as [Buffer, boolean]
   t.equal(isBinary, true)

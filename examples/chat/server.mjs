@@ -1,14 +1,20 @@
-// A runnable chat server: `npm start`, then connect to ws://127.0.0.1:3000/ws/chat?user=alice
-// (add &room=NAME for another room). PORT and HOST change where it listens.
-import { realpathSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+// The chat room of seed 002 as a complete app: `npm start`, then open http://127.0.0.1:3000/
+// in two browser tabs (the page uses the browser's own WebSocket, no client library), or
+// connect any WebSocket client to ws://127.0.0.1:3000/ws/chat?user=NAME&room=NAME.
+// PORT and HOST change where it listens.
+import { readFile } from 'node:fs/promises'
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
+import { isMain, run, ws } from '../run.mjs'
 
 export async function build (options = {}) {
   const app = Fastify(options)
   await app.register(websocketRooms)
+
+  const page = await readFile(new URL('./index.html', import.meta.url))
+  app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
+
   app.registerWebsocket('/ws/chat', {
     ...await import('./chat.mjs'),
     // Checked before the upgrade: a handshake without ?user= is refused with a 400.
@@ -22,28 +28,6 @@ export async function build (options = {}) {
   return app
 }
 
-function isMain () {
-  return process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)
-}
-
-if (isMain()) {
-  const app = await build({ logger: true })
-  const address = await app.listen({
-    port: Number(process.env.PORT ?? 3000),
-    host: process.env.HOST ?? '127.0.0.1'
-  })
-  app.log.info(`chat: ${address.replace(/^http/, 'ws')}/ws/chat?user=NAME&room=NAME`)
-
-  // app.close() closes every session with 1001 and runs its onClose before the process exits.
-  for (const signal of ['SIGINT', 'SIGTERM']) {
-    process.once(signal, () => {
-      app.log.info(`${signal} received, closing`)
-      app.close().then(
-        () => app.log.info('closed'),
-        (error) => {
-          app.log.error(error)
-          process.exitCode = 1
-        })
-    })
-  }
+if (isMain(import.meta.url)) {
+  await run('chat', build, (base) => [`${base}/`, `${ws(base)}/ws/chat?user=NAME&room=NAME`])
 }

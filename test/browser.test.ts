@@ -1,0 +1,150 @@
+// The chat example (examples/chat) in a real browser: headless Chromium, driven by
+// playwright-core, loads the page the server serves at / and talks to /ws/chat with the
+// browser's own WebSocket. Two users in two browser contexts join one room, see each other's
+// join and leave notices and the member count, and exchange messages; screenshots of both
+// pages are saved under artifacts/.
+//
+// Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
+// downloads: .ci/run installs them when they are missing. Without it this test fails, and
+// says how to install it; it never skips. CHROMIUM_PATH points it at another binary.
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { type Browser, type Page, chromium } from 'playwright-core'
+import { test } from 'tap'
+import { listen } from './helpers'
+import { until } from './signals'
+
+const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+const INSTALL = 'apt-get update && apt-get install -y chromium chromium-driver'
+const artifacts = resolve(__dirname, '..', 'artifacts')
+
+// Flags that work in containers and CI. Playwright adds --headless, and a fresh
+// --user-data-dir of its own for each launch (deleted at close).
+const args = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run'
+]
+
+/** A fresh browser context (its own cookies and storage: another user) with one page on the chat. */
+async function open (browser: Browser, url: string, errors: string[]): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 720, height: 560 } })
+  const page = await context.newPage()
+  page.setDefaultTimeout(15_000)
+  page.on('pageerror', (error) => errors.push(`page error: ${error.message}`))
+  page.on('console', (message) => { if (message.type() === 'error') errors.push(`console: ${message.text()}`) })
+  await page.goto(url)
+  return page
+}
+
+async function join (page: Page, user: string, room: string): Promise<void> {
+  await page.fill('#user', user)
+  await page.fill('#room', room)
+  await page.click('#join-button')
+}
+
+async function say (page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.press('#text', 'Enter')
+}
+
+/** Waits until the page shows `count` members online. */
+async function untilOnline (page: Page, count: number): Promise<void> {
+  await page.locator('#online', { hasText: new RegExp(`^${count}$`) }).waitFor()
+}
+
+/** Waits for a line of the chat log holding `text`. */
+async function untilLine (page: Page, text: string): Promise<void> {
+  await page.locator('#log li', { hasText: text }).waitFor()
+}
+
+const lines = (page: Page): Promise<string[]> => page.locator('#log li').allTextContents()
+
+test('chat example in headless Chromium: two users join a room, talk, see joins, leaves and the member count', async (t) => {
+  if (!existsSync(executablePath)) {
+    t.fail(`Chromium is not installed at ${executablePath}. This test needs it and does not skip: install it with ` +
+      `\`${INSTALL}\` (as root; .ci/run does this in CI), or set CHROMIUM_PATH to a Chromium binary.`)
+    return
+  }
+
+  const { build } = await import(pathToFileURL(resolve(__dirname, '..', 'examples', 'chat', 'server.mjs')).href) as
+    { build (): Promise<FastifyInstance> }
+  const app = await build()
+  t.teardown(() => app.close())
+  const http = (await listen(app)).replace(/^ws/, 'http')
+
+  const browser = await chromium.launch({ executablePath, headless: true, args })
+  t.teardown(() => browser.close())
+  t.match(browser.version(), /^\d+\./, `Chromium ${browser.version()}`)
+  const errors: string[] = []
+
+  // Alice joins the lobby: her welcome carries the member count.
+  const alice = await open(browser, `${http}/`, errors)
+  t.equal(await alice.title(), 'Chat')
+  t.equal(await alice.inputValue('#room'), 'chat', 'the default room')
+  await join(alice, 'alice', 'lobby')
+  await untilOnline(alice, 1)
+  t.equal(await alice.textContent('#status'), 'connected as alice')
+  t.equal(await alice.textContent('#room-name'), 'lobby')
+  t.same(await lines(alice), ['you joined lobby'])
+
+  // Bob's page comes with his name and room in its URL; alice sees him join, both count 2.
+  const bob = await open(browser, `${http}/?user=bob&room=lobby`, errors)
+  t.equal(await bob.inputValue('#user'), 'bob')
+  t.equal(await bob.inputValue('#room'), 'lobby')
+  await bob.click('#join-button')
+  await untilOnline(bob, 2)
+  await untilLine(alice, 'bob joined')
+  await untilOnline(alice, 2)
+  t.equal(app.websocketRooms.room('lobby').members(), 2)
+
+  // Messages both ways. The server sends a message to the others only; each page shows its own.
+  await say(alice, 'hello bob')
+  await untilLine(bob, 'alice: hello bob')
+  await say(bob, 'hi alice')
+  await untilLine(alice, 'bob: hi alice')
+  // Text is shown as text: markup in a message does not become elements.
+  await say(alice, '<b>bold?</b> & "quotes"')
+  await untilLine(bob, 'alice: <b>bold?</b> & "quotes"')
+  t.equal(await bob.locator('#log b').count(), 0, 'no element made from a message')
+  t.same(await lines(alice), ['you joined lobby', 'bob joined', 'alice: hello bob', 'bob: hi alice', 'alice: <b>bold?</b> & "quotes"'])
+  t.same(await lines(bob), ['you joined lobby', 'alice: hello bob', 'bob: hi alice', 'alice: <b>bold?</b> & "quotes"'])
+  t.equal(await alice.locator('#log li.mine').count(), 2, 'alice\'s own messages are marked as hers')
+
+  mkdirSync(artifacts, { recursive: true })
+  for (const [name, page] of [['alice', alice], ['bob', bob]] as const) {
+    const path = resolve(artifacts, `chat-${name}.png`)
+    await page.screenshot({ path, fullPage: true })
+    const png = readFileSync(path)
+    t.same([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a], `${path} is a PNG`)
+    t.ok(png.length > 5_000, `${path} holds a picture (${png.length} bytes)`)
+  }
+
+  // Bob leaves: his page says so, alice sees the notice and the count drop.
+  await bob.click('#leave')
+  await bob.locator('#closed', { hasText: 'disconnected (1000: left the room)' }).waitFor()
+  t.equal(await bob.isVisible('#join'), true, 'bob can join again')
+  await untilLine(alice, 'bob left')
+  await untilOnline(alice, 1)
+  t.same((await lines(alice)).slice(-1), ['bob left'])
+  await until(() => app.websocketRooms.room('lobby').members() === 1)
+
+  // A handshake the server refuses (the schema wants a non-empty user): the browser's
+  // WebSocket closes with 1006, and the page says so.
+  await join(bob, '   ', 'lobby')
+  await bob.locator('#closed', { hasText: 'disconnected (1006)' }).waitFor()
+  t.equal(app.websocketRooms.room('lobby').members(), 1, 'no session for a refused handshake')
+
+  // Closing alice's tab ends her session, and the empty room goes away.
+  await alice.close()
+  await until(() => app.websocketSessions.size === 0)
+  t.same(app.websocketRooms.roomNames(), [])
+
+  // The refused handshake makes Chromium log a console error; nothing else may.
+  t.same(errors.filter((error) => !/WebSocket connection to .* failed/.test(error)), [], 'no page or console errors')
+})

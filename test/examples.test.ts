@@ -1,0 +1,194 @@
+// The examples that are not seed examples (examples/dashboard, examples/auth), and every
+// example run as the program its npm script starts. Real sockets throughout: ws clients and
+// fetch() against servers on loopback ports. The examples import 'fastify-websocket-rooms',
+// which is dist/: run `npm run build` first (npm test does).
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { pathToFileURL } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { test, type Test } from 'tap'
+import WebSocket from 'ws'
+import { Client, connect, listen } from './helpers'
+import { until } from './signals'
+
+interface Example { build (options?: Record<string, unknown>): Promise<FastifyInstance> }
+
+const root = resolve(__dirname, '..')
+const examples = resolve(root, 'examples')
+
+/** Builds examples/NAME/server.mjs with `options`, closed after the test, listening on a loopback port. */
+async function example (t: Test, name: string, options: Record<string, unknown> = {}): Promise<{ app: FastifyInstance, base: string, http: string }> {
+  const { build } = await import(pathToFileURL(resolve(examples, name, 'server.mjs')).href) as Example
+  const app = await build(options)
+  t.teardown(() => app.close())
+  const base = await listen(app)
+  return { app, base, http: base.replace(/^ws/, 'http') }
+}
+
+/** The HTTP answer to a handshake the server refuses. */
+async function refusal (url: string, options?: WebSocket.ClientOptions): Promise<{ status: number, headers: IncomingMessage['headers'], body: unknown }> {
+  const ws = new WebSocket(url, options)
+  ws.on('error', () => {}) // terminate() below aborts the handshake
+  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  let body = ''
+  for await (const chunk of response) body += chunk
+  ws.terminate()
+  return { status: response.statusCode!, headers: response.headers, body: JSON.parse(body) }
+}
+
+async function postMetric (http: string, body: unknown): Promise<{ status: number, body: any }> {
+  const response = await fetch(`${http}/api/metrics`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body)
+  })
+  return { status: response.status, body: await response.json() }
+}
+
+test('dashboard: an HTTP route broadcasts to every dashboard in the room', async (t) => {
+  const { app, http, base } = await example(t, 'dashboard')
+  const first = await connect(base, '/ws/dashboard')
+  t.same(await first.json(1), [{ type: 'hello', viewers: 1 }])
+  const second = await connect(base, '/ws/dashboard')
+  t.same(await second.json(1), [{ type: 'hello', viewers: 2 }])
+
+  const before = Date.now()
+  t.same(await postMetric(http, { name: 'orders', value: 42 }), { status: 200, body: { delivered: 2 } })
+  for (const client of [first, second]) {
+    const [metric] = (await client.json(2)).slice(1)
+    t.match(metric, { type: 'metric', name: 'orders', value: 42, at: Number })
+    t.ok(metric.at >= before && metric.at <= Date.now(), 'stamped with the server time')
+  }
+
+  // A body that fails the route's schema is refused with 400 and broadcasts nothing: the next
+  // message the dashboards get is the next valid metric.
+  const invalid = await postMetric(http, { name: 'orders', value: 'many' })
+  t.equal(invalid.status, 400)
+  t.equal(invalid.body.message, 'body/value must be number')
+  t.same(await postMetric(http, { name: 'visitors', value: 7 }), { status: 200, body: { delivered: 2 } })
+  t.match((await first.json(3))[2], { type: 'metric', name: 'visitors', value: 7 })
+  t.match((await second.json(3))[2], { type: 'metric', name: 'visitors', value: 7 })
+
+  // A dashboard only listens: one that sends is closed with 1003, and leaves the room.
+  second.send('hello?')
+  t.same(await second.closed, { code: 1003, reason: 'text messages are not accepted' })
+  await until(() => app.websocketSessions.size === 1)
+  t.same(await postMetric(http, { name: 'orders', value: 43 }), { status: 200, body: { delivered: 1 } })
+  t.match((await first.json(4))[3], { type: 'metric', name: 'orders', value: 43 })
+  t.equal(second.received.length, 3)
+
+  const stats = await (await fetch(`${http}/api/stats`)).json() as { messagesOut: number }
+  t.match(stats, { sessions: 1, rooms: 1, closed: { unsupportedData: 1 } })
+  t.ok(stats.messagesOut >= 7, 'every hello and metric sent is counted')
+})
+
+test('dashboard: the sampling job sends the server\'s heap to the dashboards', async (t) => {
+  const { base } = await example(t, 'dashboard', { sampleInterval: 5 })
+  const client = await connect(base, '/ws/dashboard')
+  const [hello, sample] = await client.json(2)
+  t.same(hello, { type: 'hello', viewers: 1 })
+  t.match(sample, { type: 'metric', name: 'heapUsed', value: Number, at: Number })
+  t.ok(sample.value > 0)
+})
+
+test('auth: no token or a wrong one gets 401 before the upgrade, and no session', async (t) => {
+  const { app, base } = await example(t, 'auth')
+  const unauthorized = { statusCode: 401, error: 'Unauthorized', message: 'a valid token is required' }
+  for (const [url, options] of [
+    [`${base}/ws`, undefined],
+    [`${base}/ws?token=`, undefined],
+    [`${base}/ws?token=mallory-token`, undefined],
+    [`${base}/ws`, { headers: { authorization: 'Bearer mallory-token' } }],
+    [`${base}/ws?token=alice-token`, { headers: { authorization: 'Basic YWxpY2U6c2VjcmV0' } }]
+  ] as const) {
+    const answer = await refusal(url, options)
+    t.equal(answer.status, 401, `${url} ${JSON.stringify(options ?? {})}`)
+    t.equal(answer.headers['www-authenticate'], 'Bearer')
+    t.same(answer.body, unauthorized)
+  }
+  t.equal(app.websocketSessions.size, 0)
+})
+
+test('auth: a valid token, in the query or as a bearer header; the user id lives in the session attributes', async (t) => {
+  const { app, base } = await example(t, 'auth')
+  const alice = await connect(base, '/ws?token=alice-token')
+  t.same(await alice.json(1), [{ type: 'hello', userId: 'alice', online: 1 }])
+  const bob = await connect(base, '/ws?user=alice', { headers: { authorization: 'Bearer bob-token' } })
+  t.same(await bob.json(1), [{ type: 'hello', userId: 'bob', online: 2 }], 'the user comes from the token, not the query')
+
+  const users = [...app.websocketSessions.values()].map((session) => session.getAttribute('userId')).sort()
+  t.same(users, ['alice', 'bob'])
+
+  bob.send('hi all')
+  t.same((await alice.json(2))[1], { type: 'message', from: 'bob', text: 'hi all' })
+  t.same((await bob.json(2))[1], { type: 'message', from: 'bob', text: 'hi all' })
+})
+
+test('auth: build() takes its own tokens', async (t) => {
+  const { base } = await example(t, 'auth', { tokens: new Map([['carol-token', 'carol']]) })
+  t.equal((await refusal(`${base}/ws?token=alice-token`)).status, 401, 'the demo tokens are gone')
+  const carol = await connect(base, '/ws?token=carol-token')
+  t.same(await carol.json(1), [{ type: 'hello', userId: 'carol', online: 1 }])
+})
+
+/** What each example's program offers first, to check that it serves. */
+const programs: Record<string, (client: Client, t: Test) => Promise<void>> = {
+  chat: async (client, t) => { t.match((await client.json(1))[0], { type: 'welcome', room: 'lobby', online: 1 }) },
+  echo: async (client, t) => { t.same(await client.texts(1), ['Welcome to the chat room!']) },
+  binary: async (client, t) => { t.same(await client.messages(1), [{ data: Buffer.from('Binary hello'), binary: true }]) },
+  broadcast: async (client, t) => { t.same(await client.texts(1), ['Connection established!']) },
+  dashboard: async (client, t) => { t.same(await client.json(1), [{ type: 'hello', viewers: 1 }]) },
+  auth: async (client, t) => { t.same(await client.json(1), [{ type: 'hello', userId: 'alice', online: 1 }]) }
+}
+
+test('every example has its npm script, and `npm start` is the chat', async (t) => {
+  const { scripts } = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  t.same(Object.keys(scripts).filter((name) => name.startsWith('example:')).sort(), Object.keys(programs).map((name) => `example:${name}`).sort())
+  for (const name of Object.keys(programs)) {
+    t.equal(scripts[`example:${name}`], `npm run build --silent && node examples/${name}/server.mjs`)
+  }
+  t.equal(scripts.start, scripts['example:chat'])
+})
+
+// The programs are started with node, as their scripts do after the build: running the build
+// here would rewrite dist/ while other test files load it.
+for (const [name, check] of Object.entries(programs)) {
+  test(`examples/${name}/server.mjs as a program: listens on PORT and HOST, logs its URLs, closes on SIGTERM`, async (t) => {
+    const child = spawn(process.execPath, [resolve(examples, name, 'server.mjs')], {
+      env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
+    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+    const exited = once(child, 'exit')
+    const lines = createInterface({ input: child.stdout })
+    const outputEnded = once(lines, 'close')
+    const messages: string[] = []
+    const firstSocketUrl = new Promise<string>((resolve, reject) => {
+      lines.on('line', (line) => {
+        const { msg, reqId } = JSON.parse(line) as { msg: string, reqId?: string }
+        if (reqId !== undefined) return // the request logs of the handshake
+        messages.push(msg)
+        const found = new RegExp(`^${name}: (ws://127\\.0\\.0\\.1:\\d+/\\S*)$`).exec(msg)
+        if (found !== null) resolve(found[1]!)
+      })
+      outputEnded.then(() => reject(new Error(`examples/${name} exited before it logged a ws:// URL`)), reject)
+    })
+
+    // The chat's URL has placeholders: ?user=NAME&room=NAME.
+    const client = new Client((await firstSocketUrl).replace('user=NAME', 'user=alice').replace('room=NAME', 'room=lobby'))
+    await client.opened
+    await check(client, t)
+    child.kill('SIGTERM')
+    t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, 'sessions are closed with 1001')
+    await outputEnded
+    t.same(await exited, [0, null], 'the process exits with 0 on its own')
+    t.match(messages[0], /^Server listening at http:\/\/127\.0\.0\.1:\d+$/)
+    t.ok(messages.slice(1, -2).length > 0, 'logs at least one URL')
+    for (const message of messages.slice(1, -2)) t.match(message, new RegExp(`^${name}: `))
+    t.same(messages.slice(-2), ['SIGTERM received, closing', 'closed'])
+  })
+}
