@@ -146,8 +146,10 @@ console.log(JSON.stringify({
   t.equal(result.closeCode, closeCodes.GOING_AWAY)
 })
 
-t.test('TypeScript resolves the shipped types, for ESM and CommonJS users alike', async (t) => {
-  const usage = `
+// The same code, type-checked as a user's project sees the package under each module
+// resolution TypeScript offers: node16 and nodenext (Node's own rules, ESM and CommonJS
+// files), and bundler (Vite, esbuild, webpack...), with module esnext and preserve.
+const usage = `
 export async function start (): Promise<void> {
   const app = Fastify()
   await app.register(websocketRooms, { maxPayload: 1024 })
@@ -159,28 +161,77 @@ export async function start (): Promise<void> {
       session.send(message)
     }
   })
+  app.registerWebsocket('/typed', {
+    schema: { querystring: Type.Object({ user: Type.String() }) },
+    onConnected (session) {
+      const user: string = session.query.user
+      // @ts-expect-error the query holds only what the schema says
+      session.send(session.query.room)
+      session.send(user)
+    }
+  })
+  // @ts-expect-error the types catch a misspelt handler
+  app.registerWebsocket('/typo', { onMesage () {} })
   const code: 1001 = closeCodes.GOING_AWAY
   const members: number = app.websocketRooms.room('lobby').members()
+  const session: WebSocketSession | undefined = app.websocketSessions.get('id')
+  // @fastify/websocket's decorators come with the plugin's types: no import of it needed.
+  const client = await app.injectWS('/ws', {}, { onInit (ws) { ws.on('message', (data) => console.log(String(data))) } })
+  client.terminate()
   // @ts-expect-error the types catch a misspelt option
   await app.register(websocketRooms, { maxPayLoad: 1 })
-  console.log(code, members)
+  console.log(code, members, session?.id)
 }
 `
-  writeFileSync(join(project, 'esm.mts'), `import Fastify from 'fastify'
-import websocketRooms, { closeCodes } from 'fastify-websocket-rooms'
-${usage}`)
-  writeFileSync(join(project, 'cjs.cts'), `import Fastify from 'fastify'
+const esmImports = `import Fastify from 'fastify'
+import { Type } from '@sinclair/typebox'
+import websocketRooms, { closeCodes, type WebSocketSession } from 'fastify-websocket-rooms'
+`
+const cjsImports = `import Fastify from 'fastify'
+import { Type } from '@sinclair/typebox'
 import websocketRooms = require('fastify-websocket-rooms')
+type WebSocketSession = websocketRooms.WebSocketSession
 const { closeCodes } = websocketRooms
-${usage}`)
-  writeFileSync(join(project, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: { module: 'nodenext', target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
-    files: ['esm.mts', 'cjs.cts']
+`
+const typescriptSetups = [
+  { name: 'node16', compilerOptions: { module: 'node16', moduleResolution: 'node16' }, files: { 'esm.mts': esmImports, 'cjs.cts': cjsImports } },
+  { name: 'nodenext', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' }, files: { 'esm.mts': esmImports, 'cjs.cts': cjsImports } },
+  { name: 'bundler', compilerOptions: { module: 'esnext', moduleResolution: 'bundler' }, files: { 'bundled.ts': esmImports } }
+]
+
+/** Type-checks one setup in its own folder of the project; resolves with the files tsc read. */
+async function typeCheck (setup: typeof typescriptSetups[number]): Promise<string[]> {
+  const folder = join(project, `ts-${setup.name}`)
+  mkdirSync(folder)
+  for (const [file, imports] of Object.entries(setup.files)) writeFileSync(join(folder, file), imports + usage)
+  writeFileSync(join(folder, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { ...setup.compilerOptions, target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+    files: Object.keys(setup.files)
   }))
   // The repository's compiler, run in the project: everything it resolves comes from there.
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   // Rejects, with tsc's errors on stdout, when the check fails; lists the files it read otherwise.
-  const files = (await sh(process.execPath, [tsc, '-p', 'tsconfig.json', '--listFiles'], project)).split('\n')
-  t.ok(files.includes(join(project, 'node_modules', 'fastify-websocket-rooms', 'types', 'index.d.ts')), 'types/index.d.ts of the installed package')
-  t.ok(files.includes(join(project, 'node_modules', '@types', 'ws', 'index.d.ts')), 'and the ws types it imports')
+  return (await sh(process.execPath, [tsc, '-p', 'tsconfig.json', '--listFiles'], folder)).split('\n')
+}
+
+// The checks take a while each (skipLibCheck is off): they run side by side, from the moment
+// the project is installed, and each test awaits its own.
+let typeChecks: Map<string, Promise<string[]>>
+t.before(() => {
+  typeChecks = new Map(typescriptSetups.map((setup) => {
+    const check = typeCheck(setup)
+    check.catch(() => {}) // the test below reports the failure
+    return [setup.name, check]
+  }))
 })
+
+for (const setup of typescriptSetups) {
+  const { module, moduleResolution } = setup.compilerOptions
+  t.test(`TypeScript with moduleResolution ${moduleResolution} (module ${module}) resolves and checks the shipped types`, async (t) => {
+    const files = await typeChecks.get(setup.name)!
+    const folder = join(project, `ts-${setup.name}`)
+    t.ok(files.includes(join(project, 'node_modules', 'fastify-websocket-rooms', 'types', 'index.d.ts')), 'types/index.d.ts of the installed package')
+    t.ok(files.some((file) => file.startsWith(join(project, 'node_modules', '@types', 'ws') + '/')), 'and the ws types it imports')
+    for (const file of Object.keys(setup.files)) t.ok(files.includes(join(folder, file)), `${file} is checked`)
+  })
+}

@@ -10,6 +10,9 @@ import type {
   RouteShorthandOptions
 } from 'fastify'
 import type { ServerOptions as WsServerOptions, WebSocket } from 'ws'
+// The plugin registers @fastify/websocket, so its decorators (app.injectWS for tests,
+// app.websocketServer) are there at run time: its declarations come with ours.
+import '@fastify/websocket'
 
 declare module 'fastify' {
   interface FastifyInstance {
