@@ -12,13 +12,14 @@ import { originGuard, sessionCapGuard } from './lib/guards'
 import { readHandlers } from './lib/handlers'
 import { Heartbeat } from './lib/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
+import { redisAdapter } from './lib/redis-adapter'
 import { RoomRegistry, ServerRooms, SessionsView } from './lib/rooms'
 import { Session, isSessionSocket } from './lib/session'
 import { closeAllSessions } from './lib/shutdown'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
-  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions } = resolved
+  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter } = resolved
   const registry = new RoomRegistry({ ...resolved, heartbeat: heartbeatInterval > 0 })
   let closing = false
 
@@ -29,6 +30,17 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     }
   } else {
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
+  }
+
+  // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
+  // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE.
+  if (adapter !== null) {
+    registry.cluster = await adapter.start({
+      log: fastify.log,
+      members: (name) => registry.members(name),
+      roomNames: () => registry.rooms.keys(),
+      deliver: (name, encoded, exceptId) => { registry.deliver(name, encoded, exceptId) }
+    })
   }
 
   fastify.decorate('websocketRooms', new ServerRooms(registry))
@@ -80,6 +92,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   })
 
   fastify.addHook('onClose', async function () {
+    await registry.cluster?.close()
     registry.clear()
   })
 }
@@ -90,7 +103,7 @@ const websocketRooms = fp(websocketRoomsPlugin, {
 })
 
 export default websocketRooms
-export { websocketRooms as fastifyWebsocketRooms, closeCodes }
+export { websocketRooms as fastifyWebsocketRooms, closeCodes, redisAdapter }
 
 // require('fastify-websocket-rooms') returns the plugin itself, as with fastify and every
 // @fastify plugin; its named exports ride along as properties.

@@ -58,6 +58,13 @@ export const TooManySessionsError = createError<'FST_WS_ROOMS_TOO_MANY_SESSIONS'
   503
 )
 
+/** Redis could not be reached: at registration (within connectTimeout), or for a cluster count. */
+export const RedisUnavailableError = createError<'FST_WS_ROOMS_REDIS_UNAVAILABLE', [string]>(
+  'FST_WS_ROOMS_REDIS_UNAVAILABLE',
+  'fastify-websocket-rooms: Redis is not reachable: %s',
+  503
+)
+
 /** Describes a bad value for an error message: its type, and the value itself when short. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

@@ -3,6 +3,7 @@
 // for a route's own limits) and never a connection.
 import type { FastifyRequest } from 'fastify'
 import type { ServerOptions as WsServerOptions } from 'ws'
+import { isAdapter, type Adapter } from './adapter'
 import { InvalidOptionError, describe } from './errors'
 
 export type Policy = 'close' | 'drop'
@@ -47,6 +48,8 @@ export interface ResolvedOptions extends RouteLimits {
   maxRoomNameLength: number
   /** Extra options for the ws server (perMessageDeflate, ...); used only when this plugin registers @fastify/websocket. */
   websocketOptions: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path'>
+  /** Rooms across several servers (redisAdapter()); null keeps them in this process. */
+  adapter: Adapter | null
 }
 
 export const defaults = Object.freeze({
@@ -129,6 +132,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     }
   }
   const maxSessions = options.maxSessions
+  const adapter = options.adapter ?? null
+  if (adapter !== null && !isAdapter(adapter)) throw new InvalidOptionError('adapter', 'what redisAdapter() returns, or null for in-memory rooms', describe(adapter))
   return {
     ...limits(options, { ...defaults, rateLimit: null, allowedOrigins: null }, ''),
     maxPayload: integer('maxPayload', options.maxPayload, defaults.maxPayload, 1),
@@ -137,7 +142,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxSessions: maxSessions === Infinity ? Infinity : integer('maxSessions', maxSessions, defaults.maxSessions, 1),
     maxRoomsPerSession: integer('maxRoomsPerSession', options.maxRoomsPerSession, defaults.maxRoomsPerSession, 1),
     maxRoomNameLength: integer('maxRoomNameLength', options.maxRoomNameLength, defaults.maxRoomNameLength, 1),
-    websocketOptions
+    websocketOptions,
+    adapter
   }
 }
 

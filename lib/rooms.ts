@@ -1,9 +1,11 @@
 // The room registry of one Fastify instance: which sessions are open and who is in which
 // room. Rooms live in `rooms: Map<name, Set<Session>>`, and each session keeps the names it
 // joined, so join, leave and members() are O(1) and a closing session costs O(its rooms).
+// With a cluster adapter, the registry tells it of every membership change and broadcast.
 import type { ServerRoom, WebSocketRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { ClusterLink } from './adapter'
 import { InvalidArgumentError, TooManyRoomsError, describe } from './errors'
-import { encode, type Message } from './frame'
+import { encode, type Encoded, type Message } from './frame'
 import type { Session } from './session'
 import { Stats } from './stats'
 
@@ -19,6 +21,8 @@ export class RoomRegistry {
   readonly rooms = new Map<string, Set<Session>>()
   readonly stats = new Stats()
   readonly heartbeat: boolean
+  /** The cluster this instance is a node of, when the plugin has an adapter. */
+  cluster: ClusterLink | null = null
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
   #emptyWaiters: Array<() => void> = []
@@ -72,6 +76,7 @@ export class RoomRegistry {
       this.rooms.set(name, members)
     }
     members.add(session)
+    this.cluster?.roomChanged(name)
   }
 
   leave (session: Session, name: string): void {
@@ -84,15 +89,31 @@ export class RoomRegistry {
     if (members === undefined) return
     members.delete(session)
     if (members.size === 0) this.rooms.delete(name)
+    this.cluster?.roomChanged(name)
   }
 
   members (name: string): number {
     return this.rooms.get(name)?.size ?? 0
   }
 
+  /** Members of a room on every node: this node's, without a cluster. */
+  clusterMembers (name: string): Promise<number> {
+    return this.cluster === null ? Promise.resolve(this.members(name)) : this.cluster.clusterMembers(name)
+  }
+
   broadcast (name: string, message: Message, except: Session | null): void {
-    const members = this.rooms.get(name)
     const encoded = encode(message, 'message')
+    this.#fanOut(name, encoded, except)
+    this.cluster?.publish(name, encoded, except === null ? null : except.id)
+  }
+
+  /** A broadcast from another node of the cluster, for this node's members. */
+  deliver (name: string, encoded: Encoded, exceptId: string | null): void {
+    this.#fanOut(name, encoded, exceptId === null ? null : this.sessions.get(exceptId) ?? null)
+  }
+
+  #fanOut (name: string, encoded: Encoded, except: Session | null): void {
+    const members = this.rooms.get(name)
     if (members === undefined) return
     for (const member of members) {
       if (member !== except) member.sendEncoded(encoded)
@@ -139,6 +160,10 @@ export class RoomHandle implements WebSocketRoom {
     return this.#registry.members(this.#name)
   }
 
+  clusterMembers (): Promise<number> {
+    return this.#registry.clusterMembers(this.#name)
+  }
+
   has (): boolean {
     return this.#session.rooms?.has(this.#name) ?? false
   }
@@ -164,6 +189,10 @@ class ServerRoomHandle implements ServerRoom {
 
   members (): number {
     return this.#registry.members(this.#name)
+  }
+
+  clusterMembers (): Promise<number> {
+    return this.#registry.clusterMembers(this.#name)
   }
 
   sessions (): Session[] {
@@ -212,7 +241,8 @@ export class ServerRooms implements WebsocketRooms {
         unsupportedData: s.closedUnsupportedData,
         handlerError: s.closedHandlerError
       },
-      refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions }
+      refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions },
+      cluster: registry.cluster === null ? null : registry.cluster.stats()
     }
   }
 }

@@ -91,6 +91,65 @@ declare namespace fastifyWebsocketRooms {
     maxRoomNameLength?: number
     /** Other options for the ws server (perMessageDeflate, ...), when this plugin registers @fastify/websocket. */
     websocketOptions?: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path' | 'maxPayload'>
+    /** Rooms that span several servers: `redisAdapter({ url })`. Default: in-memory rooms, this process only. */
+    adapter?: WebsocketRoomsAdapter | null
+  }
+
+  /** What redisAdapter() returns, for the plugin's `adapter` option. */
+  export interface WebsocketRoomsAdapter {
+    readonly [kind: symbol]: string
+  }
+
+  /**
+   * A connection of the official Redis client (`createClient()` from `redis` or `@redis/client`,
+   * version 5 or 6). Typed loosely so that clients with any modules, scripts or protocol fit.
+   */
+  export interface RedisConnection {
+    readonly isOpen: boolean
+    readonly isReady: boolean
+    duplicate (...args: any[]): any
+    publish (...args: any[]): Promise<any>
+  }
+
+  export interface RedisAdapterOptions {
+    /** Where Redis is (`redis://` or `rediss://`); the adapter opens and closes its two connections. Give this or `client`. */
+    url?: string
+    /** Your own connection, for commands and publishing (connected by the adapter if it is not yet, never closed by it). Give this or `url`. */
+    client?: RedisConnection
+    /** Your own connection for subscriptions, with `client`. Default: `client.duplicate()`, closed by the adapter. */
+    subscriber?: RedisConnection
+    /** Prefix of every key and channel, so apps (and tests) can share one Redis. No `{` or `}`. Default 'fastify-websocket-rooms'. */
+    keyPrefix?: string
+    /** Redis 7 sharded pub/sub (SSUBSCRIBE/SPUBLISH), for Redis Cluster. Default false. */
+    sharded?: boolean
+    /** How often this node tells Redis it is alive, in ms. Default 5000. */
+    nodeHeartbeat?: number
+    /** How long after its last heartbeat a node that died without cleaning up still counts in clusterMembers(), in ms. Default 15000. */
+    nodeTimeout?: number
+    /** How long app.register() waits for Redis before it fails with FST_WS_ROOMS_REDIS_UNAVAILABLE, in ms. Default 5000. */
+    connectTimeout?: number
+    /** Called when the connection to Redis is lost (once per outage) and when an update of this node's state fails. Errors are logged either way. */
+    onError?: (error: Error) => void
+    /** Called when the node is connected and its rooms are subscribed: at start, and again after each outage. */
+    onReady?: () => void
+  }
+
+  /** app.websocketRooms.stats().cluster, with an adapter. */
+  export interface WebsocketRoomsClusterStats {
+    /** This node's id in the cluster. */
+    nodeId: string
+    /** Connected to Redis right now. */
+    connected: boolean
+    /** Room channels this node is subscribed to (the rooms with members here). */
+    subscribedRooms: number
+    /** Broadcasts sent to the other nodes. */
+    published: number
+    /** Broadcasts that reached this node's members only, because Redis was away. */
+    publishFailed: number
+    /** Broadcasts from other nodes. */
+    received: number
+    /** Messages on this node's channels that were not broadcasts of this plugin (ignored). */
+    malformed: number
   }
 
   /** app.websocketRooms.stats(): counters since the plugin was registered. */
@@ -106,6 +165,8 @@ declare namespace fastifyWebsocketRooms {
     dropped: { backpressure: number, rateLimit: number }
     closed: { heartbeat: number, backpressure: number, rateLimit: number, unsupportedData: number, handlerError: number }
     refused: { origin: number, maxSessions: number }
+    /** The cluster node's counters, with an adapter; null without. */
+    cluster: WebsocketRoomsClusterStats | null
   }
 
   /** A room as seen from one session: a handle that does not join by itself. */
@@ -120,6 +181,8 @@ declare namespace fastifyWebsocketRooms {
     broadcastExcept (message: Message): void
     /** Number of members of the room on this server. */
     members (): number
+    /** Number of members of the room on every server of the cluster (this server's without an adapter). */
+    clusterMembers (): Promise<number>
     /** True when this session is a member. */
     has (): boolean
     getName (): string
@@ -131,6 +194,8 @@ declare namespace fastifyWebsocketRooms {
     broadcast (message: Message): void
     /** Number of members of the room on this server. */
     members (): number
+    /** Number of members of the room on every server of the cluster (this server's without an adapter). */
+    clusterMembers (): Promise<number>
     /** The members' sessions, as a new array. */
     sessions (): WebSocketSession[]
     getName (): string
@@ -248,6 +313,9 @@ declare namespace fastifyWebsocketRooms {
     readonly SERVICE_RESTART: 1012
     readonly TRY_AGAIN_LATER: 1013
   }
+
+  /** Rooms across every server that shares this Redis: the plugin's `adapter` option. */
+  export function redisAdapter (options: RedisAdapterOptions): WebsocketRoomsAdapter
 
   /** The raw ws socket type, for users who need to reach below the session. */
   export type RawWebSocket = WebSocket

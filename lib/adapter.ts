@@ -1,0 +1,44 @@
+// The seam between this instance's room registry and a cluster adapter (lib/redis-adapter).
+// The registry tells the adapter when a room's local membership changes and hands it every
+// broadcast; the adapter hands back the broadcasts of other nodes and answers cluster counts.
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebsocketRoomsClusterStats } from '../types/index'
+import type { Encoded } from './frame'
+
+/** Brand of the values the `adapter` option accepts (what redisAdapter() returns). */
+export const kAdapter = Symbol.for('fastify-websocket-rooms.adapter')
+
+/** What a cluster node needs from this instance. */
+export interface ClusterHost {
+  log: FastifyBaseLogger
+  /** Members of a room on this node. */
+  members (name: string): number
+  /** Names of the rooms with members on this node. */
+  roomNames (): Iterable<string>
+  /** Hands a broadcast from another node to this node's members of the room. */
+  deliver (name: string, encoded: Encoded, exceptId: string | null): void
+}
+
+/** A running cluster node. */
+export interface ClusterLink {
+  /** A room's membership on this node changed (joined, left, created, emptied). */
+  roomChanged (name: string): void
+  /** Sends a broadcast, already delivered on this node, to the other nodes. */
+  publish (name: string, encoded: Encoded, exceptId: string | null): void
+  /** Members of a room on every node. */
+  clusterMembers (name: string): Promise<number>
+  stats (): WebsocketRoomsClusterStats
+  /** Removes this node from the cluster and releases what it opened. */
+  close (): Promise<void>
+}
+
+export interface Adapter {
+  /** The adapter's kind, for messages. */
+  readonly [kAdapter]: string
+  start (host: ClusterHost): Promise<ClusterLink>
+}
+
+export function isAdapter (value: unknown): value is Adapter {
+  return value !== null && typeof value === 'object' && typeof (value as Partial<Adapter>)[kAdapter] === 'string' &&
+    typeof (value as Partial<Adapter>).start === 'function'
+}

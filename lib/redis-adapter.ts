@@ -1,0 +1,111 @@
+// redisAdapter(options): rooms that span every node sharing one Redis. Checks the options
+// up front (a bad one throws here, not at the first broadcast) and returns the value the
+// plugin's `adapter` option takes; the plugin starts one node per Fastify instance with it.
+import { createClient, type RedisClientType } from '@redis/client'
+import type { RedisAdapterOptions } from '../types/index'
+import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from './adapter'
+import { InvalidOptionError, describe } from './errors'
+import { RedisNode, type RedisNodeOptions } from './redis-node'
+
+/** A node-redis client, whatever its modules, scripts and protocol. */
+export type RedisConnection = RedisClientType<any, any, any, any, any>
+
+export const redisDefaults = Object.freeze({
+  keyPrefix: 'fastify-websocket-rooms',
+  nodeHeartbeat: 5000,
+  nodeTimeout: 15_000,
+  connectTimeout: 5000
+})
+
+const OPTION_NAMES = new Set(['url', 'client', 'subscriber', 'keyPrefix', 'sharded', 'nodeHeartbeat', 'nodeTimeout', 'connectTimeout', 'onError', 'onReady'])
+
+function option (name: string, expected: string, value: unknown): never {
+  throw new InvalidOptionError(`redisAdapter ${name}`, expected, describe(value))
+}
+
+function milliseconds (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) option(name, 'an integer >= 1 (ms)', value)
+  return value
+}
+
+function isConnection (value: unknown): value is RedisConnection {
+  return value !== null && typeof value === 'object' &&
+    typeof (value as RedisConnection).duplicate === 'function' && typeof (value as RedisConnection).publish === 'function'
+}
+
+function hook<T extends (...args: never[]) => void> (name: string, value: unknown): T | null {
+  if (value === undefined) return null
+  if (typeof value !== 'function') option(name, 'a function', value)
+  return value as T
+}
+
+interface ResolvedRedisOptions extends Omit<RedisNodeOptions, 'client' | 'subscriber' | 'owned'> {
+  url: string | null
+  client: RedisConnection | null
+  subscriber: RedisConnection | null
+}
+
+function resolveRedisOptions (options: RedisAdapterOptions): ResolvedRedisOptions {
+  if (options === null || typeof options !== 'object') option('options', 'an object { url } or { client }', options)
+  for (const key of Object.keys(options)) {
+    if (!OPTION_NAMES.has(key)) option(key, `one of ${[...OPTION_NAMES].join(', ')}`, key)
+  }
+  const { url, client, subscriber, keyPrefix = redisDefaults.keyPrefix, sharded = false } = options
+  if ((url === undefined) === (client === undefined)) option('url/client', 'exactly one of url (a redis:// URL) and client (a node-redis connection)', url ?? client)
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) option('url', 'a redis:// or rediss:// URL', url)
+  if (client !== undefined && !isConnection(client)) option('client', 'a node-redis client (createClient() from redis or @redis/client)', client)
+  if (subscriber !== undefined && (client === undefined || !isConnection(subscriber))) {
+    option('subscriber', 'a node-redis client, given with client', subscriber)
+  }
+  // Braces would make a Redis Cluster hash tag of part of the prefix: see the key layout in ./redis-node.
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) option('keyPrefix', 'a non-empty string without { or }', keyPrefix)
+  if (typeof sharded !== 'boolean') option('sharded', 'a boolean', sharded)
+  const nodeHeartbeat = milliseconds('nodeHeartbeat', options.nodeHeartbeat, redisDefaults.nodeHeartbeat)
+  const nodeTimeout = milliseconds('nodeTimeout', options.nodeTimeout, Math.max(redisDefaults.nodeTimeout, 3 * nodeHeartbeat))
+  if (nodeTimeout <= nodeHeartbeat) option('nodeTimeout', `more than nodeHeartbeat (${nodeHeartbeat} ms)`, nodeTimeout)
+  return {
+    url: url ?? null,
+    client: (client ?? null) as RedisConnection | null,
+    subscriber: (subscriber ?? null) as RedisConnection | null,
+    keyPrefix,
+    sharded,
+    nodeHeartbeat,
+    nodeTimeout,
+    connectTimeout: milliseconds('connectTimeout', options.connectTimeout, redisDefaults.connectTimeout),
+    onError: hook('onError', options.onError),
+    onReady: hook('onReady', options.onReady)
+  }
+}
+
+/** Our own connections never queue commands while Redis is away: that queue would have no bound. */
+function openConnections (resolved: ResolvedRedisOptions): { client: RedisConnection, subscriber: RedisConnection, owned: RedisConnection[] } {
+  if (resolved.client === null) {
+    const client = createClient({
+      url: resolved.url!,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: resolved.connectTimeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) }
+    }) as RedisConnection
+    const subscriber = client.duplicate()
+    return { client, subscriber, owned: [client, subscriber] }
+  }
+  if (resolved.subscriber !== null) return { client: resolved.client, subscriber: resolved.subscriber, owned: [] }
+  const subscriber = resolved.client.duplicate({ disableOfflineQueue: true })
+  return { client: resolved.client, subscriber, owned: [subscriber] }
+}
+
+/**
+ * The `adapter` option for rooms that span every node sharing one Redis:
+ * `app.register(websocketRooms, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379' }) })`.
+ */
+export function redisAdapter (options: RedisAdapterOptions): Adapter {
+  const resolved = resolveRedisOptions(options)
+  return {
+    [kAdapter]: 'redis',
+    async start (host: ClusterHost): Promise<ClusterLink> {
+      const node = new RedisNode(host, { ...resolved, ...openConnections(resolved) })
+      await node.start()
+      return node
+    }
+  }
+}

@@ -1,0 +1,342 @@
+// One Fastify instance as a node of a cluster that shares rooms through Redis.
+//
+// Interest routing: one channel per room, `<keyPrefix>:room:<name>`, subscribed while the room
+// has members on this node. Membership changes are gathered and applied once per turn of the
+// event loop (one SUBSCRIBE, one UNSUBSCRIBE, one MULTI for all of them).
+//
+// Cluster counts without request/response: each node keeps its rooms' local member counts in
+// a hash, `{<keyPrefix>}:node:<nodeId>`, whose expiry every heartbeat pushes back, and lists
+// itself in `{<keyPrefix>}:nodes`. A count is the sum of the hashes that still exist, so a node
+// that died without cleaning up stops counting when its hash expires (nodeTimeout). The braces
+// put every state key in one hash slot, so the MULTI works on Redis Cluster too.
+//
+// Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
+// members only (counted in publishFailed), and nothing is queued for later.
+import { randomBytes } from 'node:crypto'
+import type { WebsocketRoomsClusterStats } from '../types/index'
+import type { ClusterHost, ClusterLink } from './adapter'
+import { decodeClusterMessage, encodeClusterMessage } from './cluster-codec'
+import { RedisUnavailableError } from './errors'
+import type { Encoded } from './frame'
+import type { RedisConnection } from './redis-adapter'
+
+export interface RedisNodeOptions {
+  client: RedisConnection
+  subscriber: RedisConnection
+  /** The connections this node opened, and closes. */
+  owned: RedisConnection[]
+  keyPrefix: string
+  sharded: boolean
+  nodeHeartbeat: number
+  nodeTimeout: number
+  connectTimeout: number
+  onError: ((error: Error) => void) | null
+  onReady: (() => void) | null
+}
+
+export class RedisNode implements ClusterLink {
+  readonly nodeId = randomBytes(9).toString('base64url')
+  readonly #host: ClusterHost
+  readonly #options: RedisNodeOptions
+  readonly #client: RedisConnection
+  readonly #subscriber: RedisConnection
+  readonly #channelPrefix: string
+  readonly #channelPrefixBytes: number
+  readonly #nodesKey: string
+  readonly #nodeKey: string
+  /** Rooms whose local membership changed since the state in Redis was last written. */
+  readonly #dirty = new Set<string>()
+  readonly #subscribed = new Set<string>()
+  /** The scheduled or running update of the state in Redis; updates run one after the other. */
+  #pending: Promise<void> | null = null
+  #updateQueued = false
+  #heartbeat: NodeJS.Timeout | null = null
+  /** Both connections are ready; false from their first error until both are ready again. */
+  #up = false
+  /** Call onReady once the next update has gone through. */
+  #announceReady = false
+  #closed = false
+  #lastError: Error | null = null
+  #published = 0
+  #publishFailed = 0
+  #received = 0
+  #malformed = 0
+
+  constructor (host: ClusterHost, options: RedisNodeOptions) {
+    this.#host = host
+    this.#options = options
+    this.#client = options.client
+    this.#subscriber = options.subscriber
+    this.#channelPrefix = `${options.keyPrefix}:room:`
+    this.#channelPrefixBytes = Buffer.byteLength(this.#channelPrefix)
+    this.#nodesKey = `{${options.keyPrefix}}:nodes`
+    this.#nodeKey = this.#nodeKeyOf(this.nodeId)
+  }
+
+  #nodeKeyOf (nodeId: string): string {
+    return `{${this.#options.keyPrefix}}:node:${nodeId}`
+  }
+
+  async start (): Promise<void> {
+    for (const connection of [this.#client, this.#subscriber]) {
+      connection.on('error', this.#onConnectionError)
+      connection.on('ready', this.#onConnectionReady)
+    }
+    try {
+      await this.#connect()
+    } catch (error) {
+      await this.#release()
+      throw error
+    }
+    this.#onConnectionReady()
+    await this.#pending
+    this.#heartbeat = setInterval(this.#beat, this.#options.nodeHeartbeat).unref()
+  }
+
+  async #connect (): Promise<void> {
+    const ready = (connection: RedisConnection): Promise<unknown> => {
+      if (connection.isReady) return Promise.resolve()
+      if (!connection.isOpen) return connection.connect()
+      return new Promise((resolve) => connection.once('ready', resolve))
+    }
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((resolve, reject) => {
+      timer = setTimeout(() => {
+        const why = this.#lastError === null ? 'no answer' : this.#lastError.message
+        reject(new RedisUnavailableError(`no connection within connectTimeout (${this.#options.connectTimeout} ms): ${why}`))
+      }, this.#options.connectTimeout)
+    })
+    const connected = Promise.all([ready(this.#client), ready(this.#subscriber)])
+    connected.catch(() => {}) // settles after the timeout, once the connections are released
+    try {
+      await Promise.race([connected, timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  readonly #onConnectionError = (error: Error): void => {
+    this.#lastError = error
+    if (!this.#up) {
+      this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: Redis still unreachable')
+      return
+    }
+    this.#up = false
+    this.#report(error, 'lost its Redis connection; broadcasts reach this node only until it is back')
+  }
+
+  readonly #onConnectionReady = (): void => {
+    if (this.#closed || this.#up || !this.#client.isReady || !this.#subscriber.isReady) return
+    if (this.#lastError !== null) this.#host.log.info('fastify-websocket-rooms: Redis is back; resubscribing this node\'s rooms')
+    this.#up = true
+    // Redis may have lost everything (a restart): write the whole state again, and subscribe
+    // every room again (subscribing twice to a channel is harmless).
+    this.#subscribed.clear()
+    for (const name of this.#host.roomNames()) this.#dirty.add(name)
+    this.#announceReady = true
+    this.#queueUpdate()
+  }
+
+  #report (error: Error, what: string): void {
+    this.#host.log.error({ err: error }, `fastify-websocket-rooms: node ${this.nodeId} ${what}`)
+    if (this.#options.onError === null) return
+    try {
+      this.#options.onError(error)
+    } catch (hookError) {
+      this.#host.log.error({ err: hookError }, 'fastify-websocket-rooms: redisAdapter onError threw')
+    }
+  }
+
+  roomChanged (name: string): void {
+    this.#dirty.add(name)
+    this.#queueUpdate()
+  }
+
+  #queueUpdate (): void {
+    if (this.#updateQueued || this.#closed) return
+    this.#updateQueued = true
+    const update = (this.#pending ?? Promise.resolve())
+      .then(nextTurn)
+      .then(() => {
+        this.#updateQueued = false
+        return this.#update()
+      })
+    this.#pending = update
+    update.finally(() => {
+      if (this.#pending === update) this.#pending = null
+    }).catch(() => {}) // #update never rejects
+  }
+
+  /** Writes the changed rooms' counts and (un)subscribes their channels. Never rejects. */
+  async #update (): Promise<void> {
+    if (!this.#up) return // the rooms stay dirty; a ready connection queues an update
+    const names = [...this.#dirty]
+    this.#dirty.clear()
+    const counts = new Map<string, number>()
+    const emptied: string[] = []
+    const subscribe: string[] = []
+    const unsubscribe: string[] = []
+    for (const name of names) {
+      const members = this.#host.members(name)
+      if (members > 0) {
+        counts.set(name, members)
+        if (!this.#subscribed.has(name)) subscribe.push(name)
+      } else {
+        emptied.push(name)
+        if (this.#subscribed.has(name)) unsubscribe.push(name)
+      }
+    }
+    const state = this.#client.multi()
+    if (counts.size > 0) state.hSet(this.#nodeKey, counts)
+    if (emptied.length > 0) state.hDel(this.#nodeKey, emptied)
+    state.pExpire(this.#nodeKey, this.#options.nodeTimeout)
+    state.zAdd(this.#nodesKey, { score: Date.now(), value: this.nodeId })
+    try {
+      await Promise.all([
+        state.exec(),
+        subscribe.length > 0 ? this.#subscribe(subscribe) : null,
+        unsubscribe.length > 0 ? this.#unsubscribe(unsubscribe) : null
+      ])
+    } catch (error) {
+      for (const name of names) this.#dirty.add(name)
+      this.#report(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
+      return
+    }
+    for (const name of subscribe) this.#subscribed.add(name)
+    for (const name of unsubscribe) this.#subscribed.delete(name)
+    if (this.#announceReady && this.#dirty.size === 0) {
+      this.#announceReady = false
+      this.#options.onReady?.()
+    }
+  }
+
+  #subscribe (names: string[]): Promise<void> {
+    const channels = names.map((name) => this.#channelPrefix + name)
+    return this.#options.sharded
+      ? this.#subscriber.sSubscribe(channels, this.#onPacket, true)
+      : this.#subscriber.subscribe(channels, this.#onPacket, true)
+  }
+
+  #unsubscribe (names: string[]): Promise<void> {
+    const channels = names.map((name) => this.#channelPrefix + name)
+    return this.#options.sharded
+      ? this.#subscriber.sUnsubscribe(channels, this.#onPacket, true)
+      : this.#subscriber.unsubscribe(channels, this.#onPacket, true)
+  }
+
+  readonly #onPacket = (packet: Buffer, channel: Buffer): void => {
+    const message = decodeClusterMessage(packet)
+    if (message === null) {
+      this.#malformed++
+      this.#host.log.debug({ channel: channel.toString() }, 'fastify-websocket-rooms: ignored a message that is not a broadcast of this plugin')
+      return
+    }
+    if (message.origin === this.nodeId) return // delivered here when it was sent
+    this.#received++
+    this.#host.deliver(channel.toString('utf8', this.#channelPrefixBytes), message.encoded, message.exceptId)
+  }
+
+  readonly #beat = (): void => {
+    if (!this.#up) return
+    if (this.#dirty.size > 0) this.#queueUpdate()
+    const now = Date.now()
+    this.#client.multi()
+      .zAdd(this.#nodesKey, { score: now, value: this.nodeId })
+      .pExpire(this.#nodeKey, this.#options.nodeTimeout)
+      // Entries of nodes long gone; their hashes expired already, so they count for nothing.
+      .zRemRangeByScore(this.#nodesKey, '-inf', now - 4 * this.#options.nodeTimeout)
+      .exec()
+      .then((replies) => {
+        // The hash expired (Redis was away longer than nodeTimeout): write it again.
+        if (Number(replies[1]) === 0) this.#markAllDirty()
+      }, (error: Error) => {
+        this.#report(error, 'could not send its heartbeat to Redis')
+      })
+  }
+
+  #markAllDirty (): void {
+    let any = false
+    for (const name of this.#host.roomNames()) {
+      this.#dirty.add(name)
+      any = true
+    }
+    if (any) this.#queueUpdate()
+  }
+
+  publish (name: string, encoded: Encoded, exceptId: string | null): void {
+    if (!this.#client.isReady || this.#closed) {
+      this.#publishFailed++
+      return
+    }
+    const channel = this.#channelPrefix + name
+    const packet = encodeClusterMessage(this.nodeId, encoded, exceptId)
+    const sent = this.#options.sharded ? this.#client.sPublish(channel, packet) : this.#client.publish(channel, packet)
+    this.#published++
+    sent.catch(this.#onPublishError)
+  }
+
+  readonly #onPublishError = (error: Error): void => {
+    this.#published--
+    this.#publishFailed++
+    this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: a broadcast did not reach Redis')
+  }
+
+  async clusterMembers (name: string): Promise<number> {
+    // This node's own changes first, so a count read after a join includes it.
+    await this.#pending
+    if (!this.#up) throw new RedisUnavailableError(`cannot count the members of room "${name}" across the cluster`)
+    const nodes = await this.#client.zRange(this.#nodesKey, 0, -1)
+    const counts = await Promise.all(nodes.map((nodeId) => this.#client.hGet(this.#nodeKeyOf(String(nodeId)), name)))
+    let total = 0
+    for (const count of counts) total += count === null ? 0 : Number(count)
+    return total
+  }
+
+  stats (): WebsocketRoomsClusterStats {
+    return {
+      nodeId: this.nodeId,
+      connected: this.#up,
+      subscribedRooms: this.#subscribed.size,
+      published: this.#published,
+      publishFailed: this.#publishFailed,
+      received: this.#received,
+      malformed: this.#malformed
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    // The sessions are closed by now: the last update unsubscribes their rooms.
+    await this.#pending
+    this.#closed = true
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
+    if (this.#up) {
+      try {
+        await Promise.all([
+          this.#client.multi().del(this.#nodeKey).zRem(this.#nodesKey, this.nodeId).exec(),
+          this.#subscribed.size > 0 ? this.#unsubscribe([...this.#subscribed]) : null
+        ])
+      } catch (error) {
+        this.#report(error as Error, 'could not remove itself from Redis; its entry expires after nodeTimeout')
+      }
+    }
+    this.#up = false
+    await this.#release()
+  }
+
+  async #release (): Promise<void> {
+    for (const connection of [this.#client, this.#subscriber]) {
+      connection.off('ready', this.#onConnectionReady)
+      if (!this.#options.owned.includes(connection)) connection.off('error', this.#onConnectionError)
+    }
+    // An owned connection keeps our error listener: a late error must not become an uncaught one.
+    await Promise.all(this.#options.owned.map(async (connection) => {
+      if (connection.isReady) await connection.close()
+      else if (connection.isOpen) connection.destroy()
+    }))
+  }
+}
+
+function nextTurn (): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}

@@ -1,0 +1,120 @@
+// Redis for the cluster tests: the shared server on 127.0.0.1:6379 (REDIS_URL to change it),
+// a key prefix per test so tests running at once never see each other, and private
+// redis-server processes for the tests that stop Redis or change its configuration.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer, connect as tcpConnect } from 'node:net'
+import { createClient } from '@redis/client'
+import { test, type Test } from 'tap'
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+export const START_REDIS = 'redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no'
+
+/** Answers whether a Redis server answers PING at the URL. */
+export async function pingRedis (url: string = REDIS_URL): Promise<boolean> {
+  const { hostname, port } = new URL(url)
+  return await new Promise((resolve) => {
+    const socket = tcpConnect(Number(port || 6379), hostname)
+    socket.setTimeout(2000)
+    socket.once('connect', () => socket.write('PING\r\n'))
+    socket.once('data', (data) => { socket.destroy(); resolve(data.toString().startsWith('+PONG')) })
+    socket.once('timeout', () => { socket.destroy(); resolve(false) })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+let redisAnswers: Promise<boolean> | null = null
+
+/**
+ * A test that needs Redis. Outside CI a missing Redis skips it, saying why and how to start
+ * one; under CI=true the Redis tests must run, so a missing Redis fails them.
+ */
+export function redisTest (name: string, fn: (t: Test) => Promise<void>): void {
+  test(name, async (t) => {
+    if (!await (redisAnswers ??= pingRedis())) {
+      const why = `Redis is not answering at ${REDIS_URL}; start one with: ${START_REDIS}`
+      if (process.env.CI === 'true') t.fail(`${why} (CI=true: the Redis tests must run, never skip)`)
+      else t.plan(0, `skipped: ${why}`)
+      return
+    }
+    await fn(t)
+  })
+}
+
+/** A key prefix no other test uses. */
+export function uniquePrefix (name: string): string {
+  return `test-${name}-${randomUUID().slice(0, 8)}`
+}
+
+function createAdminClient (url: string) {
+  return createClient({ url })
+}
+
+export type AdminClient = ReturnType<typeof createAdminClient>
+
+/** A plain connection for a test's own checks (PUBSUB CHANNELS, EXISTS...). */
+export async function adminClient (t: { teardown (fn: () => unknown): void }, url: string = REDIS_URL): Promise<AdminClient> {
+  const client = createAdminClient(url)
+  client.on('error', () => {}) // a private server the test stops on purpose
+  await client.connect()
+  t.teardown(() => { if (client.isOpen) client.destroy() })
+  return client
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** A redis-server of the test's own, on a free port: it may be stopped and started again. */
+export class PrivateRedis {
+  readonly port: number
+  readonly url: string
+  readonly #extraArgs: string[]
+  #process: ChildProcess | null = null
+
+  private constructor (port: number, extraArgs: string[]) {
+    this.port = port
+    this.url = `redis://127.0.0.1:${port}`
+    this.#extraArgs = extraArgs
+  }
+
+  static async start (t: { teardown (fn: () => unknown): void }, extraArgs: string[] = []): Promise<PrivateRedis> {
+    const redis = new PrivateRedis(await freePort(), extraArgs)
+    await redis.start()
+    t.teardown(() => redis.stop())
+    return redis
+  }
+
+  /** Starts the server and resolves once it accepts connections. */
+  async start (): Promise<void> {
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
+    this.#process = child
+    let output = ''
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on('data', (chunk: Buffer) => {
+        output += chunk.toString()
+        if (output.includes('Ready to accept connections')) resolve()
+      })
+      child.once('exit', (code) => reject(new Error(`redis-server on port ${this.port} exited with ${code}: ${output}`)))
+      child.once('error', reject)
+    })
+    child.stdout!.resume()
+  }
+
+  /** Stops the server (SIGTERM) and resolves once it has exited. */
+  async stop (): Promise<void> {
+    const child = this.#process
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return
+    this.#process = null
+    const exited = once(child, 'exit')
+    child.kill('SIGTERM')
+    await exited
+  }
+}
