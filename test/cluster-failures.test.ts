@@ -1,0 +1,154 @@
+// The Redis adapter when things go wrong: bad options, a Redis that is not there at start,
+// a Redis that goes away and comes back (a private redis-server the test stops and starts),
+// and connections owned by the app rather than the adapter.
+import { test } from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { createClient } from '@redis/client'
+import websocketRooms, { redisAdapter, type RedisAdapterOptions } from 'fastify-websocket-rooms'
+import * as handlers from './fixtures/cluster-handlers'
+import { connect, listen, throwsLike, type Client } from './helpers'
+import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
+import { Events } from './signals'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+async function startNode (t: Teardown, adapter: RedisAdapterOptions): Promise<{ app: FastifyInstance, base: string }> {
+  const app = Fastify()
+  await app.register(websocketRooms, { adapter: redisAdapter(adapter) })
+  app.registerWebsocket('/ws', handlers)
+  t.teardown(() => app.close())
+  return { app, base: await listen(app) }
+}
+
+async function member (node: { app: FastifyInstance, base: string }, room: string): Promise<Client> {
+  const client = await connect(node.base, `/ws?rooms=${room}`)
+  await client.texts(1)
+  await node.app.websocketRooms.room(room).clusterMembers()
+  return client
+}
+
+test('redisAdapter() refuses bad options with a TypeError naming the option', async (t) => {
+  const invalid = { code: 'FST_WS_ROOMS_INVALID_OPTION' }
+  const cases: Array<[unknown, RegExp]> = [
+    [undefined, /redisAdapter options" must be an object/],
+    [{}, /exactly one of url .* and client/],
+    [{ url: REDIS_URL, client: createClient() }, /exactly one of url/],
+    [{ url: 'http://127.0.0.1:6379' }, /"redisAdapter url" must be a redis:\/\/ or rediss:\/\/ URL, got "http/],
+    [{ client: { publish () {} } }, /"redisAdapter client" must be a node-redis client/],
+    [{ url: REDIS_URL, subscriber: createClient() }, /"redisAdapter subscriber" must be a node-redis client, given with client/],
+    [{ url: REDIS_URL, keyPrefix: '' }, /"redisAdapter keyPrefix" must be a non-empty string without \{ or \}/],
+    [{ url: REDIS_URL, keyPrefix: 'app{1}' }, /keyPrefix/],
+    [{ url: REDIS_URL, sharded: 'yes' }, /"redisAdapter sharded" must be a boolean/],
+    [{ url: REDIS_URL, nodeHeartbeat: 0 }, /"redisAdapter nodeHeartbeat" must be an integer >= 1 \(ms\), got number 0/],
+    [{ url: REDIS_URL, nodeHeartbeat: 5000, nodeTimeout: 5000 }, /"redisAdapter nodeTimeout" must be more than nodeHeartbeat \(5000 ms\)/],
+    [{ url: REDIS_URL, connectTimeout: 1.5 }, /connectTimeout/],
+    [{ url: REDIS_URL, onError: 'log' }, /"redisAdapter onError" must be a function/],
+    [{ url: REDIS_URL, keyprefix: 'app' }, /"redisAdapter keyprefix" must be one of url, client, subscriber, keyPrefix/]
+  ]
+  for (const [options, message] of cases) {
+    throwsLike(t, () => redisAdapter(options as RedisAdapterOptions), TypeError, { ...invalid, message })
+  }
+  const app = Fastify()
+  app.register(websocketRooms, { adapter: { kind: 'redis' } as never })
+  await t.rejects(async () => { await app.ready() }, {
+    code: 'FST_WS_ROOMS_INVALID_OPTION', message: /option "adapter" must be what redisAdapter\(\) returns/
+  })
+  await app.close()
+})
+
+test('a Redis that cannot be reached fails app.register() within connectTimeout', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  await redis.stop() // a port where nothing answers
+  const app = Fastify()
+  app.register(websocketRooms, { adapter: redisAdapter({ url: redis.url, connectTimeout: 300 }) })
+  await t.rejects(async () => { await app.ready() }, {
+    code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE',
+    statusCode: 503,
+    message: /Redis is not reachable: no connection within connectTimeout \(300 ms\): .*ECONNREFUSED/
+  })
+  await app.close()
+})
+
+redisTest('Redis stops and starts again: local delivery goes on, the rooms are resubscribed, nothing arrives twice', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('restart')
+  const errors = { a: new Events<Error>(), b: new Events<Error>() }
+  const ready = { a: new Events<true>(), b: new Events<true>() }
+  const options = (name: 'a' | 'b'): RedisAdapterOptions => ({
+    url: redis.url,
+    keyPrefix,
+    nodeHeartbeat: 100,
+    nodeTimeout: 1000,
+    onError: (error) => errors[name].push(error),
+    onReady: () => ready[name].push(true)
+  })
+  const a = await startNode(t, options('a'))
+  const b = await startNode(t, options('b'))
+  await Promise.all([ready.a.until(1), ready.b.until(1)])
+  const a1 = await member(a, 'lobby')
+  const a2 = await member(a, 'lobby')
+  const b1 = await member(b, 'lobby')
+  a1.send('others lobby 1')
+  t.same(await b1.texts(2), ['ready', '1'])
+
+  await redis.stop()
+  await Promise.all([errors.a.until(1), errors.b.until(1)])
+  t.equal(a.app.websocketRooms.stats().cluster!.connected, false)
+  a1.send('others lobby 2 (Redis away)')
+  t.same(await a2.texts(3), ['ready', '1', '2 (Redis away)'], 'members on the same node still get broadcasts')
+  t.equal(a.app.websocketRooms.stats().cluster!.publishFailed, 1, 'the broadcast that could not leave the node is counted')
+  await t.rejects(a.app.websocketRooms.room('lobby').clusterMembers(), { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /room "lobby"/ })
+
+  await redis.start()
+  await Promise.all([ready.a.until(2), ready.b.until(2)])
+  t.equal(errors.a.list.length, 1, 'one error reported per outage, however many reconnection attempts')
+  const check = await adminClient(t, redis.url)
+  t.same((await check.pubSubNumSub(`${keyPrefix}:room:lobby`)), { [`${keyPrefix}:room:lobby`]: 2 }, 'both nodes subscribed again')
+  t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 3, 'the counts were written again')
+  a1.send('others lobby 3')
+  b1.send('others lobby 4')
+  t.same(await a2.texts(5), ['ready', '1', '2 (Redis away)', '3', '4'])
+  t.same(await b1.texts(3), ['ready', '1', '3'], 'delivery resumed; the message sent while Redis was away was not replayed')
+  a1.send('others lobby 5')
+  t.same(await b1.texts(4), ['ready', '1', '3', '5'], 'and nothing arrived twice')
+})
+
+redisTest('connections the app passes in stay open after app.close(); the adapter closes only its own', async (t) => {
+  const keyPrefix = uniquePrefix('own-clients')
+  const client = createClient({ url: REDIS_URL })
+  const subscriber = createClient({ url: REDIS_URL })
+  await Promise.all([client.connect(), subscriber.connect()])
+  t.teardown(() => Promise.all([client.close(), subscriber.close()]))
+  const redis = await adminClient(t)
+
+  const a = await startNode({ teardown () {} }, { client, subscriber, keyPrefix })
+  const b = await startNode(t, { client, keyPrefix }) // subscriber: client.duplicate(), the adapter's own
+  const a1 = await member(a, 'lobby')
+  const b1 = await member(b, 'lobby')
+  a1.send('others lobby over the app\'s connections')
+  t.same(await b1.texts(2), ['ready', 'over the app\'s connections'])
+
+  await a.app.close()
+  t.equal(client.isReady, true, 'the app\'s client is still open')
+  t.equal(subscriber.isReady, true, 'and so is its subscriber')
+  t.same(await redis.pubSubNumSub(`${keyPrefix}:room:lobby`), { [`${keyPrefix}:room:lobby`]: 1 }, 'which is no longer subscribed to the node\'s rooms')
+  t.equal(await client.ping(), 'PONG')
+})
+
+redisTest('an onError hook that throws is logged, and the node carries on', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const logged = new Events<string>()
+  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => logged.push(JSON.parse(line).msg) } } })
+  const ready = new Events<true>()
+  await app.register(websocketRooms, {
+    adapter: redisAdapter({ url: redis.url, keyPrefix: uniquePrefix('hook'), onError () { throw new Error('hook failed') }, onReady: () => ready.push(true) })
+  })
+  t.teardown(() => app.close())
+  await ready.until(1)
+  await redis.stop()
+  await logged.until(2)
+  t.match(logged.list, [/lost its Redis connection/, /redisAdapter onError threw/])
+  await redis.start()
+  await ready.until(2)
+  t.equal(app.websocketRooms.stats().cluster!.connected, true)
+})
