@@ -1,14 +1,11 @@
 // redisAdapter(options): rooms that span every node sharing one Redis. Checks the options
 // up front (a bad one throws here, not at the first broadcast) and returns the value the
 // plugin's `adapter` option takes; the plugin starts one node per Fastify instance with it.
-import { createClient, type RedisClientType } from '@redis/client'
 import type { RedisAdapterOptions } from '../types/index'
 import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from './adapter'
 import { InvalidOptionError, describe } from './errors'
+import type { RedisConnection } from './redis-connections'
 import { RedisNode, type RedisNodeOptions } from './redis-node'
-
-/** A node-redis client, whatever its modules, scripts and protocol. */
-export type RedisConnection = RedisClientType<any, any, any, any, any>
 
 export const redisDefaults = Object.freeze({
   keyPrefix: 'fastify-websocket-rooms',
@@ -40,13 +37,7 @@ function hook<T extends (...args: never[]) => void> (name: string, value: unknow
   return value as T
 }
 
-interface ResolvedRedisOptions extends Omit<RedisNodeOptions, 'client' | 'subscriber' | 'owned'> {
-  url: string | null
-  client: RedisConnection | null
-  subscriber: RedisConnection | null
-}
-
-function resolveRedisOptions (options: RedisAdapterOptions): ResolvedRedisOptions {
+function resolveRedisOptions (options: RedisAdapterOptions): RedisNodeOptions {
   if (options === null || typeof options !== 'object') option('options', 'an object { url } or { client }', options)
   for (const key of Object.keys(options)) {
     if (!OPTION_NAMES.has(key)) option(key, `one of ${[...OPTION_NAMES].join(', ')}`, key)
@@ -78,22 +69,6 @@ function resolveRedisOptions (options: RedisAdapterOptions): ResolvedRedisOption
   }
 }
 
-/** Our own connections never queue commands while Redis is away: that queue would have no bound. */
-function openConnections (resolved: ResolvedRedisOptions): { client: RedisConnection, subscriber: RedisConnection, owned: RedisConnection[] } {
-  if (resolved.client === null) {
-    const client = createClient({
-      url: resolved.url!,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: resolved.connectTimeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) }
-    }) as RedisConnection
-    const subscriber = client.duplicate()
-    return { client, subscriber, owned: [client, subscriber] }
-  }
-  if (resolved.subscriber !== null) return { client: resolved.client, subscriber: resolved.subscriber, owned: [] }
-  const subscriber = resolved.client.duplicate({ disableOfflineQueue: true })
-  return { client: resolved.client, subscriber, owned: [subscriber] }
-}
-
 /**
  * The `adapter` option for rooms that span every node sharing one Redis:
  * `app.register(websocketRooms, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379' }) })`.
@@ -103,7 +78,7 @@ export function redisAdapter (options: RedisAdapterOptions): Adapter {
   return {
     [kAdapter]: 'redis',
     async start (host: ClusterHost): Promise<ClusterLink> {
-      const node = new RedisNode(host, { ...resolved, ...openConnections(resolved) })
+      const node = new RedisNode(host, resolved)
       await node.start()
       return node
     }

@@ -18,18 +18,13 @@ import type { ClusterHost, ClusterLink } from './adapter'
 import { decodeClusterMessage, encodeClusterMessage } from './cluster-codec'
 import { RedisUnavailableError } from './errors'
 import type { Encoded } from './frame'
-import type { RedisConnection } from './redis-adapter'
+import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
 
-export interface RedisNodeOptions {
-  client: RedisConnection
-  subscriber: RedisConnection
-  /** The connections this node opened, and closes. */
-  owned: RedisConnection[]
+export interface RedisNodeOptions extends ConnectionSource {
   keyPrefix: string
   sharded: boolean
   nodeHeartbeat: number
   nodeTimeout: number
-  connectTimeout: number
   onError: ((error: Error) => void) | null
   onReady: (() => void) | null
 }
@@ -38,6 +33,7 @@ export class RedisNode implements ClusterLink {
   readonly nodeId = randomBytes(9).toString('base64url')
   readonly #host: ClusterHost
   readonly #options: RedisNodeOptions
+  readonly #connections: RedisConnections
   readonly #client: RedisConnection
   readonly #subscriber: RedisConnection
   readonly #channelPrefix: string
@@ -56,7 +52,8 @@ export class RedisNode implements ClusterLink {
   /** Call onReady once the next update has gone through. */
   #announceReady = false
   #closed = false
-  #lastError: Error | null = null
+  /** Redis has been away since start: say so when it is back. */
+  #wasDown = false
   #published = 0
   #publishFailed = 0
   #received = 0
@@ -65,8 +62,9 @@ export class RedisNode implements ClusterLink {
   constructor (host: ClusterHost, options: RedisNodeOptions) {
     this.#host = host
     this.#options = options
-    this.#client = options.client
-    this.#subscriber = options.subscriber
+    this.#connections = new RedisConnections(options, { onError: this.#onConnectionError, onReady: this.#onConnectionReady })
+    this.#client = this.#connections.client
+    this.#subscriber = this.#connections.subscriber
     this.#channelPrefix = `${options.keyPrefix}:room:`
     this.#channelPrefixBytes = Buffer.byteLength(this.#channelPrefix)
     this.#nodesKey = `{${options.keyPrefix}}:nodes`
@@ -78,56 +76,25 @@ export class RedisNode implements ClusterLink {
   }
 
   async start (): Promise<void> {
-    for (const connection of [this.#client, this.#subscriber]) {
-      connection.on('error', this.#onConnectionError)
-      connection.on('ready', this.#onConnectionReady)
-    }
-    try {
-      await this.#connect()
-    } catch (error) {
-      await this.#release()
-      throw error
-    }
+    await this.#connections.open(this.#options.connectTimeout)
     this.#onConnectionReady()
     await this.#pending
     this.#heartbeat = setInterval(this.#beat, this.#options.nodeHeartbeat).unref()
   }
 
-  async #connect (): Promise<void> {
-    const ready = (connection: RedisConnection): Promise<unknown> => {
-      if (connection.isReady) return Promise.resolve()
-      if (!connection.isOpen) return connection.connect()
-      return new Promise((resolve) => connection.once('ready', resolve))
-    }
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((resolve, reject) => {
-      timer = setTimeout(() => {
-        const why = this.#lastError === null ? 'no answer' : this.#lastError.message
-        reject(new RedisUnavailableError(`no connection within connectTimeout (${this.#options.connectTimeout} ms): ${why}`))
-      }, this.#options.connectTimeout)
-    })
-    const connected = Promise.all([ready(this.#client), ready(this.#subscriber)])
-    connected.catch(() => {}) // settles after the timeout, once the connections are released
-    try {
-      await Promise.race([connected, timeout])
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-
   readonly #onConnectionError = (error: Error): void => {
-    this.#lastError = error
     if (!this.#up) {
       this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: Redis still unreachable')
       return
     }
     this.#up = false
+    this.#wasDown = true
     this.#report(error, 'lost its Redis connection; broadcasts reach this node only until it is back')
   }
 
   readonly #onConnectionReady = (): void => {
-    if (this.#closed || this.#up || !this.#client.isReady || !this.#subscriber.isReady) return
-    if (this.#lastError !== null) this.#host.log.info('fastify-websocket-rooms: Redis is back; resubscribing this node\'s rooms')
+    if (this.#closed || this.#up || !this.#connections.ready) return
+    if (this.#wasDown) this.#host.log.info('fastify-websocket-rooms: Redis is back; resubscribing this node\'s rooms')
     this.#up = true
     // Redis may have lost everything (a restart): write the whole state again, and subscribe
     // every room again (subscribing twice to a channel is harmless).
@@ -321,19 +288,7 @@ export class RedisNode implements ClusterLink {
       }
     }
     this.#up = false
-    await this.#release()
-  }
-
-  async #release (): Promise<void> {
-    for (const connection of [this.#client, this.#subscriber]) {
-      connection.off('ready', this.#onConnectionReady)
-      if (!this.#options.owned.includes(connection)) connection.off('error', this.#onConnectionError)
-    }
-    // An owned connection keeps our error listener: a late error must not become an uncaught one.
-    await Promise.all(this.#options.owned.map(async (connection) => {
-      if (connection.isReady) await connection.close()
-      else if (connection.isOpen) connection.destroy()
-    }))
+    await this.#connections.release()
   }
 }
 

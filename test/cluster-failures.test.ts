@@ -152,3 +152,24 @@ redisTest('an onError hook that throws is logged, and the node carries on', asyn
   await ready.until(2)
   t.equal(app.websocketRooms.stats().cluster!.connected, true)
 })
+
+redisTest('a node whose state expired while it was stalled writes it again on its next heartbeat', async (t) => {
+  // A private server with keyspace events for hash commands, so the test can await the rewrite.
+  const redis = await PrivateRedis.start(t, ['--notify-keyspace-events', 'Eh'])
+  const keyPrefix = uniquePrefix('stalled')
+  const node = await startNode(t, { url: redis.url, keyPrefix, nodeHeartbeat: 50, nodeTimeout: 5000 })
+  await member(node, 'lobby')
+  await member(node, 'news')
+  const admin = await adminClient(t, redis.url)
+  const events = await adminClient(t, redis.url)
+  const nodeKey = `{${keyPrefix}}:node:${node.app.websocketRooms.stats().cluster!.nodeId}`
+  let onRewritten!: () => void
+  const rewritten = new Promise<void>((resolve) => { onRewritten = resolve })
+  await events.subscribe('__keyevent@0__:hset', (key) => { if (key === nodeKey) onRewritten() })
+
+  await admin.del(nodeKey) // what expiry does to a node that missed its heartbeats
+  t.equal(await admin.exists(nodeKey), 0)
+  await rewritten
+  t.same(await admin.hGetAll(nodeKey), { lobby: '1', news: '1' }, 'the node wrote every room\'s count again')
+  t.ok(await admin.pTTL(nodeKey) > 0, 'with its expiry')
+})
