@@ -93,6 +93,7 @@ const report = `{
     defaultIsPlugin: websocketRooms.default === websocketRooms,
     namedIsPlugin: websocketRooms.fastifyWebsocketRooms === websocketRooms,
     closeCodes: websocketRooms.closeCodes,
+    redisAdapter: typeof websocketRooms.redisAdapter,
     echo: String(echo),
     closeCode
   }`
@@ -116,6 +117,7 @@ main().catch((error) => { console.error(error); process.exitCode = 1 })
   t.equal(result.defaultIsPlugin, true)
   t.equal(result.namedIsPlugin, true)
   t.same(result.closeCodes, closeCodes)
+  t.equal(result.redisAdapter, 'function', 'require(...).redisAdapter')
   t.equal(result.echo, 'echo: hello from require')
   t.equal(result.closeCode, closeCodes.GOING_AWAY, 'app.close() closes the session with 1001')
 })
@@ -125,10 +127,11 @@ t.test('ESM import gives the plugin as default export and the named exports', as
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
-import websocketRooms, { closeCodes, fastifyWebsocketRooms } from 'fastify-websocket-rooms'
+import websocketRooms, { closeCodes, fastifyWebsocketRooms, redisAdapter } from 'fastify-websocket-rooms'
 
 ${echoServer('import')}
 console.log(JSON.stringify({
+  namedRedisAdapter: redisAdapter === websocketRooms.redisAdapter,
   resolved: fileURLToPath(import.meta.resolve('fastify-websocket-rooms')),
   namedCloseCodes: closeCodes === websocketRooms.closeCodes,
   namedPlugin: fastifyWebsocketRooms === websocketRooms,
@@ -140,6 +143,8 @@ console.log(JSON.stringify({
   t.equal(result.type, 'function')
   t.equal(result.namedCloseCodes, true, 'import { closeCodes } works')
   t.equal(result.namedPlugin, true, 'import { fastifyWebsocketRooms } works')
+  t.equal(result.namedRedisAdapter, true, 'import { redisAdapter } works')
+  t.equal(result.redisAdapter, 'function')
   t.equal(result.defaultIsPlugin, true)
   t.same(result.closeCodes, closeCodes)
   t.equal(result.echo, 'echo: hello from import')
@@ -174,6 +179,11 @@ export async function start (): Promise<void> {
   app.registerWebsocket('/typo', { onMesage () {} })
   const code: 1001 = closeCodes.GOING_AWAY
   const members: number = app.websocketRooms.room('lobby').members()
+  const everywhere: Promise<number> = app.websocketRooms.room('lobby').clusterMembers()
+  const adapter = redisAdapter({ url: 'redis://127.0.0.1:6379', keyPrefix: 'myapp' })
+  // @ts-expect-error the types catch a misspelt adapter option
+  redisAdapter({ url: 'redis://127.0.0.1:6379', keyprefix: 'myapp' })
+  console.log(everywhere, adapter)
   const session: WebSocketSession | undefined = app.websocketSessions.get('id')
   // @fastify/websocket's decorators come with the plugin's types: no import of it needed.
   const client = await app.injectWS('/ws', {}, { onInit (ws) { ws.on('message', (data) => console.log(String(data))) } })
@@ -185,13 +195,13 @@ export async function start (): Promise<void> {
 `
 const esmImports = `import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
-import websocketRooms, { closeCodes, type WebSocketSession } from 'fastify-websocket-rooms'
+import websocketRooms, { closeCodes, redisAdapter, type WebSocketSession } from 'fastify-websocket-rooms'
 `
 const cjsImports = `import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import websocketRooms = require('fastify-websocket-rooms')
 type WebSocketSession = websocketRooms.WebSocketSession
-const { closeCodes } = websocketRooms
+const { closeCodes, redisAdapter } = websocketRooms
 `
 const typescriptSetups = [
   { name: 'node16', compilerOptions: { module: 'node16', moduleResolution: 'node16' }, files: { 'esm.mts': esmImports, 'cjs.cts': cjsImports } },

@@ -32,6 +32,9 @@ declare module 'fastify' {
   }
 }
 
+/** Brands the values redisAdapter() returns, so that no other object passes for one. */
+declare const adapterKind: unique symbol
+
 type FastifyWebsocketRooms = FastifyPluginAsync<fastifyWebsocketRooms.WebsocketRoomsOptions>
 
 /**
@@ -95,9 +98,9 @@ declare namespace fastifyWebsocketRooms {
     adapter?: WebsocketRoomsAdapter | null
   }
 
-  /** What redisAdapter() returns, for the plugin's `adapter` option. */
+  /** What redisAdapter() returns, for the plugin's `adapter` option (an opaque value). */
   export interface WebsocketRoomsAdapter {
-    readonly [kind: symbol]: string
+    readonly [adapterKind]: string
   }
 
   /**
