@@ -14,6 +14,7 @@ const CONTEXT: ReadonlyArray<readonly [string, string]> = [
   ['Fastify', "import Fastify from 'fastify'"],
   ['FastifyInstance', "import type { FastifyInstance } from 'fastify'"],
   ['websocketRooms', "import websocketRooms from 'fastify-websocket-rooms'"],
+  ['redisAdapter', "import { redisAdapter } from 'fastify-websocket-rooms'"],
   ['WebSocketSession', "import type { WebSocketSession } from 'fastify-websocket-rooms'"],
   ['Type', "import { Type } from '@sinclair/typebox'"],
   ['app', 'declare const app: FastifyInstance'],
