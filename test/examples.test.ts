@@ -1,7 +1,8 @@
-// The examples that are not seed examples (examples/dashboard, examples/auth), and every
-// example run as the program its npm script starts. Real sockets throughout: ws clients and
-// fetch() against servers on loopback ports. The examples import 'fastify-websocket-rooms',
-// which is dist/: run `npm run build` first (npm test does).
+// The examples that are not seed examples (examples/dashboard, examples/auth, and
+// examples/cluster against the real Redis), and every example run as the program its npm
+// script starts. Real sockets throughout: ws clients and fetch() against servers on loopback
+// ports. The examples import 'fastify-websocket-rooms', which is dist/: run `npm run build`
+// first (npm test does).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
@@ -13,6 +14,7 @@ import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import WebSocket from 'ws'
 import { Client, connect, listen } from './helpers'
+import { REDIS_URL, redisTest, uniquePrefix } from './redis'
 import { until } from './signals'
 
 interface Example { build (options?: Record<string, unknown>): Promise<FastifyInstance> }
@@ -135,6 +137,94 @@ test('auth: build() takes its own tokens', async (t) => {
   t.same(await carol.json(1), [{ type: 'hello', userId: 'carol', online: 1 }])
 })
 
+redisTest('cluster: members on two servers share a room: joins, messages and leaves, counted across both', async (t) => {
+  const options = { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster') }
+  const a = await example(t, 'cluster', options)
+  const b = await example(t, 'cluster', options)
+  const welcome = (online: number) => ({ type: 'welcome', id: String, room: 'lobby', online })
+
+  const alice = await connect(a.base, '/ws/chat?user=alice&room=lobby')
+  t.match(await alice.json(1), [welcome(1)])
+  const bob = await connect(b.base, '/ws/chat?user=bob&room=lobby')
+  t.match(await bob.json(1), [welcome(2)], 'bob, on server B, is counted with alice, on server A')
+  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 }, 'bob\'s join reaches server A')
+  const carol = await connect(b.base, '/ws/chat?user=carol&room=lobby')
+  t.match(await carol.json(1), [welcome(3)])
+  t.same((await alice.json(3))[2], { type: 'join', user: 'carol', online: 3 })
+  t.same((await bob.json(2))[1], { type: 'join', user: 'carol', online: 3 })
+  // In another room on server A: counted apart, and sent nothing of the lobby.
+  const dave = await connect(a.base, '/ws/chat?user=dave&room=other')
+  t.match(await dave.json(1), [{ type: 'welcome', room: 'other', online: 1 }])
+
+  alice.send('hello from A')
+  for (const client of [bob, carol]) {
+    const message = { type: 'message', from: 'alice', text: 'hello from A', timestamp: Number }
+    t.match((await client.json(client === bob ? 3 : 2)).at(-1), message, 'from server A to server B')
+  }
+  bob.send('hello from B')
+  t.match((await alice.json(4))[3], { type: 'message', from: 'bob', text: 'hello from B' }, 'from server B to server A')
+  t.match((await carol.json(3))[2], { type: 'message', from: 'bob', text: 'hello from B' }, 'and to bob\'s own server')
+  t.equal(bob.received.length, 3, 'bob did not get his own message')
+
+  t.same(await bob.close(), { code: 1005, reason: '' })
+  t.same((await alice.json(5))[4], { type: 'leave', user: 'bob', online: 2 }, 'bob\'s leave reaches server A with the count across both')
+  t.same((await carol.json(4))[3], { type: 'leave', user: 'bob', online: 2 })
+  await until(() => b.app.websocketRooms.room('lobby').members() === 1)
+  t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 2, 'server B has written bob\'s leave')
+  t.equal(await a.app.websocketRooms.room('lobby').clusterMembers(), 2, 'and server A counts it')
+  t.equal(dave.received.length, 1, 'the other room got nothing')
+  t.same([alice, carol].map((client) => client.received.length), [5, 4], 'nothing more, nothing twice')
+})
+
+/** A program started with node, as its npm script does after the build. */
+interface Program {
+  /** Resolves with the first logged `NAME: URL` (a ws:// URL unless `http` is given) whose NAME matches. */
+  url (name: string | RegExp, http?: boolean): Promise<string>
+  /** Every log line's message so far, but the request logs of handshakes. */
+  messages: string[]
+  stop (): Promise<{ exit: unknown[] }>
+}
+
+// Not `npm run`: running the build here would rewrite dist/ while other test files load it.
+function program (t: Test, name: string, env: Record<string, string>): Program {
+  const child = spawn(process.execPath, [resolve(examples, name, 'server.mjs')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const exited = once(child, 'exit')
+  const lines = createInterface({ input: child.stdout })
+  const outputEnded = once(lines, 'close')
+  const messages: string[] = []
+  const waiters: Array<(message: string) => void> = []
+  lines.on('line', (line) => {
+    const { msg, reqId } = JSON.parse(line) as { msg: string, reqId?: string }
+    if (reqId !== undefined) return // the request logs of the handshake
+    messages.push(msg)
+    for (const waiter of waiters) waiter(msg)
+  })
+  return {
+    messages,
+    url (label, http = false) {
+      const pattern = new RegExp(`^(?:${typeof label === 'string' ? label : label.source}): (${http ? 'http' : 'ws'}://127\\.0\\.0\\.1:\\d+/\\S*)$`)
+      return new Promise((resolve, reject) => {
+        const check = (message: string): void => {
+          const found = pattern.exec(message)
+          if (found !== null) resolve(found[1]!)
+        }
+        messages.forEach(check)
+        waiters.push(check)
+        outputEnded.then(() => reject(new Error(`examples/${name} exited before it logged a URL matching ${pattern}`)), reject)
+      })
+    },
+    async stop () {
+      child.kill('SIGTERM')
+      await outputEnded
+      return { exit: await exited }
+    }
+  }
+}
+
 /** What each example's program offers first, to check that it serves. */
 const programs: Record<string, (client: Client, t: Test) => Promise<void>> = {
   chat: async (client, t) => { t.match((await client.json(1))[0], { type: 'welcome', room: 'lobby', online: 1 }) },
@@ -147,48 +237,53 @@ const programs: Record<string, (client: Client, t: Test) => Promise<void>> = {
 
 test('every example has its npm script, and `npm start` is the chat', async (t) => {
   const { scripts } = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
-  t.same(Object.keys(scripts).filter((name) => name.startsWith('example:')).sort(), Object.keys(programs).map((name) => `example:${name}`).sort())
-  for (const name of Object.keys(programs)) {
+  const names = [...Object.keys(programs), 'cluster']
+  t.same(Object.keys(scripts).filter((name) => name.startsWith('example:')).sort(), names.map((name) => `example:${name}`).sort())
+  for (const name of names) {
     t.equal(scripts[`example:${name}`], `npm run build --silent && node examples/${name}/server.mjs`)
   }
   t.equal(scripts.start, scripts['example:chat'])
 })
 
-// The programs are started with node, as their scripts do after the build: running the build
-// here would rewrite dist/ while other test files load it.
 for (const [name, check] of Object.entries(programs)) {
   test(`examples/${name}/server.mjs as a program: listens on PORT and HOST, logs its URLs, closes on SIGTERM`, async (t) => {
-    const child = spawn(process.execPath, [resolve(examples, name, 'server.mjs')], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
-      stdio: ['ignore', 'pipe', 'inherit']
-    })
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-    const exited = once(child, 'exit')
-    const lines = createInterface({ input: child.stdout })
-    const outputEnded = once(lines, 'close')
-    const messages: string[] = []
-    const firstSocketUrl = new Promise<string>((resolve, reject) => {
-      lines.on('line', (line) => {
-        const { msg, reqId } = JSON.parse(line) as { msg: string, reqId?: string }
-        if (reqId !== undefined) return // the request logs of the handshake
-        messages.push(msg)
-        const found = new RegExp(`^${name}: (ws://127\\.0\\.0\\.1:\\d+/\\S*)$`).exec(msg)
-        if (found !== null) resolve(found[1]!)
-      })
-      outputEnded.then(() => reject(new Error(`examples/${name} exited before it logged a ws:// URL`)), reject)
-    })
-
+    const run = program(t, name, { PORT: '0', HOST: '127.0.0.1' })
     // The chat's URL has placeholders: ?user=NAME&room=NAME.
-    const client = new Client((await firstSocketUrl).replace('user=NAME', 'user=alice').replace('room=NAME', 'room=lobby'))
+    const client = new Client((await run.url(name)).replace('user=NAME', 'user=alice').replace('room=NAME', 'room=lobby'))
     await client.opened
     await check(client, t)
-    child.kill('SIGTERM')
+    const stopped = run.stop()
     t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, 'sessions are closed with 1001')
-    await outputEnded
-    t.same(await exited, [0, null], 'the process exits with 0 on its own')
+    t.same((await stopped).exit, [0, null], 'the process exits with 0 on its own')
+    const { messages } = run
     t.match(messages[0], /^Server listening at http:\/\/127\.0\.0\.1:\d+$/)
     t.ok(messages.slice(1, -2).length > 0, 'logs at least one URL')
     for (const message of messages.slice(1, -2)) t.match(message, new RegExp(`^${name}: `))
     t.same(messages.slice(-2), ['SIGTERM received, closing', 'closed'])
   })
 }
+
+redisTest('examples/cluster/server.mjs as a program: servers A and B on PORT_A and PORT_B share the room, both close on SIGTERM', async (t) => {
+  const run = program(t, 'cluster', { PORT_A: '0', PORT_B: '0', HOST: '127.0.0.1', REDIS_URL, KEY_PREFIX: uniquePrefix('example-cluster-program') })
+  const [pageA, socketA, socketB] = await Promise.all([run.url('cluster A', true), run.url('cluster A'), run.url('cluster B')])
+  t.not(new URL(socketA).port, new URL(socketB).port, 'two servers')
+  const page = await fetch(pageA)
+  t.equal(page.headers.get('content-type'), 'text/html; charset=utf-8', 'each serves the chat page')
+  t.match(await page.text(), /new WebSocket\(url\)/)
+
+  const alice = new Client(socketA.replace('user=NAME', 'user=alice').replace('room=NAME', 'room=lobby'))
+  t.match(await alice.json(1), [{ type: 'welcome', room: 'lobby', online: 1 }])
+  const bob = new Client(socketB.replace('user=NAME', 'user=bob').replace('room=NAME', 'room=lobby'))
+  t.match(await bob.json(1), [{ type: 'welcome', room: 'lobby', online: 2 }])
+  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
+  bob.send('hi alice')
+  t.match((await alice.json(3))[2], { type: 'message', from: 'bob', text: 'hi alice' })
+
+  const stopped = run.stop()
+  for (const client of [alice, bob]) t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, 'both servers close their sessions with 1001')
+  t.same((await stopped).exit, [0, null], 'the process exits with 0 on its own')
+  const { messages } = run
+  t.same(messages.filter((message) => message.startsWith('Server listening at ')).length, 2)
+  t.same(messages.filter((message) => message.startsWith('cluster ')).length, 4, 'a page and a socket URL for each server')
+  t.same(messages.slice(-2), ['SIGTERM received, closing', 'closed'])
+})

@@ -1,0 +1,76 @@
+// Two chat servers sharing their rooms through one Redis: `npm run example:cluster`, then open
+// http://127.0.0.1:3001/ and http://127.0.0.1:3002/ in two browser tabs and join the same room.
+// Each server is examples/chat's (same page, same protocol) with the Redis adapter, and counts
+// a room's members on every server. PORT_A and PORT_B (default 3001, 3002), HOST (default
+// 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379) and KEY_PREFIX (default cluster-chat)
+// change where they listen and what they share. One process runs both here, for the demo;
+// in production each server is a process (or a machine) of its own running build().
+import { readFile } from 'node:fs/promises'
+import { Type } from '@sinclair/typebox'
+import Fastify from 'fastify'
+import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
+import { isMain, ws } from '../run.mjs'
+
+const page = await readFile(new URL('../chat/index.html', import.meta.url))
+
+/** One server of the cluster: the chat of examples/chat with the Redis adapter. */
+export async function build (options = {}) {
+  const { redisUrl = 'redis://127.0.0.1:6379', keyPrefix = 'cluster-chat', ...fastifyOptions } = options
+  const app = Fastify(fastifyOptions)
+  // Fails with FST_WS_ROOMS_REDIS_UNAVAILABLE when Redis does not answer within connectTimeout.
+  await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }) })
+
+  app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
+  app.registerWebsocket('/ws/chat', {
+    ...await import('./chat.mjs'),
+    schema: {
+      querystring: Type.Object({
+        user: Type.String({ minLength: 1 }),
+        room: Type.Optional(Type.String({ minLength: 1 }))
+      })
+    }
+  })
+  return app
+}
+
+/**
+ * Starts servers A and B, logs `cluster A: URL` lines, and on SIGINT or SIGTERM closes both
+ * (every session with 1001, each onClose run) and lets the process exit by itself.
+ */
+async function main () {
+  const env = process.env
+  const host = env.HOST ?? '127.0.0.1'
+  const shared = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: env.KEY_PREFIX ?? 'cluster-chat' }
+  const apps = []
+  try {
+    for (const [node, port] of [['A', env.PORT_A ?? 3001], ['B', env.PORT_B ?? 3002]]) {
+      const app = await build({ ...shared, logger: { base: { node } } })
+      apps.push(app)
+      const base = await app.listen({ port: Number(port), host })
+      app.log.info(`cluster ${node}: ${base}/`)
+      app.log.info(`cluster ${node}: ${ws(base)}/ws/chat?user=NAME&room=NAME`)
+    }
+  } catch (error) {
+    console.error(error.code === 'FST_WS_ROOMS_REDIS_UNAVAILABLE'
+      ? `No Redis at ${shared.redisUrl} (${error.message}). Start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
+      : error)
+    await Promise.all(apps.map((app) => app.close()))
+    process.exitCode = 1
+    return
+  }
+
+  const log = apps[0].log
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.once(signal, () => {
+      log.info(`${signal} received, closing`)
+      Promise.all(apps.map((app) => app.close())).then(
+        () => log.info('closed'),
+        (error) => {
+          log.error(error)
+          process.exitCode = 1
+        })
+    })
+  }
+}
+
+if (isMain(import.meta.url)) await main()
