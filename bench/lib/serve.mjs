@@ -45,11 +45,14 @@ const commands = {
   }
 }
 
-/** Starts a benchmark server: `listen` starts it and resolves with the port it listens on. */
-export async function serve (listen) {
+/**
+ * Starts a benchmark server: `listen` starts it and resolves with the port it listens on.
+ * `extra` adds commands of the server's own, by name (a function of the message).
+ */
+export async function serve (listen, extra = {}) {
   process.on('disconnect', () => process.exit(0))
   process.on('message', (message) => {
-    const command = commands[message?.cmd]
+    const command = commands[message?.cmd] ?? extra[message?.cmd]
     if (command === undefined) return
     Promise.resolve()
       .then(() => command(message))

@@ -1,0 +1,41 @@
+// This plugin with the Redis adapter, for bench/cluster.mjs: one node of a cluster whose
+// nodes share room 'bench' through the Redis at BENCH_REDIS_URL, under BENCH_KEY_PREFIX. The
+// protocol is bench/servers/plugin.mjs's: every session joins room 'bench'; 'P…' is
+// broadcast to the room but the sender (on every node), 'E…' is echoed. The heartbeat is off
+// so no pings interfere. Its own commands: 'cluster-members' (the room's count on every node,
+// which first waits for this node's pending subscriptions) and 'cluster-stats'.
+import Fastify from 'fastify'
+import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
+import { serve } from '../lib/serve.mjs'
+
+const P = 0x50 // 'P'
+
+const handlers = {
+  onConnected (session) {
+    session.room('bench').join()
+  },
+  handleText (session, text) {
+    if (text.charCodeAt(0) === P) session.room('bench').broadcastExcept(text)
+    else session.send(text)
+  }
+}
+
+const app = Fastify({ logger: false })
+
+await serve(async () => {
+  await app.register(websocketRooms, {
+    heartbeatInterval: 0,
+    adapter: redisAdapter({ url: process.env.BENCH_REDIS_URL, keyPrefix: process.env.BENCH_KEY_PREFIX })
+  })
+  app.registerWebsocket('/ws', handlers)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return app.server.address().port
+}, {
+  'cluster-members': () => app.websocketRooms.room('bench').clusterMembers(),
+  'cluster-stats': () => app.websocketRooms.stats().cluster,
+  // app.close() removes this node from Redis (its counts, its subscriptions) before exiting.
+  async close () {
+    await app.close()
+    return {}
+  }
+})
