@@ -98,15 +98,17 @@ function table (results, scenarios, config) {
 }
 
 function cpuTable (results, scenarios, config) {
-  const lines = header(scenarios, 'CPU % of one core: node 1 / node 2 / Redis / load generator / kernel irq / other')
+  const lines = header(scenarios, 'CPU % of one core: node 1 / node 2 / Redis / load generator / kernel irq / other (Σ: the machine)')
   const phases = [
     ...config.windows.map((window) => [`saturated, ${window} in flight`, `saturated-${window}`]),
     ...config.rooms.map((room) => [`paced, room of ${room}`, `paced-${room}`])
   ]
   for (const [label, phase] of phases) {
     lines.push(`| ${label} | ${scenarios.map((scenario) => {
-      const part = (name) => name === 'node2' && scenario.nodes < 2 ? '–' : pct(med(results, scenario.id, `phases.${phase}.cpu.${name}`))
-      return ['node1', 'node2', 'redis', 'load', 'irq', 'other'].map(part).join(' / ')
+      const names = ['node1', 'node2', 'redis', 'load', 'irq', 'other']
+      const values = names.map((name) => name === 'node2' && scenario.nodes < 2 ? null : med(results, scenario.id, `phases.${phase}.cpu.${name}`))
+      const total = values.reduce((sum, value) => sum + (value ?? 0), 0)
+      return `${values.map((value) => value === null ? '–' : pct(value)).join(' / ')} (Σ ${pct(total)})`
     }).join(' | ')} |`)
   }
   return lines.join('\n')
@@ -140,7 +142,9 @@ function targets (results, scenarios, config) {
   for (const scenario of scenarios.filter((candidate) => candidate.split && ok(results, candidate.id).length > 0)) {
     for (const window of one ? config.windows : []) {
       const path = `phases.saturated-${window}.deliveriesPerSec`
-      const ratio = med(results, scenario.id, path) / med(results, BASELINE, path)
+      const [split, single] = [med(results, scenario.id, path), med(results, BASELINE, path)]
+      if (split === null || !single) continue
+      const ratio = split / single
       lines.push(`- ${scenario.name}, ${window} in flight: ${ratio.toFixed(2)}× the deliveries/s of \`1 node\` (target ≥ 0.70×): ${verdict(ratio >= 0.7)}`)
     }
     const p99 = med(results, scenario.id, `phases.paced-${room}.p99`)
@@ -179,7 +183,7 @@ export function report ({ results, scenarios, config, env, redisInfo, totalSecon
     '',
     `Who was busy (median CPU % of one core, out of ${env.nproc} cores, over the whole phase: warm-up, measurement and drain). ` +
       '"kernel irq" is the time in interrupts and softirqs, on loopback mostly TCP\'s receive path, which no process is charged for; ' +
-      '"other" is every other process on the machine, steal included:',
+      '"other" is every other process on the machine, steal included. Σ near 100% × nproc means the machine was saturated; a process near 100% was itself the limit:',
     '',
     cpuTable(results, scenarios, config),
     '',
