@@ -145,7 +145,9 @@ function targets (results, scenarios, config) {
       const [split, single] = [med(results, scenario.id, path), med(results, BASELINE, path)]
       if (split === null || !single) continue
       const ratio = split / single
-      lines.push(`- ${scenario.name}, ${window} in flight: ${ratio.toFixed(2)}× the deliveries/s of \`1 node\` (target ≥ 0.70×): ${verdict(ratio >= 0.7)}`)
+      const memory = med(results, 'memory', path)
+      const reference = memory ? `; ${(split / memory).toFixed(2)}× those of \`1 node, no adapter\`` : ''
+      lines.push(`- ${scenario.name}, ${window} in flight: ${ratio.toFixed(2)}× the deliveries/s of \`1 node\` (target ≥ 0.70×): ${verdict(ratio >= 0.7)}${reference}`)
     }
     const p99 = med(results, scenario.id, `phases.paced-${room}.p99`)
     lines.push(`- ${scenario.name}: p99 publish to arrival at ${si(config.rate)} messages/s to a room of ${room}: ${ms(p99)} ms (target < 10 ms): ${verdict(p99 !== null && p99 < 10)}`)
@@ -179,11 +181,16 @@ export function report ({ results, scenarios, config, env, redisInfo, totalSecon
     '',
     targets(results, scenarios, config),
     '',
+    ...(Number(env.nproc) < 4
+      ? [`With ${env.nproc} cores for two nodes, Redis, the load generator and the kernel's loopback work, a second node adds no CPU: ` +
+          'the 2-node scenarios measure what splitting the receivers costs, not what a second machine would add.', '']
+      : []),
     legend,
     '',
     `Who was busy (median CPU % of one core, out of ${env.nproc} cores, over the whole phase: warm-up, measurement and drain). ` +
       '"kernel irq" is the time in interrupts and softirqs, on loopback mostly TCP\'s receive path, which no process is charged for; ' +
-      '"other" is every other process on the machine, steal included. Σ near 100% × nproc means the machine was saturated; a process near 100% was itself the limit:',
+      '"other" is every other process on the machine, steal included. Σ at 100% × nproc or more means the machine was saturated ' +
+      '(it can pass it: the kernel may count softirq work done in a process\'s time both ways); a process near 100% was itself the limit:',
     '',
     cpuTable(results, scenarios, config),
     '',
