@@ -11,19 +11,24 @@ export const redisDefaults = Object.freeze({
   keyPrefix: 'fastify-websocket-rooms',
   nodeHeartbeat: 5000,
   nodeTimeout: 15_000,
-  connectTimeout: 5000
+  connectTimeout: 5000,
+  maxPublishBacklog: 8 * 1024 * 1024
 })
 
-const OPTION_NAMES = new Set(['url', 'client', 'subscriber', 'keyPrefix', 'sharded', 'nodeHeartbeat', 'nodeTimeout', 'connectTimeout', 'onError', 'onReady'])
+const OPTION_NAMES = new Set(['url', 'client', 'subscriber', 'keyPrefix', 'sharded', 'nodeHeartbeat', 'nodeTimeout', 'connectTimeout', 'maxPublishBacklog', 'onError', 'onReady'])
 
 function option (name: string, expected: string, value: unknown): never {
   throw new InvalidOptionError(`redisAdapter ${name}`, expected, describe(value))
 }
 
-function milliseconds (name: string, value: unknown, fallback: number): number {
+function positiveInteger (name: string, unit: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) option(name, 'an integer >= 1 (ms)', value)
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) option(name, `an integer >= 1 (${unit})`, value)
   return value
+}
+
+function milliseconds (name: string, value: unknown, fallback: number): number {
+  return positiveInteger(name, 'ms', value, fallback)
 }
 
 function isConnection (value: unknown): value is RedisConnection {
@@ -64,6 +69,7 @@ function resolveRedisOptions (options: RedisAdapterOptions): RedisNodeOptions {
     nodeHeartbeat,
     nodeTimeout,
     connectTimeout: milliseconds('connectTimeout', options.connectTimeout, redisDefaults.connectTimeout),
+    maxPublishBacklog: positiveInteger('maxPublishBacklog', 'bytes', options.maxPublishBacklog, redisDefaults.maxPublishBacklog),
     onError: hook('onError', options.onError),
     onReady: hook('onReady', options.onReady)
   }

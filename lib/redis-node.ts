@@ -25,6 +25,7 @@ export interface RedisNodeOptions extends ConnectionSource {
   sharded: boolean
   nodeHeartbeat: number
   nodeTimeout: number
+  maxPublishBacklog: number
   onError: ((error: Error) => void) | null
   onReady: (() => void) | null
 }
@@ -35,6 +36,8 @@ export class RedisNode implements ClusterLink {
   readonly #options: RedisNodeOptions
   readonly #connections: RedisConnections
   readonly #client: RedisConnection
+  /** The same connection without node-redis's per-command timeout, for PUBLISH: see publish(). */
+  readonly #publisher: RedisConnection
   readonly #subscriber: RedisConnection
   readonly #channelPrefix: string
   readonly #channelPrefixBytes: number
@@ -56,6 +59,8 @@ export class RedisNode implements ClusterLink {
   #wasDown = false
   #published = 0
   #publishFailed = 0
+  /** Bytes of broadcasts handed to the client whose PUBLISH has not been answered yet. */
+  #publishBacklog = 0
   #received = 0
   #malformed = 0
 
@@ -64,6 +69,7 @@ export class RedisNode implements ClusterLink {
     this.#options = options
     this.#connections = new RedisConnections(options, { onError: this.#onConnectionError, onReady: this.#onConnectionReady })
     this.#client = this.#connections.client
+    this.#publisher = withoutCommandTimeout(this.#client)
     this.#subscriber = this.#connections.subscriber
     this.#channelPrefix = `${options.keyPrefix}:room:`
     this.#channelPrefixBytes = Buffer.byteLength(this.#channelPrefix)
@@ -230,6 +236,12 @@ export class RedisNode implements ClusterLink {
     if (any) this.#queueUpdate()
   }
 
+  /**
+   * Fire and forget, bounded: a broadcast is not published while Redis is away, nor while the
+   * PUBLISHes not yet answered hold more than maxPublishBacklog bytes (a Redis that stalls),
+   * so nothing piles up in the client's queue. That bound, rather than node-redis's timeout
+   * per command (a timer and an abort listener for every PUBLISH), is what limits the wait.
+   */
   publish (name: string, encoded: Encoded, exceptId: string | null): void {
     if (!this.#client.isReady || this.#closed) {
       this.#publishFailed++
@@ -237,12 +249,21 @@ export class RedisNode implements ClusterLink {
     }
     const channel = this.#channelPrefix + name
     const packet = encodeClusterMessage(this.nodeId, encoded, exceptId)
-    const sent = this.#options.sharded ? this.#client.sPublish(channel, packet) : this.#client.publish(channel, packet)
+    const bytes = packet.length + channel.length
+    if (this.#publishBacklog + bytes > this.#options.maxPublishBacklog && this.#publishBacklog > 0) {
+      this.#publishFailed++
+      return
+    }
+    const sent = this.#options.sharded ? this.#publisher.sPublish(channel, packet) : this.#publisher.publish(channel, packet)
     this.#published++
-    sent.catch(this.#onPublishError)
+    this.#publishBacklog += bytes
+    sent.then(() => { this.#publishBacklog -= bytes }, (error: Error) => {
+      this.#publishBacklog -= bytes
+      this.#onPublishError(error)
+    })
   }
 
-  readonly #onPublishError = (error: Error): void => {
+  #onPublishError (error: Error): void {
     this.#published--
     this.#publishFailed++
     this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: a broadcast did not reach Redis')
@@ -266,6 +287,7 @@ export class RedisNode implements ClusterLink {
       subscribedRooms: this.#subscribed.size,
       published: this.#published,
       publishFailed: this.#publishFailed,
+      publishBacklog: this.#publishBacklog,
       received: this.#received,
       malformed: this.#malformed
     }
@@ -290,6 +312,11 @@ export class RedisNode implements ClusterLink {
     this.#up = false
     await this.#connections.release()
   }
+}
+
+/** node-redis 5 and 6 give every command a timeout unless told otherwise; older clients have none. */
+function withoutCommandTimeout (client: RedisConnection): RedisConnection {
+  return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as RedisConnection : client
 }
 
 function nextTurn (): Promise<void> {

@@ -42,6 +42,7 @@ test('redisAdapter() refuses bad options with a TypeError naming the option', as
     [{ url: REDIS_URL, nodeHeartbeat: 0 }, /"redisAdapter nodeHeartbeat" must be an integer >= 1 \(ms\), got number 0/],
     [{ url: REDIS_URL, nodeHeartbeat: 5000, nodeTimeout: 5000 }, /"redisAdapter nodeTimeout" must be more than nodeHeartbeat \(5000 ms\)/],
     [{ url: REDIS_URL, connectTimeout: 1.5 }, /connectTimeout/],
+    [{ url: REDIS_URL, maxPublishBacklog: 0 }, /"redisAdapter maxPublishBacklog" must be an integer >= 1 \(bytes\), got number 0/],
     [{ url: REDIS_URL, onError: 'log' }, /"redisAdapter onError" must be a function/],
     [{ url: REDIS_URL, keyprefix: 'app' }, /"redisAdapter keyprefix" must be one of url, client, subscriber, keyPrefix/]
   ]
@@ -111,6 +112,37 @@ redisTest('Redis stops and starts again: local delivery goes on, the rooms are r
   t.same(await b1.texts(3), ['ready', '1', '3'], 'delivery resumed; the message sent while Redis was away was not replayed')
   a1.send('others lobby 5')
   t.same(await b1.texts(4), ['ready', '1', '3', '5'], 'and nothing arrived twice')
+})
+
+redisTest('a Redis that stalls holds at most maxPublishBacklog bytes of broadcasts; the rest reach this node only, and publishing resumes after', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('stall')
+  const maxPublishBacklog = 2000
+  const a = await startNode(t, { url: redis.url, keyPrefix, maxPublishBacklog })
+  const b = await startNode(t, { url: redis.url, keyPrefix })
+  const a1 = await member(a, 'lobby')
+  const b1 = await member(b, 'lobby')
+  const lobby = a.app.websocketRooms.room('lobby')
+
+  redis.pause()
+  const sent = 100
+  const text = (i: number): string => `stalled ${i} `.padEnd(100, '.')
+  for (let i = 0; i < sent; i++) lobby.broadcast(text(i))
+  const stalled = a.app.websocketRooms.stats().cluster!
+  t.ok(stalled.publishBacklog > 0 && stalled.publishBacklog <= maxPublishBacklog, `the backlog is bounded (${stalled.publishBacklog} bytes)`)
+  t.ok(stalled.published > 0, 'broadcasts went to Redis until the bound')
+  t.ok(stalled.publishFailed > 0, 'the ones past it were not sent')
+  t.equal(stalled.published + stalled.publishFailed, sent, 'every broadcast is one or the other')
+  t.same(await a1.texts(1 + sent), ['ready', ...Array.from({ length: sent }, (_, i) => text(i))], 'the members on this node got every broadcast')
+
+  redis.resume()
+  t.same(await b1.texts(1 + stalled.published), ['ready', ...Array.from({ length: stalled.published }, (_, i) => text(i))],
+    'the other node got the published ones, in order')
+  await lobby.clusterMembers() // answered after every PUBLISH before it, on the same connection
+  t.equal(a.app.websocketRooms.stats().cluster!.publishBacklog, 0, 'the backlog is empty again')
+  lobby.broadcast('after the stall')
+  t.equal((await b1.texts(2 + stalled.published)).at(-1), 'after the stall', 'publishing resumed')
+  t.equal(a.app.websocketRooms.stats().cluster!.publishFailed, stalled.publishFailed)
 })
 
 redisTest('connections the app passes in stay open after app.close(); the adapter closes only its own', async (t) => {

@@ -108,12 +108,23 @@ export class PrivateRedis {
     child.stdout!.resume()
   }
 
+  /** Freezes the server (SIGSTOP): its connections stay up, and nothing is answered. */
+  pause (): void {
+    this.#process?.kill('SIGSTOP')
+  }
+
+  /** Lets a frozen server go on (SIGCONT). */
+  resume (): void {
+    this.#process?.kill('SIGCONT')
+  }
+
   /** Stops the server (SIGTERM) and resolves once it has exited. */
   async stop (): Promise<void> {
     const child = this.#process
     if (child === null || child.exitCode !== null || child.signalCode !== null) return
     this.#process = null
     const exited = once(child, 'exit')
+    child.kill('SIGCONT') // a paused server would never see the SIGTERM
     child.kill('SIGTERM')
     await exited
   }

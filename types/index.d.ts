@@ -131,6 +131,12 @@ declare namespace fastifyWebsocketRooms {
     nodeTimeout?: number
     /** How long app.register() waits for Redis before it fails with FST_WS_ROOMS_REDIS_UNAVAILABLE, in ms. Default 5000. */
     connectTimeout?: number
+    /**
+     * Bytes of broadcasts handed to Redis and not yet acknowledged, past which a broadcast is not
+     * published to the other nodes (counted in `publishFailed`): a Redis that stalls costs bounded
+     * memory. A broadcast with nothing pending always goes. Default 8388608 (8 MiB).
+     */
+    maxPublishBacklog?: number
     /** Called when the connection to Redis is lost (once per outage) and when an update of this node's state fails. Errors are logged either way. */
     onError?: (error: Error) => void
     /** Called when the node is connected and its rooms are subscribed: at start, and again after each outage. */
@@ -147,8 +153,10 @@ declare namespace fastifyWebsocketRooms {
     subscribedRooms: number
     /** Broadcasts sent to the other nodes. */
     published: number
-    /** Broadcasts that reached this node's members only, because Redis was away. */
+    /** Broadcasts that reached this node's members only: Redis was away, or past `maxPublishBacklog`. */
     publishFailed: number
+    /** Bytes of broadcasts handed to Redis whose PUBLISH has not been answered yet. */
+    publishBacklog: number
     /** Broadcasts from other nodes. */
     received: number
     /** Messages on this node's channels that were not broadcasts of this plugin (ignored). */
