@@ -10,8 +10,6 @@
 //   memory   1 node, no adapter: bench/servers/plugin.mjs, the reference
 //   one      1 node: bench/servers/plugin-redis.mjs, N receivers
 //   two      2 nodes: N/2 receivers on each
-//   two-nt   2 nodes, no command timeout: the same, the nodes' Redis connections created with
-//            commandOptions { timeout: 0 } (see bench/servers/plugin-redis.mjs)
 //   remote   2 nodes, remote: the publisher alone on node 1, all N receivers on node 2
 // Phases, each measured with the CPU of every process: saturated fan-out to N receivers with
 // a window of messages in flight (as bench/run.mjs), then publish-to-arrival latency at a
@@ -73,14 +71,11 @@ const ALL_SCENARIOS = [
   { id: 'memory', name: '1 node, no adapter', file: 'plugin.mjs', nodes: 1, place: (count) => [count] },
   { id: 'one', name: '1 node', file: 'plugin-redis.mjs', nodes: 1, place: (count) => [count] },
   { id: 'two', name: '2 nodes', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half },
-  { id: 'two-nt', name: '2 nodes, no command timeout', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half, env: { BENCH_COMMAND_TIMEOUT: '0' } },
   { id: 'remote', name: '2 nodes, remote', file: 'plugin-redis.mjs', nodes: 2, place: (count) => [0, count] }
 ]
 const LEGEND = 'Scenarios: `1 node, no adapter` bench/servers/plugin.mjs, rooms in memory; ' +
   '`1 node` bench/servers/plugin-redis.mjs, which publishes every broadcast to Redis and, being subscribed to the room, gets it back and drops it; ' +
   '`2 nodes` the same on two processes, the receivers split evenly; ' +
-  '`2 nodes, no command timeout` the same, with Redis connections of the server\'s own created with `commandOptions: { timeout: 0 }` ' +
-  '(node-redis gives every command a 5 s timeout by default: an `AbortSignal.timeout()` and its listener per PUBLISH; not what the adapter does today); ' +
   '`2 nodes, remote` the publisher alone on node 1 and every receiver on node 2, so every delivery crosses Redis.'
 const selected = list('BENCH_SCENARIOS', ALL_SCENARIOS.map((scenario) => scenario.id).join(','))
 for (const id of selected) {

@@ -4,11 +4,6 @@
 // broadcast to the room but the sender (on every node), 'E…' is echoed. The heartbeat is off
 // so no pings interfere. Its own commands: 'cluster-members' (the room's count on every node,
 // which first waits for this node's pending subscriptions) and 'cluster-stats'.
-//
-// BENCH_COMMAND_TIMEOUT=ms (0: none) gives the adapter connections of the server's own with
-// that command timeout instead of the client's default (5 s, an AbortSignal.timeout() per
-// command, PUBLISH included): to measure what that costs.
-import { createClient } from '@redis/client'
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { serve } from '../lib/serve.mjs'
@@ -27,18 +22,10 @@ const handlers = {
 
 const app = Fastify({ logger: false })
 
-function connection () {
-  const timeout = process.env.BENCH_COMMAND_TIMEOUT
-  if (timeout === undefined || timeout === '') return { url: process.env.BENCH_REDIS_URL }
-  const client = createClient({ url: process.env.BENCH_REDIS_URL, disableOfflineQueue: true, commandOptions: { timeout: Number(timeout) } })
-  client.on('error', () => {})
-  return { client }
-}
-
 await serve(async () => {
   await app.register(websocketRooms, {
     heartbeatInterval: 0,
-    adapter: redisAdapter({ ...connection(), keyPrefix: process.env.BENCH_KEY_PREFIX })
+    adapter: redisAdapter({ url: process.env.BENCH_REDIS_URL, keyPrefix: process.env.BENCH_KEY_PREFIX })
   })
   app.registerWebsocket('/ws', handlers)
   await app.listen({ host: '127.0.0.1', port: 0 })
