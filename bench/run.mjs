@@ -346,6 +346,34 @@ function table (results) {
   return lines.join('\n')
 }
 
+/** The targets of the fast path, checked against the medians; a line says why one cannot be read. */
+function targets (results) {
+  const med = (name, path) => results[name] === undefined
+    ? null
+    : median(results[name].filter((round) => round.error === undefined).map((round) => get(round, path)))
+  const check = (label, value, base, bound, atMost = false) => {
+    if (value === null || base === null) return `- ${label}: not measured in this run`
+    const r = value / base
+    const met = atMost ? r <= bound : r >= bound
+    return `- ${label}: ${r.toFixed(2)}× (target ${atMost ? '≤' : '≥'} ${bound}×): **${met ? 'met' : 'missed'}**`
+  }
+  const lines = ['Targets (medians of the table above):', '']
+  for (const [key, n] of [['fanoutSmall', config.small], ['fanoutLarge', config.large]]) {
+    const rate = `${key}.window.deliveriesPerSec`
+    const cpu = `${key}.window.deliveriesPerCpuSec`
+    lines.push(check(`fan-out to N = ${n}, deliveries/s against ws`, med('plugin', rate), med('ws', rate), 1))
+    lines.push(check(`fan-out to N = ${n}, deliveries per server CPU-second against ws`, med('plugin', cpu), med('ws', cpu), 1))
+    lines.push(check(`fan-out to N = ${n}, deliveries per server CPU-second against socket.io`, med('plugin', cpu), med('socket.io', cpu), 3))
+  }
+  const rss = 'memory.rssPerConn'
+  lines.push(check('idle RSS per session against ws', med('plugin', rss), med('ws', rss), 1.25, true))
+  lines.push(check('idle RSS per session against socket.io', med('plugin', rss), med('socket.io', rss), 0.5, true))
+  lines.push(check('echo round trips/s against fastify-ws', med('plugin', 'echo.roundTripsPerSec'), med('fastify-ws', 'echo.roundTripsPerSec'), 0.9))
+  lines.push(check('handshakes/s with a TypeBox query schema against fastify-ws without one',
+    med('plugin', 'handshakesSchema.handshakesPerSec'), med('fastify-ws', 'handshakes.handshakesPerSec'), 0.8))
+  return lines.join('\n')
+}
+
 function loadTable (results) {
   const names = servers.map((server) => server.name)
   const med = (name, path) => median(results[name].filter((round) => round.error === undefined).map((round) => get(round, path)))
@@ -464,7 +492,7 @@ async function main () {
   ].join('\n')
   const failures = Object.values(results).flat().filter((round) => round.error !== undefined)
   const tableText = table(results)
-  let markdown = heading + '\n' + tableText + '\n' + legend
+  let markdown = heading + '\n' + tableText + '\n' + legend + '\n' + targets(results) + '\n'
   if (tableText.includes('⚠')) {
     markdown += '\n⚠: in at least one round the server fell behind the paced rate (the last message took over 1.5 periods to reach everyone), so that latency includes a backlog.\n'
   }

@@ -18,8 +18,11 @@
 // prints a Markdown table and a verdict: does heapUsed come back to within a band of the
 // baseline (measured after the initial connect) after each cycle? Traffic is on 127.0.0.1.
 // SOAK_SNAPSHOTS=1 also writes server heap snapshots (baseline and last cycle) to the cwd.
+// The report also goes to bench/results-soak.md.
 import { fork } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import os from 'node:os'
 import { connect as tcpConnect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 
@@ -287,7 +290,7 @@ function report (rows, stopped, elapsed, counters, snapshots) {
   const band = baseline === undefined ? 0 : Math.max(BAND * baseline.heapUsed, BAND_BYTES)
   const lines = [
     '',
-    `Soak: ${CLIENTS} clients, ${ROOMS} rooms + lobby, ${CYCLES} cycles (cap ${SECONDS} s), node ${process.version}, ${(elapsed / 1000).toFixed(1)} s in all`,
+    `Soak: ${CLIENTS} clients, ${ROOMS} rooms + lobby, ${CYCLES} cycles (cap ${SECONDS} s), node ${process.version}, ${os.availableParallelism()} CPU(s), ${new Date().toISOString()}, ${(elapsed / 1000).toFixed(1)} s in all`,
     '',
     '| point | heapUsed MB | vs baseline | heapTotal MB | RSS MB | external MB | sessions | rooms | churned | delivered | s |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
@@ -312,6 +315,7 @@ function report (rows, stopped, elapsed, counters, snapshots) {
   if (stopped !== null) lines.push(`Stopped: ${stopped}.`)
   if (snapshots.length > 0) lines.push(`Heap snapshots: ${snapshots.join(', ')}`)
   console.log(lines.join('\n'))
+  writeFileSync(new URL('./results-soak.md', import.meta.url), `# Soak\n${lines.join('\n')}\n`)
   return healthy
 }
 
