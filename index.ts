@@ -16,6 +16,7 @@ import { redisAdapter } from './lib/redis-adapter'
 import { RoomRegistry, ServerRooms, SessionsView } from './lib/rooms'
 import { Session, isSessionSocket } from './lib/session'
 import { closeAllSessions } from './lib/shutdown'
+import { releaseUpgrade, untrack } from './lib/upgrade'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -24,7 +25,10 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   let closing = false
 
   // @fastify/websocket may be registered by the app already (registering it twice fails).
-  if (fastify.hasDecorator('websocketServer')) {
+  // When this plugin registers it, the errorHandler is onSocketError below, which for a
+  // session only logs: sessions then drop @fastify/websocket's listener and log themselves.
+  const ownsWebsocket = !fastify.hasDecorator('websocketServer')
+  if (!ownsWebsocket) {
     if (options.maxPayload !== undefined || options.websocketOptions !== undefined) {
       fastify.log.warn('fastify-websocket-rooms: @fastify/websocket was registered before this plugin, so its options apply and maxPayload/websocketOptions are ignored')
     }
@@ -48,7 +52,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
     const { handlers, routeOptions, limits: ownLimits } = readHandlers(path, source)
-    const route = { handlers, limits: resolveRouteLimits(ownLimits, resolved, path) }
+    const route = { handlers, limits: resolveRouteLimits(ownLimits, resolved, path), logsSocketErrors: ownsWebsocket }
     const checkOrigin = originGuard(registry, route.limits)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
     const checkSessionCap = sessionCapGuard(registry, maxSessions)
@@ -62,11 +66,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
         socket.close(closeCodes.GOING_AWAY, 'server shutting down')
         return
       }
+      releaseUpgrade(socket, request, ownsWebsocket)
       const session = new Session(socket, request, route, registry)
-      // @fastify/websocket's shutdown closes the sockets of this set with no close code and
-      // does not wait for them: sessions are closed by the preClose hook below instead.
-      // (The set is undefined when the app turned ws's clientTracking off.)
-      ;(fastify.websocketServer.clients as Set<WebSocket> | undefined)?.delete(socket)
+      // @fastify/websocket's shutdown closes the sockets of ws's `clients` with no close code
+      // and does not wait for them: sessions are closed by the preClose hook below instead.
+      untrack(fastify.websocketServer, socket)
       session.start()
     })
     return this

@@ -1,37 +1,31 @@
 // One session's events, handled one at a time in arrival order. A handler that returns a
 // promise holds back the session's next events until it settles; events that arrive
 // meanwhile wait in a queue, so nothing a client sends is lost while a handler awaits.
-
-export interface EventTarget {
-  /** Runs one event; may return a promise, which the queue waits for. */
-  handle (kind: number, a: unknown, b: unknown): unknown
-  /** Called with what a handler threw or rejected with; may return a promise too. */
-  fail (error: unknown): unknown
-  /** Called when the queue has caught up after holding events back. */
-  idle (): void
-}
+// The session extends the queue rather than owning one: one object less per session.
 
 function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }
 
-export class SessionQueue {
-  readonly #target: EventTarget
+export abstract class SessionQueue {
   #busy = false
   // Flat triples (kind, a, b), read from #head: no object per queued event.
   #pending: unknown[] | null = null
   #head = 0
 
-  constructor (target: EventTarget) {
-    this.#target = target
-  }
+  /** Runs one event; may return a promise, which the queue waits for. */
+  abstract handle (kind: number, a: unknown, b: unknown): unknown
+  /** Called with what a handler threw or rejected with; may return a promise too. */
+  abstract fail (error: unknown): unknown
+  /** Called when the queue has caught up after holding events back. */
+  abstract idle (): void
 
   /** Number of events waiting behind a handler that has not settled yet. */
-  get length (): number {
+  protected get queuedEvents (): number {
     return this.#pending === null ? 0 : (this.#pending.length - this.#head) / 3
   }
 
-  push (kind: number, a?: unknown, b?: unknown): void {
+  protected enqueue (kind: number, a?: unknown, b?: unknown): void {
     // Also queues events pushed from inside a running handler, so they never run nested.
     if (this.#busy) {
       (this.#pending ??= []).push(kind, a, b)
@@ -47,12 +41,12 @@ export class SessionQueue {
   #step (kind: number, a: unknown, b: unknown): boolean {
     let result: unknown
     try {
-      result = this.#target.handle(kind, a, b)
+      result = this.handle(kind, a, b)
     } catch (error) {
-      result = this.#target.fail(error)
+      result = this.fail(error)
     }
     if (!isThenable(result)) return false
-    result.then(() => this.#resume(), (error: unknown) => this.#resumeAfter(this.#target.fail(error)))
+    result.then(() => this.#resume(), (error: unknown) => this.#resumeAfter(this.fail(error)))
     return true
   }
 
@@ -86,6 +80,6 @@ export class SessionQueue {
     if (pending === null) return
     this.#pending = null
     this.#head = 0
-    this.#target.idle()
+    this.idle()
   }
 }

@@ -8,61 +8,68 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
-import { SessionQueue, type EventTarget } from './dispatch'
+import { SessionQueue } from './dispatch'
 import { InvalidArgumentError, describe } from './errors'
 import { BINARY, TEXT, toBuffer, type Encoded } from './frame'
 import type { Handlers } from './handlers'
 import type { RouteLimits } from './options'
-import { RoomHandle, type RoomRegistry } from './rooms'
+import { RoomHandle, joinedNames, type JoinedRooms, type RoomRegistry } from './rooms'
 import { directSocketOf, senderIdle, writeFrame } from './wire'
 
 /** What the sessions of one route share: its handlers and its limits. */
 export interface Route {
   handlers: Handlers
   limits: RouteLimits
+  /** Socket errors are logged (debug) by the session, not by @fastify/websocket's errorHandler. */
+  logsSocketErrors: boolean
 }
 
 const enum Event { Connected, Text, Binary, Pong, Disconnected }
+const enum Flag {
+  /** The server started the close (close(), an error, a guard, shutdown): queued messages are dropped. */
+  ClosedByServer = 1,
+  /** Closed, onDisconnected run, every room left. */
+  Finished = 2,
+  /** A ping went out and its pong has not come back. */
+  AwaitingPong = 4,
+  /** The socket is not read, because the handlers are behind (inbound flow control). */
+  Paused = 8,
+  /** onBackpressure is running: an overflow from inside it does not call it again. */
+  InBackpressureHandler = 16
+}
 const OPEN = 1 // WebSocket.OPEN
 
 /** The session that owns a socket, so the socket listeners can be shared functions. */
 const kSession = Symbol('fastify-websocket-rooms.session')
 type OwnedSocket = WebSocket & { [kSession]: Session }
 
-export class Session implements WebSocketSession<any, any, any>, EventTarget {
-  readonly #id: string = randomUUID()
+export class Session extends SessionQueue implements WebSocketSession<any, any, any> {
+  readonly #id: string = newSessionId()
   readonly request: FastifyRequest
   readonly #socket: OwnedSocket
   readonly #route: Route
   readonly #registry: RoomRegistry
-  readonly #queue: SessionQueue
   readonly #remoteAddr: string
   /** The TCP socket below, when broadcasts may write their prebuilt frames to it directly. */
   readonly #tcp: Socket | null
-  /** Names of the rooms joined; the registry keeps it, created on first join. */
-  rooms: Set<string> | null = null
+  /** The rooms joined (see JoinedRooms); the registry keeps it. */
+  rooms: JoinedRooms = null
   #attributes: Map<string, unknown> | null = null
   #parameters: URLSearchParams | null = null
   #log: FastifyBaseLogger | null = null
-  /** The server started the close (close(), an error, a guard, shutdown): queued messages are dropped. */
-  #closedByServer = false
-  #finished = false
+  /** Flag bits (one field for five booleans: 32 bytes less per session). */
+  #flags = 0
   /** The close code ws sent when the client broke the protocol (1002, 1007, 1009), or 0. */
   #protocolErrorCode = 0
-  /** A ping went out and its pong has not come back. */
-  #awaitingPong = false
-  /** The socket is not read, because the handlers are behind (inbound flow control). */
-  #paused = false
   #rateWindowStart = 0
-  #inBackpressureHandler = false
   #rateWindowCount = 0
 
   constructor (socket: WebSocket, request: FastifyRequest, route: Route, registry: RoomRegistry) {
+    super()
     this.request = request
     this.#socket = socket as OwnedSocket
     this.#route = route
     this.#registry = registry
-    this.#queue = new SessionQueue(this)
     this.#remoteAddr = remoteAddressOf(request)
     this.#tcp = directSocketOf(socket)
     this.#socket[kSession] = this
@@ -76,7 +83,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   /** Registers the session and runs onConnected; called once the caller is ready for events. */
   start (): void {
     this.#registry.addSession(this)
-    if (this.#route.handlers.connected !== undefined) this.#queue.push(Event.Connected)
+    if (this.#route.handlers.connected !== undefined) this.enqueue(Event.Connected)
   }
 
   get id (): string { return this.#id }
@@ -154,14 +161,14 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     const stats = this.#registry.stats
     const handler = this.#route.handlers.backpressure
     // A send from inside onBackpressure that overflows again must not call it again.
-    if (handler !== undefined && !this.#inBackpressureHandler) {
-      this.#inBackpressureHandler = true
+    if (handler !== undefined && (this.#flags & Flag.InBackpressureHandler) === 0) {
+      this.#flags |= Flag.InBackpressureHandler
       try {
         handler(this, this.#socket.bufferedAmount)
       } catch (error) {
         this.log.error({ err: error }, 'onBackpressure failed')
       } finally {
-        this.#inBackpressureHandler = false
+        this.#flags &= ~Flag.InBackpressureHandler
       }
     }
     if (this.#route.limits.backpressurePolicy === 'drop') {
@@ -179,12 +186,12 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   #closeBy (code: number, reason: string): void {
-    this.#closedByServer = true
+    this.#flags |= Flag.ClosedByServer
     this.#socket.close(code, reason)
   }
 
   terminate (): void {
-    this.#closedByServer = true
+    this.#flags |= Flag.ClosedByServer
     this.#socket.terminate()
   }
 
@@ -234,12 +241,12 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   roomNames (): string[] {
-    return this.rooms === null ? [] : [...this.rooms]
+    return joinedNames(this.rooms)
   }
 
   /** True once the session has closed, run onDisconnected and left every room. */
   get finished (): boolean {
-    return this.#finished
+    return (this.#flags & Flag.Finished) !== 0
   }
 
   /** Closes for a server shutdown; an already closing session is left to finish. */
@@ -253,14 +260,14 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
    * that is behind is this server, not the client.
    */
   heartbeat (): void {
-    if (this.#paused || this.#socket.readyState !== OPEN) return
-    if (this.#awaitingPong) {
+    if ((this.#flags & Flag.Paused) !== 0 || this.#socket.readyState !== OPEN) return
+    if ((this.#flags & Flag.AwaitingPong) !== 0) {
       this.#registry.stats.closedHeartbeat++
       this.log.debug('no pong since the last ping; terminating')
       this.terminate()
       return
     }
-    this.#awaitingPong = true
+    this.#flags |= Flag.AwaitingPong
     this.#socket.ping()
   }
 
@@ -270,9 +277,9 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
       case Event.Connected:
         return handlers.connected!(this)
       case Event.Text:
-        return this.#closedByServer ? undefined : handlers.text!(this, a as string)
+        return (this.#flags & Flag.ClosedByServer) !== 0 ? undefined : handlers.text!(this, a as string)
       case Event.Binary:
-        return this.#closedByServer ? undefined : handlers.binary!(this, a as Buffer)
+        return (this.#flags & Flag.ClosedByServer) !== 0 ? undefined : handlers.binary!(this, a as Buffer)
       case Event.Pong:
         return handlers.pong!(this)
       default:
@@ -282,7 +289,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
 
   fail (error: unknown): unknown {
     const handler = this.#route.handlers.error
-    if (handler === undefined || this.#finished) return this.#crash(error)
+    if (handler === undefined || (this.#flags & Flag.Finished) !== 0) return this.#crash(error)
     try {
       const result = handler(this, toError(error)) as Promise<unknown> | undefined
       if (result !== null && typeof result?.then === 'function') return result.then(undefined, (err) => this.#crash(err))
@@ -294,8 +301,8 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
 
   /** The queue has handled every event it held: read the socket again if it was paused. */
   idle (): void {
-    if (!this.#paused) return
-    this.#paused = false
+    if ((this.#flags & Flag.Paused) === 0) return
+    this.#flags &= ~Flag.Paused
     this.#registry.stats.paused--
     this.#socket.resume()
   }
@@ -329,9 +336,9 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
   }
 
   #finish (): void {
-    this.#finished = true
-    if (this.#paused) {
-      this.#paused = false
+    this.#flags |= Flag.Finished
+    if ((this.#flags & Flag.Paused) !== 0) {
+      this.#flags &= ~Flag.Paused
       this.#registry.stats.paused--
     }
     this.#registry.removeSession(this)
@@ -359,7 +366,7 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
 
   /** Socket listeners: one shared function each, finding their session through the socket. */
   static onMessage (session: Session, data: Buffer, isBinary: boolean): void {
-    if (session.#closedByServer) return
+    if ((session.#flags & Flag.ClosedByServer) !== 0) return
     const stats = session.#registry.stats
     stats.messagesIn++
     stats.bytesIn += data.length
@@ -370,11 +377,10 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
       session.#closeBy(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
       return
     }
-    const queue = session.#queue
-    if (isBinary) queue.push(Event.Binary, data)
-    else queue.push(Event.Text, data.toString())
-    if (!session.#paused && queue.length >= session.#route.limits.maxQueuedMessages) {
-      session.#paused = true
+    if (isBinary) session.enqueue(Event.Binary, data)
+    else session.enqueue(Event.Text, data.toString())
+    if ((session.#flags & Flag.Paused) === 0 && session.queuedEvents >= session.#route.limits.maxQueuedMessages) {
+      session.#flags |= Flag.Paused
       stats.paused++
       session.#socket.pause()
     }
@@ -384,16 +390,17 @@ export class Session implements WebSocketSession<any, any, any>, EventTarget {
     // After a protocol error ws sends its close code and reads nothing more, so 'close' says
     // 1006: onDisconnected gets the code that was sent to the client instead.
     if (code === 1006 && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
-    session.#queue.push(Event.Disconnected, code, reason.toString())
+    session.enqueue(Event.Disconnected, code, reason.toString())
   }
 
   static onError (session: Session, error: Error): void {
+    if (session.#route.logsSocketErrors) session.request.log.debug({ err: error }, 'websocket client error')
     if (session.#protocolErrorCode === 0) session.#protocolErrorCode = statusCodeOf(error)
   }
 
   static onPong (session: Session): void {
-    session.#awaitingPong = false
-    if (session.#route.handlers.pong !== undefined) session.#queue.push(Event.Pong)
+    session.#flags &= ~Flag.AwaitingPong
+    if (session.#route.handlers.pong !== undefined) session.enqueue(Event.Pong)
   }
 }
 
@@ -461,6 +468,18 @@ function guardedReceiverWrite (this: ReceiverInternals, chunk: Buffer, encoding:
 /** True for a socket that belongs to a session of this plugin. */
 export function isSessionSocket (socket: WebSocket): boolean {
   return kSession in socket
+}
+
+const idBuffer = Buffer.alloc(36)
+
+/**
+ * A random UUID as one flat string. randomUUID() builds its result by concatenation, a rope
+ * of 14 cons strings over the hex pairs (about 450 bytes) that V8 keeps as is for as long as
+ * the session lives; copied through a buffer it is one 56-byte string.
+ */
+function newSessionId (): string {
+  idBuffer.write(randomUUID(), 0, 36, 'latin1')
+  return idBuffer.toString('latin1', 0, 36)
 }
 
 function toError (value: unknown): Error {

@@ -254,3 +254,63 @@ test('broadcasts reach a client that negotiated permessage-deflate (ws frames th
   t.same([binary!.binary, (binary!.data as Buffer).length], [true, 2000])
   t.same((await plain.texts(1))[0], 'compressed '.repeat(100))
 })
+
+test('one room, then several, then one again: membership, has() and roomNames() agree; closing leaves them all', async (t) => {
+  const app = await build(t, { maxRoomsPerSession: 2 })
+  let done!: () => void
+  const checked = new Promise<void>((resolve) => { done = resolve })
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      const [a, b, c] = ['a', 'b', 'c'].map((name) => session.room(name))
+      a!.join().join()
+      t.same(session.roomNames(), ['a'])
+      t.equal(a!.has(), true)
+      t.equal(b!.has(), false)
+      b!.leave()
+      t.same(session.roomNames(), ['a'], 'leaving another room leaves this one alone')
+      b!.join()
+      t.same(session.roomNames(), ['a', 'b'])
+      t.equal(b!.has(), true)
+      t.throws(() => c!.join(), { code: 'FST_WS_ROOMS_TOO_MANY_ROOMS' })
+      a!.leave()
+      t.same(session.roomNames(), ['b'])
+      t.equal(a!.has(), false)
+      t.equal(a!.members(), 0)
+      b!.leave()
+      t.same(session.roomNames(), [])
+      a!.join()
+      c!.join()
+      t.same(session.roomNames(), ['a', 'c'])
+      done()
+    }
+  })
+  const base = await listen(app)
+  const client = await connect(base, '/ws')
+  await checked
+  t.same(app.websocketRooms.roomNames().sort(), ['a', 'c'])
+  client.close()
+  await untilNoSessions(app)
+  t.same(app.websocketRooms.roomNames(), [], 'a closed session leaves its rooms')
+})
+
+test('maxRoomsPerSession: 1 allows one room', async (t) => {
+  const app = await build(t, { maxRoomsPerSession: 1 })
+  let done!: () => void
+  const checked = new Promise<void>((resolve) => { done = resolve })
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room('a').join().join()
+      t.throws(() => session.room('b').join(), { code: 'FST_WS_ROOMS_TOO_MANY_ROOMS' })
+      t.same(session.roomNames(), ['a'])
+      session.room('a').leave()
+      session.room('b').join()
+      t.same(session.roomNames(), ['b'])
+      done()
+    }
+  })
+  const client = await connect(await listen(app), '/ws')
+  await checked
+  client.close()
+  await untilNoSessions(app)
+  t.same(app.websocketRooms.roomNames(), [])
+})

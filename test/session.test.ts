@@ -312,3 +312,30 @@ test('an async onError that rejects falls back to closing with 1011, and later e
   await untilNoSessions(app)
   t.same(seen, ['a', 'onError:first'], "'b' arrived behind the failure and was dropped once the session closed")
 })
+
+test('a session keeps its request but not what the upgrade left behind', async (t) => {
+  const app = await build(t)
+  let checked!: () => void
+  const done = new Promise<void>((resolve) => { checked = resolve })
+  app.addHook('onRequest', async (request) => { (request as any).user = { name: 'ada' } })
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      const raw = session.request.raw as any
+      t.same((session.request as any).user, { name: 'ada' }, 'what hooks set on the request stays reachable')
+      t.match(session.id, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'the id is a UUID')
+      t.equal(raw.socket._httpMessage, null, 'the TCP socket no longer holds the upgrade\'s ServerResponse')
+      const head = Object.getOwnPropertySymbols(raw).find((symbol) => symbol.description === 'ws-head')
+      t.ok(head !== undefined && raw[head].length === 0, 'the head buffer is released')
+      const socket = (session as any).socket
+      t.equal(socket.listenerCount('error'), 1, 'only the session listens for socket errors')
+      t.equal(socket.listenerCount('close'), 1, 'only the session listens for close')
+      t.equal(session.getHeader('upgrade'), 'websocket')
+      t.equal(session.getHeader('Sec-WebSocket-Version'), '13')
+      t.equal(raw.httpVersion, '1.1')
+      t.ok(raw.rawHeaders.includes('Upgrade'), 'the raw headers are all there')
+      checked()
+    }
+  })
+  await connect(await listen(app), '/ws')
+  await done
+})
