@@ -115,8 +115,9 @@ export class RoomRegistry {
 
   broadcast (name: string, message: Message, except: Session | null): void {
     const encoded = encode(message, 'message')
-    this.#fanOut(name, encoded, except)
+    // Published first, so the other nodes' share of the work starts before this node's own.
     this.cluster?.publish(name, encoded, except === null ? null : except.id)
+    this.#fanOut(name, encoded, except)
   }
 
   /** A broadcast from another node of the cluster, for this node's members. */

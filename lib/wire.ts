@@ -1,6 +1,6 @@
 // Writes a prebuilt frame straight to a ws socket's TCP socket, as uWebSockets does for a
-// broadcast: no per-member framing, and a burst of broadcasts in one tick leaves as one
-// write per socket (the sockets are corked until the tick ends).
+// broadcast: no per-member framing, and a burst of broadcasts in one turn of the event loop
+// leaves as one write per socket (the sockets are corked until its check phase).
 //
 // This reads three ws internals (_socket, _sender, _extensions), checked once per socket:
 // where they are not as expected, or where the sender is busy (a compression or a Blob in
@@ -39,11 +39,16 @@ function uncorkAll (): void {
   for (const socket of sockets) socket.uncork()
 }
 
-/** Writes a frame, corking the socket until the end of this tick so a burst becomes one write. */
+/**
+ * Writes a frame, corking the socket until the check phase of this turn of the event loop,
+ * so a burst becomes one write. Not at the end of the tick: node-redis writes its commands
+ * in the check phase too, and a broadcast's PUBLISH, queued before the first frame, then
+ * leaves for the other nodes before this node's own writes rather than after them.
+ */
 export function writeFrame (tcp: Socket, frame: Buffer[]): void {
   if (tcp.writableCorked === 0) {
     tcp.cork()
-    if (corked.push(tcp) === 1) process.nextTick(uncorkAll)
+    if (corked.push(tcp) === 1) setImmediate(uncorkAll)
   }
   tcp.write(frame[0]!)
   if (frame.length === 2) tcp.write(frame[1]!)
