@@ -314,7 +314,7 @@ export class RedisNode implements ClusterLink {
   }
 }
 
-/** node-redis 5 and 6 give every command a timeout unless told otherwise; older clients have none. */
+/** node-redis 6 gives every command a 5 s timeout by default: off for PUBLISH, where the client can say so. */
 function withoutCommandTimeout (client: RedisConnection): RedisConnection {
   return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as RedisConnection : client
 }
