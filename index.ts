@@ -80,11 +80,10 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
 
   // Protocol errors (oversized, invalid UTF-8, garbage) are the client's fault: ws has
   // already sent the close frame (1009, 1007, 1002), and the session ends through 'close'.
+  // A session logs them itself (Session.onError), also when lib/upgrade.ts left
+  // @fastify/websocket's listener in place, which is how this can still be reached.
   function onSocketError (error: Error, socket: WebSocket, request: FastifyRequest): void {
-    if (isSessionSocket(socket)) {
-      request.log.debug({ err: error }, 'websocket client error')
-      return
-    }
+    if (isSessionSocket(socket)) return
     request.log.error(error)
     socket.terminate()
   }

@@ -311,10 +311,15 @@ function rows () {
   ]
 }
 
+/** A server's rounds that did not fail (none for a server not in this run). */
+const okRounds = (results, name) => (results[name] ?? []).filter((round) => round.error === undefined)
+/** The median over a server's good rounds of the figure at `path`, or null. */
+const medianOf = (results, name, path) => median(okRounds(results, name).map((round) => get(round, path)))
+
 function table (results) {
   const names = servers.map((server) => server.name)
-  const ok = (name) => results[name].filter((round) => round.error === undefined)
-  const med = (name, path) => median(ok(name).map((round) => get(round, path)))
+  const ok = (name) => okRounds(results, name)
+  const med = (name, path) => medianOf(results, name, path)
   const hasBase = names.includes(BASELINE)
   const lines = [`| | ${names.join(' | ')} |`, `| --- |${names.map(() => ' ---: |').join('')}`]
   for (const row of rows()) {
@@ -348,9 +353,7 @@ function table (results) {
 
 /** The targets of the fast path, checked against the medians; a line says why one cannot be read. */
 function targets (results) {
-  const med = (name, path) => results[name] === undefined
-    ? null
-    : median(results[name].filter((round) => round.error === undefined).map((round) => get(round, path)))
+  const med = (name, path) => medianOf(results, name, path)
   const check = (label, value, base, bound, atMost = false) => {
     if (value === null || base === null) return `- ${label}: not measured in this run`
     const r = value / base
@@ -376,7 +379,7 @@ function targets (results) {
 
 function loadTable (results) {
   const names = servers.map((server) => server.name)
-  const med = (name, path) => median(results[name].filter((round) => round.error === undefined).map((round) => get(round, path)))
+  const med = (name, path) => medianOf(results, name, path)
   const lines = [
     '| CPU %: server / load generator / other processes | ' + names.join(' | ') + ' |',
     `| --- |${names.map(() => ' ---: |').join('')}`
