@@ -43,7 +43,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       log: fastify.log,
       members: (name) => registry.members(name),
       roomNames: () => registry.rooms.keys(),
-      deliver: (name, encoded, exceptId) => { registry.deliver(name, encoded, exceptId) }
+      deliver: (name, encoded) => { registry.deliver(name, encoded) }
     })
   }
 
@@ -51,8 +51,9 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.decorate('websocketSessions', new SessionsView(registry.sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, routeOptions, limits: ownLimits } = readHandlers(path, source)
-    const route = { handlers, limits: resolveRouteLimits(ownLimits, resolved, path), logsSocketErrors: ownsWebsocket }
+    const { handlers, handlerNames, routeOptions, limits: ownLimits } = readHandlers(path, source)
+    const limits = resolveRouteLimits(ownLimits, resolved, path)
+    const route = { handlers, handlerNames, limits, closeTimeout, logsSocketErrors: ownsWebsocket }
     const checkOrigin = originGuard(registry, route.limits)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
     const checkSessionCap = sessionCapGuard(registry, maxSessions)

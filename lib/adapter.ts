@@ -16,7 +16,7 @@ export interface ClusterHost {
   /** Names of the rooms with members on this node. */
   roomNames (): Iterable<string>
   /** Hands a broadcast from another node to this node's members of the room. */
-  deliver (name: string, encoded: Encoded, exceptId: string | null): void
+  deliver (name: string, encoded: Encoded): void
 }
 
 /** A running cluster node. */
@@ -24,7 +24,7 @@ export interface ClusterLink {
   /** A room's membership on this node changed (joined, left, created, emptied). */
   roomChanged (name: string): void
   /** Sends a broadcast, already delivered on this node, to the other nodes. */
-  publish (name: string, encoded: Encoded, exceptId: string | null): void
+  publish (name: string, encoded: Encoded): void
   /** Members of a room on every node. */
   clusterMembers (name: string): Promise<number>
   stats (): WebsocketRoomsClusterStats

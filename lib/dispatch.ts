@@ -7,8 +7,14 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }
 
+/** What runningEvent says when no event is being handled. */
+export const IDLE = -1
+/** What runningEvent says while `fail` handles what an event's handler threw or rejected with. */
+export const FAILING = -2
+
 export abstract class SessionQueue {
-  #busy = false
+  /** The kind of the event being handled (until its promise settles), FAILING, or IDLE. */
+  #running = IDLE
   // Flat triples (kind, a, b), read from #head: no object per queued event.
   #pending: unknown[] | null = null
   #head = 0
@@ -25,28 +31,47 @@ export abstract class SessionQueue {
     return this.#pending === null ? 0 : (this.#pending.length - this.#head) / 3
   }
 
+  protected get runningEvent (): number {
+    return this.#running
+  }
+
+  /** Empties the queue; returns what it held, as flat triples (kind, a, b), or null. */
+  protected takePending (): unknown[] | null {
+    const pending = this.#pending
+    const head = this.#head
+    this.#pending = null
+    this.#head = 0
+    return pending === null ? null : pending.slice(head)
+  }
+
   protected enqueue (kind: number, a?: unknown, b?: unknown): void {
     // Also queues events pushed from inside a running handler, so they never run nested.
-    if (this.#busy) {
+    if (this.#running !== IDLE) {
       (this.#pending ??= []).push(kind, a, b)
       return
     }
-    this.#busy = true
     if (this.#step(kind, a, b)) return
-    this.#busy = false
     if (this.#pending !== null) this.#drain()
   }
 
   /** Runs one event; true when it returned a promise, which keeps the queue busy until it settles. */
   #step (kind: number, a: unknown, b: unknown): boolean {
+    this.#running = kind
     let result: unknown
     try {
       result = this.handle(kind, a, b)
     } catch (error) {
+      this.#running = FAILING
       result = this.fail(error)
     }
-    if (!isThenable(result)) return false
-    result.then(() => this.#resume(), (error: unknown) => this.#resumeAfter(this.fail(error)))
+    if (!isThenable(result)) {
+      this.#running = IDLE
+      return false
+    }
+    result.then(() => this.#resume(), (error: unknown) => {
+      this.#running = FAILING
+      this.#resumeAfter(this.fail(error))
+    })
     return true
   }
 
@@ -59,7 +84,7 @@ export abstract class SessionQueue {
   }
 
   #resume (): void {
-    this.#busy = false
+    this.#running = IDLE
     this.#drain()
   }
 
@@ -72,9 +97,7 @@ export abstract class SessionQueue {
       const a = pending[at + 1]
       const b = pending[at + 2]
       pending[at + 1] = pending[at + 2] = undefined
-      this.#busy = true
       if (this.#step(kind, a, b)) return
-      this.#busy = false
       pending = this.#pending
     }
     if (pending === null) return

@@ -14,6 +14,9 @@ export interface Handlers {
   backpressure: ((session: any, bufferedAmount: number) => unknown) | undefined
 }
 
+/** The name each handler of a route was given under: "onMessage" or "handleText"... */
+export type HandlerNames = Record<keyof Handlers, string>
+
 /** Each event with its HttpServer name (seeds 000/001) and its ingress name (seeds 002/004). */
 const EVENT_NAMES: ReadonlyArray<readonly [keyof Handlers, string, string | null]> = [
   ['connected', 'onConnected', 'onOpen'],
@@ -69,6 +72,7 @@ function suggestion (key: string): string {
 
 export interface RouteDefinition {
   handlers: Handlers
+  handlerNames: HandlerNames
   /** Options for Fastify's route: schema, hooks... */
   routeOptions: Record<string, unknown>
   /** The route's own limits, as given (checked by resolveRouteLimits). */
@@ -81,6 +85,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   }
   const object = source as Record<string, unknown>
   const handlers = {} as Handlers
+  const handlerNames = {} as HandlerNames
   for (const [event, name, alias] of EVENT_NAMES) {
     const value = object[name]
     const aliasValue = alias === null ? undefined : object[alias]
@@ -92,6 +97,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
       throw new InvalidHandlersError(path, `handler "${value === undefined ? alias : name}" must be a function, got ${describe(handler)}`)
     }
     handlers[event] = handler as any
+    handlerNames[event] = value === undefined && aliasValue !== undefined ? alias! : name
   }
   const routeOptions: Record<string, unknown> = {}
   const limits: Record<string, unknown> = {}
@@ -111,5 +117,5 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   if (!EVENT_NAMES.some(([event]) => event !== 'error' && event !== 'backpressure' && handlers[event] !== undefined)) {
     throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
   }
-  return { handlers, routeOptions, limits }
+  return { handlers, handlerNames, routeOptions, limits }
 }

@@ -36,6 +36,17 @@ function isConnection (value: unknown): value is RedisConnection {
     typeof (value as RedisConnection).duplicate === 'function' && typeof (value as RedisConnection).publish === 'function'
 }
 
+/**
+ * Braces would make a Redis Cluster hash tag of part of the prefix (keys are `{<keyPrefix>}:...`,
+ * see ./redis-node). Room channels are `<keyPrefix>:room:<name>`: a prefix that holds ":room:",
+ * or ends with ":room", would let one app's room name reach another app's room (prefix "a",
+ * room "x:room:y" and prefix "a:room:x", room "y"). Without them a channel's first ":room:"
+ * ends its prefix, so each (prefix, room) has a channel of its own.
+ */
+function isKeyPrefix (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.isWellFormed() && !/[{}]/.test(value) && !`${value}:`.includes(':room:')
+}
+
 function hook<T extends (...args: never[]) => void> (name: string, value: unknown): T | null {
   if (value === undefined) return null
   if (typeof value !== 'function') option(name, 'a function', value)
@@ -54,8 +65,7 @@ function resolveRedisOptions (options: RedisAdapterOptions): RedisNodeOptions {
   if (subscriber !== undefined && (client === undefined || !isConnection(subscriber))) {
     option('subscriber', 'a node-redis client, given with client', subscriber)
   }
-  // Braces would make a Redis Cluster hash tag of part of the prefix: see the key layout in ./redis-node.
-  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}]/.test(keyPrefix)) option('keyPrefix', 'a non-empty string without { or }', keyPrefix)
+  if (!isKeyPrefix(keyPrefix)) option('keyPrefix', 'a non-empty, well-formed string without { or }, that neither contains ":room:" nor ends with ":room"', keyPrefix)
   if (typeof sharded !== 'boolean') option('sharded', 'a boolean', sharded)
   const nodeHeartbeat = milliseconds('nodeHeartbeat', options.nodeHeartbeat, redisDefaults.nodeHeartbeat)
   const nodeTimeout = milliseconds('nodeTimeout', options.nodeTimeout, Math.max(redisDefaults.nodeTimeout, 3 * nodeHeartbeat))

@@ -206,7 +206,7 @@ export class RedisNode implements ClusterLink {
     }
     if (message.origin === this.nodeId) return // delivered here when it was sent
     this.#received++
-    this.#host.deliver(channel.toString('utf8', this.#channelPrefixBytes), message.encoded, message.exceptId)
+    this.#host.deliver(channel.toString('utf8', this.#channelPrefixBytes), message.encoded)
   }
 
   readonly #beat = (): void => {
@@ -242,13 +242,13 @@ export class RedisNode implements ClusterLink {
    * so nothing piles up in the client's queue. That bound, rather than node-redis's timeout
    * per command (a timer and an abort listener for every PUBLISH), is what limits the wait.
    */
-  publish (name: string, encoded: Encoded, exceptId: string | null): void {
+  publish (name: string, encoded: Encoded): void {
     if (!this.#client.isReady || this.#closed) {
       this.#publishFailed++
       return
     }
     const channel = this.#channelPrefix + name
-    const packet = encodeClusterMessage(this.nodeId, encoded, exceptId)
+    const packet = encodeClusterMessage(this.nodeId, encoded)
     const bytes = packet.length + channel.length
     if (this.#publishBacklog + bytes > this.#options.maxPublishBacklog && this.#publishBacklog > 0) {
       this.#publishFailed++

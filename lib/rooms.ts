@@ -33,9 +33,14 @@ export class RoomRegistry {
     this.#maxRoomNameLength = options.maxRoomNameLength
   }
 
+  /**
+   * A room name is any well-formed string up to maxRoomNameLength. Lone surrogates are refused:
+   * as UTF-8 (a Redis channel, a hash field) they become U+FFFD, so two names would share one
+   * channel and one count across the cluster, and the same rule applies without an adapter.
+   */
   assertRoomName (name: unknown): asserts name is string {
-    if (typeof name !== 'string' || name.length === 0 || name.length > this.#maxRoomNameLength) {
-      throw new InvalidArgumentError('room name', `a non-empty string of at most ${this.#maxRoomNameLength} characters (option maxRoomNameLength)`, describe(name))
+    if (typeof name !== 'string' || name.length === 0 || name.length > this.#maxRoomNameLength || !name.isWellFormed()) {
+      throw new InvalidArgumentError('room name', `a non-empty, well-formed string (no lone surrogate) of at most ${this.#maxRoomNameLength} characters (option maxRoomNameLength)`, describe(name))
     }
   }
 
@@ -116,13 +121,13 @@ export class RoomRegistry {
   broadcast (name: string, message: Message, except: Session | null): void {
     const encoded = encode(message, 'message')
     // Published first, so the other nodes' share of the work starts before this node's own.
-    this.cluster?.publish(name, encoded, except === null ? null : except.id)
+    this.cluster?.publish(name, encoded)
     this.#fanOut(name, encoded, except)
   }
 
   /** A broadcast from another node of the cluster, for this node's members. */
-  deliver (name: string, encoded: Encoded, exceptId: string | null): void {
-    this.#fanOut(name, encoded, exceptId === null ? null : this.sessions.get(exceptId) ?? null)
+  deliver (name: string, encoded: Encoded): void {
+    this.#fanOut(name, encoded, null)
   }
 
   #fanOut (name: string, encoded: Encoded, except: Session | null): void {

@@ -8,18 +8,22 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
-import { SessionQueue } from './dispatch'
+import { FAILING, IDLE, SessionQueue } from './dispatch'
 import { InvalidArgumentError, describe } from './errors'
 import { BINARY, TEXT, toBuffer, type Encoded } from './frame'
-import type { Handlers } from './handlers'
+import type { HandlerNames, Handlers } from './handlers'
 import type { RouteLimits } from './options'
 import { RoomHandle, joinedNames, type JoinedRooms, type RoomRegistry } from './rooms'
-import { directSocketOf, senderIdle, writeFrame } from './wire'
+import { directSocketOf, senderIdle, sendWindow, writeFrame } from './wire'
 
 /** What the sessions of one route share: its handlers and its limits. */
 export interface Route {
   handlers: Handlers
+  /** The name each handler was given under (onMessage or handleText...), for log lines. */
+  handlerNames: HandlerNames
   limits: RouteLimits
+  /** How long a session whose client has gone waits for its handlers before it is dropped, in ms. */
+  closeTimeout: number
   /** Socket errors are logged (debug) by the session, not by @fastify/websocket's errorHandler. */
   logsSocketErrors: boolean
 }
@@ -38,6 +42,10 @@ const enum Flag {
   InBackpressureHandler = 16
 }
 const OPEN = 1 // WebSocket.OPEN
+const CLOSED = 3 // WebSocket.CLOSED
+const ABNORMAL_CLOSURE = 1006 // what 'close' says of a connection cut without a close frame
+/** Each event's handler, as handlerNames has it. */
+const EVENT_HANDLERS = ['connected', 'text', 'binary', 'pong', 'disconnected'] as const
 
 /** The session that owns a socket, so the socket listeners can be shared functions. */
 const kSession = Symbol('fastify-websocket-rooms.session')
@@ -63,6 +71,11 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   #protocolErrorCode = 0
   #rateWindowStart = 0
   #rateWindowCount = 0
+  /** The send window (./wire) of this session's last send, and what was buffered when it began. */
+  #window = 0
+  #bufferedBefore = 0
+  /** Set once the client has gone while a handler still runs: see abandon(). */
+  #deadline: NodeJS.Timeout | null = null
 
   constructor (socket: WebSocket, request: FastifyRequest, route: Route, registry: RoomRegistry) {
     super()
@@ -71,7 +84,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     this.#route = route
     this.#registry = registry
     this.#remoteAddr = remoteAddressOf(request)
-    this.#tcp = directSocketOf(socket)
+    this.#tcp = directSocketOf(socket, request.log)
     this.#socket[kSession] = this
     guardReceiver(socket)
     socket.on('message', onSocketMessage)
@@ -138,13 +151,24 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     this.#sent(bytes)
   }
 
-  /** Every send passes here: nothing goes out on a closed socket or past the backpressure bound. */
+  /**
+   * Every send passes here: nothing goes out on a closed socket or past the backpressure
+   * bound. The bound applies to what the client has not taken from earlier turns of the event
+   * loop, not to this turn's own burst (which is corked until the check phase, so it counts in
+   * bufferedAmount however fast the client reads): what a session holds is at most
+   * maxBackpressure plus one turn's writes.
+   */
   #admit (bytes: number): boolean {
     const socket = this.#socket
     if (socket.readyState !== OPEN) return false
-    // With nothing queued the client is keeping up: a message bigger than the bound still goes.
-    const buffered = socket.bufferedAmount
-    if (buffered > 0 && buffered + bytes > this.#route.limits.maxBackpressure) {
+    const window = sendWindow()
+    if (this.#window !== window) {
+      this.#window = window
+      this.#bufferedBefore = socket.bufferedAmount
+    }
+    // With nothing left over the client is keeping up: a message bigger than the bound still goes.
+    const before = this.#bufferedBefore
+    if (before > 0 && before + bytes > this.#route.limits.maxBackpressure) {
       this.#overflow()
       return false
     }
@@ -272,6 +296,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   handle (kind: number, a: unknown, b: unknown): unknown {
+    // An event that reaches a session dropped by abandon(): its 'close' after terminate().
+    if ((this.#flags & Flag.Finished) !== 0) return undefined
     const handlers = this.#route.handlers
     switch (kind) {
       case Event.Connected:
@@ -315,33 +341,74 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   #disconnected (code: number, reason: string): unknown {
+    const result = this.#runDisconnected(code, reason)
+    if (result === undefined) return this.#finish()
+    return result.then(() => this.#finish())
+  }
+
+  /** Runs onDisconnected; its failure is logged. A promise when it is async, which never rejects. */
+  #runDisconnected (code: number, reason: string): Promise<void> | undefined {
     const handler = this.#route.handlers.disconnected
-    if (handler === undefined) return this.#finish()
+    if (handler === undefined) return undefined
+    const failed = (error: unknown): void => { this.log.error({ err: error }, 'onDisconnected failed') }
     let result: unknown
     try {
       result = handler(this, code, reason)
     } catch (error) {
-      this.log.error({ err: error }, 'onDisconnected failed')
-      return this.#finish()
+      failed(error)
+      return undefined
     }
     if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
-      return (result as Promise<unknown>).then(
-        () => this.#finish(),
-        (error: unknown) => {
-          this.log.error({ err: error }, 'onDisconnected failed')
-          this.#finish()
-        })
+      return (result as Promise<unknown>).then(() => {}, failed)
     }
-    return this.#finish()
+    return undefined
   }
 
   #finish (): void {
+    if ((this.#flags & Flag.Finished) !== 0) return
     this.#flags |= Flag.Finished
+    if (this.#deadline !== null) {
+      clearTimeout(this.#deadline)
+      this.#deadline = null
+    }
     if ((this.#flags & Flag.Paused) !== 0) {
       this.#flags &= ~Flag.Paused
       this.#registry.stats.paused--
     }
     this.#registry.removeSession(this)
+  }
+
+  /**
+   * Drops the session without waiting for its handlers any longer: its client has gone and a
+   * handler has not settled within closeTimeout, or app.close() has waited closeTimeout. The
+   * connection is cut if it is not yet, onDisconnected runs now if it has not run (and is not
+   * awaited), and the session leaves its rooms and the registry. Whatever the stuck handler
+   * does when it settles, if ever, nothing of the session comes back: it joins nothing and
+   * sends nothing, and no further event is handled.
+   */
+  abandon (): void {
+    if ((this.#flags & Flag.Finished) !== 0) return
+    this.#flags |= Flag.ClosedByServer
+    if (this.#socket.readyState !== CLOSED) this.#socket.terminate()
+    const running = this.runningEvent
+    const pending = this.takePending()
+    if (running === IDLE) {
+      this.log.debug(`the client did not complete the close handshake within closeTimeout (${this.#route.closeTimeout} ms); cut off`)
+    } else {
+      const handler = this.#handlerName(running)
+      this.log.error({ handler }, `${handler} has not settled within closeTimeout (${this.#route.closeTimeout} ms); the session is dropped without waiting for it`)
+    }
+    if (running !== Event.Disconnected) {
+      const at = pending === null ? -1 : pending.findIndex((value, i) => i % 3 === 0 && value === Event.Disconnected)
+      if (at === -1) this.#runDisconnected(ABNORMAL_CLOSURE, '')
+      else this.#runDisconnected(pending![at + 1] as number, pending![at + 2] as string)
+    }
+    this.#finish()
+  }
+
+  #handlerName (running: number): string {
+    const names = this.#route.handlerNames
+    return running === FAILING ? names.error : names[EVENT_HANDLERS[running]!]
   }
 
   /** Over the route's rate limit: true when this message must not be handled. */
@@ -389,8 +456,12 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   static onClose (session: Session, code: number, reason: Buffer): void {
     // After a protocol error ws sends its close code and reads nothing more, so 'close' says
     // 1006: onDisconnected gets the code that was sent to the client instead.
-    if (code === 1006 && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
+    if (code === ABNORMAL_CLOSURE && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
     session.enqueue(Event.Disconnected, code, reason.toString())
+    // A handler still runs: the session waits for it, but not for ever.
+    if ((session.#flags & Flag.Finished) === 0 && session.#deadline === null) {
+      session.#deadline = setTimeout(abandonSession, session.#route.closeTimeout, session).unref()
+    }
   }
 
   static onError (session: Session, error: Error): void {
@@ -402,6 +473,10 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     session.#flags &= ~Flag.AwaitingPong
     if (session.#route.handlers.pong !== undefined) session.enqueue(Event.Pong)
   }
+}
+
+function abandonSession (session: Session): void {
+  session.abandon()
 }
 
 function onSocketMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {

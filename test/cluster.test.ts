@@ -181,6 +181,23 @@ redisTest('sharded pub/sub (Redis 7 SSUBSCRIBE/SPUBLISH) carries the same broadc
   t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 2)
 })
 
+redisTest('nested key prefixes: one that could share a channel is refused, the others share nothing', async (t) => {
+  const prefix = uniquePrefix('nested')
+  for (const colliding of [`${prefix}:room:x`, `${prefix}:room`]) {
+    t.throws(() => redisAdapter({ url: REDIS_URL, keyPrefix: colliding }), { code: 'FST_WS_ROOMS_INVALID_OPTION', message: /keyPrefix/ })
+  }
+  const outer = await startNode(t, { keyPrefix: prefix })
+  const inner = await startNode(t, { keyPrefix: `${prefix}:x` })
+  const innerMember = await member(inner, 'room:y')
+  const outerMember = await member(outer, 'x:room:y')
+  outerMember.send('all x:room:y from the outer app')
+  t.same(await texts(outerMember, 2), ['ready', 'from the outer app'])
+  outer.app.websocketRooms.room('x:room:y').broadcast('again')
+  inner.app.websocketRooms.room('room:y').broadcast('inner only')
+  t.same(await texts(innerMember, 2), ['ready', 'inner only'], 'nothing of the outer app reached the inner one')
+  t.same(await texts(outerMember, 3), ['ready', 'from the outer app', 'again'])
+})
+
 redisTest('apps with different key prefixes share one Redis and nothing else', async (t) => {
   const first = uniquePrefix('app-one')
   const second = uniquePrefix('app-two')
@@ -196,6 +213,19 @@ redisTest('apps with different key prefixes share one Redis and nothing else', a
   t.same(await texts(b1, 2), ['ready', 'for my app'])
   outsider.send('count lobby')
   t.same(await texts(outsider, 2), ['ready', 'count lobby 1'], 'the other app saw nothing')
+})
+
+redisTest('a room name with a lone surrogate is refused, so it cannot reach the room its UTF-8 form names on another node', async (t) => {
+  const keyPrefix = uniquePrefix('surrogates')
+  const a = await startNode(t, { keyPrefix })
+  const b = await startNode(t, { keyPrefix })
+  const replaced = '\ufffdx' // what '\ud800x' becomes as UTF-8
+  const b1 = await member(b, replaced)
+  const lone = JSON.parse('"\\ud800x"') as string // as an app reads a client's JSON escape
+  t.throws(() => a.app.websocketRooms.room(lone), { code: 'FST_WS_ROOMS_INVALID_ARGUMENT' })
+  a.app.websocketRooms.room(replaced).broadcast('for the U+FFFD room')
+  t.same(await texts(b1, 2), ['ready', 'for the U+FFFD room'], 'the other node\'s room got only its own broadcast')
+  t.equal(await a.app.websocketRooms.room(replaced).clusterMembers(), 1)
 })
 
 redisTest('room names of any characters travel between nodes', async (t) => {
@@ -217,9 +247,10 @@ redisTest('a message on a room channel that is not a broadcast of this plugin is
   const a1 = await member(a, 'lobby')
   const channel = `${keyPrefix}:room:lobby`
   await redis.publish(channel, 'not ours')
-  await redis.publish(channel, Buffer.from([1, 0, 1, 0x41, 0, 0xff, 0xfe])) // text that is not UTF-8
-  await redis.publish(channel, Buffer.from([1, 0, 5, 0x41])) // truncated header
-  await until(() => a.app.websocketRooms.stats().cluster!.malformed === 3)
+  await redis.publish(channel, Buffer.from([2, 0, 1, 0x41, 0xff, 0xfe])) // text that is not UTF-8
+  await redis.publish(channel, Buffer.from([2, 0, 5, 0x41])) // truncated header
+  await redis.publish(channel, Buffer.from([1, 0, 1, 0x41, 0, 0x68, 0x69])) // the format before version 2
+  await until(() => a.app.websocketRooms.stats().cluster!.malformed === 4)
   a.app.websocketRooms.room('lobby').broadcast('still fine')
   t.same(await texts(a1, 2), ['ready', 'still fine'], 'the member got none of them')
   t.equal(a.app.websocketRooms.stats().cluster!.received, 0)

@@ -7,7 +7,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import WebSocket from 'ws'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebsocketRoomsOptions } from 'fastify-websocket-rooms'
-import { until } from './signals'
+import { until, within } from './signals'
 
 export { until }
 
@@ -63,9 +63,10 @@ export class Client {
   /** Resolves once `count` messages in all have arrived. */
   messages (count: number): Promise<Received[]> {
     if (this.received.length >= count) return Promise.resolve(this.received.slice(0, count))
-    return new Promise((resolve) => {
+    const arrived = new Promise<Received[]>((resolve) => {
       this.#waiters.push({ count, resolve: () => resolve(this.received.slice(0, count)) })
     })
+    return within(arrived, () => `message ${count} from ${this.ws.url} (${this.received.length} so far, readyState ${this.ws.readyState})`)
   }
 
   /** Resolves with the text messages parsed as JSON once `count` have arrived. */

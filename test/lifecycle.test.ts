@@ -1,8 +1,9 @@
 // The life of sessions around app.close(): 1001 for every session, every onDisconnected
-// awaited, no upgrade while closing, closeTimeout for clients that never answer, and an
-// empty registry after churn.
+// awaited, no upgrade while closing, closeTimeout for clients that never answer and for
+// handlers that never settle, and an empty registry after churn.
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { test } from 'tap'
-import type { WebSocketSession } from 'fastify-websocket-rooms'
+import type { WebSocketSession, WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, untilNoSessions } from './helpers'
 import { HandshakeError, RawClient } from './raw-client'
 import { Events, gate, turns, until } from './signals'
@@ -174,8 +175,8 @@ test('an upgrade still in its route hooks when app.close() starts gets no sessio
   t.equal(app.websocketSessions.size, 0)
 })
 
-test('closeTimeout cuts off a client that never answers the close frame, and close() still waits for onDisconnected', async (t) => {
-  const closeTimeout = 200
+test('closeTimeout cuts off a client that never answers the close frame; close() waits for it and for onDisconnected, up to closeTimeout', async (t) => {
+  const closeTimeout = 500
   const app = await build(t, { closeTimeout })
   const disconnects = new Events<{ who: string, code: number, reason: string }>()
   const politeMayFinish = gate()
@@ -200,17 +201,19 @@ test('closeTimeout cuts off a client that never answers the close frame, and clo
   const startedAt = performance.now()
   const closing = app.close().then(() => { closed = true })
   t.same(await polite.closed, { code: 1001, reason: 'server shutting down' })
-  const [first, second] = await disconnects.until(2)
+  t.same(await disconnects.until(1), [{ who: 'polite', code: 1001, reason: 'server shutting down' }], 'the polite client ends first')
+  await turns()
+  t.equal(closed, false, 'close() waits for the pending onDisconnected')
+  politeMayFinish.open()
+  await until(() => politeFinished)
+  await turns()
+  t.equal(closed, false, 'and for the client that has not answered')
+  const [, silentEnd] = await disconnects.until(2)
   const cutAfter = performance.now() - startedAt
-  t.same(first, { who: 'polite', code: 1001, reason: 'server shutting down' }, 'the polite client ends first')
-  t.same(second, { who: 'silent', code: 1006, reason: '' }, 'the silent client is cut off')
+  t.same(silentEnd, { who: 'silent', code: 1006, reason: '' }, 'the silent client is cut off')
   t.ok(cutAfter >= closeTimeout - 5, `cut off after closeTimeout (${Math.round(cutAfter)} ms)`)
   t.ok(cutAfter < 5000, 'well before ws gives up by itself (30 s)')
-  await turns()
-  t.equal(closed, false, 'close() still waits for the pending onDisconnected')
-  politeMayFinish.open()
   await closing
-  t.equal(politeFinished, true)
   t.equal(app.websocketSessions.size, 0)
   t.same(app.websocketRooms.roomNames(), [])
 
@@ -220,6 +223,110 @@ test('closeTimeout cuts off a client that never answers the close frame, and clo
   await silent.closed
   t.ok(silent.ended, 'the server cut the connection')
 })
+
+/** An app whose log lines at warn level and above are kept. */
+async function logged (t: Parameters<typeof build>[0], options: WebsocketRoomsOptions, fastifyOptions: FastifyServerOptions = {}): Promise<{ app: FastifyInstance, lines: any[] }> {
+  const lines: any[] = []
+  const app = await build(t, options, { ...fastifyOptions, logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  return { app, lines }
+}
+
+test('a handler that never settles: once the client has gone the session leaves within closeTimeout, and nothing comes back when it settles', async (t) => {
+  const closeTimeout = 300
+  const { app, lines } = await logged(t, { closeTimeout, maxSessions: 1 })
+  const stuck = gate()
+  const handled: string[] = []
+  const disconnects = new Events<{ code: number, reason: string, rooms: string[] }>()
+  app.registerWebsocket('/ws', {
+    onOpen (session) { session.room('lobby').join(); session.send('ready') },
+    async onMessage (session, text) {
+      handled.push(text)
+      if (text !== 'hang') return
+      await stuck.opened // a database call that never answers
+      session.room('late').join()
+      session.send('late')
+    },
+    onClose (session, code, reason) { disconnects.push({ code, reason, rooms: session.roomNames() }) }
+  })
+  const base = await listen(app)
+  const client = await ready(base, '/ws')
+  client.send('hang')
+  client.send('queued behind it')
+  await until(() => handled.length === 1)
+  const leftAt = performance.now()
+  client.ws.close(4000, 'bye')
+  await client.closed
+  await untilNoSessions(app)
+  const after = performance.now() - leftAt
+  t.ok(after >= closeTimeout - 5 && after < closeTimeout + 2000, `dropped ${Math.round(after)} ms after the client left`)
+  t.same(disconnects.list, [{ code: 4000, reason: 'bye', rooms: ['lobby'] }], 'onClose ran once, with the client\'s code, still a member')
+  t.same(app.websocketRooms.roomNames(), [])
+  const stuckLines = lines.filter((line) => line.handler !== undefined)
+  t.equal(stuckLines.length, 1, 'logged once')
+  t.match(stuckLines[0], { level: 50, handler: 'onMessage', sessionId: String, msg: 'onMessage has not settled within closeTimeout (300 ms); the session is dropped without waiting for it' })
+
+  const next = await ready(base, '/ws') // maxSessions: 1, so the place was freed
+  stuck.open()
+  await turns()
+  t.same(handled, ['hang'], 'the message queued behind it is never handled')
+  t.equal(app.websocketRooms.room('late').members(), 0, 'no late join')
+  t.same(app.websocketRooms.roomNames(), ['lobby'])
+  t.equal(app.websocketRooms.room('lobby').members(), 1, 'only the new session')
+  t.equal(disconnects.list.length, 1)
+  t.equal(app.websocketRooms.stats().sessions, 1)
+  next.ws.terminate()
+})
+
+test('an onDisconnected that never settles: the session is dropped after closeTimeout', async (t) => {
+  const closeTimeout = 200
+  const { app, lines } = await logged(t, { closeTimeout })
+  app.registerWebsocket('/ws', {
+    onConnected (session) { session.room('lobby').join(); session.send('ready') },
+    handleText () {},
+    onDisconnected: () => new Promise(() => {})
+  })
+  const client = await ready(await listen(app), '/ws')
+  client.ws.terminate()
+  await untilNoSessions(app)
+  t.same(app.websocketRooms.roomNames(), [])
+  t.match(lines.filter((line) => line.handler !== undefined), [{ handler: 'onDisconnected', msg: /^onDisconnected has not settled within closeTimeout \(200 ms\)/ }])
+})
+
+for (const pluginTimeout of [10_000, 0]) {
+  test(`app.close() resolves within closeTimeout whatever the handlers do (pluginTimeout ${pluginTimeout})`, async (t) => {
+    const closeTimeout = 300
+    const { app, lines } = await logged(t, { closeTimeout }, { pluginTimeout })
+    const disconnected: string[] = []
+    app.registerWebsocket('/ws', {
+      onConnected (session) { session.room('all').join(); session.send('ready') },
+      handleText: () => new Promise(() => {}),
+      onDisconnected (session) {
+        const who = session.getParameter('who')!
+        disconnected.push(who)
+        if (who === 'stuck-in-onDisconnected') return new Promise(() => {})
+      }
+    })
+    const base = await listen(app)
+    const inHandler = await ready(base, '/ws?who=stuck-in-handleText')
+    inHandler.send('hang')
+    const inDisconnected = await ready(base, '/ws?who=stuck-in-onDisconnected')
+    const silent = await RawClient.connect(base, '/ws?who=silent', { echoClose: false })
+    await silent.text('ready')
+    silent.socket.pause()
+    await until(() => app.websocketRooms.room('all').members() === 3)
+
+    const startedAt = performance.now()
+    await app.close()
+    const took = performance.now() - startedAt
+    t.ok(took < closeTimeout + 1000, `resolved after ${Math.round(took)} ms`)
+    t.same(disconnected.sort(), ['silent', 'stuck-in-handleText', 'stuck-in-onDisconnected'], 'every onDisconnected ran')
+    t.same(lines.filter((line) => line.handler !== undefined).map((line) => line.handler).sort(), ['handleText', 'onDisconnected'])
+    t.equal(app.websocketSessions.size, 0)
+    t.same(await inHandler.closed, { code: 1001, reason: 'server shutting down' })
+    await inDisconnected.closed
+    silent.destroy()
+  })
+}
 
 test('300 clients in random rooms leave, half cleanly and half abruptly, and leave nothing behind', async (t) => {
   const app = await build(t)

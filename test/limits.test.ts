@@ -24,6 +24,8 @@ function numbered (i: number, size = SIZE): Buffer {
   return data
 }
 const isPing = (frame: ServerFrame): boolean => frame.opcode === opcodes.ping
+/** The next turn of the event loop: the bound applies to what is left from earlier turns. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 /** The numbers of the binary messages a raw client received. */
 const numbers = (client: RawClient): number[] => client.frames.filter((f) => f.opcode === opcodes.binary).map((f) => f.payload.readUInt32BE(0))
 
@@ -83,8 +85,12 @@ test('backpressure "close": a client that does not read is closed with 1013 and 
   let attempted = 0
   let bufferedAfter = -1
   app.registerWebsocket('/ws', {
-    handleText (session) {
-      while (session.isOpen() && attempted < CAP) session.send(numbered(attempted++))
+    async handleText (session) {
+      // One message a turn, so what the client has not taken builds up from turn to turn.
+      while (session.isOpen() && attempted < CAP) {
+        session.send(numbered(attempted++))
+        await nextTurn()
+      }
       bufferedAfter = session.bufferedAmount
     },
     onBackpressure (session, bufferedAmount) { overflows.push(bufferedAmount === session.bufferedAmount ? bufferedAmount : NaN) },
@@ -113,11 +119,12 @@ test('a send from inside onBackpressure that overflows again is dropped without 
   let calls = 0
   let attempted = 0
   app.registerWebsocket('/ws', {
-    handleText (session) {
+    async handleText (session) {
       // onBackpressure, called from inside send(), ends the loop.
       while (attempted < CAP) {
         session.send(numbered(attempted++))
         if (calls > 0) break
+        await nextTurn()
       }
     },
     onBackpressure (session) {
@@ -141,9 +148,12 @@ test('backpressure "drop" set on the route overrides the plugin: messages past t
   app.registerWebsocket('/ws', {
     maxBackpressure: BOUND,
     backpressurePolicy: 'drop',
-    handleText (session, text) {
+    async handleText (session, text) {
       if (text !== 'flood') return session.send(`echo:${text}`)
-      while (overflows.length < 3 && attempted < CAP) session.send(numbered(attempted++))
+      while (overflows.length < 3 && attempted < CAP) {
+        session.send(numbered(attempted++))
+        await nextTurn()
+      }
     },
     onBackpressure (session, bufferedAmount) { overflows.push(bufferedAmount) }
   })
@@ -165,6 +175,66 @@ test('backpressure "drop" set on the route overrides the plugin: messages past t
   stats = app.websocketRooms.stats()
   t.equal(stats.sessions, 1)
   t.equal(stats.dropped.backpressure, 3)
+})
+
+// What a client has not taken from earlier turns is what the bound is about: the app's own
+// burst in one turn (a history replay, a snapshot in pieces) is written in one go, whatever
+// its size, and a client that reads it all is neither closed nor dropped for.
+for (const policy of ['close', 'drop'] as const) {
+  test(`a burst past maxBackpressure in one turn reaches a client that reads it all (policy "${policy}")`, async (t) => {
+    const app = await build(t, { backpressurePolicy: policy }) // the default bound, 1 MiB
+    app.registerWebsocket('/ws', {
+      onConnected (session) { session.room('feed').join() },
+      handleText (session) {
+        for (let i = 0; i < 300; i++) session.send(`${'z'.repeat(16384)}${i}`)
+      }
+    })
+    const client = await connect(await listen(app), '/ws')
+    const feed = app.websocketRooms.room('feed')
+    await until(() => feed.members() === 1)
+    for (let i = 0; i < 300; i++) feed.broadcast(`${'y'.repeat(16384)}${i}`) // 4.8 MiB in one turn
+    await client.texts(300)
+    client.send('and one of your own') // the same through session.send()
+    const texts = await client.texts(600)
+    t.same(texts.map((text) => text[0] + text.slice(16384)), [...range(300).map((i) => `y${i}`), ...range(300).map((i) => `z${i}`)], 'every message, in order')
+    const stats = app.websocketRooms.stats()
+    t.same([stats.closed.backpressure, stats.dropped.backpressure, stats.messagesOut], [0, 0, 600])
+    t.equal(client.ws.readyState, WebSocket.OPEN)
+  })
+}
+
+test('a client that stops reading holds at most maxBackpressure plus one turn\'s writes, and is closed at the first turn past the bound', async (t) => {
+  const app = await build(t, { maxBackpressure: BOUND })
+  const BURST = 8 // messages a turn: 512 KiB, twice the bound
+  const leftovers: number[] = []
+  let bufferedAfter = -1
+  let attempted = 0
+  app.registerWebsocket('/ws', {
+    async handleText (session) {
+      while (session.isOpen() && attempted < CAP) {
+        leftovers.push(session.bufferedAmount)
+        for (let i = 0; i < BURST; i++) session.send(numbered(attempted++))
+        bufferedAfter = Math.max(bufferedAfter, session.bufferedAmount)
+        await nextTurn()
+      }
+    }
+  })
+  const client = await RawClient.connect(await listen(app), '/ws')
+  client.socket.pause()
+  client.send(opcodes.text, 'flood')
+  const closed = client.closeFrame()
+  await until(() => app.websocketRooms.stats().closed.backpressure === 1)
+
+  const last = leftovers.at(-1)!
+  t.ok(last + SIZE > BOUND, `closed in the turn that began with ${last} bytes left over`)
+  t.ok(leftovers.slice(0, -1).every((left) => left === 0 || left + SIZE <= BOUND), 'not before: every earlier turn began under the bound')
+  t.ok(bufferedAfter <= BOUND + BURST * SIZE, `at most maxBackpressure + one turn's writes buffered (${bufferedAfter})`)
+  t.ok(attempted < CAP)
+  client.socket.resume()
+  t.same(await closed, { code: 1013, reason: 'send buffer full' })
+  const received = numbers(client)
+  t.same(received, range(received.length), 'what was sent arrives in order')
+  t.equal(received.length, app.websocketRooms.stats().messagesOut)
 })
 
 test('a message bigger than maxBackpressure still reaches a client with nothing queued', async (t) => {

@@ -3,6 +3,7 @@
 // unknown opcodes, broken UTF-8) and, when asked, no answer at all to the server's close.
 import { createHash, randomBytes } from 'node:crypto'
 import { connect as tcpConnect, type Socket } from 'node:net'
+import { within } from './signals'
 
 export const opcodes = Object.freeze({ continuation: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa })
 
@@ -180,7 +181,8 @@ export class RawClient {
     const found = this.frames.find(test)
     if (found !== undefined) return Promise.resolve(found)
     if (this.#isClosed) return Promise.reject(new Error('connection closed before the expected frame'))
-    return new Promise((resolve, reject) => { this.#waiters.push({ test, resolve, reject }) })
+    const arrived = new Promise<ServerFrame>((resolve, reject) => { this.#waiters.push({ test, resolve, reject }) })
+    return within(arrived, `a frame that passes ${String(test)}`)
   }
 
   /** Resolves with the text of the first text frame whose text is `text`. */

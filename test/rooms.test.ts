@@ -86,16 +86,20 @@ test('binary broadcasts go out as binary frames, strings as text', async (t) => 
   t.equal(messages[2]!.data, 'text')
 })
 
-test('a room name that is not a non-empty string is a TypeError; a bad message too', async (t) => {
+test('a room name that is not a non-empty, well-formed string is a TypeError; a bad message too', async (t) => {
   const app = await build(t)
   let done!: () => void
   const checked = new Promise<void>((resolve) => { done = resolve })
+  // Lone surrogates, as JSON.parse('"\\ud800x"') gives them from any client's message.
+  const loneSurrogates = ['\ud800x', 'x\udfff', '\udc00\ud800']
   app.registerWebsocket('/ws', {
     onConnected (session) {
-      for (const name of ['', undefined, null, 42, {}]) {
-        throwsLike(t, () => session.room(name as any), TypeError, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: /room name must be a non-empty string/ })
-        throwsLike(t, () => app.websocketRooms.room(name as any), TypeError, { message: /room name must be a non-empty string/ })
+      for (const name of ['', undefined, null, 42, {}, ...loneSurrogates]) {
+        throwsLike(t, () => session.room(name as any), TypeError, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: /room name must be a non-empty, well-formed string \(no lone surrogate\)/ })
+        throwsLike(t, () => app.websocketRooms.room(name as any), TypeError, { message: /room name must be a non-empty, well-formed string/ })
       }
+      t.same(['\ufffdx', '😀', '\ud83d\ude00x'].map((name) => session.room(name).join().getName()), ['\ufffdx', '😀', '😀x'], 'well-formed names, astral characters included, are rooms')
+      for (const name of ['\ufffdx', '😀', '😀x']) session.room(name).leave()
       session.room('r').join()
       throwsLike(t, () => session.room('r').broadcast(42 as any), TypeError, { message: /message must be a string, a Buffer/ })
       throwsLike(t, () => app.websocketRooms.room('empty').broadcast({} as any), TypeError, { message: /message must be/ })

@@ -1,4 +1,24 @@
-// Ways for a test to await what happens on the server, with no timers.
+// Ways for a test to await what happens on the server, with no timers but a deadline: a
+// regression fails the test at once with what was awaited, not after tap's own timeout.
+
+/** How long a test waits for something that should happen before it fails. */
+export const DEADLINE = 15_000
+
+/**
+ * Resolves as `promise` does, or rejects after `ms` with an error that names what was awaited
+ * (`what` may be a function, to describe the state at that moment).
+ */
+export async function within<T> (promise: Promise<T>, what: string | (() => string), ms = DEADLINE): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting after ${ms} ms for ${typeof what === 'string' ? what : what()}`)), ms)
+  })
+  try {
+    return await Promise.race([promise, expired])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 /** Keeps events and lets a test await the n-th one. */
 export class Events<T> {
@@ -11,7 +31,10 @@ export class Events<T> {
   }
 
   async until (n: number): Promise<T[]> {
-    if (this.list.length < n) await new Promise<void>((resolve) => this.#waiters.push({ n, resolve }))
+    if (this.list.length < n) {
+      const reached = new Promise<void>((resolve) => this.#waiters.push({ n, resolve }))
+      await within(reached, () => `event ${n} (${this.list.length} so far: ${JSON.stringify(this.list).slice(0, 200)})`)
+    }
     return this.list.slice(0, n)
   }
 }
@@ -23,9 +46,16 @@ export function gate (): { opened: Promise<void>, open: () => void } {
   return { opened, open }
 }
 
-/** Resolves once condition() holds, checking after each turn of the event loop. */
-export async function until (condition: () => boolean): Promise<void> {
-  while (!condition()) await new Promise((resolve) => setImmediate(resolve))
+/**
+ * Resolves once condition() holds, checking after each turn of the event loop; rejects after
+ * `ms` naming the condition (its source, unless `what` says it better).
+ */
+export async function until (condition: () => boolean, what = String(condition), ms = DEADLINE): Promise<void> {
+  const started = Date.now()
+  while (!condition()) {
+    if (Date.now() - started > ms) throw new Error(`still waiting after ${ms} ms for ${what}`)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
 }
 
 /** Lets the event loop turn n times, so that something that should not happen has had the chance to. */

@@ -1,0 +1,105 @@
+// The direct-write path (lib/wire.ts) reads ws internals. What they mean is probed once per
+// ws Sender class; where they are not what it expects, every message goes through ws.send():
+// slower, and still whole and in order.
+import WebSocket from 'ws'
+import { test } from 'tap'
+import { probeSender } from '../lib/wire'
+import { build, connect, listen } from './helpers'
+
+type AnySender = new (...args: any[]) => any
+
+/** A queue with push, shift, length and index access, as ws uses it, that is not an Array. */
+function listQueue (): unknown {
+  const items: unknown[] = []
+  return new Proxy({}, {
+    get (_target, key) {
+      if (key === 'length') return items.length
+      if (key === 'push') return (item: unknown) => items.push(item)
+      if (key === 'shift') return () => items.shift()
+      return typeof key === 'string' && /^\d+$/.test(key) ? items[Number(key)] : undefined
+    }
+  })
+}
+
+/** ws's own Sender, with a queue of another shape: what a future ws might have. */
+class ListQueueSender extends (WebSocket as unknown as { Sender: AnySender }).Sender {
+  constructor (...args: any[]) {
+    super(...args)
+    this._queue = listQueue()
+  }
+}
+
+/** A WebSocket whose sender is a ListQueueSender (the ws server's `WebSocket` option). */
+class ListQueueWebSocket extends WebSocket {
+  setSocket (...args: unknown[]): void {
+    (WebSocket.prototype as any).setSocket.apply(this, args)
+    const sender = (this as any)._sender
+    Object.setPrototypeOf(sender, ListQueueSender.prototype)
+    sender._queue = listQueue()
+  }
+}
+
+test('probeSender learns the state in which a Sender writes at once, and refuses one that does not queue as expected', async (t) => {
+  t.equal(probeSender((WebSocket as unknown as { Sender: AnySender }).Sender), 0, 'ws\'s own Sender: idle is 0')
+  t.equal(probeSender(ListQueueSender), undefined, 'a queue that is not an Array')
+
+  /** A sender written like ws's, with its own name for the idle state. */
+  class RenumberedSender {
+    _state: unknown = 'ready'
+    _queue: unknown[] = []
+    constructor (readonly socket: { write (chunk: Buffer): void }) {}
+    ping (data: Buffer): void {
+      if (this._state !== 'ready') this._queue.push(data)
+      else this.socket.write(data)
+    }
+  }
+  t.equal(probeSender(RenumberedSender), 'ready', 'whatever the idle state is called')
+
+  class AlwaysWrites extends RenumberedSender {
+    override ping (data: Buffer): void { this.socket.write(data) }
+  }
+  t.equal(probeSender(AlwaysWrites), undefined, 'a sender whose state does not hold frames back')
+
+  class AlwaysQueues extends RenumberedSender {
+    override ping (data: Buffer): void { this._queue.push(data) }
+  }
+  t.equal(probeSender(AlwaysQueues), undefined, 'a sender that does not write at once when idle')
+
+  class Throws { constructor () { throw new Error('another signature') } }
+  t.equal(probeSender(Throws as AnySender), undefined, 'a constructor that throws')
+})
+
+test('where the probe refuses ws\'s Sender, broadcasts and direct sends go through ws.send(), whole and in order; logged once at debug', async (t) => {
+  const lines: any[] = []
+  const app = await build(t, { websocketOptions: { WebSocket: ListQueueWebSocket } }, {
+    logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
+  })
+  const sizes = [0, 125, 126, 65536, 16 * 1024 + 1, 200_000]
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room('burst').join()
+      session.send('ready')
+    },
+    handleText (session) {
+      const room = session.room('burst')
+      for (const size of sizes) {
+        room.broadcast('t'.repeat(size))
+        session.send(`direct ${size}`)
+        room.broadcast(Buffer.alloc(size, 7))
+      }
+    }
+  })
+  const base = await listen(app)
+  const [sender, other] = await Promise.all([connect(base, '/ws'), connect(base, '/ws')])
+  await Promise.all([sender!.texts(1), other!.texts(1)])
+  sender!.send('go')
+  const expected = sizes.flatMap((size) => [{ binary: false, length: size }, { binary: false, text: `direct ${size}` }, { binary: true, length: size }])
+  const got = (await sender!.messages(1 + expected.length)).slice(1)
+  t.same(got.map((m, i) => expected[i]!.text === undefined ? { binary: m.binary, length: m.data.length } : { binary: m.binary, text: m.data }), expected)
+  t.ok(got.every((m) => m.binary ? (m.data as Buffer).every((byte) => byte === 7) : typeof m.data === 'string'), 'payloads intact')
+  const others = (await other!.messages(1 + 2 * sizes.length)).slice(1)
+  t.same(others.map((m) => [m.binary, m.data.length]), sizes.flatMap((size) => [[false, size], [true, size]]))
+  const fallbacks = lines.filter((line) => /ws internals are not as expected/.test(line.msg))
+  t.equal(fallbacks.length, 1, 'said once, for two sessions')
+  t.equal(fallbacks[0].level, 20, 'at debug level')
+})
