@@ -30,7 +30,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   const ownsWebsocket = !fastify.hasDecorator('websocketServer')
   if (!ownsWebsocket) {
     if (options.maxPayload !== undefined || options.websocketOptions !== undefined) {
-      fastify.log.warn('fastify-websocket-rooms: @fastify/websocket was registered before this plugin, so its options apply and maxPayload/websocketOptions are ignored')
+      fastify.log.warn('fastify-websocket-rooms: @fastify/websocket was registered before this plugin, so its options apply and this plugin\'s maxPayload/websocketOptions are ignored: pass them to that registration instead (app.register(fastifyWebsocket, { options: { maxPayload, ...websocketOptions } })), or remove it and let this plugin register @fastify/websocket')
     }
   } else {
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })

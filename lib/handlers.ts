@@ -1,5 +1,5 @@
 // Reads the object given to registerWebsocket(path, handlers): the session handlers, in
-// either vocabulary of the seeds, and the Fastify route options that run before the upgrade.
+// either of their two names (aliases), and the Fastify route options that run before the upgrade.
 // The object may be a frozen ES module namespace, so it is only ever read.
 import { InvalidHandlersError, describe } from './errors'
 import { ROUTE_LIMIT_NAMES } from './options'
@@ -17,7 +17,7 @@ export interface Handlers {
 /** The name each handler of a route was given under: "onMessage" or "handleText"... */
 export type HandlerNames = Record<keyof Handlers, string>
 
-/** Each event with its HttpServer name (seeds 000/001) and its ingress name (seeds 002/004). */
+/** Each event with its two accepted names (aliases: onConnected/onOpen...), the second null when it has one. */
 const EVENT_NAMES: ReadonlyArray<readonly [keyof Handlers, string, string | null]> = [
   ['connected', 'onConnected', 'onOpen'],
   ['text', 'handleText', 'onMessage'],

@@ -1,8 +1,8 @@
-// The examples that are not seed examples (examples/dashboard, examples/auth, and
-// examples/cluster against the real Redis), and every example run as the program its npm
-// script starts. Real sockets throughout: ws clients and fetch() against servers on loopback
-// ports. The examples import 'fastify-websocket-rooms', which is dist/: run `npm run build`
-// first (npm test does).
+// The examples not covered by test/api-aliases.test.ts (examples/dashboard, examples/auth
+// with its bearer token and its signed cookie, and examples/cluster against the real Redis),
+// and every example run as the program its npm script starts. Real sockets throughout: ws
+// clients and fetch() against servers on loopback ports. The examples import
+// 'fastify-websocket-rooms', which is dist/: run `npm run build` first (npm test does).
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
@@ -135,6 +135,64 @@ test('auth: build() takes its own tokens', async (t) => {
   t.equal((await refusal(`${base}/ws?token=alice-token`)).status, 401, 'the demo tokens are gone')
   const carol = await connect(base, '/ws?token=carol-token')
   t.same(await carol.json(1), [{ type: 'hello', userId: 'carol', online: 1 }])
+})
+
+/** Logs in at POST /login with `token`: the answer's status and its Set-Cookie header. */
+async function login (http: string, token: string): Promise<{ status: number, cookie: string | null }> {
+  const response = await fetch(`${http}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token })
+  })
+  await response.arrayBuffer()
+  return { status: response.status, cookie: response.headers.get('set-cookie') }
+}
+
+test('auth with a signed cookie: POST /login sets it, and /ws/cookie accepts it', async (t) => {
+  const { app, base, http } = await example(t, 'auth')
+  const { status, cookie } = await login(http, 'alice-token')
+  t.equal(status, 200)
+  t.match(cookie, /^user=alice\.[\w+/=-]+; Path=\/; HttpOnly; SameSite=Strict$/, 'signed, HttpOnly, SameSite=Strict')
+  const pair = cookie!.split(';')[0]!
+
+  const alice = await connect(base, '/ws/cookie', { headers: { cookie: pair } })
+  t.same(await alice.json(1), [{ type: 'hello', userId: 'alice', online: 1 }], 'the user comes from the cookie')
+  t.equal([...app.websocketSessions.values()][0]?.getAttribute('userId'), 'alice')
+  // A page of the app's own origin, as a browser sends it, is accepted too.
+  const fromPage = await connect(base, '/ws/cookie', { headers: { cookie: pair, origin: http } })
+  t.same(await fromPage.json(1), [{ type: 'hello', userId: 'alice', online: 2 }])
+  fromPage.send('hi')
+  t.same((await alice.json(2))[1], { type: 'message', from: 'alice', text: 'hi' })
+})
+
+test('auth with a signed cookie: 401 before the upgrade without one, with a tampered or unsigned one, and no session; 403 from another origin', async (t) => {
+  const { app, base, http } = await example(t, 'auth')
+  const { cookie } = await login(http, 'bob-token')
+  const [name, signed] = cookie!.split(';')[0]!.split('=') as [string, string]
+  t.equal(name, 'user')
+  const signature = signed.slice(signed.indexOf('.') + 1)
+  const unauthorized = { statusCode: 401, error: 'Unauthorized', message: 'a valid session cookie is required' }
+  for (const [what, headers] of [
+    ['no cookie', {}],
+    ['another cookie only', { cookie: 'theme=dark' }],
+    ['the value changed, the signature kept', { cookie: `user=alice.${signature}` }],
+    ['the signature changed', { cookie: `user=bob.${signature.slice(1)}x` }],
+    ['an unsigned value', { cookie: 'user=bob' }]
+  ] as const) {
+    const answer = await refusal(`${base}/ws/cookie`, { headers })
+    t.equal(answer.status, 401, what)
+    t.same(answer.body, unauthorized, what)
+    t.equal(answer.headers['www-authenticate'], undefined, `${what}: no Bearer challenge for a cookie`)
+  }
+  t.equal(app.websocketSessions.size, 0, 'no session was opened')
+
+  const crossSite = await refusal(`${base}/ws/cookie`, { headers: { cookie: `user=${signed}`, origin: 'https://evil.example' } })
+  t.equal(crossSite.status, 403, 'a page of another site cannot use the cookie (cross-site WebSocket hijacking)')
+  t.equal(app.websocketSessions.size, 0)
+
+  t.same(await login(http, 'mallory-token'), { status: 401, cookie: null }, 'no cookie without a valid token')
+  const bob = await connect(base, '/ws/cookie', { headers: { cookie: `user=${signed}` } })
+  t.same(await bob.json(1), [{ type: 'hello', userId: 'bob', online: 1 }], 'the untouched cookie still works')
 })
 
 redisTest('cluster: members on two servers share a room: joins, messages and leaves, counted across both', async (t) => {

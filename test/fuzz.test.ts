@@ -6,8 +6,8 @@
 // error, and the server goes on serving well-behaved clients.
 //
 // The frames come from a seeded PRNG (mulberry32), one stream per connection, so a
-// connection's bytes depend only on the seed and its index. The seed is in the test's name:
-// rerun a failure with `FUZZ_SEED=<seed> npx tap test/fuzz.test.ts`. FUZZ_CONNECTIONS
+// connection's bytes depend only on FUZZ_SEED and its index. FUZZ_SEED is in the test's name:
+// rerun a failure with `FUZZ_SEED=<n> npx tap test/fuzz.test.ts`. FUZZ_CONNECTIONS
 // changes the number of connections (default 200).
 import { connect as tcpConnect, type Socket } from 'node:net'
 import { constants as zlib, deflateRawSync, inflateRawSync } from 'node:zlib'
@@ -16,7 +16,7 @@ import { build, connect, listen, until } from './helpers'
 import { RawClient, buildFrame, closePayload, opcodes, type FrameFlags, type ServerFrame } from './raw-client'
 import { Events, turns } from './signals'
 
-const SEED = process.env.FUZZ_SEED === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(process.env.FUZZ_SEED) >>> 0
+const FUZZ_SEED = process.env.FUZZ_SEED === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(process.env.FUZZ_SEED) >>> 0
 const CONNECTIONS = Number(process.env.FUZZ_CONNECTIONS ?? 400)
 /** Connections open at once. */
 const BATCH = 25
@@ -29,8 +29,8 @@ const WATCHDOG_MS = 15_000
 class Rng {
   #state: number
 
-  constructor (seed: number) {
-    this.#state = seed >>> 0
+  constructor (start: number) {
+    this.#state = start >>> 0
   }
 
   next (): number {
@@ -367,7 +367,7 @@ function upgradeRequest (r: Rng, index: number, port: number, deflate: boolean):
 }
 
 function makePlan (index: number, port: number, deflate: boolean): Plan {
-  const r = new Rng(SEED ^ Math.imul(index + 1, 0x9e3779b9) ^ (deflate ? 0x5bd1e995 : 0))
+  const r = new Rng(FUZZ_SEED ^ Math.imul(index + 1, 0x9e3779b9) ^ (deflate ? 0x5bd1e995 : 0))
   const { validSteps, fatalSteps, unknownSteps } = generators(deflate)
   const mode = r.weighted([[20, 'clean'], [30, 'fatal'], [35, 'chaos'], [10, 'eager'], [5, 'abort']] as const)
   const steps: Step[] = []
@@ -639,7 +639,7 @@ async function fuzz (t: Test, connections: number, deflate: boolean): Promise<vo
     plans.push(...batch)
     const pending = new Set(batch.map((plan) => plan.index))
     const watchdog = setTimeout(() => {
-      problems.push(`batch ${first / BATCH}: connections ${[...pending].join(', ')} had not closed after ${WATCHDOG_MS} ms (seed ${SEED})`)
+      problems.push(`batch ${first / BATCH}: connections ${[...pending].join(', ')} had not closed after ${WATCHDOG_MS} ms (FUZZ_SEED=${FUZZ_SEED})`)
       for (const index of pending) sockets.get(index)?.destroy()
     }, WATCHDOG_MS)
     await Promise.all(batch.map(async (plan) => {
@@ -703,7 +703,7 @@ async function fuzz (t: Test, connections: number, deflate: boolean): Promise<vo
   const planned = new Set(['1006', ...plans.map((plan) => plan.fatal === null ? '' : String(plan.fatal.code)).filter((code) => code !== '')])
   for (const code of [...planned].sort()) t.ok(codes.has(code), `some sessions ended with ${code}`)
 
-  t.comment(`seed ${SEED}${deflate ? ', permessage-deflate' : ''}: ${plans.length} connections (${[...stats.modes].map(([m, n]) => `${m} ${n}`).join(', ')}), ` +
+  t.comment(`FUZZ_SEED=${FUZZ_SEED}${deflate ? ', permessage-deflate' : ''}: ${plans.length} connections (${[...stats.modes].map(([m, n]) => `${m} ${n}`).join(', ')}), ` +
     `${stats.frames} frames, ${(stats.bytes / 1024).toFixed(0)} KiB, ${stats.checkedReplies} replies checked, ${Date.now() - started} ms`)
   t.comment(`onDisconnected codes: ${[...codes].sort().map(([c, n]) => `${c}: ${n}`).join(', ')}`)
   t.comment(`steps: ${[...stats.labels].sort((a, b) => b[1] - a[1]).map(([label, n]) => `${label} ${n}`).join(', ')}`)
@@ -733,15 +733,15 @@ async function fuzz (t: Test, connections: number, deflate: boolean): Promise<vo
   t.same(logged.filter((line) => line.level >= 40), [], 'still nothing logged as a warning or an error')
 }
 
-test(`fuzz (seed ${SEED}): ${CONNECTIONS} raw connections of random and mutated frames end cleanly`, async (t) => {
+test(`fuzz (FUZZ_SEED=${FUZZ_SEED}): ${CONNECTIONS} raw connections of random and mutated frames end cleanly`, async (t) => {
   await fuzz(t, CONNECTIONS, false)
 })
 
-test(`fuzz (seed ${SEED}): ${Math.ceil(CONNECTIONS / 4)} raw connections with permessage-deflate, compressed frames and bad deflate streams`, async (t) => {
+test(`fuzz (FUZZ_SEED=${FUZZ_SEED}): ${Math.ceil(CONNECTIONS / 4)} raw connections with permessage-deflate, compressed frames and bad deflate streams`, async (t) => {
   await fuzz(t, Math.ceil(CONNECTIONS / 4), true)
 })
 
-// Found by the fuzz above (seed 209, FUZZ_CONNECTIONS=1500): with ws 8.23, chunks that reach a
+// Found by the fuzz above (FUZZ_SEED=209, FUZZ_CONNECTIONS=1500): with ws 8.23, chunks that reach a
 // session while a compressed message inflates, after a frame ws rejects, crashed the process.
 test('bad frames behind a compressed message that is still inflating end the session, not the process', async (t) => {
   const logged: any[] = []

@@ -252,6 +252,8 @@ test('session.request is the Fastify request of the handshake', async (t) => {
   t.equal(session.request.url, '/ws')
 })
 
+// As the README's injectWS recipe says: app.ready() first, listeners in onInit, and every
+// client terminated before app.close() (which would otherwise wait closeTimeout for them).
 test('app.injectWS drives the same endpoint, schemas and hooks included', async (t) => {
   const app = await build(t)
   const calls: string[] = []
@@ -263,11 +265,12 @@ test('app.injectWS drives the same endpoint, schemas and hooks included', async 
   registerHooked(app, hooked)
   await app.ready()
 
+  const clients: WebSocket[] = []
   const firstMessage = async (path: string, upgradeContext = {}): Promise<[WebSocket, unknown]> => {
     let got!: (data: unknown) => void
     const message = new Promise((resolve) => { got = resolve })
     const ws = await app.injectWS(path, upgradeContext, { onInit (ws) { ws.on('message', (data) => got(JSON.parse(String(data)))) } })
-    t.teardown(() => ws.terminate())
+    clients.push(ws)
     return [ws, await message]
   }
 
@@ -282,4 +285,10 @@ test('app.injectWS drives the same endpoint, schemas and hooks included', async 
   t.same(hooked, ['onRequest', 'preValidation', 'preHandler'])
   t.same(calls, ['connected'])
   t.equal(app.websocketSessions.size, 2)
+
+  for (const ws of clients) ws.terminate()
+  const closing = performance.now()
+  await app.close()
+  t.equal(app.websocketSessions.size, 0)
+  t.ok(performance.now() - closing < 5000, 'app.close() did not wait closeTimeout (5 s) for the terminated clients')
 })

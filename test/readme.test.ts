@@ -1,20 +1,90 @@
-// The README's TypeScript must compile: every ```ts block is type-checked against the
-// package's public types (see ./readme-blocks.ts for how a snippet gets its context).
+// The README's TypeScript must compile: every ```ts block of README.md and docs/*.md is
+// type-checked against the package's public types (see ./readme-blocks.ts for how a snippet
+// gets its context). The README's injectWS recipe is also run as it is written.
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { test } from 'tap'
 import { build } from './helpers'
 import { checkBlocks, typescriptBlocks } from './readme-blocks'
 import { Events } from './signals'
 
-const readme = readFileSync(resolve(__dirname, '..', 'README.md'), 'utf8')
+const root = resolve(__dirname, '..')
+const readme = readFileSync(resolve(root, 'README.md'), 'utf8')
 
 test('every TypeScript block of the README compiles', async (t) => {
   const blocks = typescriptBlocks(readme)
-  t.ok(blocks.length >= 10, `the README has its TypeScript blocks (${blocks.length})`)
+  t.ok(blocks.length >= 5, `the README has its TypeScript blocks (${blocks.length})`)
   const errors = checkBlocks(blocks)
   t.same(errors.map(({ line, message }) => `README.md:${line}: ${message}`), [], 'no type error')
+})
+
+test('every TypeScript block of docs/*.md compiles', async (t) => {
+  const documents = readdirSync(resolve(root, 'docs')).filter((name) => name.endsWith('.md'))
+  t.ok(documents.length > 0, 'docs/ has its documents')
+  let total = 0
+  for (const name of documents) {
+    const blocks = typescriptBlocks(readFileSync(resolve(root, 'docs', name), 'utf8'))
+    total += blocks.length
+    const errors = checkBlocks(blocks)
+    t.same(errors.map(({ line, message }) => `docs/${name}:${line}: ${message}`), [], `docs/${name}: no type error`)
+  }
+  t.ok(total >= 5, `the documents have their TypeScript blocks (${total})`)
+})
+
+/** The ```ts block that follows the HTML comment starting with `marker` in the README. */
+function blockAfter (marker: string): string {
+  const line = readme.split('\n').findIndex((text) => text.startsWith(marker)) + 1
+  if (line === 0) throw new Error(`the README has no "${marker}" comment`)
+  const block = typescriptBlocks(readme).find((candidate) => candidate.line > line)
+  if (block === undefined || block.line !== line + 2) throw new Error(`no \`\`\`ts block right after "${marker}"`)
+  return block.code
+}
+
+/**
+ * Runs `code` as a module of its own in a child process (node --import=tsx, from the
+ * repository, so that 'fastify-websocket-rooms' is dist/), killed after `deadline` ms.
+ */
+async function runModule (code: string, deadline: number): Promise<{ code: number | null, signal: string | null, output: string }> {
+  const file = resolve(root, `.readme-recipe-${process.pid}-${Math.random().toString(36).slice(2)}.mts`)
+  writeFileSync(file, code)
+  try {
+    const child = spawn(process.execPath, ['--import=tsx', '--test-reporter=tap', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], timeout: deadline })
+    let output = ''
+    child.stdout.on('data', (chunk) => { output += chunk })
+    child.stderr.on('data', (chunk) => { output += chunk })
+    const [exitCode, signal] = await once(child, 'close') as [number | null, string | null]
+    return { code: exitCode, signal, output }
+  } finally {
+    rmSync(file, { force: true })
+  }
+}
+
+const RECIPE = '<!-- injectWS recipe'
+
+test('README, injectWS: the recipe, run as it is written, passes and does not wait closeTimeout', async (t) => {
+  const recipe = blockAfter(RECIPE)
+  t.match(recipe, /await app\.ready\(\)/)
+  t.match(recipe, /ws\.terminate\(\)[^]*await app\.close\(\)/, 'terminate() comes before app.close()')
+  const run = await runModule(recipe, 60_000)
+  t.same({ code: run.code, signal: run.signal }, { code: 0, signal: null }, run.code === 0 ? 'the process exits with 0' : run.output)
+  t.match(run.output, /^# pass 1$/m)
+  t.match(run.output, /^# fail 0$/m)
+  // app.close() would wait closeTimeout (5 s) for a client that was not terminated.
+  const duration = /^# duration_ms ([\d.]+)$/m.exec(run.output)
+  t.ok(duration !== null && Number(duration[1]) < 5000, `the test itself took less than closeTimeout (${duration?.[1]} ms)`)
+})
+
+test('README, injectWS: the recipe without its app.ready() does not pass', async (t) => {
+  const recipe = blockAfter(RECIPE)
+  const withoutReady = recipe.replace(/^\s*await app\.ready\(\).*$/m, '')
+  t.not(withoutReady, recipe)
+  const run = await runModule(withoutReady, 30_000)
+  t.not(run.code, 0, 'injectWS() never resolves: node:test fails the pending test, or the deadline kills it')
+  t.notMatch(run.output, /^# pass 1$/m)
+  t.ok(run.signal !== null || /Promise resolution is still pending but the event loop has already resolved/.test(run.output),
+    'it hangs: node:test cancels it once nothing else keeps the process alive (a runner with open handles waits forever)')
 })
 
 test('the check finds what is wrong, at its line of the Markdown file', async (t) => {

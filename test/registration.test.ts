@@ -1,6 +1,9 @@
 // Registering the plugin and its endpoints: option checks, handler checks, module namespaces,
 // an app that brought its own @fastify/websocket, separate apps, encapsulation and prefixes,
 // and the read-only app.websocketSessions.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { resolve } from 'node:path'
 import { inspect } from 'node:util'
 import { Type } from '@sinclair/typebox'
 import fastifyWebsocket from '@fastify/websocket'
@@ -171,16 +174,21 @@ test('an ES module namespace is accepted as handlers and never written to', asyn
   t.equal(handlers.description, 'echoes text in upper case')
 })
 
-test('an app that registered @fastify/websocket itself keeps it, and its sessions still get 1001 on close', async (t) => {
+test('@fastify/websocket registered before: its options win, the warning says what to do, plain { websocket: true } routes work alongside sessions, and sessions still get 1001 on close', async (t) => {
   const lines: any[] = []
   const app = bare(t, { logger: { level: 'warn', stream: { write (line: string) { lines.push(JSON.parse(line)) } } } })
-  await app.register(fastifyWebsocket)
+  await app.register(fastifyWebsocket, { options: { maxPayload: 64 } })
   app.get('/plain', { websocket: true }, (socket) => { socket.send('plain') })
-  await app.register(websocketRooms, { maxPayload: 100 })
-  t.match(lines, [{ level: 40, msg: /registered before this plugin, so its options apply and maxPayload\/websocketOptions are ignored/ }])
+  await app.register(websocketRooms, { maxPayload: 1024 })
+  t.equal(lines.length, 1)
+  t.match(lines[0], { level: 40 })
+  t.equal(lines[0].msg, 'fastify-websocket-rooms: @fastify/websocket was registered before this plugin, so its options apply and ' +
+    "this plugin's maxPayload/websocketOptions are ignored: pass them to that registration instead " +
+    '(app.register(fastifyWebsocket, { options: { maxPayload, ...websocketOptions } })), or remove it and let this plugin register @fastify/websocket')
   const codes: number[] = []
   app.registerWebsocket('/ws', {
     onConnected (session) { session.send('rooms') },
+    onMessage (session, text) { session.send(`got ${text.length}`) },
     onDisconnected (_session, code) { codes.push(code) }
   })
   const base = await listen(app)
@@ -189,11 +197,59 @@ test('an app that registered @fastify/websocket itself keeps it, and its session
   t.same(await plain.texts(1), ['plain'])
   t.same(await client.texts(1), ['rooms'])
   t.equal(app.websocketSessions.size, 1)
+  client.send('x'.repeat(64))
+  t.same(await client.texts(2), ['rooms', 'got 64'])
   plain.ws.close()
   await plain.closed
+
+  const second = await connect(base, '/ws')
+  t.same(await second.texts(1), ['rooms'])
+  second.send('x'.repeat(65))
+  t.same(await second.closed, { code: 1009, reason: '' }, "@fastify/websocket's maxPayload (64) applies, not the plugin's (1024)")
+  t.same(codes, [1009])
+
   await app.close()
-  t.same(codes, [1001], 'onDisconnected ran before app.close() resolved')
+  t.same(codes, [1009, 1001], 'onDisconnected ran before app.close() resolved')
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
+})
+
+// Not in this process: @fastify/websocket's plugin throws synchronously inside avvio, so the
+// error is uncaught and ends the process, as it would end the user's.
+test('@fastify/websocket registered after this plugin ends the process with FST_ERR_DEC_ALREADY_PRESENT', async (t) => {
+  const program = [
+    "import Fastify from 'fastify'",
+    "import fastifyWebsocket from '@fastify/websocket'",
+    "import websocketRooms from 'fastify-websocket-rooms'",
+    'const app = Fastify()',
+    'await app.register(websocketRooms)',
+    'await app.register(fastifyWebsocket)',
+    "console.log('registered')"
+  ].join('\n')
+  const child = spawn(process.execPath, ['--input-type=module', '-e', program], { cwd: resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 })
+  let output = ''
+  child.stdout.on('data', (chunk) => { output += chunk })
+  child.stderr.on('data', (chunk) => { output += chunk })
+  const [code] = await once(child, 'close')
+  t.equal(code, 1)
+  t.match(output, /code: 'FST_ERR_DEC_ALREADY_PRESENT'/)
+  t.match(output, /The decorator 'ws' has already been added!/)
+  t.notMatch(output, /registered/)
+})
+
+test('without a registration of its own, plain { websocket: true } routes work alongside sessions', async (t) => {
+  const app = await build(t)
+  app.get('/plain', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(`plain ${String(data)}`)) })
+  app.registerWebsocket('/ws', { onMessage (session, text) { session.send(`rooms ${text}`) } })
+  const base = await listen(app)
+  const plain = await connect(base, '/plain')
+  const client = await connect(base, '/ws')
+  plain.send('a')
+  client.send('b')
+  t.same(await plain.texts(1), ['plain a'])
+  t.same(await client.texts(1), ['rooms b'])
+  t.equal(app.websocketSessions.size, 1, 'the plain socket is no session')
+  plain.ws.terminate()
+  await plain.closed
 })
 
 test('two apps in one process share no sessions and no rooms', async (t) => {

@@ -18,8 +18,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /**
      * Adds a WebSocket endpoint at `path` (in this instance's scope, with its prefix and hooks).
-     * `handlers` is an object, or an ES module namespace, with the session handlers in either
-     * vocabulary and the Fastify route options that run before the upgrade.
+     * `handlers` is an object, or an ES module namespace, with the session handlers under either
+     * of their names and the Fastify route options that run before the upgrade.
      */
     registerWebsocket<Query = unknown, Headers = unknown, Params = unknown>(
       path: string,
@@ -273,8 +273,8 @@ declare namespace fastifyWebsocketRooms {
   type Maybe<T> = T | Promise<T>
 
   /**
-   * Session handlers. Each event has one name in each vocabulary of the seeds: give one of the
-   * two. A handler may return a promise: the session's next event waits for it.
+   * Session handlers. Some events have two names, aliases of each other (`onConnected`/`onOpen`,
+   * `handleText`/`onMessage`, `onDisconnected`/`onClose`): give one of the two. A handler may return a promise: the session's next event waits for it.
    */
   export interface SessionHandlers<Session> {
     onConnected?: (session: Session) => Maybe<unknown>

@@ -1,4 +1,4 @@
-// Seed 000 (HttpServer vocabulary): writeData() and handleBinary. `npm run example:binary`,
+// Binary messages: writeData() and handleBinary. `npm run example:binary`,
 // then connect to ws://127.0.0.1:3000/binary: a binary hello, then every binary message
 // comes back as it was sent.
 import Fastify from 'fastify'
@@ -10,7 +10,7 @@ export async function build (options = {}) {
   await app.register(websocketRooms)
 
   app.registerWebsocket('/binary', {
-    // The seed's Data.fromRawString('Binary hello', 'utf-8') is a Buffer here.
+    // Binary data is a Buffer (a Uint8Array or an ArrayBuffer works too).
     onConnected: (session) => { session.writeData(Buffer.from('Binary hello', 'utf-8')) },
     // data is a Buffer. This route has no text handler: a text message closes the session
     // with 1003 (unsupported data).

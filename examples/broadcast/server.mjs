@@ -1,7 +1,7 @@
-// Seed 000 (HttpServer vocabulary): broadcasting to every client. `npm run example:broadcast`,
+// Broadcasting to every client. `npm run example:broadcast`,
 // then connect several clients to ws://127.0.0.1:3000/broadcast or ws://127.0.0.1:3000/chat.
-// The seed keeps an array of sessions and splices it in onDisconnected; here a room replaces
-// the array, and a session leaves its rooms by itself once it has disconnected.
+// No array of sessions to keep and splice in onDisconnected: a room holds them, and a
+// session leaves its rooms by itself once it has disconnected.
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
 import { isMain, run, ws } from '../run.mjs'
@@ -21,7 +21,7 @@ export async function build (options = {}) {
     onDisconnected: (session) => { session.log.info('client disconnected') }
   })
 
-  // The seed's simple real-time chat: who is online, and every message to everyone.
+  // A simple real-time chat: who is online, and every message to everyone.
   app.registerWebsocket('/chat', {
     onConnected: (session) => {
       const room = session.room('chat').join()

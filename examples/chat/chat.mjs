@@ -1,5 +1,5 @@
-// The chat room of seed 002 as a module of handlers: registerWebsocket() takes the module
-// namespace as it is (see ./server.mjs). Connect to /ws/chat?user=NAME&room=NAME; the room
+// A chat room as a module of handlers (onOpen, onMessage, onClose): registerWebsocket()
+// takes the module namespace as it is (see ./server.mjs). Connect to /ws/chat?user=NAME&room=NAME; the room
 // defaults to "chat", and every notice carries the number of members online.
 
 function roomOf (session) {

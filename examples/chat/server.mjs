@@ -1,4 +1,4 @@
-// The chat room of seed 002 as a complete app: `npm start`, then open http://127.0.0.1:3000/
+// The chat room (./chat.mjs) as a complete app: `npm start`, then open http://127.0.0.1:3000/
 // in two browser tabs (the page uses the browser's own WebSocket, no client library), or
 // connect any WebSocket client to ws://127.0.0.1:3000/ws/chat?user=NAME&room=NAME.
 // PORT and HOST change where it listens.

@@ -1,4 +1,4 @@
-// Seed 000 (HttpServer vocabulary): writeText() and close(). `npm run example:echo`, then
+// Echo: onConnected, handleText, writeText() and close(). `npm run example:echo`, then
 // connect to ws://127.0.0.1:3000/echo or ws://127.0.0.1:3000/bye.
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'

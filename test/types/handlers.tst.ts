@@ -1,5 +1,5 @@
 // Type tests (tstyche) of the handlers object of registerWebsocket(): every handler's
-// parameters in both vocabularies of the seeds, route hooks and limits, a module namespace,
+// parameters under both of its names (onConnected/onOpen...), route hooks and limits, a module namespace,
 // and the compile errors a wrong name or a wrong argument type must give.
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import { Type } from '@sinclair/typebox'
@@ -18,7 +18,7 @@ const app = Fastify()
 /** The session of a route without schemas. */
 type Session = WebSocketSession<Record<string, unknown>, import('node:http').IncomingHttpHeaders, Record<string, string>>
 
-test('HttpServer vocabulary (seed 000): every parameter is typed', () => {
+test('onConnected, handleText, handleBinary, onPong, onDisconnected: every parameter is typed', () => {
   app.registerWebsocket('/ws', {
     onConnected (session) {
       expect(session).type.toBe<Session>()
@@ -50,7 +50,7 @@ test('HttpServer vocabulary (seed 000): every parameter is typed', () => {
   })
 })
 
-test('ingress vocabulary (seed 002): every parameter is typed', () => {
+test('onOpen, onMessage, onClose (aliases): every parameter is typed', () => {
   app.registerWebsocket('/ws', {
     onOpen (session) {
       expect(session).type.toBe<Session>()

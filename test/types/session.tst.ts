@@ -79,7 +79,7 @@ test('the schema types the session of a handler given as a variable too', () => 
   })
 })
 
-test('session members (seeds 000 and 002)', () => {
+test('session members, under both names (writeText/writeData and send...)', () => {
   const session = {} as WebSocketSession
   expect(session.id).type.toBe<string>()
   expect(session.request).type.toBe<FastifyRequest>()

@@ -1,6 +1,8 @@
-// Every seed example in its Fastify form, driven by real ws clients: the chat room of seed 002
-// (examples/chat), the runnable chat server, and the HttpServer examples of seed 000
-// (examples/echo, examples/binary, examples/broadcast). The examples import
+// Both sets of handler and session names (aliases: onOpen/onMessage/onClose/send and
+// onConnected/handleText/handleBinary/onDisconnected/writeText/writeData), through the examples
+// written with each, driven by real ws clients: the chat room with onOpen... (examples/chat),
+// the runnable chat server, and the examples with onConnected... (examples/echo,
+// examples/binary, examples/broadcast). The examples import
 // 'fastify-websocket-rooms', which is dist/: run `npm run build` first (npm test does).
 // The chat page in a real browser is test/browser.test.ts; the other examples,
 // test/examples.test.ts.
@@ -60,7 +62,7 @@ async function refusal (url: string): Promise<{ status: number, message: string 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-test('the chat module exports exactly the seed handlers, and registers as a module namespace', async (t) => {
+test('the chat module exports exactly onOpen, onMessage and onClose, and registers as a module namespace', async (t) => {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
   t.same(Object.keys(chat).sort(), ['onClose', 'onMessage', 'onOpen'])
   t.equal((chat as any)[Symbol.toStringTag], 'Module', 'the real module namespace, not a copy')
@@ -222,7 +224,7 @@ test('chat server as the main module: listens on PORT and HOST, logs the address
   }
 })
 
-test('seed 000 examples: writeText echo', async (t) => {
+test('onConnected/handleText/writeText: the echo example', async (t) => {
   const { base } = await example(t, 'echo')
   const client = await connect(base, '/echo')
   client.send('hello')
@@ -235,7 +237,7 @@ test('seed 000 examples: writeText echo', async (t) => {
   ])
 })
 
-test('seed 000 examples: writeData sends a binary frame', async (t) => {
+test('handleBinary/writeData: the binary example sends and echoes binary frames', async (t) => {
   const { base } = await example(t, 'binary')
   const client = await connect(base, '/binary')
   const [message] = await client.messages(1)
@@ -254,7 +256,7 @@ test('seed 000 examples: writeData sends a binary frame', async (t) => {
   t.same(await client.closed, { code: 1003, reason: 'text messages are not accepted' })
 })
 
-test('seed 000 examples: "bye" gets Goodbye! and a normal close', async (t) => {
+test('handleText/close(): "bye" gets Goodbye! and a normal close', async (t) => {
   const { base } = await example(t, 'echo')
   const client = await connect(base, '/bye')
   client.send('hello')
@@ -263,7 +265,7 @@ test('seed 000 examples: "bye" gets Goodbye! and a normal close', async (t) => {
   t.same(client.received, [{ data: 'Goodbye!', binary: false }], 'only "bye" is answered, and before the close')
 })
 
-test('seed 000 examples: broadcast to every client through a room', async (t) => {
+test('onConnected/handleText/onDisconnected: broadcast to every client through a room', async (t) => {
   const { app, base } = await example(t, 'broadcast')
   const clients = await Promise.all([connect(base, '/broadcast'), connect(base, '/broadcast'), connect(base, '/broadcast')])
   const [a, b, c] = clients as [Client, Client, Client]
@@ -287,7 +289,7 @@ test('seed 000 examples: broadcast to every client through a room', async (t) =>
   t.equal(c.received.length, 3)
 })
 
-test('seed 000 examples: the simple chat counts who is online and broadcasts to all', async (t) => {
+test('onConnected/handleText: the simple chat counts who is online and broadcasts to all', async (t) => {
   const { app, base } = await example(t, 'broadcast')
   const a = await connect(base, '/chat')
   t.same(await a.texts(1), ['Welcome! There are 1 users online.'])
@@ -302,7 +304,7 @@ test('seed 000 examples: the simple chat counts who is online and broadcasts to 
   t.same(await c.texts(1), ['Welcome! There are 2 users online.'], 'a client that left is no longer counted')
 })
 
-test('seed 003 client: event listeners, text and binary, close with a code and reason', async (t) => {
+test('a browser-style client (addEventListener): text and binary, close with a code and reason', async (t) => {
   const { base } = await example(t, 'echo')
 
   const ws = new WebSocket(`${base}/echo`)
