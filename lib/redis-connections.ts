@@ -89,16 +89,28 @@ export class RedisConnections {
     }
   }
 
-  /** Stops listening, and closes the connections opened here. */
+  /** Stops listening, and closes the connections opened here once their commands are answered. */
   async release (): Promise<void> {
+    this.#stopListening()
+    await Promise.all(this.#owned.map(async (connection) => {
+      if (connection.isReady) await connection.close()
+      else if (connection.isOpen) connection.destroy()
+    }))
+  }
+
+  /** Stops listening, and closes the connections opened here at once: their pending commands fail. */
+  cut (): void {
+    this.#stopListening()
+    for (const connection of this.#owned) {
+      if (connection.isOpen) connection.destroy()
+    }
+  }
+
+  #stopListening (): void {
     for (const connection of [this.client, this.subscriber]) {
       connection.off('ready', this.#onReady)
       // An owned connection keeps its error listener: a late error must not go uncaught.
       if (!this.#owned.includes(connection)) connection.off('error', this.#onError)
     }
-    await Promise.all(this.#owned.map(async (connection) => {
-      if (connection.isReady) await connection.close()
-      else if (connection.isOpen) connection.destroy()
-    }))
   }
 }

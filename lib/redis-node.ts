@@ -111,6 +111,11 @@ export class RedisNode implements ClusterLink {
   }
 
   #report (error: Error, what: string): void {
+    // After close() cut the connections, what was in flight fails: that is no news.
+    if (this.#closed) {
+      this.#host.log.debug({ err: error }, `fastify-websocket-rooms: node ${this.nodeId} ${what} (closed)`)
+      return
+    }
     this.#host.log.error({ err: error }, `fastify-websocket-rooms: node ${this.nodeId} ${what}`)
     if (this.#options.onError === null) return
     try {
@@ -293,10 +298,30 @@ export class RedisNode implements ClusterLink {
     }
   }
 
+  /**
+   * Leaves the cluster, waiting for Redis at most connectTimeout: a Redis that stalls (a
+   * frozen process, a network that drops packets) must not hang app.close(). Past it the
+   * connections opened here are cut, pending commands and all; this node's entry then
+   * expires after nodeTimeout, as a crashed node's does.
+   */
   async close (): Promise<void> {
     if (this.#closed) return
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.#options.connectTimeout, true) })
+    const cut = await Promise.race([this.#leave().then(() => false), expired])
+    clearTimeout(timer)
+    if (!cut) return
+    this.#closed = true
+    this.#up = false
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
+    this.#host.log.warn(`fastify-websocket-rooms: node ${this.nodeId} got no answer from Redis within connectTimeout (${this.#options.connectTimeout} ms) while leaving the cluster; its connections are cut and its entry expires after nodeTimeout`)
+    this.#connections.cut()
+  }
+
+  async #leave (): Promise<void> {
     // The sessions are closed by now: the last update unsubscribes their rooms.
     await this.#pending
+    if (this.#closed) return
     this.#closed = true
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
     if (this.#up) {

@@ -148,6 +148,34 @@ redisTest('a Redis that stalls holds at most maxPublishBacklog bytes of broadcas
   t.equal(a.app.websocketRooms.stats().cluster!.publishFailed, stalled.publishFailed)
 })
 
+redisTest('app.close() with a stalled Redis waits connectTimeout at most, then cuts the adapter\'s connections; the node\'s entry expires', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('stalled-close')
+  const connectTimeout = 300
+  const nodeTimeout = 2000
+  const lines: any[] = []
+  const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  await app.register(websocketRooms, { closeTimeout: 200, adapter: redisAdapter({ url: redis.url, keyPrefix, connectTimeout, nodeHeartbeat: 500, nodeTimeout }) })
+  app.registerWebsocket('/ws', handlers)
+  const a1 = await member({ app, base: await listen(app) }, 'lobby')
+  const nodeId = app.websocketRooms.stats().cluster!.nodeId
+
+  redis.pause()
+  app.websocketRooms.room('lobby').broadcast('into the stall') // a PUBLISH Redis never answers
+  const startedAt = performance.now()
+  await app.close()
+  const took = performance.now() - startedAt
+  t.ok(took >= connectTimeout - 5 && took < connectTimeout + 1500, `closed after ${Math.round(took)} ms`)
+  t.same(await a1.closed, { code: 1001, reason: 'server shutting down' })
+  t.match(lines, [{ level: 40, msg: /node \S+ got no answer from Redis within connectTimeout \(300 ms\) while leaving the cluster; its connections are cut/ }], 'one warning, and no error')
+
+  redis.resume()
+  const check = await adminClient(t, redis.url)
+  // The DEL written before the cut may still reach Redis once it goes on; if not, the hash expires.
+  const ttl = await check.pTTL(`{${keyPrefix}}:node:${nodeId}`)
+  t.ok(ttl === -2 || (ttl > 0 && ttl <= nodeTimeout), `the node's hash is gone or expires (${ttl} ms)`)
+})
+
 redisTest('connections the app passes in stay open after app.close(); the adapter closes only its own', async (t) => {
   const keyPrefix = uniquePrefix('own-clients')
   const client = createClient({ url: REDIS_URL })
