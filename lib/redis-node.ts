@@ -55,6 +55,8 @@ export class RedisNode implements ClusterLink {
   /** Call onReady once the next update has gone through. */
   #announceReady = false
   #closed = false
+  /** close() gave up waiting for Redis and cut the connections. */
+  #cut = false
   /** Redis has been away since start: say so when it is back. */
   #wasDown = false
   #published = 0
@@ -112,7 +114,7 @@ export class RedisNode implements ClusterLink {
 
   #report (error: Error, what: string): void {
     // After close() cut the connections, what was in flight fails: that is no news.
-    if (this.#closed) {
+    if (this.#cut) {
       this.#host.log.debug({ err: error }, `fastify-websocket-rooms: node ${this.nodeId} ${what} (closed)`)
       return
     }
@@ -308,10 +310,11 @@ export class RedisNode implements ClusterLink {
     if (this.#closed) return
     let timer: NodeJS.Timeout | undefined
     const expired = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.#options.connectTimeout, true) })
-    const cut = await Promise.race([this.#leave().then(() => false), expired])
+    const gaveUp = await Promise.race([this.#leave().then(() => false), expired])
     clearTimeout(timer)
-    if (!cut) return
+    if (!gaveUp) return
     this.#closed = true
+    this.#cut = true
     this.#up = false
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat)
     this.#host.log.warn(`fastify-websocket-rooms: node ${this.nodeId} got no answer from Redis within connectTimeout (${this.#options.connectTimeout} ms) while leaving the cluster; its connections are cut and its entry expires after nodeTimeout`)

@@ -47,6 +47,12 @@ const ABNORMAL_CLOSURE = 1006 // what 'close' says of a connection cut without a
 /** Each event's handler, as handlerNames has it. */
 const EVENT_HANDLERS = ['connected', 'text', 'binary', 'pong', 'disconnected'] as const
 
+/**
+ * The timers of the sessions whose client has gone while a handler still runs (see abandon()):
+ * kept here rather than in a field, as few sessions ever need one.
+ */
+const deadlines = new Map<Session, NodeJS.Timeout>()
+
 /** The session that owns a socket, so the socket listeners can be shared functions. */
 const kSession = Symbol('fastify-websocket-rooms.session')
 type OwnedSocket = WebSocket & { [kSession]: Session }
@@ -74,8 +80,6 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   /** The send window (./wire) of this session's last send, and what was buffered when it began. */
   #window = 0
   #bufferedBefore = 0
-  /** Set once the client has gone while a handler still runs: see abandon(). */
-  #deadline: NodeJS.Timeout | null = null
 
   constructor (socket: WebSocket, request: FastifyRequest, route: Route, registry: RoomRegistry) {
     super()
@@ -367,9 +371,10 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   #finish (): void {
     if ((this.#flags & Flag.Finished) !== 0) return
     this.#flags |= Flag.Finished
-    if (this.#deadline !== null) {
-      clearTimeout(this.#deadline)
-      this.#deadline = null
+    const deadline = deadlines.get(this)
+    if (deadline !== undefined) {
+      clearTimeout(deadline)
+      deadlines.delete(this)
     }
     if ((this.#flags & Flag.Paused) !== 0) {
       this.#flags &= ~Flag.Paused
@@ -459,8 +464,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     if (code === ABNORMAL_CLOSURE && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
     session.enqueue(Event.Disconnected, code, reason.toString())
     // A handler still runs: the session waits for it, but not for ever.
-    if ((session.#flags & Flag.Finished) === 0 && session.#deadline === null) {
-      session.#deadline = setTimeout(abandonSession, session.#route.closeTimeout, session).unref()
+    if ((session.#flags & Flag.Finished) === 0 && !deadlines.has(session)) {
+      deadlines.set(session, setTimeout(abandonSession, session.#route.closeTimeout, session).unref())
     }
   }
 
