@@ -236,6 +236,7 @@ test('a handler that never settles: once the client has gone the session leaves 
   const { app, lines } = await logged(t, { closeTimeout, maxSessions: 1 })
   const stuck = gate()
   const handled: string[] = []
+  const settled = new Events<boolean>()
   const disconnects = new Events<{ code: number, reason: string, rooms: string[] }>()
   app.registerWebsocket('/ws', {
     onOpen (session) { session.room('lobby').join(); session.send('ready') },
@@ -245,6 +246,7 @@ test('a handler that never settles: once the client has gone the session leaves 
       await stuck.opened // a database call that never answers
       session.room('late').join()
       session.send('late')
+      settled.push(session.isOpen())
     },
     onClose (session, code, reason) { disconnects.push({ code, reason, rooms: session.roomNames() }) }
   })
@@ -267,8 +269,10 @@ test('a handler that never settles: once the client has gone the session leaves 
 
   const next = await ready(base, '/ws') // maxSessions: 1, so the place was freed
   stuck.open()
-  await turns()
-  t.same(handled, ['hang'], 'the message queued behind it is never handled')
+  t.same(await settled.until(1), [false], 'the handler settles late, on a closed session')
+  next.send('a round trip, so the queued message would have had its turn')
+  await until(() => handled.length === 2)
+  t.same(handled, ['hang', 'a round trip, so the queued message would have had its turn'], 'the message queued behind it is never handled')
   t.equal(app.websocketRooms.room('late').members(), 0, 'no late join')
   t.same(app.websocketRooms.roomNames(), ['lobby'])
   t.equal(app.websocketRooms.room('lobby').members(), 1, 'only the new session')
