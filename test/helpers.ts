@@ -4,6 +4,7 @@
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Test } from 'tap'
 import WebSocket from 'ws'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebsocketRoomsOptions } from 'fastify-websocket-rooms'
@@ -89,6 +90,39 @@ export async function connect (base: string, path: string, options?: WebSocket.C
   const client = new Client(base + path, options)
   await client.opened
   return client
+}
+
+/**
+ * Registers /ws, where a session's "go" sends, for each size, a text broadcast, a direct send
+ * and a binary broadcast, all in one turn; checks that the sender and another member get
+ * them whole and in order.
+ */
+export async function checkInterleavedBurst (t: Test, app: FastifyInstance, sizes: number[]): Promise<void> {
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      session.room('burst').join()
+      session.send('ready')
+    },
+    handleText (session, text) {
+      if (text !== 'go') return
+      const room = session.room('burst')
+      for (const size of sizes) {
+        room.broadcast('t'.repeat(size))
+        session.send(`direct ${size}`)
+        room.broadcast(Buffer.alloc(size, 7))
+      }
+    }
+  })
+  const base = await listen(app)
+  const [sender, other] = await Promise.all([connect(base, '/ws'), connect(base, '/ws')])
+  await Promise.all([sender!.texts(1), other!.texts(1)])
+  sender!.send('go')
+  const expected = sizes.flatMap((size) => [{ binary: false, length: size }, { binary: false, text: `direct ${size}` }, { binary: true, length: size }])
+  const got = (await sender!.messages(1 + expected.length)).slice(1)
+  t.same(got.map((m, i) => expected[i]!.text === undefined ? { binary: m.binary, length: m.data.length } : { binary: m.binary, text: m.data }), expected)
+  t.ok(got.every((m) => m.binary ? (m.data as Buffer).every((byte) => byte === 7) : typeof m.data === 'string'), 'payloads intact')
+  const others = (await other!.messages(1 + 2 * sizes.length)).slice(1)
+  t.same(others.map((m) => [m.binary, m.data.length]), sizes.flatMap((size) => [[false, size], [true, size]]))
 }
 
 /** Resolves once the registry has no session left. */

@@ -2,7 +2,7 @@
 // lifetime of a room, and what a bad room name gets.
 import { test } from 'tap'
 import type { WebSocketSession } from 'fastify-websocket-rooms'
-import { build, connect, listen, throwsLike, until, untilNoSessions } from './helpers'
+import { build, checkInterleavedBurst, connect, listen, throwsLike, until, untilNoSessions } from './helpers'
 
 test('join and leave are idempotent; a room exists while it has members', async (t) => {
   const app = await build(t)
@@ -210,33 +210,7 @@ test('app.websocketSessions lists open sessions by id', async (t) => {
 })
 
 test('a burst of broadcasts and direct sends in one tick arrives whole and in order, at every frame size', async (t) => {
-  const app = await build(t)
-  const sizes = [0, 1, 125, 126, 65535, 65536, 16 * 1024, 16 * 1024 + 1, 200_000]
-  app.registerWebsocket('/ws', {
-    onConnected (session) {
-      session.room('burst').join()
-      session.send('ready')
-    },
-    handleText (session, text) {
-      if (text !== 'go') return
-      const room = session.room('burst')
-      for (const size of sizes) {
-        room.broadcast('t'.repeat(size))
-        session.send(`direct ${size}`)
-        room.broadcast(Buffer.alloc(size, 7))
-      }
-    }
-  })
-  const base = await listen(app)
-  const [sender, other] = await Promise.all([connect(base, '/ws'), connect(base, '/ws')])
-  await Promise.all([sender!.texts(1), other!.texts(1)])
-  sender!.send('go')
-  const expected = sizes.flatMap((size) => [{ binary: false, length: size }, { binary: false, text: `direct ${size}` }, { binary: true, length: size }])
-  const got = (await sender!.messages(1 + expected.length)).slice(1)
-  t.same(got.map((m, i) => expected[i]!.text === undefined ? { binary: m.binary, length: m.data.length } : { binary: m.binary, text: m.data }), expected)
-  t.ok(got.every((m) => m.binary ? (m.data as Buffer).every((byte) => byte === 7) : typeof m.data === 'string'), 'payloads intact')
-  const others = (await other!.messages(1 + 2 * sizes.length)).slice(1)
-  t.same(others.map((m) => [m.binary, m.data.length]), sizes.flatMap((size) => [[false, size], [true, size]]))
+  await checkInterleavedBurst(t, await build(t), [0, 1, 125, 126, 65535, 65536, 16 * 1024, 16 * 1024 + 1, 200_000])
 })
 
 test('broadcasts reach a client that negotiated permessage-deflate (ws frames them itself)', async (t) => {

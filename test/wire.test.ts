@@ -4,7 +4,7 @@
 import WebSocket from 'ws'
 import { test } from 'tap'
 import { probeSender } from '../lib/wire'
-import { build, connect, listen } from './helpers'
+import { build, checkInterleavedBurst } from './helpers'
 
 type AnySender = new (...args: any[]) => any
 
@@ -74,31 +74,7 @@ test('where the probe refuses ws\'s Sender, broadcasts and direct sends go throu
   const app = await build(t, { websocketOptions: { WebSocket: ListQueueWebSocket } }, {
     logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
   })
-  const sizes = [0, 125, 126, 65536, 16 * 1024 + 1, 200_000]
-  app.registerWebsocket('/ws', {
-    onConnected (session) {
-      session.room('burst').join()
-      session.send('ready')
-    },
-    handleText (session) {
-      const room = session.room('burst')
-      for (const size of sizes) {
-        room.broadcast('t'.repeat(size))
-        session.send(`direct ${size}`)
-        room.broadcast(Buffer.alloc(size, 7))
-      }
-    }
-  })
-  const base = await listen(app)
-  const [sender, other] = await Promise.all([connect(base, '/ws'), connect(base, '/ws')])
-  await Promise.all([sender!.texts(1), other!.texts(1)])
-  sender!.send('go')
-  const expected = sizes.flatMap((size) => [{ binary: false, length: size }, { binary: false, text: `direct ${size}` }, { binary: true, length: size }])
-  const got = (await sender!.messages(1 + expected.length)).slice(1)
-  t.same(got.map((m, i) => expected[i]!.text === undefined ? { binary: m.binary, length: m.data.length } : { binary: m.binary, text: m.data }), expected)
-  t.ok(got.every((m) => m.binary ? (m.data as Buffer).every((byte) => byte === 7) : typeof m.data === 'string'), 'payloads intact')
-  const others = (await other!.messages(1 + 2 * sizes.length)).slice(1)
-  t.same(others.map((m) => [m.binary, m.data.length]), sizes.flatMap((size) => [[false, size], [true, size]]))
+  await checkInterleavedBurst(t, app, [0, 125, 126, 65536, 16 * 1024 + 1, 200_000])
   const fallbacks = lines.filter((line) => /ws internals are not as expected/.test(line.msg))
   t.equal(fallbacks.length, 1, 'said once, for two sessions')
   t.equal(fallbacks[0].level, 20, 'at debug level')
