@@ -8,20 +8,23 @@ import type { WebSocket } from 'ws'
 import type { WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
 import { closeCodes } from './lib/close-codes'
 import { InvalidArgumentError, describe } from './lib/errors'
-import { originGuard, sessionCapGuard } from './lib/guards'
-import { readHandlers } from './lib/handlers'
-import { Heartbeat } from './lib/heartbeat'
+import { originGuard, sessionCapGuard } from './lib/session/guards'
+import { readHandlers } from './lib/session/handlers'
+import { Heartbeat } from './lib/session/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
-import { redisAdapter } from './lib/redis-adapter'
-import { RoomRegistry, ServerRooms, SessionsView } from './lib/rooms'
-import { Session, isSessionSocket } from './lib/session'
-import { closeAllSessions } from './lib/shutdown'
-import { releaseUpgrade, untrack } from './lib/upgrade'
+import { redisAdapter } from './lib/cluster/redis-adapter'
+import { ServerRooms, SessionsView } from './lib/decorators'
+import { RoomIndex } from './lib/rooms/room-index'
+import { SessionRegistry } from './lib/session/registry'
+import { Session, isSessionSocket } from './lib/session/session'
+import { closeAllSessions } from './lib/session/shutdown'
+import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
   const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter } = resolved
-  const registry = new RoomRegistry({ ...resolved, heartbeat: heartbeatInterval > 0 })
+  const sessions = new SessionRegistry<Session>()
+  const rooms = new RoomIndex<Session>(fastify.log, resolved)
   let closing = false
 
   // @fastify/websocket may be registered by the app already (registering it twice fails).
@@ -38,25 +41,18 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
 
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
   // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE.
-  if (adapter !== null) {
-    registry.cluster = await adapter.start({
-      log: fastify.log,
-      members: (name) => registry.members(name),
-      roomNames: () => registry.rooms.keys(),
-      deliver: (name, encoded) => { registry.deliver(name, encoded) }
-    })
-  }
+  if (adapter !== null) rooms.cluster = await adapter.start(rooms)
 
-  fastify.decorate('websocketRooms', new ServerRooms(registry))
-  fastify.decorate('websocketSessions', new SessionsView(registry.sessions))
+  fastify.decorate('websocketRooms', new ServerRooms(rooms, sessions))
+  fastify.decorate('websocketSessions', new SessionsView(sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
     const { handlers, handlerNames, routeOptions, limits: ownLimits } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
-    const route = { handlers, handlerNames, limits, closeTimeout, logsSocketErrors: ownsWebsocket }
-    const checkOrigin = originGuard(registry, route.limits)
+    const route = { handlers, handlerNames, limits, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sessions, rooms }
+    const checkOrigin = originGuard(sessions.stats, limits)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
-    const checkSessionCap = sessionCapGuard(registry, maxSessions)
+    const checkSessionCap = sessionCapGuard(sessions, maxSessions)
     if (checkSessionCap !== null) routeOptions.preHandler = [...[routeOptions.preHandler ?? []].flat(), checkSessionCap]
 
     // `this` is the caller's encapsulated instance: the route gets its prefix and hooks.
@@ -68,7 +64,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
         return
       }
       releaseUpgrade(socket, request, ownsWebsocket)
-      const session = new Session(socket, request, route, registry)
+      const session = new Session(socket, request, route)
       // @fastify/websocket's shutdown closes the sockets of ws's `clients` with no close code
       // and does not wait for them: sessions are closed by the preClose hook below instead.
       untrack(fastify.websocketServer, socket)
@@ -77,11 +73,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     return this
   })
 
-  const heartbeat = heartbeatInterval > 0 ? new Heartbeat(registry, heartbeatInterval) : null
+  const heartbeat = heartbeatInterval > 0 ? new Heartbeat(sessions, heartbeatInterval) : null
 
   // Protocol errors (oversized, invalid UTF-8, garbage) are the client's fault: ws has
   // already sent the close frame (1009, 1007, 1002), and the session ends through 'close'.
-  // A session logs them itself (Session.onError), also when lib/upgrade.ts left
+  // A session logs them itself (Session.onError), also when lib/transport/upgrade.ts left
   // @fastify/websocket's listener in place, which is how this can still be reached.
   function onSocketError (error: Error, socket: WebSocket, request: FastifyRequest): void {
     if (isSessionSocket(socket)) return
@@ -92,12 +88,13 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.addHook('preClose', async function () {
     closing = true
     heartbeat?.stop()
-    await closeAllSessions(registry, closeTimeout)
+    await closeAllSessions(sessions, closeTimeout)
   })
 
   fastify.addHook('onClose', async function () {
-    await registry.cluster?.close()
-    registry.clear()
+    await rooms.cluster?.close()
+    rooms.clear()
+    sessions.clear()
   })
 }
 

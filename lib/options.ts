@@ -3,7 +3,7 @@
 // for a route's own limits) and never a connection.
 import type { FastifyRequest } from 'fastify'
 import type { ServerOptions as WsServerOptions } from 'ws'
-import { isAdapter, type Adapter } from './adapter'
+import { isAdapter, type Adapter } from './cluster/adapter'
 import { InvalidOptionError, describe } from './errors'
 
 export type Policy = 'close' | 'drop'

@@ -244,7 +244,7 @@ test('defaults: 100 rooms per session and room names of 256 characters; maxRoomN
       }
     })
     const client = await connect(await listen(app), '/ws')
-    const message = `fastify-websocket-rooms: room name must be a non-empty string of at most ${limit} characters (option maxRoomNameLength), got ` +
+    const message = `fastify-websocket-rooms: room name must be a non-empty, well-formed string (no lone surrogate) of length at most ${limit} (option maxRoomNameLength, in UTF-16 code units), got ` +
       (limit > 40 ? `a string of length ${limit + 1}` : `"${'x'.repeat(limit + 1)}"`)
     const tooLong = ['TypeError', 'FST_WS_ROOMS_INVALID_ARGUMENT', message]
     t.match((await client.json(1))[0], [100, ['RangeError', 'FST_WS_ROOMS_TOO_MANY_ROOMS', /at most 100 rooms \(option maxRoomsPerSession\)/], 'ok', tooLong])

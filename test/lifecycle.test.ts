@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { test } from 'tap'
 import type { WebSocketSession, WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, untilNoSessions } from './helpers'
-import { HandshakeError, RawClient } from './raw-client'
+import { HandshakeError, RawClient, opcodes } from './raw-client'
 import { Events, gate, turns, until } from './signals'
 
 async function ready (base: string, path: string): Promise<Client> {
@@ -280,6 +280,58 @@ test('a handler that never settles: once the client has gone the session leaves 
   t.equal(app.websocketRooms.stats().sessions, 1)
   next.ws.terminate()
 })
+
+test('a session paused behind a handler that never settles still sees its client leave (the heartbeat), and is dropped', async (t) => {
+  const closeTimeout = 200
+  const { app, lines } = await logged(t, { closeTimeout, heartbeatInterval: 100, maxQueuedMessages: 5 })
+  app.registerWebsocket('/ws', {
+    onConnected (session) { session.room('lobby').join(); session.send('ready') },
+    handleText: () => new Promise(() => {})
+  })
+  const client = await RawClient.connect(await listen(app), '/ws')
+  await client.text('ready')
+  // Past maxQueuedMessages the socket is paused; past the stream's buffer Node stops reading it.
+  for (let i = 0; i < 40; i++) client.send(opcodes.text, `${i} `.padEnd(32 * 1024, '.'))
+  await until(() => app.websocketRooms.stats().pausedSessions === 1)
+  client.destroy() // gone, and the paused socket reads nothing more: not even the end of the connection
+  await untilNoSessions(app)
+  t.same(app.websocketRooms.roomNames(), [])
+  t.equal(app.websocketRooms.stats().pausedSessions, 0)
+  t.match(lines.filter((line) => line.handler !== undefined), [{ handler: 'handleText' }], 'the stuck handler is logged once')
+})
+
+for (const how of ['session.close()', 'the backpressure bound'] as const) {
+  test(`a client that does not answer a close the server started (${how}) is cut off after closeTimeout`, async (t) => {
+    const closeTimeout = 300
+    const app = await build(t, { closeTimeout, maxSessions: 1, maxBackpressure: 64 * 1024, heartbeatInterval: 0 })
+    const disconnects = new Events<number>()
+    app.registerWebsocket('/ws', {
+      onConnected (session) { session.room('lobby').join(); session.send('ready') },
+      async handleText (session) {
+        if (how === 'session.close()') return session.close(4000, 'kicked')
+        while (session.isOpen()) { // a client that stops reading: 1013 once the bound is passed
+          session.send(Buffer.alloc(64 * 1024))
+          await new Promise((resolve) => setImmediate(resolve))
+        }
+      },
+      onDisconnected (_session, code) { disconnects.push(code) }
+    })
+    const base = await listen(app)
+    const client = await RawClient.connect(base, '/ws', { echoClose: false })
+    await client.text('ready')
+    if (how === 'the backpressure bound') client.socket.pause()
+    const startedAt = performance.now()
+    client.send(opcodes.text, 'go')
+    t.same(await disconnects.until(1), [1006], 'cut off: no close frame came back')
+    const after = performance.now() - startedAt
+    t.ok(after >= closeTimeout - 5 && after < closeTimeout + 2000, `after ${Math.round(after)} ms (ws alone waits 30 s)`)
+    t.equal(app.websocketSessions.size, 0)
+    t.same(app.websocketRooms.roomNames(), [])
+    const next = await ready(base, '/ws') // maxSessions: 1, so the place was freed
+    next.ws.terminate()
+    client.destroy()
+  })
+}
 
 test('an onDisconnected that never settles: the session is dropped after closeTimeout', async (t) => {
   const closeTimeout = 200

@@ -1,9 +1,9 @@
-// The direct-write path (lib/wire.ts) reads ws internals. What they mean is probed once per
+// The direct-write path (lib/transport/wire.ts) reads ws internals. What they mean is probed once per
 // ws Sender class; where they are not what it expects, every message goes through ws.send():
 // slower, and still whole and in order.
 import WebSocket from 'ws'
 import { test } from 'tap'
-import { probeSender } from '../lib/wire'
+import { probeSender } from '../lib/transport/wire'
 import { build, checkInterleavedBurst } from './helpers'
 
 type AnySender = new (...args: any[]) => any

@@ -1,22 +1,24 @@
 // A session: one client connection, its handshake, its attributes and its rooms.
-// Socket events enter the session's ordered queue (./dispatch) and leave it as handler
+// Socket events enter the session's ordered queue (./queue) and leave it as handler
 // calls; every send is guarded (open? under the route's backpressure bound?); when the
 // socket closes, the session leaves every room after onDisconnected.
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { WebSocketSession } from '../types/index'
-import { assertCloseArguments, closeCodes } from './close-codes'
-import { FAILING, IDLE, SessionQueue } from './dispatch'
-import { InvalidArgumentError, describe } from './errors'
-import { BINARY, TEXT, toBuffer, type Encoded } from './frame'
+import type { WebSocketSession } from '../../types/index'
+import { assertCloseArguments, closeCodes } from '../close-codes'
+import { FAILING, IDLE, SessionQueue } from './queue'
+import { InvalidArgumentError, describe } from '../errors'
+import { BINARY, TEXT, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
-import type { RouteLimits } from './options'
-import { RoomHandle, joinedNames, type JoinedRooms, type RoomRegistry } from './rooms'
-import { directSocketOf, senderIdle, sendWindow, writeFrame } from './wire'
+import type { RouteLimits } from '../options'
+import type { RoomIndex } from '../rooms/room-index'
+import { RoomHandle } from '../rooms/room-handle'
+import type { SessionRegistry } from './registry'
+import { directSocketOf, senderIdle, sendWindow, writeFrame } from '../transport/wire'
 
-/** What the sessions of one route share: its handlers and its limits. */
+/** What the sessions of one route share: its handlers, its limits, and the instance's registries. */
 export interface Route {
   handlers: Handlers
   /** The name each handler was given under (onMessage or handleText...), for log lines. */
@@ -26,6 +28,10 @@ export interface Route {
   closeTimeout: number
   /** Socket errors are logged (debug) by the session, not by @fastify/websocket's errorHandler. */
   logsSocketErrors: boolean
+  /** The server pings, so sessions listen for pongs. */
+  heartbeat: boolean
+  sessions: SessionRegistry<Session>
+  rooms: RoomIndex<Session>
 }
 
 const enum Event { Connected, Text, Binary, Pong, Disconnected }
@@ -62,12 +68,9 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   readonly request: FastifyRequest
   readonly #socket: OwnedSocket
   readonly #route: Route
-  readonly #registry: RoomRegistry
   readonly #remoteAddr: string
   /** The TCP socket below, when broadcasts may write their prebuilt frames to it directly. */
   readonly #tcp: Socket | null
-  /** The rooms joined (see JoinedRooms); the registry keeps it. */
-  rooms: JoinedRooms = null
   #attributes: Map<string, unknown> | null = null
   #parameters: URLSearchParams | null = null
   #log: FastifyBaseLogger | null = null
@@ -77,16 +80,15 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   #protocolErrorCode = 0
   #rateWindowStart = 0
   #rateWindowCount = 0
-  /** The send window (./wire) of this session's last send, and what was buffered when it began. */
+  /** The send window (../transport/wire) of this session's last send, and what was buffered when it began. */
   #window = 0
   #bufferedBefore = 0
 
-  constructor (socket: WebSocket, request: FastifyRequest, route: Route, registry: RoomRegistry) {
+  constructor (socket: WebSocket, request: FastifyRequest, route: Route) {
     super()
     this.request = request
     this.#socket = socket as OwnedSocket
     this.#route = route
-    this.#registry = registry
     this.#remoteAddr = remoteAddressOf(request)
     this.#tcp = directSocketOf(socket, request.log)
     this.#socket[kSession] = this
@@ -94,12 +96,12 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
     socket.on('error', onSocketError)
-    if (route.handlers.pong !== undefined || registry.heartbeat) socket.on('pong', onSocketPong)
+    if (route.handlers.pong !== undefined || route.heartbeat) socket.on('pong', onSocketPong)
   }
 
   /** Registers the session and runs onConnected; called once the caller is ready for events. */
   start (): void {
-    this.#registry.addSession(this)
+    this.#route.sessions.add(this)
     if (this.#route.handlers.connected !== undefined) this.enqueue(Event.Connected)
   }
 
@@ -180,13 +182,13 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   #sent (bytes: number): void {
-    const stats = this.#registry.stats
+    const stats = this.#route.sessions.stats
     stats.messagesOut++
     stats.bytesOut += bytes
   }
 
   #overflow (): void {
-    const stats = this.#registry.stats
+    const stats = this.#route.sessions.stats
     const handler = this.#route.handlers.backpressure
     // A send from inside onBackpressure that overflows again must not call it again.
     if (handler !== undefined && (this.#flags & Flag.InBackpressureHandler) === 0) {
@@ -216,6 +218,37 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   #closeBy (code: number, reason: string): void {
     this.#flags |= Flag.ClosedByServer
     this.#socket.close(code, reason)
+    // ws would wait 30 s for the client's answer; a client that does not answer is cut off sooner.
+    this.#startDeadline()
+  }
+
+  /** Starts (or starts again) the closeTimeout after which #expire() runs. */
+  #startDeadline (): void {
+    const previous = deadlines.get(this)
+    if (previous !== undefined) clearTimeout(previous)
+    deadlines.set(this, setTimeout(expireSession, this.#route.closeTimeout, this).unref())
+  }
+
+  /**
+   * closeTimeout has passed since the server started the close handshake, or since the client
+   * left while a handler still ran. A handshake that has not completed is cut short (its 'close'
+   * follows, and starts the deadline again if a handler still runs); a session whose client has
+   * gone and whose handler still runs is dropped without it.
+   */
+  static expire (session: Session): void {
+    deadlines.delete(session)
+    if ((session.#flags & Flag.Finished) !== 0) return
+    if (session.#socket.readyState !== CLOSED) session.terminate()
+    else session.abandon()
+  }
+
+  /**
+   * app.close() has waited closeTimeout: the connection is cut, and the session ends through
+   * its 'close' as usual, unless a handler still runs, in which case it is dropped now.
+   */
+  cutOff (): void {
+    if (this.runningEvent === IDLE) this.terminate()
+    else this.abandon()
   }
 
   terminate (): void {
@@ -263,13 +296,14 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     return this.#attributes === null ? {} : Object.fromEntries(this.#attributes)
   }
 
-  room (name: string): RoomHandle {
-    this.#registry.assertRoomName(name)
-    return new RoomHandle(this.#registry, this, name)
+  room (name: string): RoomHandle<Session> {
+    const rooms: RoomIndex<Session> = this.#route.rooms
+    rooms.assertRoomName(name)
+    return new RoomHandle(rooms, this, name)
   }
 
   roomNames (): string[] {
-    return joinedNames(this.rooms)
+    return this.#route.rooms.roomsOf(this)
   }
 
   /** True once the session has closed, run onDisconnected and left every room. */
@@ -284,13 +318,19 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
 
   /**
    * One beat of the heartbeat: cut off a session whose last ping went unanswered, else ping.
-   * A paused session is skipped: its pongs wait unread behind its messages, and the one
-   * that is behind is this server, not the client.
+   * A paused session is never cut off for a missing pong: its pongs wait unread behind its
+   * messages, and the one that is behind is this server, not the client.
    */
   heartbeat (): void {
-    if ((this.#flags & Flag.Paused) !== 0 || this.#socket.readyState !== OPEN) return
+    if (this.#socket.readyState !== OPEN) return
+    // Still pinged, with no pong expected: a paused socket reads nothing, so it would never see
+    // its client leave, but a write to a peer that has gone fails and ends the session.
+    if ((this.#flags & Flag.Paused) !== 0) {
+      this.#socket.ping()
+      return
+    }
     if ((this.#flags & Flag.AwaitingPong) !== 0) {
-      this.#registry.stats.closedHeartbeat++
+      this.#route.sessions.stats.closedHeartbeat++
       this.log.debug('no pong since the last ping; terminating')
       this.terminate()
       return
@@ -333,14 +373,14 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   idle (): void {
     if ((this.#flags & Flag.Paused) === 0) return
     this.#flags &= ~Flag.Paused
-    this.#registry.stats.paused--
+    this.#route.sessions.stats.paused--
     this.#socket.resume()
   }
 
   #crash (error: unknown): void {
     this.log.error({ err: error }, 'websocket handler failed; closing the session with 1011')
     if (this.#socket.readyState !== OPEN) return
-    this.#registry.stats.closedHandlerError++
+    this.#route.sessions.stats.closedHandlerError++
     this.#closeBy(closeCodes.INTERNAL_ERROR, 'internal error')
   }
 
@@ -378,9 +418,10 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     }
     if ((this.#flags & Flag.Paused) !== 0) {
       this.#flags &= ~Flag.Paused
-      this.#registry.stats.paused--
+      this.#route.sessions.stats.paused--
     }
-    this.#registry.removeSession(this)
+    this.#route.rooms.leaveAll(this)
+    this.#route.sessions.remove(this)
   }
 
   /**
@@ -426,7 +467,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
       this.#rateWindowCount = 0
     }
     if (++this.#rateWindowCount <= limit.max) return false
-    const stats = this.#registry.stats
+    const stats = this.#route.sessions.stats
     if (limit.policy === 'drop') {
       stats.droppedRateLimit++
     } else {
@@ -439,7 +480,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   /** Socket listeners: one shared function each, finding their session through the socket. */
   static onMessage (session: Session, data: Buffer, isBinary: boolean): void {
     if ((session.#flags & Flag.ClosedByServer) !== 0) return
-    const stats = session.#registry.stats
+    const stats = session.#route.sessions.stats
     stats.messagesIn++
     stats.bytesIn += data.length
     if (session.#overRateLimit()) return
@@ -464,9 +505,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     if (code === ABNORMAL_CLOSURE && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
     session.enqueue(Event.Disconnected, code, reason.toString())
     // A handler still runs: the session waits for it, but not for ever.
-    if ((session.#flags & Flag.Finished) === 0 && !deadlines.has(session)) {
-      deadlines.set(session, setTimeout(abandonSession, session.#route.closeTimeout, session).unref())
-    }
+    if ((session.#flags & Flag.Finished) === 0) session.#startDeadline()
   }
 
   static onError (session: Session, error: Error): void {
@@ -480,8 +519,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 }
 
-function abandonSession (session: Session): void {
-  session.abandon()
+function expireSession (session: Session): void {
+  Session.expire(session)
 }
 
 function onSocketMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {

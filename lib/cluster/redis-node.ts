@@ -13,11 +13,11 @@
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import { randomBytes } from 'node:crypto'
-import type { WebsocketRoomsClusterStats } from '../types/index'
+import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { ClusterHost, ClusterLink } from './adapter'
-import { decodeClusterMessage, encodeClusterMessage } from './cluster-codec'
-import { RedisUnavailableError } from './errors'
-import type { Encoded } from './frame'
+import { decodeClusterMessage, encodeClusterMessage } from './codec'
+import { RedisUnavailableError } from '../errors'
+import type { Encoded } from '../transport/frame'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
 
 export interface RedisNodeOptions extends ConnectionSource {

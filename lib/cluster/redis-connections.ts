@@ -2,7 +2,7 @@
 // subscriptions (a subscribed connection runs nothing else). Opens them with a bound on the
 // wait, passes their errors and readiness on, and closes the ones the adapter opened itself.
 import { createClient, type RedisClientType } from '@redis/client'
-import { RedisUnavailableError } from './errors'
+import { RedisUnavailableError } from '../errors'
 
 /** A node-redis client, whatever its modules, scripts and protocol. */
 export type RedisConnection = RedisClientType<any, any, any, any, any>

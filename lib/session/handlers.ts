@@ -1,8 +1,8 @@
 // Reads the object given to registerWebsocket(path, handlers): the session handlers, in
 // either of their two names (aliases), and the Fastify route options that run before the upgrade.
 // The object may be a frozen ES module namespace, so it is only ever read.
-import { InvalidHandlersError, describe } from './errors'
-import { ROUTE_LIMIT_NAMES } from './options'
+import { InvalidHandlersError, describe } from '../errors'
+import { ROUTE_LIMIT_NAMES } from '../options'
 
 export interface Handlers {
   connected: ((session: any) => unknown) | undefined

@@ -1,6 +1,6 @@
 // Turns an outgoing message into bytes once, whatever its type, and into a WebSocket frame
 // once, so a broadcast encodes and frames a message a single time for all its members.
-import { InvalidArgumentError, describe } from './errors'
+import { InvalidArgumentError, describe } from '../errors'
 
 export type Binary = Buffer | Uint8Array | ArrayBuffer | ArrayBufferView
 export type Message = string | Binary

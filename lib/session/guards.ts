@@ -2,15 +2,15 @@
 // allowedOrigins gets 403 (cross-site WebSocket hijacking) and an upgrade past maxSessions
 // gets 503. Nothing is opened for a refused request.
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preHandlerHookHandler } from 'fastify'
-import { OriginNotAllowedError, TooManySessionsError } from './errors'
-import type { RouteLimits } from './options'
-import type { RoomRegistry } from './rooms'
+import { OriginNotAllowedError, TooManySessionsError } from '../errors'
+import type { RouteLimits } from '../options'
+import type { SessionRegistry } from './registry'
+import type { Stats } from './stats'
 
 /** The route's first onRequest hook when it limits origins, else null. */
-export function originGuard (registry: RoomRegistry, limits: RouteLimits): onRequestAsyncHookHandler | null {
+export function originGuard (stats: Stats, limits: RouteLimits): onRequestAsyncHookHandler | null {
   const origins = limits.allowedOrigins
   if (origins === null) return null
-  const stats = registry.stats
 
   return async function guardOrigin (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // Browsers always send Origin on a WebSocket handshake; other clients need not, and are
@@ -30,10 +30,10 @@ export function originGuard (registry: RoomRegistry, limits: RouteLimits): onReq
  * synchronously, so nothing runs between the check and the upgrade: upgrades that wait
  * together in slower hooks (authentication, say) cannot all pass it.
  */
-export function sessionCapGuard (registry: RoomRegistry, maxSessions: number): preHandlerHookHandler | null {
+export function sessionCapGuard (registry: SessionRegistry<{ readonly id: string }>, maxSessions: number): preHandlerHookHandler | null {
   if (maxSessions === Infinity) return null
   return function guardSessionCap (_request, reply, done) {
-    if (registry.sessions.size < maxSessions) return done()
+    if (registry.size < maxSessions) return done()
     registry.stats.refusedMaxSessions++
     reply.send(new TooManySessionsError())
   }

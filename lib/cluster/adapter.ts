@@ -1,9 +1,9 @@
-// The seam between this instance's room registry and a cluster adapter (lib/redis-adapter).
+// The seam between this instance's room registry and a cluster adapter (./redis-adapter).
 // The registry tells the adapter when a room's local membership changes and hands it every
 // broadcast; the adapter hands back the broadcasts of other nodes and answers cluster counts.
 import type { FastifyBaseLogger } from 'fastify'
-import type { WebsocketRoomsClusterStats } from '../types/index'
-import type { Encoded } from './frame'
+import type { WebsocketRoomsClusterStats } from '../../types/index'
+import type { Encoded } from '../transport/frame'
 
 /** Brand of the values the `adapter` option accepts (what redisAdapter() returns). */
 export const kAdapter = Symbol.for('fastify-websocket-rooms.adapter')

@@ -1,9 +1,9 @@
 // redisAdapter(options): rooms that span every node sharing one Redis. Checks the options
 // up front (a bad one throws here, not at the first broadcast) and returns the value the
 // plugin's `adapter` option takes; the plugin starts one node per Fastify instance with it.
-import type { RedisAdapterOptions } from '../types/index'
+import type { RedisAdapterOptions } from '../../types/index'
 import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from './adapter'
-import { InvalidOptionError, describe } from './errors'
+import { InvalidOptionError, describe } from '../errors'
 import type { RedisConnection } from './redis-connections'
 import { RedisNode, type RedisNodeOptions } from './redis-node'
 

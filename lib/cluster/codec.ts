@@ -8,7 +8,7 @@
 //   byte 2       length n of the origin node's id, then n bytes: the id (ASCII)
 //   the rest     the message, as it goes out in its WebSocket frame
 import { isUtf8 } from 'node:buffer'
-import { BINARY, Encoded, TEXT } from './frame'
+import { BINARY, Encoded, TEXT } from '../transport/frame'
 
 const VERSION = 2
 const FLAG_BINARY = 0x01

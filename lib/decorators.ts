@@ -1,0 +1,102 @@
+// The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
+// routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
+import type { ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { RoomIndex } from './rooms/room-index'
+import type { SessionRegistry } from './session/registry'
+import type { Session } from './session/session'
+import type { Message } from './transport/frame'
+
+/** app.websocketRooms.room(name). */
+class ServerRoomHandle implements ServerRoom {
+  readonly #rooms: RoomIndex<Session>
+  readonly #name: string
+
+  constructor (rooms: RoomIndex<Session>, name: string) {
+    this.#rooms = rooms
+    this.#name = name
+  }
+
+  broadcast (message: Message): void {
+    this.#rooms.broadcast(this.#name, message, null)
+  }
+
+  members (): number {
+    return this.#rooms.members(this.#name)
+  }
+
+  clusterMembers (): Promise<number> {
+    return this.#rooms.clusterMembers(this.#name)
+  }
+
+  sessions (): Session[] {
+    return this.#rooms.membersOf(this.#name)
+  }
+
+  getName (): string {
+    return this.#name
+  }
+}
+
+/** The app.websocketRooms decorator. */
+export class ServerRooms implements WebsocketRooms {
+  readonly #rooms: RoomIndex<Session>
+  readonly #sessions: SessionRegistry<Session>
+
+  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>) {
+    this.#rooms = rooms
+    this.#sessions = sessions
+  }
+
+  room (name: string): ServerRoom {
+    this.#rooms.assertRoomName(name)
+    return new ServerRoomHandle(this.#rooms, name)
+  }
+
+  roomNames (): string[] {
+    return [...this.#rooms.roomNames()]
+  }
+
+  stats (): WebsocketRoomsStats {
+    const s = this.#sessions.stats
+    const cluster = this.#rooms.cluster
+    return {
+      sessions: this.#sessions.size,
+      rooms: this.#rooms.size,
+      pausedSessions: s.paused,
+      messagesIn: s.messagesIn,
+      bytesIn: s.bytesIn,
+      messagesOut: s.messagesOut,
+      bytesOut: s.bytesOut,
+      dropped: { backpressure: s.droppedBackpressure, rateLimit: s.droppedRateLimit },
+      closed: {
+        heartbeat: s.closedHeartbeat,
+        backpressure: s.closedBackpressure,
+        rateLimit: s.closedRateLimit,
+        unsupportedData: s.closedUnsupportedData,
+        handlerError: s.closedHandlerError
+      },
+      refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions },
+      cluster: cluster === null ? null : cluster.stats()
+    }
+  }
+}
+
+/** The app.websocketSessions decorator: the registry's sessions, readable but not writable. */
+export class SessionsView implements ReadonlyMap<string, Session> {
+  readonly #sessions: Map<string, Session>
+
+  constructor (registry: SessionRegistry<Session>) {
+    this.#sessions = registry.sessions
+  }
+
+  get size (): number { return this.#sessions.size }
+  get (id: string): Session | undefined { return this.#sessions.get(id) }
+  has (id: string): boolean { return this.#sessions.has(id) }
+  keys (): MapIterator<string> { return this.#sessions.keys() }
+  values (): MapIterator<Session> { return this.#sessions.values() }
+  entries (): MapIterator<[string, Session]> { return this.#sessions.entries() }
+  [Symbol.iterator] (): MapIterator<[string, Session]> { return this.#sessions.entries() }
+  forEach (callback: (value: Session, key: string, map: ReadonlyMap<string, Session>) => void, thisArg?: unknown): void {
+    for (const [id, session] of this.#sessions) callback.call(thisArg, session, id, this)
+  }
+}

@@ -1,0 +1,50 @@
+// session.room(name): a handle on a room bound to one member; joining is explicit.
+import type { WebSocketRoom } from '../../types/index'
+import type { Message } from '../transport/frame'
+import type { Member, RoomIndex } from './room-index'
+
+export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
+  readonly #index: RoomIndex<M>
+  readonly #member: M
+  readonly #name: string
+
+  constructor (index: RoomIndex<M>, member: M, name: string) {
+    this.#index = index
+    this.#member = member
+    this.#name = name
+  }
+
+  join (): this {
+    this.#index.join(this.#member, this.#name)
+    return this
+  }
+
+  leave (): this {
+    this.#index.leave(this.#member, this.#name)
+    return this
+  }
+
+  broadcast (message: Message): void {
+    this.#index.broadcast(this.#name, message, null)
+  }
+
+  broadcastExcept (message: Message): void {
+    this.#index.broadcast(this.#name, message, this.#member)
+  }
+
+  members (): number {
+    return this.#index.members(this.#name)
+  }
+
+  clusterMembers (): Promise<number> {
+    return this.#index.clusterMembers(this.#name)
+  }
+
+  has (): boolean {
+    return this.#index.has(this.#member, this.#name)
+  }
+
+  getName (): string {
+    return this.#name
+  }
+}

@@ -1,0 +1,31 @@
+// app.close(): every session is closed with 1001 and its onDisconnected awaited, for at most
+// closeTimeout. Then the connections still open are cut, and the sessions end as usual (their
+// onDisconnected gets the code of the close, 1001 for a handshake that completed meanwhile,
+// 1006 otherwise) within a short grace; what is left after it, and any session whose handler
+// still runs, is dropped without waiting (see Session.abandon). So shutdown takes at most
+// closeTimeout plus the grace, whatever the clients and the handlers do.
+import type { SessionRegistry } from './registry'
+import type { Session } from './session'
+
+/** How long sessions whose connection was cut at closeTimeout have to end as usual, in ms. */
+const GRACE = 1000
+
+export async function closeAllSessions (registry: SessionRegistry<Session>, closeTimeout: number): Promise<void> {
+  for (const session of registry.sessions.values()) session.shutdown()
+  if (await emptyWithin(registry, closeTimeout)) return
+  for (const session of [...registry.sessions.values()]) session.cutOff()
+  if (await emptyWithin(registry, GRACE)) return
+  for (const session of [...registry.sessions.values()]) session.abandon()
+}
+
+/** Resolves with true once no session is left, or with false after `ms`. */
+async function emptyWithin (registry: SessionRegistry<Session>, ms: number): Promise<boolean> {
+  if (registry.size === 0) return true
+  let timer: NodeJS.Timeout | undefined
+  const emptied = await Promise.race([
+    registry.whenEmpty().then(() => true),
+    new Promise<boolean>((resolve) => { timer = setTimeout(resolve, ms, false) })
+  ])
+  clearTimeout(timer)
+  return emptied
+}
