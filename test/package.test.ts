@@ -1,7 +1,10 @@
 // The published package, as a user gets it: `npm pack` the repository, install the tarball
-// in an empty project, then require() it, import it and type-check against it there. Packs
-// the dist/ of the last build (npm test builds before tap), with --ignore-scripts: the
-// prepare script would rebuild dist/ while other test files are loading it.
+// in empty projects, then require() it, import it and type-check against it there: with the
+// current Fastify, with the oldest Fastify the peerDependencies claim, and without TypeBox 1.x
+// (the types must not need it). Packs the dist/ of the last build (npm run test:ci builds
+// before tap), with --ignore-scripts: the prepack script would rebuild dist/ while other test
+// files are loading it. Slow (npm install, tsc without skipLibCheck): part of `npm run test:ci`,
+// not of `npm test`.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -15,8 +18,12 @@ t.setTimeout(300_000) // npm install takes a while, more so with a cold cache
 const run = promisify(execFile)
 const root = resolve(__dirname, '..')
 const work = realpathSync(mkdtempSync(join(tmpdir(), 'fastify-websocket-rooms-package-')))
-const project = join(work, 'project')
 t.teardown(() => rmSync(work, { recursive: true, force: true }))
+
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> }
+/** The oldest Fastify the package claims: the lower bound of its peer range (`^5.0.0`). */
+const oldestFastify = /^\^(\d+\.\d+\.\d+)$/.exec(pkg.peerDependencies.fastify)?.[1]
+if (oldestFastify === undefined) throw new Error(`peerDependencies.fastify is ${pkg.peerDependencies.fastify}: expected ^x.y.z`)
 
 // A user's shell rather than tap's: no coverage or loader options, no npm_* settings of `npm test`.
 const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(NODE_OPTIONS$|NODE_V8_COVERAGE$|TAP|_TAPJS|npm_)/i.test(key)))
@@ -39,27 +46,47 @@ function installedVersion (name: string): string {
 interface Packed { filename: string, files: Array<{ path: string }> }
 let packed: Packed
 
+/**
+ * An empty project that installs the tarball with a Fastify of its own (a peer dependency),
+ * and the schema libraries its code imports. @types/ws comes with the package; @types/node
+ * is only there for the type-checks (the declarations use Node's types).
+ */
+interface Consumer { name: string, fastify: string, typebox1: boolean, folder: string }
+const consumers = {
+  current: { name: 'current', fastify: installedVersion('fastify'), typebox1: true },
+  oldest: { name: 'oldest', fastify: oldestFastify, typebox1: true },
+  // TypeBox 1.x is optional: a project without it must type-check too.
+  noTypebox1: { name: 'no-typebox1', fastify: installedVersion('fastify'), typebox1: false }
+}
+const projects = new Map<string, Consumer>(Object.values(consumers).map((consumer) =>
+  [consumer.name, { ...consumer, folder: join(work, `project-${consumer.name}`) }]))
+
+async function install (consumer: Consumer): Promise<void> {
+  mkdirSync(consumer.folder)
+  writeFileSync(join(consumer.folder, 'package.json'), JSON.stringify({ name: `consumer-${consumer.name}`, version: '1.0.0', private: true }))
+  await sh('npm', [
+    'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error',
+    join(work, packed.filename),
+    `fastify@${consumer.fastify}`,
+    `@sinclair/typebox@${installedVersion('@sinclair/typebox')}`,
+    ...(consumer.typebox1 ? [`typebox@${installedVersion('typebox')}`] : []),
+    `@types/node@${installedVersion('@types/node')}`
+  ], consumer.folder)
+}
+
 t.before(async () => {
   if (!existsSync(join(root, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run `npm run build` first')
   const output = await sh('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], root)
   packed = (JSON.parse(output) as Packed[])[0]!
-
-  mkdirSync(project)
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
-  await sh('npm', [
-    'install', '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error',
-    join(work, packed.filename),
-    `fastify@${installedVersion('fastify')}`,
-    // Only for the type-check below: the declarations use Node's and ws's types.
-    `@types/node@${installedVersion('@types/node')}`,
-    `@types/ws@${installedVersion('@types/ws')}`
-  ], project)
+  // One after the other: npm installs that share a cache at once are no faster here.
+  for (const consumer of projects.values()) await install(consumer)
 })
 
 t.test('the tarball holds the build and the types, and no tests or sources', async (t) => {
   const paths = packed.files.map((file) => file.path).sort()
   t.ok(existsSync(join(work, packed.filename)), 'the tarball is written to --pack-destination')
   t.ok(paths.includes('package.json'))
+  t.ok(paths.includes('LICENSE'), 'the license')
   t.ok(paths.includes('dist/index.js'))
   t.ok(paths.includes('types/index.d.ts'))
   const libs = readdirSync(join(root, 'lib')).filter((name) => name.endsWith('.ts')).map((name) => `dist/lib/${name.slice(0, -3)}.js`)
@@ -98,8 +125,15 @@ const report = `{
     closeCode
   }`
 
-t.test('require() returns the plugin, with .default, .fastifyWebsocketRooms and .closeCodes', async (t) => {
-  writeFileSync(join(project, 'check.cjs'), `'use strict'
+// Run with the current Fastify and with the oldest one claimed: in each, the plugin must use
+// the project's own Fastify (a peer), not a copy of its own.
+for (const name of ['current', 'oldest']) {
+  const { folder, fastify } = projects.get(name)!
+  const installed = join(folder, 'node_modules', 'fastify-websocket-rooms', 'dist', 'index.js')
+  const projectFastify = join(folder, 'node_modules', 'fastify', 'fastify.js')
+
+  t.test(`Fastify ${fastify} (${name}): require() returns the plugin, with .default, .fastifyWebsocketRooms and .closeCodes`, async (t) => {
+    writeFileSync(join(folder, 'check.cjs'), `'use strict'
 const { once } = require('node:events')
 const Fastify = require('fastify')
 const WebSocket = require('ws')
@@ -107,23 +141,30 @@ const websocketRooms = require('fastify-websocket-rooms')
 
 async function main () {
   ${echoServer('require')}
-  console.log(JSON.stringify({ resolved: require.resolve('fastify-websocket-rooms'), ...${report} }))
+  console.log(JSON.stringify({
+    resolved: require.resolve('fastify-websocket-rooms'),
+    pluginFastify: require.resolve('fastify', { paths: [require.resolve('fastify-websocket-rooms')] }),
+    fastifyVersion: require('fastify/package.json').version,
+    ...${report}
+  }))
 }
 main().catch((error) => { console.error(error); process.exitCode = 1 })
 `)
-  const result = JSON.parse(await sh(process.execPath, ['check.cjs'], project))
-  t.equal(result.resolved, join(project, 'node_modules', 'fastify-websocket-rooms', 'dist', 'index.js'), 'the installed copy')
-  t.equal(result.type, 'function')
-  t.equal(result.defaultIsPlugin, true)
-  t.equal(result.namedIsPlugin, true)
-  t.same(result.closeCodes, closeCodes)
-  t.equal(result.redisAdapter, 'function', 'require(...).redisAdapter')
-  t.equal(result.echo, 'echo: hello from require')
-  t.equal(result.closeCode, closeCodes.GOING_AWAY, 'app.close() closes the session with 1001')
-})
+    const result = JSON.parse(await sh(process.execPath, ['check.cjs'], folder))
+    t.equal(result.resolved, installed, 'the installed copy')
+    t.equal(result.fastifyVersion, fastify, `the project's Fastify is ${fastify}`)
+    t.equal(result.pluginFastify, projectFastify, 'the plugin uses the project\'s Fastify, not one of its own')
+    t.equal(result.type, 'function')
+    t.equal(result.defaultIsPlugin, true)
+    t.equal(result.namedIsPlugin, true)
+    t.same(result.closeCodes, closeCodes)
+    t.equal(result.redisAdapter, 'function', 'require(...).redisAdapter')
+    t.equal(result.echo, 'echo: hello from require')
+    t.equal(result.closeCode, closeCodes.GOING_AWAY, 'app.close() closes the session with 1001')
+  })
 
-t.test('ESM import gives the plugin as default export and the named exports', async (t) => {
-  writeFileSync(join(project, 'check.mjs'), `import { once } from 'node:events'
+  t.test(`Fastify ${fastify} (${name}): ESM import gives the plugin as default export and the named exports`, async (t) => {
+    writeFileSync(join(folder, 'check.mjs'), `import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
@@ -138,22 +179,25 @@ console.log(JSON.stringify({
   ...${report}
 }))
 `)
-  const result = JSON.parse(await sh(process.execPath, ['check.mjs'], project))
-  t.equal(result.resolved, join(project, 'node_modules', 'fastify-websocket-rooms', 'dist', 'index.js'), 'the installed copy')
-  t.equal(result.type, 'function')
-  t.equal(result.namedCloseCodes, true, 'import { closeCodes } works')
-  t.equal(result.namedPlugin, true, 'import { fastifyWebsocketRooms } works')
-  t.equal(result.namedRedisAdapter, true, 'import { redisAdapter } works')
-  t.equal(result.redisAdapter, 'function')
-  t.equal(result.defaultIsPlugin, true)
-  t.same(result.closeCodes, closeCodes)
-  t.equal(result.echo, 'echo: hello from import')
-  t.equal(result.closeCode, closeCodes.GOING_AWAY)
-})
+    const result = JSON.parse(await sh(process.execPath, ['check.mjs'], folder))
+    t.equal(result.resolved, installed, 'the installed copy')
+    t.equal(result.type, 'function')
+    t.equal(result.namedCloseCodes, true, 'import { closeCodes } works')
+    t.equal(result.namedPlugin, true, 'import { fastifyWebsocketRooms } works')
+    t.equal(result.namedRedisAdapter, true, 'import { redisAdapter } works')
+    t.equal(result.redisAdapter, 'function')
+    t.equal(result.defaultIsPlugin, true)
+    t.same(result.closeCodes, closeCodes)
+    t.equal(result.echo, 'echo: hello from import')
+    t.equal(result.closeCode, closeCodes.GOING_AWAY)
+  })
+}
 
 // The same code, type-checked as a user's project sees the package under each module
 // resolution TypeScript offers: node16 and nodenext (Node's own rules, ESM and CommonJS
-// files), and bundler (Vite, esbuild, webpack...), with module esnext and preserve.
+// files), and bundler (Vite, esbuild, webpack...). Schemas of @sinclair/typebox 0.3x
+// everywhere; of TypeBox 1.x (`typebox`, an ES module only) in the ES module files of the
+// projects that have it.
 const usage = `
 export async function start (): Promise<void> {
   const app = Fastify()
@@ -166,13 +210,20 @@ export async function start (): Promise<void> {
       session.send(message)
     }
   })
-  app.registerWebsocket('/typed', {
-    schema: { querystring: Type.Object({ user: Type.String() }) },
+  app.registerWebsocket('/typed/:room', {
+    schema: { querystring: Type.Object({ user: Type.String() }), params: Type.Object({ room: Type.String() }) },
+    preValidation: async (request, reply) => {
+      const user: string = request.query.user
+      const room: string = request.params.room
+      // @ts-expect-error the hooks' query holds only what the schema says
+      console.log(request.query.token)
+      if (user === room) await reply.code(401).send()
+    },
     onConnected (session) {
       const user: string = session.query.user
       // @ts-expect-error the query holds only what the schema says
       session.send(session.query.room)
-      session.send(user)
+      session.send(user + session.params.room)
     }
   })
   // @ts-expect-error the types catch a misspelt handler
@@ -193,9 +244,37 @@ export async function start (): Promise<void> {
   console.log(code, members, session?.id)
 }
 `
+const typebox1Usage = `
+export async function typebox1 (): Promise<void> {
+  const app = Fastify()
+  await app.register(websocketRooms)
+  app.registerWebsocket('/typebox1/:room', {
+    schema: {
+      querystring: Type1.Object({ user: Type1.String(), limit: Type1.Optional(Type1.Integer()) }),
+      headers: Type1.Object({ cookie: Type1.String() }),
+      params: Type1.Object({ room: Type1.String() })
+    },
+    preHandler: async (request) => {
+      const cookie: string = request.headers.cookie
+      // @ts-expect-error the hooks' query is typed by TypeBox 1.x: user is a string
+      const wrong: number = request.query.user
+      console.log(cookie, wrong)
+    },
+    onOpen (session) {
+      const user: string = session.query.user
+      const limit: number | undefined = session.query.limit
+      // @ts-expect-error the query holds only what the TypeBox 1.x schema says
+      session.send(session.query.room)
+      session.send(user + String(limit) + session.params.room + session.headers.cookie)
+    }
+  })
+}
+`
 const esmImports = `import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
 import websocketRooms, { closeCodes, redisAdapter, type WebSocketSession } from 'fastify-websocket-rooms'
+`
+const typebox1Import = `import { Type as Type1 } from 'typebox'
 `
 const cjsImports = `import Fastify from 'fastify'
 import { Type } from '@sinclair/typebox'
@@ -203,17 +282,31 @@ import websocketRooms = require('fastify-websocket-rooms')
 type WebSocketSession = websocketRooms.WebSocketSession
 const { closeCodes, redisAdapter } = websocketRooms
 `
-const typescriptSetups = [
-  { name: 'node16', compilerOptions: { module: 'node16', moduleResolution: 'node16' }, files: { 'esm.mts': esmImports, 'cjs.cts': cjsImports } },
-  { name: 'nodenext', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' }, files: { 'esm.mts': esmImports, 'cjs.cts': cjsImports } },
-  { name: 'bundler', compilerOptions: { module: 'esnext', moduleResolution: 'bundler' }, files: { 'bundled.ts': esmImports } }
+interface Setup { name: string, compilerOptions: { module: string, moduleResolution: string }, files: Record<string, 'esm' | 'cjs'> }
+const typescriptSetups: Setup[] = [
+  { name: 'node16', compilerOptions: { module: 'node16', moduleResolution: 'node16' }, files: { 'esm.mts': 'esm', 'cjs.cts': 'cjs' } },
+  { name: 'nodenext', compilerOptions: { module: 'nodenext', moduleResolution: 'nodenext' }, files: { 'esm.mts': 'esm', 'cjs.cts': 'cjs' } },
+  { name: 'bundler', compilerOptions: { module: 'esnext', moduleResolution: 'bundler' }, files: { 'bundled.ts': 'esm' } }
+]
+const setup = (name: string): Setup => typescriptSetups.find((candidate) => candidate.name === name)!
+/** Each project with the setups it is checked under: every one with the current Fastify. */
+const checks: Array<{ consumer: Consumer, setup: Setup }> = [
+  ...typescriptSetups.map((each) => ({ consumer: projects.get('current')!, setup: each })),
+  { consumer: projects.get('oldest')!, setup: setup('nodenext') },
+  { consumer: projects.get('no-typebox1')!, setup: setup('node16') }
 ]
 
-/** Type-checks one setup in its own folder of the project; resolves with the files tsc read. */
-async function typeCheck (setup: typeof typescriptSetups[number]): Promise<string[]> {
-  const folder = join(project, `ts-${setup.name}`)
+/** The source of one file: its imports, the usage, and TypeBox 1.x's in ES modules that can have it. */
+function source (kind: 'esm' | 'cjs', consumer: Consumer): string {
+  if (kind === 'cjs') return cjsImports + usage
+  return consumer.typebox1 ? esmImports + typebox1Import + usage + typebox1Usage : esmImports + usage
+}
+
+/** Type-checks one setup in its own folder of a project; resolves with the files tsc read. */
+async function typeCheck (consumer: Consumer, setup: Setup): Promise<string[]> {
+  const folder = join(consumer.folder, `ts-${setup.name}`)
   mkdirSync(folder)
-  for (const [file, imports] of Object.entries(setup.files)) writeFileSync(join(folder, file), imports + usage)
+  for (const [file, kind] of Object.entries(setup.files)) writeFileSync(join(folder, file), source(kind, consumer))
   writeFileSync(join(folder, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { ...setup.compilerOptions, target: 'es2022', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
     files: Object.keys(setup.files)
@@ -224,24 +317,50 @@ async function typeCheck (setup: typeof typescriptSetups[number]): Promise<strin
   return (await sh(process.execPath, [tsc, '-p', 'tsconfig.json', '--listFiles'], folder)).split('\n')
 }
 
-// The checks take a while each (skipLibCheck is off): they run side by side, from the moment
-// the project is installed, and each test awaits its own.
-let typeChecks: Map<string, Promise<string[]>>
+/** Runs each function given when one of `slots` is free. */
+function limited (slots: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let free = slots
+  const waiting: Array<() => void> = []
+  return async (fn) => {
+    if (free > 0) free--
+    else await new Promise<void>((resolve) => waiting.push(resolve))
+    try {
+      return await fn()
+    } finally {
+      const next = waiting.shift()
+      if (next === undefined) free++
+      else next()
+    }
+  }
+}
+
+// The checks take a while each (skipLibCheck is off): they start as soon as the projects are
+// installed, two at a time (more only slow a 2-core machine down), and each test awaits its own.
+const typeChecks = new Map<string, Promise<string[]>>()
+const key = (consumer: Consumer, setup: Setup): string => `${consumer.name}/${setup.name}`
 t.before(() => {
-  typeChecks = new Map(typescriptSetups.map((setup) => {
-    const check = typeCheck(setup)
+  const twoAtATime = limited(2)
+  for (const { consumer, setup } of checks) {
+    const check = twoAtATime(() => typeCheck(consumer, setup))
     check.catch(() => {}) // the test below reports the failure
-    return [setup.name, check]
-  }))
+    typeChecks.set(key(consumer, setup), check)
+  }
 })
 
-for (const setup of typescriptSetups) {
+for (const { consumer, setup } of checks) {
   const { module, moduleResolution } = setup.compilerOptions
-  t.test(`TypeScript with moduleResolution ${moduleResolution} (module ${module}) resolves and checks the shipped types`, async (t) => {
-    const files = await typeChecks.get(setup.name)!
-    const folder = join(project, `ts-${setup.name}`)
-    t.ok(files.includes(join(project, 'node_modules', 'fastify-websocket-rooms', 'types', 'index.d.ts')), 'types/index.d.ts of the installed package')
-    t.ok(files.some((file) => file.startsWith(join(project, 'node_modules', '@types', 'ws') + '/')), 'and the ws types it imports')
+  const typebox = consumer.typebox1 ? 'both TypeBox lines' : '@sinclair/typebox only'
+  t.test(`Fastify ${consumer.fastify} (${consumer.name}), ${typebox}: TypeScript with moduleResolution ${moduleResolution} (module ${module}) resolves and checks the shipped types`, async (t) => {
+    const files = await typeChecks.get(key(consumer, setup))!
+    const folder = join(consumer.folder, `ts-${setup.name}`)
+    const modules = join(consumer.folder, 'node_modules')
+    t.ok(files.includes(join(modules, 'fastify-websocket-rooms', 'types', 'index.d.ts')), 'types/index.d.ts of the installed package')
+    t.ok(files.some((file) => file.startsWith(join(modules, '@types', 'ws') + '/')), 'and the ws types it imports (a dependency of the package)')
+    t.ok(files.includes(join(modules, 'fastify', 'fastify.d.ts')), `the project's Fastify ${consumer.fastify}`)
+    t.notOk(files.some((file) => file.includes('/node_modules/fastify-websocket-rooms/node_modules/')), 'nothing from a copy nested in the package')
+    if (consumer.typebox1) {
+      t.ok(files.some((file) => file.startsWith(join(modules, 'typebox') + '/')), 'TypeBox 1.x, imported by the ES modules')
+    }
     for (const file of Object.keys(setup.files)) t.ok(files.includes(join(folder, file)), `${file} is checked`)
   })
 }

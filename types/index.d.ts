@@ -7,6 +7,9 @@ import type {
   FastifyPluginAsync,
   FastifyRequest,
   FastifySchema,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
   RouteShorthandOptions
 } from 'fastify'
 import type { ServerOptions as WsServerOptions, WebSocket } from 'ws'
@@ -38,11 +41,27 @@ declare const adapterKind: unique symbol
 type FastifyWebsocketRooms = FastifyPluginAsync<fastifyWebsocketRooms.WebsocketRoomsOptions>
 
 /**
- * What a schema makes of a handshake part: the static type of a TypeBox schema, else the
- * fallback. Read structurally (TypeBox's `static` member) rather than through TypeBox's own
- * types, so schemas from its ESM and CommonJS builds, whose types differ, both work.
+ * The static type of a TypeBox 1.x schema (the `typebox` package), computed by TypeBox itself:
+ * unlike 0.3x, its schemas carry no `static` member to read. The package is optional, so its
+ * absence must not be an error: the import is ignored, and then resolves to `any`, which
+ * Parsed never reaches (without the package, no schema has TypeBox 1.x's `~kind`).
  */
-type Parsed<Schema, Fallback> = Schema extends { static: infer T } ? (unknown extends T ? Fallback : T) : Fallback
+// @ts-ignore: `typebox` is absent unless the app uses TypeBox 1.x
+type TypeBoxStatic<Schema> = import('typebox', { with: { 'resolution-mode': 'import' } }).Static<Schema>
+
+/** T, unless it is `unknown` (or `any`): then the fallback. */
+type Known<T, Fallback> = unknown extends T ? Fallback : T
+
+/**
+ * What a schema makes of a handshake part: its static type for a schema of either TypeBox
+ * line, else the fallback. `@sinclair/typebox` 0.3x is read structurally (its `static`
+ * member), so schemas from its ESM and CommonJS builds, whose types differ, both work;
+ * `typebox` 1.x (recognised by its `~kind`) through its own `Static`.
+ */
+type Parsed<Schema, Fallback> =
+  Schema extends { static: infer T } ? Known<T, Fallback>
+    : Schema extends { '~kind': string } ? Known<TypeBoxStatic<Schema>, Fallback>
+      : Fallback
 
 declare namespace fastifyWebsocketRooms {
   /** A message: a string goes out as a text frame, binary data as a binary frame. */
@@ -299,15 +318,37 @@ declare namespace fastifyWebsocketRooms {
     params?: Params
   }
 
-  export type HandshakeRouteOptions = Pick<RouteShorthandOptions,
-    'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'config' | 'logLevel' |
-    'logSerializers' | 'constraints' | 'errorHandler' | 'attachValidation'>
+  /**
+   * The handshake request as the route's schemas type it (Fastify's RouteGeneric), for the
+   * route hooks: request.query, request.headers and request.params, as session.query,
+   * session.headers and session.params have them.
+   */
+  export interface HandshakeRouteGeneric<Query = unknown, Headers = unknown, Params = unknown> {
+    Querystring: Parsed<Query, Record<string, unknown>>
+    Headers: Parsed<Headers, IncomingHttpHeaders>
+    Params: Parsed<Params, Record<string, string>>
+  }
+
+  type HandshakeRouteShorthandOptions<Query, Headers, Params> = RouteShorthandOptions<
+    RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, HandshakeRouteGeneric<Query, Headers, Params>
+  >
+
+  /**
+   * The Fastify route options of the handshake, its hooks typed from the route's schemas.
+   * Those the installed Fastify has (logSerializers came after 5.0.0).
+   */
+  export type HandshakeRouteOptions<Query = unknown, Headers = unknown, Params = unknown> = Pick<
+    HandshakeRouteShorthandOptions<Query, Headers, Params>,
+    Extract<keyof HandshakeRouteShorthandOptions<Query, Headers, Params>,
+      'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'config' | 'logLevel' |
+      'logSerializers' | 'constraints' | 'errorHandler' | 'attachValidation'>
+  >
 
   export type WebsocketHandlers<Query = unknown, Headers = unknown, Params = unknown> = SessionHandlers<WebSocketSession<
     Parsed<Query, Record<string, unknown>>,
     Parsed<Headers, IncomingHttpHeaders>,
     Parsed<Params, Record<string, string>>
-  >> & HandshakeRouteOptions & RouteLimitOptions & {
+  >> & HandshakeRouteOptions<Query, Headers, Params> & RouteLimitOptions & {
     schema?: HandshakeSchema<Query, Headers, Params>
   }
 
