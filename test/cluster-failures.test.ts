@@ -105,7 +105,7 @@ redisTest('Redis stops and starts again: local delivery goes on, the rooms are r
 
   await redis.start()
   await Promise.all([ready.a.until(2), ready.b.until(2)])
-  t.equal(errors.a.list.length, 1, 'one error reported per outage, however many reconnection attempts')
+  t.equal(errors.a.list.length, 1, `one error reported per outage, however many reconnection attempts (${errors.a.list.map((error) => error.message).join('; ')})`)
   const check = await adminClient(t, redis.url)
   t.same((await check.pubSubNumSub(`${keyPrefix}:room:lobby`)), { [`${keyPrefix}:room:lobby`]: 2 }, 'both nodes subscribed again')
   t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 3, 'the counts were written again')
@@ -117,7 +117,7 @@ redisTest('Redis stops and starts again: local delivery goes on, the rooms are r
   t.same(await b1.texts(4), ['ready', '1', '3', '5'], 'and nothing arrived twice')
 })
 
-redisTest('a Redis that stalls holds at most maxPublishBacklog bytes of broadcasts; the rest reach this node only, and publishing resumes after', async (t) => {
+redisTest('a Redis that stalls holds at most maxPublishBacklog bytes (plus one turn) of broadcasts; the rest reach this node only, and publishing resumes after', async (t) => {
   const redis = await PrivateRedis.start(t)
   const keyPrefix = uniquePrefix('stall')
   const maxPublishBacklog = 2000
@@ -129,10 +129,17 @@ redisTest('a Redis that stalls holds at most maxPublishBacklog bytes of broadcas
 
   redis.pause()
   const sent = 100
+  const perTurn = 5
   const text = (i: number): string => `stalled ${i} `.padEnd(100, '.')
-  for (let i = 0; i < sent; i++) lobby.broadcast(text(i))
+  let largest = 0
+  for (let i = 0; i < sent; i++) {
+    lobby.broadcast(text(i))
+    largest = Math.max(largest, a.app.websocketRooms.stats().cluster!.publishBacklog)
+    if (i % perTurn === perTurn - 1) await new Promise((resolve) => setImmediate(resolve))
+  }
   const stalled = a.app.websocketRooms.stats().cluster!
-  t.ok(stalled.publishBacklog > 0 && stalled.publishBacklog <= maxPublishBacklog, `the backlog is bounded (${stalled.publishBacklog} bytes)`)
+  const packet = 200 // bytes of one of these broadcasts as published, header and channel included, at most
+  t.ok(largest > maxPublishBacklog - packet && largest <= maxPublishBacklog + perTurn * packet, `the backlog is bounded (at most ${largest} bytes)`)
   t.ok(stalled.published > 0, 'broadcasts went to Redis until the bound')
   t.ok(stalled.publishFailed > 0, 'the ones past it were not sent')
   t.equal(stalled.published + stalled.publishFailed, sent, 'every broadcast is one or the other')
@@ -146,6 +153,35 @@ redisTest('a Redis that stalls holds at most maxPublishBacklog bytes of broadcas
   lobby.broadcast('after the stall')
   t.equal((await b1.texts(2 + stalled.published)).at(-1), 'after the stall', 'publishing resumed')
   t.equal(a.app.websocketRooms.stats().cluster!.publishFailed, stalled.publishFailed)
+})
+
+redisTest('a burst of broadcasts bigger than maxPublishBacklog in one turn all reach the other node', async (t) => {
+  const keyPrefix = uniquePrefix('publish-burst')
+  const maxPublishBacklog = 64 * 1024
+  const a = await startNode(t, { url: REDIS_URL, keyPrefix, maxPublishBacklog })
+  const b = await startNode(t, { url: REDIS_URL, keyPrefix })
+  await member(a, 'lobby')
+  const b1 = await member(b, 'lobby')
+  const text = (i: number): string => `${i} `.padEnd(8 * 1024, '.')
+  for (let i = 0; i < 40; i++) a.app.websocketRooms.room('lobby').broadcast(text(i)) // 320 KiB in one turn
+  t.same(await b1.texts(41), ['ready', ...Array.from({ length: 40 }, (_, i) => text(i))], 'every broadcast, in order')
+  t.equal(a.app.websocketRooms.stats().cluster!.publishFailed, 0)
+})
+
+redisTest('clusterMembers() rejects with FST_WS_ROOMS_REDIS_UNAVAILABLE after connectTimeout while Redis stalls', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const connectTimeout = 300
+  const a = await startNode(t, { url: redis.url, keyPrefix: uniquePrefix('count-stall'), connectTimeout })
+  await member(a, 'lobby')
+  redis.pause()
+  const startedAt = performance.now()
+  await t.rejects(a.app.websocketRooms.room('lobby').clusterMembers(), {
+    code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /cannot count the members of room "lobby" across the cluster: no answer within connectTimeout \(300 ms\)/
+  })
+  const took = performance.now() - startedAt
+  t.ok(took >= connectTimeout - 5 && took < connectTimeout + 1000, `after ${Math.round(took)} ms`)
+  redis.resume()
+  t.equal(await a.app.websocketRooms.room('lobby').clusterMembers(), 1, 'and counts again once Redis goes on')
 })
 
 redisTest('app.close() with a stalled Redis waits connectTimeout at most, then cuts the adapter\'s connections; the node\'s entry expires', async (t) => {
@@ -198,23 +234,31 @@ redisTest('connections the app passes in stay open after app.close(); the adapte
   t.equal(await client.ping(), 'PONG')
 })
 
-redisTest('an onError hook that throws is logged, and the node carries on', async (t) => {
-  const redis = await PrivateRedis.start(t)
-  const logged = new Events<string>()
-  const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => logged.push(JSON.parse(line).msg) } } })
-  const ready = new Events<true>()
-  await app.register(websocketRooms, {
-    adapter: redisAdapter({ url: redis.url, keyPrefix: uniquePrefix('hook'), onError () { throw new Error('hook failed') }, onReady: () => ready.push(true) })
+for (const how of ['throw', 'reject'] as const) {
+  redisTest(`onError and onReady hooks that ${how} are logged, and the node carries on`, async (t) => {
+    const redis = await PrivateRedis.start(t)
+    const logged = new Events<string>()
+    const app = Fastify({ logger: { level: 'error', stream: { write: (line: string) => logged.push(JSON.parse(line).msg) } } })
+    const ready = new Events<true>()
+    const fail = (name: string): unknown => {
+      if (how === 'throw') throw new Error(`${name} failed`)
+      return Promise.reject(new Error(`${name} failed`)) // an async hook: an unhandled rejection would end the process
+    }
+    await app.register(websocketRooms, {
+      adapter: redisAdapter({ url: redis.url, keyPrefix: uniquePrefix('hook'), onError: () => fail('onError'), onReady: () => { ready.push(true); return fail('onReady') } })
+    })
+    t.teardown(() => app.close())
+    await ready.until(1)
+    t.same(await logged.until(1), ['fastify-websocket-rooms: redisAdapter onReady failed'])
+    await redis.stop()
+    await logged.until(3)
+    t.match(logged.list.slice(1), [/lost its Redis connection/, 'fastify-websocket-rooms: redisAdapter onError failed'])
+    await redis.start()
+    await ready.until(2)
+    t.equal((await logged.until(4))[3], 'fastify-websocket-rooms: redisAdapter onReady failed')
+    t.equal(app.websocketRooms.stats().cluster!.connected, true)
   })
-  t.teardown(() => app.close())
-  await ready.until(1)
-  await redis.stop()
-  await logged.until(2)
-  t.match(logged.list, [/lost its Redis connection/, /redisAdapter onError threw/])
-  await redis.start()
-  await ready.until(2)
-  t.equal(app.websocketRooms.stats().cluster!.connected, true)
-})
+}
 
 redisTest('a node whose state expired while it was stalled writes it again on its next heartbeat', async (t) => {
   // A private server with keyspace events for hash commands, so the test can await the rewrite.

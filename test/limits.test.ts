@@ -141,6 +141,34 @@ test('a send from inside onBackpressure that overflows again is dropped without 
   client.destroy()
 })
 
+test('an onBackpressure that throws or rejects is logged, and the policy still applies', async (t) => {
+  const lines: any[] = []
+  const app = await build(t, { maxBackpressure: BOUND }, { logger: { level: 'error', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  app.registerWebsocket('/ws', {
+    async handleText (session) {
+      while (session.isOpen()) {
+        session.send(numbered(0))
+        await nextTurn()
+      }
+    },
+    onBackpressure (session) {
+      // An async handler: its rejection would end the process if nobody caught it.
+      if (session.getParameter('how') === 'throw') throw new Error('sync failure')
+      return Promise.reject(new Error('async failure'))
+    },
+  })
+  const base = await listen(app)
+  const clients = await Promise.all([RawClient.connect(base, '/ws?how=throw'), RawClient.connect(base, '/ws?how=reject')])
+  for (const client of clients) {
+    client.socket.pause()
+    client.send(opcodes.text, 'flood')
+  }
+  await until(() => app.websocketRooms.stats().closed.backpressure === 2)
+  const failures = lines.filter((line) => line.msg === 'onBackpressure failed')
+  t.same(failures.map((line) => line.err.message).sort(), ['async failure', 'sync failure'])
+  for (const client of clients) client.destroy()
+})
+
 test('backpressure "drop" set on the route overrides the plugin: messages past the bound are dropped, the session stays', async (t) => {
   const app = await build(t, { maxBackpressure: 1024 ** 3, backpressurePolicy: 'close' })
   const overflows: number[] = []

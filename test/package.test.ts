@@ -89,7 +89,7 @@ t.test('the tarball holds the build and the types, and no tests or sources', asy
   t.ok(paths.includes('LICENSE'), 'the license')
   t.ok(paths.includes('dist/index.js'))
   t.ok(paths.includes('types/index.d.ts'))
-  const libs = readdirSync(join(root, 'lib')).filter((name) => name.endsWith('.ts')).map((name) => `dist/lib/${name.slice(0, -3)}.js`)
+  const libs = readdirSync(join(root, 'lib'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.ts')).map((name) => `dist/lib/${name.slice(0, -3)}.js`)
   t.ok(libs.length > 0)
   for (const lib of libs) t.ok(paths.includes(lib), `${lib} is packed`)
   t.same(paths.filter((path) => /(^|\/)test\//.test(path)), [], 'no test files')

@@ -16,8 +16,10 @@ import { randomBytes } from 'node:crypto'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { ClusterHost, ClusterLink } from './adapter'
 import { decodeClusterMessage, encodeClusterMessage } from './codec'
+import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
 import type { Encoded } from '../transport/frame'
+import { sendWindow } from '../transport/wire'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
 
 export interface RedisNodeOptions extends ConnectionSource {
@@ -63,6 +65,9 @@ export class RedisNode implements ClusterLink {
   #publishFailed = 0
   /** Bytes of broadcasts handed to the client whose PUBLISH has not been answered yet. */
   #publishBacklog = 0
+  /** The send window (../transport/wire) of the last publish, and the backlog when it began. */
+  #window = 0
+  #backlogBefore = 0
   #received = 0
   #malformed = 0
 
@@ -91,7 +96,10 @@ export class RedisNode implements ClusterLink {
   }
 
   readonly #onConnectionError = (error: Error): void => {
-    if (!this.#up) {
+    // Until onReady has been announced, an error is part of the outage already reported: one
+    // connection may notice the loss only after the other has reconnected.
+    if (!this.#up || this.#announceReady) {
+      this.#up = false
       this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: Redis still unreachable')
       return
     }
@@ -119,12 +127,11 @@ export class RedisNode implements ClusterLink {
       return
     }
     this.#host.log.error({ err: error }, `fastify-websocket-rooms: node ${this.nodeId} ${what}`)
-    if (this.#options.onError === null) return
-    try {
-      this.#options.onError(error)
-    } catch (hookError) {
-      this.#host.log.error({ err: hookError }, 'fastify-websocket-rooms: redisAdapter onError threw')
-    }
+    if (this.#options.onError !== null) callHook(this.#options.onError, [error], this.#hookFailed('onError'))
+  }
+
+  #hookFailed (name: string): (error: unknown) => void {
+    return (error) => { this.#host.log.error({ err: error }, `fastify-websocket-rooms: redisAdapter ${name} failed`) }
   }
 
   roomChanged (name: string): void {
@@ -186,7 +193,7 @@ export class RedisNode implements ClusterLink {
     for (const name of unsubscribe) this.#subscribed.delete(name)
     if (this.#announceReady && this.#dirty.size === 0) {
       this.#announceReady = false
-      this.#options.onReady?.()
+      if (this.#options.onReady !== null) callHook(this.#options.onReady, [], this.#hookFailed('onReady'))
     }
   }
 
@@ -257,7 +264,16 @@ export class RedisNode implements ClusterLink {
     const channel = this.#channelPrefix + name
     const packet = encodeClusterMessage(this.nodeId, encoded)
     const bytes = packet.length + channel.length
-    if (this.#publishBacklog + bytes > this.#options.maxPublishBacklog && this.#publishBacklog > 0) {
+    // As for a session's backpressure, the bound is on what Redis left unanswered from earlier
+    // turns of the event loop, not on this turn's own burst: at most maxPublishBacklog plus
+    // one turn's broadcasts wait.
+    const window = sendWindow()
+    if (this.#window !== window) {
+      this.#window = window
+      this.#backlogBefore = this.#publishBacklog
+    }
+    const before = this.#backlogBefore
+    if (before > 0 && before + bytes > this.#options.maxPublishBacklog) {
       this.#publishFailed++
       return
     }
@@ -276,10 +292,31 @@ export class RedisNode implements ClusterLink {
     this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: a broadcast did not reach Redis')
   }
 
+  /**
+   * Members of a room on every node. Rejects with FST_WS_ROOMS_REDIS_UNAVAILABLE when Redis is
+   * away, fails, or gives no answer within connectTimeout (a stall: node-redis's own timeout
+   * does not cover every command, MULTI among them, and this count waits for the last one).
+   */
   async clusterMembers (name: string): Promise<number> {
+    const what = `cannot count the members of room "${name}" across the cluster`
+    const ms = this.#options.connectTimeout
+    let timer: NodeJS.Timeout | undefined
+    const expired = new Promise<never>((resolve, reject) => {
+      timer = setTimeout(() => reject(new RedisUnavailableError(`${what}: no answer within connectTimeout (${ms} ms)`)), ms)
+    })
+    try {
+      return await Promise.race([this.#count(name, what), expired])
+    } catch (error) {
+      throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`${what}: ${String((error as Error)?.message ?? error)}`)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async #count (name: string, what: string): Promise<number> {
     // This node's own changes first, so a count read after a join includes it.
     await this.#pending
-    if (!this.#up) throw new RedisUnavailableError(`cannot count the members of room "${name}" across the cluster`)
+    if (!this.#up) throw new RedisUnavailableError(what)
     const nodes = await this.#client.zRange(this.#nodesKey, 0, -1)
     const counts = await Promise.all(nodes.map((nodeId) => this.#client.hGet(this.#nodeKeyOf(String(nodeId)), name)))
     let total = 0

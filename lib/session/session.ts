@@ -7,6 +7,7 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../../types/index'
+import { callHook } from '../call-hook'
 import { assertCloseArguments, closeCodes } from '../close-codes'
 import { FAILING, IDLE, SessionQueue } from './queue'
 import { InvalidArgumentError, describe } from '../errors'
@@ -193,13 +194,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     // A send from inside onBackpressure that overflows again must not call it again.
     if (handler !== undefined && (this.#flags & Flag.InBackpressureHandler) === 0) {
       this.#flags |= Flag.InBackpressureHandler
-      try {
-        handler(this, this.#socket.bufferedAmount)
-      } catch (error) {
-        this.log.error({ err: error }, 'onBackpressure failed')
-      } finally {
-        this.#flags &= ~Flag.InBackpressureHandler
-      }
+      callHook(handler, [this, this.#socket.bufferedAmount], (error) => { this.log.error({ err: error }, 'onBackpressure failed') })
+      this.#flags &= ~Flag.InBackpressureHandler
     }
     if (this.#route.limits.backpressurePolicy === 'drop') {
       stats.droppedBackpressure++
