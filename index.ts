@@ -17,15 +17,17 @@ import { ServerRooms, SessionsView } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
 import { Session, isSessionSocket } from './lib/session/session'
-import { closeAllSessions } from './lib/session/shutdown'
+import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
   const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter } = resolved
+  assertShutdownFits(fastify.initialConfig.pluginTimeout ?? 0, closeTimeout, adapter?.connectTimeout ?? null)
   const sessions = new SessionRegistry<Session>()
   const rooms = new RoomIndex<Session>(fastify.log, resolved)
-  let closing = false
+  /** Aborted when app.close() starts. */
+  const closing = new AbortController()
 
   // @fastify/websocket may be registered by the app already (registering it twice fails).
   // When this plugin registers it, the errorHandler is onSocketError below, which for a
@@ -50,7 +52,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const { handlers, handlerNames, routeOptions, limits: ownLimits } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const route = { handlers, handlerNames, limits, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sessions, rooms }
-    const checkOrigin = originGuard(sessions.stats, limits)
+    const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
     if (checkSessionCap !== null) routeOptions.preHandler = [...[routeOptions.preHandler ?? []].flat(), checkSessionCap]
@@ -59,7 +61,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     this.get(path, { ...routeOptions, websocket: true }, function onUpgraded (socket: WebSocket, request: FastifyRequest) {
       // Fastify and ws refuse upgrades once closing; this catches an app whose own
       // @fastify/websocket shutdown leaves its ws server open.
-      if (closing) {
+      if (closing.signal.aborted) {
         socket.close(closeCodes.GOING_AWAY, 'server shutting down')
         return
       }
@@ -86,7 +88,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   }
 
   fastify.addHook('preClose', async function () {
-    closing = true
+    closing.abort()
     heartbeat?.stop()
     await closeAllSessions(sessions, closeTimeout)
   })

@@ -58,6 +58,13 @@ export const TooManySessionsError = createError<'FST_WS_ROOMS_TOO_MANY_SESSIONS'
   503
 )
 
+/** Answers an upgrade whose checks were still running when app.close() started. */
+export const ShuttingDownError = createError<'FST_WS_ROOMS_SHUTTING_DOWN'>(
+  'FST_WS_ROOMS_SHUTTING_DOWN',
+  'WebSocket upgrade refused: the server is shutting down',
+  503
+)
+
 /** Redis could not be reached: at registration (within connectTimeout), or for a cluster count. */
 export const RedisUnavailableError = createError<'FST_WS_ROOMS_REDIS_UNAVAILABLE', [string]>(
   'FST_WS_ROOMS_REDIS_UNAVAILABLE',

@@ -123,6 +123,23 @@ test('allowedOrigins as a function, sync or async, decides from (origin, request
   t.equal(app.websocketRooms.stats().refused.origin, 4)
 })
 
+test('an allowedOrigins check that never settles does not hold app.close(): the upgrade gets 503 when it starts', async (t) => {
+  const app = Fastify()
+  const checks = new Events<string>()
+  await app.register(websocketRooms, { allowedOrigins: (origin) => { checks.push(origin); return new Promise<boolean>(() => {}) } })
+  const counter = counted(app, '/ws')
+  const base = await listen(app)
+  const asked = upgradeRequest(base, '/ws', { origin: 'https://app.example.com' })
+  await checks.until(1) // the check has started, and never answers
+  const closed = app.close()
+  t.same(await asked, {
+    status: 503,
+    body: { statusCode: 503, code: 'FST_WS_ROOMS_SHUTTING_DOWN', error: 'Service Unavailable', message: 'WebSocket upgrade refused: the server is shutting down' }
+  })
+  await closed
+  t.equal(counter.connected, 0, 'no session was started')
+})
+
 const tooMany = { statusCode: 503, code: 'FST_WS_ROOMS_TOO_MANY_SESSIONS', error: 'Service Unavailable', message: 'WebSocket upgrade refused: the server has reached its maximum number of sessions' }
 
 test('maxSessions: past the cap an upgrade gets 503 and no session; a closed session frees its place', async (t) => {

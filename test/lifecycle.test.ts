@@ -1,9 +1,9 @@
 // The life of sessions around app.close(): 1001 for every session, every onDisconnected
 // awaited, no upgrade while closing, closeTimeout for clients that never answer and for
 // handlers that never settle, and an empty registry after churn.
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { test } from 'tap'
-import type { WebSocketSession, WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import websocketRooms, { redisAdapter, type WebSocketSession, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, untilNoSessions } from './helpers'
 import { HandshakeError, RawClient, opcodes } from './raw-client'
 import { Events, gate, turns, until } from './signals'
@@ -383,6 +383,28 @@ for (const pluginTimeout of [10_000, 0]) {
     silent.destroy()
   })
 }
+
+test('closeTimeout, and the adapter\'s connectTimeout, must fit in Fastify\'s pluginTimeout, within which app.close() runs its hooks', async (t) => {
+  const register = async (fastifyOptions: FastifyServerOptions, options: WebsocketRoomsOptions): Promise<void> => {
+    const app = Fastify(fastifyOptions)
+    try {
+      await app.register(websocketRooms, options)
+    } finally {
+      await app.close()
+    }
+  }
+  const invalid = { code: 'FST_WS_ROOMS_INVALID_OPTION' }
+  await t.rejects(register({ pluginTimeout: 10_000 }, { closeTimeout: 12_000 }), {
+    ...invalid, message: 'fastify-websocket-rooms: option "closeTimeout" must be less than Fastify\'s pluginTimeout (10000 ms) minus 1000 ms, as app.close() must end within it, got number 12000'
+  })
+  await t.rejects(register({ pluginTimeout: 4000 }, {}), { ...invalid, message: /"closeTimeout" must be less than Fastify's pluginTimeout \(4000 ms\).* got number 5000/ }, 'the default too')
+  await t.rejects(register({ pluginTimeout: 4000 }, { closeTimeout: 1000, adapter: redisAdapter({ url: 'redis://127.0.0.1:1', connectTimeout: 5000 }) }), {
+    ...invalid, message: /"redisAdapter connectTimeout" must be less than Fastify's pluginTimeout \(4000 ms\)/
+  })
+  await register({ pluginTimeout: 4000 }, { closeTimeout: 2999 })
+  await register({ pluginTimeout: 0 }, { closeTimeout: 60_000 }) // no limit
+  t.pass('values that fit are accepted')
+})
 
 test('300 clients in random rooms leave, half cleanly and half abruptly, and leave nothing behind', async (t) => {
   const app = await build(t)

@@ -35,6 +35,8 @@ export interface ClusterLink {
 export interface Adapter {
   /** The adapter's kind, for messages. */
   readonly [kAdapter]: string
+  /** The longest the adapter waits for its backend, at start and at close, in ms. */
+  readonly connectTimeout: number
   start (host: ClusterHost): Promise<ClusterLink>
 }
 

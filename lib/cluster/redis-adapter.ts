@@ -93,6 +93,7 @@ export function redisAdapter (options: RedisAdapterOptions): Adapter {
   const resolved = resolveRedisOptions(options)
   return {
     [kAdapter]: 'redis',
+    connectTimeout: resolved.connectTimeout,
     async start (host: ClusterHost): Promise<ClusterLink> {
       const node = new RedisNode(host, resolved)
       await node.start()

@@ -2,13 +2,19 @@
 // allowedOrigins gets 403 (cross-site WebSocket hijacking) and an upgrade past maxSessions
 // gets 503. Nothing is opened for a refused request.
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preHandlerHookHandler } from 'fastify'
-import { OriginNotAllowedError, TooManySessionsError } from '../errors'
+import { OriginNotAllowedError, ShuttingDownError, TooManySessionsError } from '../errors'
 import type { RouteLimits } from '../options'
 import type { SessionRegistry } from './registry'
 import type { Stats } from './stats'
 
-/** The route's first onRequest hook when it limits origins, else null. */
-export function originGuard (stats: Stats, limits: RouteLimits): onRequestAsyncHookHandler | null {
+const CLOSING = Symbol('closing')
+
+/**
+ * The route's first onRequest hook when it limits origins, else null. An origin check of the
+ * application's that has not answered when app.close() starts (`closing` aborts) gets 503
+ * then: a check that never settles must not hold the shutdown.
+ */
+export function originGuard (stats: Stats, limits: RouteLimits, closing: AbortSignal): onRequestAsyncHookHandler | null {
   const origins = limits.allowedOrigins
   if (origins === null) return null
 
@@ -17,12 +23,30 @@ export function originGuard (stats: Stats, limits: RouteLimits): onRequestAsyncH
     // no cross-site risk, so a missing Origin passes.
     const origin = request.headers.origin
     if (origin === undefined) return
-    const allowed = typeof origins === 'function' ? await origins(origin, request) : origins.has(origin.toLowerCase())
+    const allowed = typeof origins === 'function' ? await unlessClosing(origins(origin, request), closing) : origins.has(origin.toLowerCase())
+    if (allowed === CLOSING) return reply.send(new ShuttingDownError())
     if (allowed !== true) {
       stats.refusedOrigin++
       return reply.send(new OriginNotAllowedError(JSON.stringify(origin)))
     }
   }
+}
+
+/** The answer, or CLOSING if app.close() starts first; nothing is left on `closing` after. */
+function unlessClosing<T> (answer: T | PromiseLike<T>, closing: AbortSignal): T | Promise<T | typeof CLOSING> {
+  if (answer === null || typeof answer !== 'object' || typeof (answer as PromiseLike<T>).then !== 'function') return answer as T
+  if (closing.aborted) return Promise.resolve(CLOSING)
+  return new Promise((resolve, reject) => {
+    const cancel = (): void => { resolve(CLOSING) }
+    closing.addEventListener('abort', cancel, { once: true })
+    ;(answer as PromiseLike<T>).then((value) => {
+      closing.removeEventListener('abort', cancel)
+      resolve(value)
+    }, (error: unknown) => {
+      closing.removeEventListener('abort', cancel)
+      reject(error)
+    })
+  })
 }
 
 /**
