@@ -73,7 +73,7 @@ test('a Redis that cannot be reached fails app.register() within connectTimeout'
   await app.close()
 })
 
-redisTest('Redis stops and starts again: local delivery goes on, the rooms are resubscribed, nothing arrives twice', async (t) => {
+redisTest('Redis crashes and starts again: local delivery goes on, the rooms are resubscribed, nothing arrives twice', async (t) => {
   const redis = await PrivateRedis.start(t)
   const keyPrefix = uniquePrefix('restart')
   const errors = { a: new Events<Error>(), b: new Events<Error>() }
@@ -95,7 +95,7 @@ redisTest('Redis stops and starts again: local delivery goes on, the rooms are r
   a1.send('others lobby 1')
   t.same(await b1.texts(2), ['ready', '1'])
 
-  await redis.stop()
+  await redis.crash()
   await Promise.all([errors.a.until(1), errors.b.until(1)])
   t.equal(a.app.websocketRooms.stats().cluster!.connected, false)
   a1.send('others lobby 2 (Redis away)')
@@ -250,7 +250,7 @@ for (const how of ['throw', 'reject'] as const) {
     t.teardown(() => app.close())
     await ready.until(1)
     t.same(await logged.until(1), ['fastify-websocket-rooms: redisAdapter onReady failed'])
-    await redis.stop()
+    await redis.crash()
     await logged.until(3)
     t.match(logged.list.slice(1), [/lost its Redis connection/, 'fastify-websocket-rooms: redisAdapter onError failed'])
     await redis.start()
