@@ -1,6 +1,8 @@
 // The close codes this plugin sends (RFC 6455 7.4.1, plus 1012/1013 from the IANA registry),
 // and the check applied to codes and reasons given to session.close().
+import type { closeCodes as PublicCloseCodes } from '../types/index'
 import { CloseReasonTooLongError, InvalidArgumentError, InvalidCloseCodeError, describe } from './errors'
+import { typesAgree, type SameKeys } from './type-checks'
 
 export const closeCodes = Object.freeze({
   /** session.close() without a code; a clean end. */
@@ -23,7 +25,8 @@ export const closeCodes = Object.freeze({
   SERVICE_RESTART: 1012,
   /** The server is overloaded; try again later. */
   TRY_AGAIN_LATER: 1013
-} as const)
+} as const) satisfies typeof PublicCloseCodes
+typesAgree<SameKeys<keyof typeof closeCodes, keyof typeof PublicCloseCodes>>()
 
 const MAX_REASON_BYTES = 123
 

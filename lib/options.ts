@@ -5,6 +5,8 @@ import type { FastifyRequest } from 'fastify'
 import type { ServerOptions as WsServerOptions } from 'ws'
 import { isAdapter, type Adapter } from './cluster/adapter'
 import { InvalidOptionError, describe } from './errors'
+import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
+import { typesAgree, type SameKeys } from './type-checks'
 
 export type Policy = 'close' | 'drop'
 
@@ -66,6 +68,9 @@ export const defaults = Object.freeze({
 
 /** The keys of the handlers object that set a route's own limits. */
 export const ROUTE_LIMIT_NAMES = ['maxBackpressure', 'backpressurePolicy', 'maxQueuedMessages', 'rateLimit', 'allowedOrigins'] as const
+typesAgree<SameKeys<typeof ROUTE_LIMIT_NAMES[number], keyof RouteLimits>>()
+typesAgree<SameKeys<keyof RouteLimits, keyof RouteLimitOptions>>()
+typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 
 const FORBIDDEN_WS_OPTIONS = ['noServer', 'server', 'port', 'host', 'path', 'maxPayload'] as const
 

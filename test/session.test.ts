@@ -326,7 +326,7 @@ test('a session keeps its request but not what the upgrade left behind', async (
       t.equal(raw.socket._httpMessage, null, 'the TCP socket no longer holds the upgrade\'s ServerResponse')
       const head = Object.getOwnPropertySymbols(raw).find((symbol) => symbol.description === 'ws-head')
       t.ok(head !== undefined && raw[head].length === 0, 'the head buffer is released')
-      const socket = (session as any).socket
+      const socket = session.socket
       t.equal(socket.listenerCount('error'), 1, 'only the session listens for socket errors')
       t.equal(socket.listenerCount('close'), 1, 'only the session listens for close')
       t.equal(session.getHeader('upgrade'), 'websocket')

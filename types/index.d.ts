@@ -92,8 +92,8 @@ declare namespace fastifyWebsocketRooms {
     backpressurePolicy?: LimitPolicy
     /** Messages waiting for a busy handler past which the session's socket is not read until they are handled. Default 100. */
     maxQueuedMessages?: number
-    /** Messages per interval a session may send. Default: no limit. */
-    rateLimit?: RateLimitOptions | false
+    /** Messages per interval a session may send; false or null: no limit (a route's own turns the plugin's off). Default: no limit. */
+    rateLimit?: RateLimitOptions | false | null
     /** Origins that may upgrade (exact, case-insensitive), or a check. Others get 403. Default: any. */
     allowedOrigins?: string[] | OriginCheck | null
   }
@@ -272,6 +272,11 @@ declare namespace fastifyWebsocketRooms {
     isOpen (): boolean
     /** Bytes queued for this session but not yet written to the network. */
     readonly bufferedAmount: number
+    /**
+     * The ws WebSocket below the session, to reach what the session does not offer. Writing to
+     * it, closing it or listening to it directly bypasses the session's order, guards and cleanup.
+     */
+    readonly socket: RawWebSocket
     /** A query parameter of the handshake URL as sent (not coerced), or null. */
     getParameter (name: string): string | null
     /** A header of the handshake (any case), or null. */

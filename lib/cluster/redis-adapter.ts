@@ -4,6 +4,7 @@
 import type { RedisAdapterOptions } from '../../types/index'
 import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from './adapter'
 import { InvalidOptionError, describe } from '../errors'
+import { typesAgree, type SameKeys } from '../type-checks'
 import type { RedisConnection } from './redis-connections'
 import { RedisNode, type RedisNodeOptions } from './redis-node'
 
@@ -15,7 +16,9 @@ export const redisDefaults = Object.freeze({
   maxPublishBacklog: 8 * 1024 * 1024
 })
 
-const OPTION_NAMES = new Set(['url', 'client', 'subscriber', 'keyPrefix', 'sharded', 'nodeHeartbeat', 'nodeTimeout', 'connectTimeout', 'maxPublishBacklog', 'onError', 'onReady'])
+const OPTION_LIST = ['url', 'client', 'subscriber', 'keyPrefix', 'sharded', 'nodeHeartbeat', 'nodeTimeout', 'connectTimeout', 'maxPublishBacklog', 'onError', 'onReady'] as const
+typesAgree<SameKeys<typeof OPTION_LIST[number], keyof RedisAdapterOptions>>()
+const OPTION_NAMES = new Set<string>(OPTION_LIST)
 
 function option (name: string, expected: string, value: unknown): never {
   throw new InvalidOptionError(`redisAdapter ${name}`, expected, describe(value))

@@ -3,6 +3,8 @@
 // The object may be a frozen ES module namespace, so it is only ever read.
 import { InvalidHandlersError, describe } from '../errors'
 import { ROUTE_LIMIT_NAMES } from '../options'
+import type { HandshakeRouteOptions, SessionHandlers } from '../../types/index'
+import { typesAgree, type SameKeys } from '../type-checks'
 
 export interface Handlers {
   connected: ((session: any) => unknown) | undefined
@@ -18,7 +20,7 @@ export interface Handlers {
 export type HandlerNames = Record<keyof Handlers, string>
 
 /** Each event with its two accepted names (aliases: onConnected/onOpen...), the second null when it has one. */
-const EVENT_NAMES: ReadonlyArray<readonly [keyof Handlers, string, string | null]> = [
+const EVENT_NAMES = [
   ['connected', 'onConnected', 'onOpen'],
   ['text', 'handleText', 'onMessage'],
   ['binary', 'handleBinary', null],
@@ -26,13 +28,18 @@ const EVENT_NAMES: ReadonlyArray<readonly [keyof Handlers, string, string | null
   ['disconnected', 'onDisconnected', 'onClose'],
   ['error', 'onError', null],
   ['backpressure', 'onBackpressure', null]
-]
+] as const satisfies ReadonlyArray<readonly [keyof Handlers, string, string | null]>
+type EventName = typeof EVENT_NAMES[number]
+typesAgree<SameKeys<EventName[0], keyof Handlers>>()
+typesAgree<SameKeys<EventName[1] | Exclude<EventName[2], null>, keyof SessionHandlers<unknown>>>()
 
 /** Route options handed to Fastify as they are; they apply to the HTTP request before the upgrade. */
 export const ROUTE_OPTION_NAMES = [
   'schema', 'onRequest', 'preParsing', 'preValidation', 'preHandler',
   'config', 'logLevel', 'logSerializers', 'constraints', 'errorHandler', 'attachValidation'
 ] as const
+// logSerializers is not in every Fastify 5's route options: the declarations offer it where it is.
+typesAgree<SameKeys<Exclude<typeof ROUTE_OPTION_NAMES[number], 'logSerializers'>, Exclude<keyof HandshakeRouteOptions | 'schema', 'logSerializers'>>>()
 
 const HANDLER_NAMES = new Set<string>(EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]))
 const ROUTE_NAMES = new Set<string>(ROUTE_OPTION_NAMES)
