@@ -16,7 +16,7 @@ import { redisAdapter } from './lib/cluster/redis-adapter'
 import { ServerRooms, SessionsView } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
-import { Session, isSessionSocket } from './lib/session/session'
+import { Session, isSessionSocket, kStart } from './lib/session/session'
 import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 
@@ -70,7 +70,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       // @fastify/websocket's shutdown closes the sockets of ws's `clients` with no close code
       // and does not wait for them: sessions are closed by the preClose hook below instead.
       untrack(fastify.websocketServer, socket)
-      session.start()
+      session[kStart]()
     })
     return this
   })

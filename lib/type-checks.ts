@@ -6,4 +6,5 @@ export type SameKeys<A extends PropertyKey, B extends PropertyKey> =
   [Exclude<A, B>, Exclude<B, A>] extends [never, never] ? true : { onlyInCode: Exclude<A, B>, onlyInTypes: Exclude<B, A> }
 
 /** Compiles only when its type argument is true. */
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- the type argument is the check
 export function typesAgree<Check extends true> (): void {}

@@ -7,13 +7,17 @@ import type { ClusterHost, ClusterLink } from '../cluster/adapter'
 import { InvalidArgumentError, TooManyRoomsError, describe } from '../errors'
 import { encode, type Encoded, type Message } from '../transport/frame'
 
+/** The members' parts that only the rooms use: symbols, out of reach of a user's session. */
+export const kFinished = Symbol('fastify-websocket-rooms.finished')
+export const kSendEncoded = Symbol('fastify-websocket-rooms.sendEncoded')
+
 /** What the index needs of a member: a session, seen from the rooms. */
 export interface Member {
   /** True once the member has closed and left for good: it joins nothing more. */
-  readonly finished: boolean
+  readonly [kFinished]: boolean
   isOpen (): boolean
   /** Sends a message encoded and framed once for every member. */
-  sendEncoded (encoded: Encoded): void
+  [kSendEncoded] (encoded: Encoded): void
 }
 
 /**
@@ -55,7 +59,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
 
   join (member: M, name: string): void {
     // A member that is closing or closed joins nothing: it would never be cleaned up.
-    if (member.finished || !member.isOpen()) return
+    if (member[kFinished] || !member.isOpen()) return
     const joined = this.#joined.get(member)
     if (joined === undefined) {
       this.#joined.set(member, name) // maxRoomsPerSession is at least 1
@@ -153,7 +157,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     const members = this.#rooms.get(name)
     if (members === undefined) return
     for (const member of members) {
-      if (member !== except) member.sendEncoded(encoded)
+      if (member !== except) member[kSendEncoded](encoded)
     }
   }
 

@@ -2,7 +2,7 @@
 // session that has not answered the previous ping is cut off (its onDisconnected runs with
 // 1006), so a peer that vanished behind a NAT is gone within two intervals.
 import type { SessionRegistry } from './registry'
-import type { Session } from './session'
+import { kHeartbeat, type Session } from './session'
 
 export class Heartbeat {
   readonly #registry: SessionRegistry<Session>
@@ -15,7 +15,7 @@ export class Heartbeat {
   }
 
   #beat (): void {
-    for (const session of this.#registry.sessions.values()) session.heartbeat()
+    for (const session of this.#registry.sessions.values()) session[kHeartbeat]()
   }
 
   stop (): void {

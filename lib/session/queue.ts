@@ -7,6 +7,11 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
 }
 
+/** The methods a session implements for its queue: symbols, out of reach of a user's session. */
+export const kHandle = Symbol('fastify-websocket-rooms.handle')
+export const kFail = Symbol('fastify-websocket-rooms.fail')
+export const kIdle = Symbol('fastify-websocket-rooms.idle')
+
 /** What runningEvent says when no event is being handled. */
 export const IDLE = -1
 /** What runningEvent says while `fail` handles what an event's handler threw or rejected with. */
@@ -20,11 +25,11 @@ export abstract class SessionQueue {
   #head = 0
 
   /** Runs one event; may return a promise, which the queue waits for. */
-  abstract handle (kind: number, a: unknown, b: unknown): unknown
+  abstract [kHandle] (kind: number, a: unknown, b: unknown): unknown
   /** Called with what a handler threw or rejected with; may return a promise too. */
-  abstract fail (error: unknown): unknown
+  abstract [kFail] (error: unknown): unknown
   /** Called when the queue has caught up after holding events back. */
-  abstract idle (): void
+  abstract [kIdle] (): void
 
   /** Number of events waiting behind a handler that has not settled yet. */
   protected get queuedEvents (): number {
@@ -59,10 +64,10 @@ export abstract class SessionQueue {
     this.#running = kind
     let result: unknown
     try {
-      result = this.handle(kind, a, b)
+      result = this[kHandle](kind, a, b)
     } catch (error) {
       this.#running = FAILING
-      result = this.fail(error)
+      result = this[kFail](error)
     }
     if (!isThenable(result)) {
       this.#running = IDLE
@@ -70,7 +75,7 @@ export abstract class SessionQueue {
     }
     result.then(() => this.#resume(), (error: unknown) => {
       this.#running = FAILING
-      this.#resumeAfter(this.fail(error))
+      this.#resumeAfter(this[kFail](error))
     })
     return true
   }
@@ -103,6 +108,6 @@ export abstract class SessionQueue {
     if (pending === null) return
     this.#pending = null
     this.#head = 0
-    this.idle()
+    this[kIdle]()
   }
 }

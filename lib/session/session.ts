@@ -9,12 +9,12 @@ import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../../types/index'
 import { callHook } from '../call-hook'
 import { assertCloseArguments, closeCodes } from '../close-codes'
-import { FAILING, IDLE, SessionQueue } from './queue'
+import { FAILING, IDLE, SessionQueue, kFail, kHandle, kIdle } from './queue'
 import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, TEXT, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
 import type { RouteLimits } from '../options'
-import type { RoomIndex } from '../rooms/room-index'
+import { kFinished, kSendEncoded, type RoomIndex } from '../rooms/room-index'
 import { RoomHandle } from '../rooms/room-handle'
 import type { SessionRegistry } from './registry'
 import { directSocketOf, senderIdle, sendWindow, writeFrame } from '../transport/wire'
@@ -55,10 +55,20 @@ const ABNORMAL_CLOSURE = 1006 // what 'close' says of a connection cut without a
 const EVENT_HANDLERS = ['connected', 'text', 'binary', 'pong', 'disconnected'] as const
 
 /**
- * The timers of the sessions whose client has gone while a handler still runs (see abandon()):
+ * The timers of the sessions whose client has gone while a handler still runs (see [kAbandon]):
  * kept here rather than in a field, as few sessions ever need one.
  */
 const deadlines = new Map<Session, NodeJS.Timeout>()
+
+/**
+ * What the plugin's own modules call on a session, beside its public API: symbols, so that a
+ * user holding the session cannot call them by accident.
+ */
+export const kStart = Symbol('fastify-websocket-rooms.start')
+export const kShutdown = Symbol('fastify-websocket-rooms.shutdown')
+export const kHeartbeat = Symbol('fastify-websocket-rooms.heartbeat')
+export const kCutOff = Symbol('fastify-websocket-rooms.cutOff')
+export const kAbandon = Symbol('fastify-websocket-rooms.abandon')
 
 /** The session that owns a socket, so the socket listeners can be shared functions. */
 const kSession = Symbol('fastify-websocket-rooms.session')
@@ -101,7 +111,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   /** Registers the session and runs onConnected; called once the caller is ready for events. */
-  start (): void {
+  [kStart] (): void {
     this.#route.sessions.add(this)
     if (this.#route.handlers.connected !== undefined) this.enqueue(Event.Connected)
   }
@@ -143,7 +153,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   /** Sends a message encoded and framed once for many sessions (a broadcast). */
-  sendEncoded (encoded: Encoded): void {
+  [kSendEncoded] (encoded: Encoded): void {
     const bytes = encoded.data.length
     if (!this.#admit(bytes)) return
     const tcp = this.#tcp
@@ -235,16 +245,16 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     deadlines.delete(session)
     if ((session.#flags & Flag.Finished) !== 0) return
     if (session.#socket.readyState !== CLOSED) session.terminate()
-    else session.abandon()
+    else session[kAbandon]()
   }
 
   /**
    * app.close() has waited closeTimeout: the connection is cut, and the session ends through
    * its 'close' as usual, unless a handler still runs, in which case it is dropped now.
    */
-  cutOff (): void {
+  [kCutOff] (): void {
     if (this.runningEvent === IDLE) this.terminate()
-    else this.abandon()
+    else this[kAbandon]()
   }
 
   terminate (): void {
@@ -303,12 +313,12 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   /** True once the session has closed, run onDisconnected and left every room. */
-  get finished (): boolean {
+  get [kFinished] (): boolean {
     return (this.#flags & Flag.Finished) !== 0
   }
 
   /** Closes for a server shutdown; an already closing session is left to finish. */
-  shutdown (): void {
+  [kShutdown] (): void {
     if (this.#socket.readyState === OPEN) this.#closeBy(closeCodes.GOING_AWAY, 'server shutting down')
   }
 
@@ -317,7 +327,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
    * A paused session is never cut off for a missing pong: its pongs wait unread behind its
    * messages, and the one that is behind is this server, not the client.
    */
-  heartbeat (): void {
+  [kHeartbeat] (): void {
     if (this.#socket.readyState !== OPEN) return
     // Still pinged, with no pong expected: a paused socket reads nothing, so it would never see
     // its client leave, but a write to a peer that has gone fails and ends the session.
@@ -335,8 +345,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     this.#socket.ping()
   }
 
-  handle (kind: number, a: unknown, b: unknown): unknown {
-    // An event that reaches a session dropped by abandon(): its 'close' after terminate().
+  [kHandle] (kind: number, a: unknown, b: unknown): unknown {
+    // An event that reaches a session dropped by [kAbandon]: its 'close' after terminate().
     if ((this.#flags & Flag.Finished) !== 0) return undefined
     const handlers = this.#route.handlers
     switch (kind) {
@@ -353,7 +363,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     }
   }
 
-  fail (error: unknown): unknown {
+  [kFail] (error: unknown): unknown {
     const handler = this.#route.handlers.error
     if (handler === undefined || (this.#flags & Flag.Finished) !== 0) return this.#crash(error)
     try {
@@ -366,7 +376,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   /** The queue has handled every event it held: read the socket again if it was paused. */
-  idle (): void {
+  [kIdle] (): void {
     if ((this.#flags & Flag.Paused) === 0) return
     this.#flags &= ~Flag.Paused
     this.#route.sessions.stats.paused--
@@ -428,7 +438,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
    * does when it settles, if ever, nothing of the session comes back: it joins nothing and
    * sends nothing, and no further event is handled.
    */
-  abandon (): void {
+  [kAbandon] (): void {
     if ((this.#flags & Flag.Finished) !== 0) return
     this.#flags |= Flag.ClosedByServer
     if (this.#socket.readyState !== CLOSED) this.#socket.terminate()

@@ -2,11 +2,11 @@
 // closeTimeout. Then the connections still open are cut, and the sessions end as usual (their
 // onDisconnected gets the code of the close, 1001 for a handshake that completed meanwhile,
 // 1006 otherwise) within a short grace; what is left after it, and any session whose handler
-// still runs, is dropped without waiting (see Session.abandon). So shutdown takes at most
+// still runs, is dropped without waiting (see Session[kAbandon]). So shutdown takes at most
 // closeTimeout plus the grace, whatever the clients and the handlers do.
 import { InvalidOptionError, describe } from '../errors'
 import type { SessionRegistry } from './registry'
-import type { Session } from './session'
+import { kAbandon, kCutOff, kShutdown, type Session } from './session'
 
 /** How long sessions whose connection was cut at closeTimeout have to end as usual, in ms. */
 const GRACE = 1000
@@ -27,11 +27,11 @@ export function assertShutdownFits (pluginTimeout: number, closeTimeout: number,
 }
 
 export async function closeAllSessions (registry: SessionRegistry<Session>, closeTimeout: number): Promise<void> {
-  for (const session of registry.sessions.values()) session.shutdown()
+  for (const session of registry.sessions.values()) session[kShutdown]()
   if (await emptyWithin(registry, closeTimeout)) return
-  for (const session of [...registry.sessions.values()]) session.cutOff()
+  for (const session of [...registry.sessions.values()]) session[kCutOff]()
   if (await emptyWithin(registry, GRACE)) return
-  for (const session of [...registry.sessions.values()]) session.abandon()
+  for (const session of [...registry.sessions.values()]) session[kAbandon]()
 }
 
 /** Resolves with true once no session is left, or with false after `ms`. */
