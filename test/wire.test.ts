@@ -1,10 +1,11 @@
-// The direct-write path (lib/transport/wire.ts) reads ws internals. What they mean is probed once per
-// ws Sender class; where they are not what it expects, every message goes through ws.send():
-// slower, and still whole and in order.
+// The transport's reads of ws internals, and what happens where they are not as expected.
+// The direct-write path (lib/transport/wire.ts) probes what a Sender's state means once per
+// class; where it is not what it expects, every message goes through ws.send(): slower, and
+// still whole and in order. The receiver guard (lib/transport/receiver-guard.ts) stands aside.
 import WebSocket from 'ws'
 import { test } from 'tap'
 import { probeSender } from '../lib/transport/wire'
-import { build, checkInterleavedBurst } from './helpers'
+import { build, checkInterleavedBurst, connect, listen } from './helpers'
 
 type AnySender = new (...args: any[]) => any
 
@@ -78,4 +79,28 @@ test('where the probe refuses ws\'s Sender, broadcasts and direct sends go throu
   const fallbacks = lines.filter((line) => /ws internals are not as expected/.test(line.msg))
   t.equal(fallbacks.length, 1, 'said once, for two sessions')
   t.equal(fallbacks[0].level, 20, 'at debug level')
+})
+
+/** A WebSocket whose Receiver has no _errored field: what another ws might look like. */
+class OtherReceiverWebSocket extends WebSocket {
+  setSocket (...args: unknown[]): void {
+    (WebSocket.prototype as any).setSocket.apply(this, args)
+    Object.defineProperty((this as any)._receiver, '_errored', { get: () => undefined, set () {}, configurable: true })
+  }
+}
+
+test('where ws\'s Receiver is not as expected, the receiver guard stands aside: sessions work, and it is said once at debug', async (t) => {
+  const lines: any[] = []
+  const app = await build(t, { websocketOptions: { WebSocket: OtherReceiverWebSocket } }, {
+    logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
+  })
+  app.registerWebsocket('/ws', { handleText (session, text) { session.send(`echo ${text}`) } })
+  const base = await listen(app)
+  const clients = await Promise.all([connect(base, '/ws'), connect(base, '/ws')])
+  for (const client of clients) client.send('hi')
+  for (const client of clients) t.same(await client.texts(1), ['echo hi'])
+  const fallbacks = lines.filter((line) => /Receiver is not as expected/.test(line.msg))
+  t.equal(fallbacks.length, 1, 'said once, for two sessions')
+  t.equal(fallbacks[0].level, 20, 'at debug level')
+  for (const client of clients) client.ws.terminate()
 })

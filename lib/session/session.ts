@@ -17,6 +17,7 @@ import type { RouteLimits } from '../options'
 import { kFinished, kSendEncoded, type RoomIndex } from '../rooms/room-index'
 import { RoomHandle } from '../rooms/room-handle'
 import type { SessionRegistry } from './registry'
+import { guardReceiver } from '../transport/receiver-guard'
 import { directSocketOf, senderIdle, sendWindow, writeFrame } from '../transport/wire'
 
 /** What the sessions of one route share: its handlers, its limits, and the instance's registries. */
@@ -103,7 +104,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     this.#remoteAddr = remoteAddressOf(request)
     this.#tcp = directSocketOf(socket, request.log)
     this.#socket[kSession] = this
-    guardReceiver(socket)
+    guardReceiver(socket, request.log)
     socket.on('message', onSocketMessage)
     socket.on('close', onSocketClose)
     socket.on('error', onSocketError)
@@ -561,33 +562,6 @@ function statusCodeOf (error: Error): number {
   if (code.startsWith('Z_')) return closeCodes.INVALID_PAYLOAD
   if (!code.startsWith('WS_ERR_')) return 0
   return PROTOCOL_ERROR_CLOSE_CODES[code] ?? closeCodes.PROTOCOL_ERROR
-}
-
-type ReceiverWrite = (this: ReceiverInternals, chunk: Buffer, encoding: string, callback: (error?: Error | null) => void) => void
-interface ReceiverInternals { _errored?: unknown, _write?: ReceiverWrite }
-let receiverWrite: ReceiverWrite | null = null
-
-/**
- * After ws's Receiver has reported a protocol error (invalid UTF-8, a message over maxPayload)
- * it must parse nothing more. But chunks that arrived while a compressed message was inflating
- * wait in its stream's buffer, and Node's stream still hands them over after the error: ws
- * 8.23 then reads a masking key it has already dropped and throws from a zlib callback, which
- * takes the process down (a client can do this to any server with permessage-deflate). Such
- * chunks are dropped here instead. Where ws's internals are not as expected, nothing is done.
- */
-function guardReceiver (socket: WebSocket): void {
-  const receiver = (socket as unknown as { _receiver?: ReceiverInternals })._receiver
-  if (receiver === undefined || typeof receiver._errored !== 'boolean' || typeof receiver._write !== 'function') return
-  receiverWrite ??= receiver._write
-  if (receiver._write === receiverWrite) receiver._write = guardedReceiverWrite
-}
-
-function guardedReceiverWrite (this: ReceiverInternals, chunk: Buffer, encoding: string, callback: (error?: Error | null) => void): void {
-  if (this._errored === true) {
-    callback()
-    return
-  }
-  receiverWrite!.call(this, chunk, encoding, callback)
 }
 
 /** True for a socket that belongs to a session of this plugin. */
