@@ -17,13 +17,14 @@
 //                        the output and results.md. BENCH_ROUNDS=0 to profile only.
 //   BENCH_MAX_SECONDS    time budget (default 600); past it no new round starts, and the
 //                        whole run is cut off at budget + 120 s
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { start } from './lib/children.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -66,12 +67,8 @@ const BASELINE = 'ws'
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
 // ---------------------------------------------------------------------------------------
-// Children: every one is killed when this process exits, however it exits.
+// Children (bench/lib/children.mjs kills every one when this process exits, however it exits).
 
-const children = new Set()
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL')
-})
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     console.error(`\n${signal}: stopping`)
@@ -83,67 +80,6 @@ const hardStop = setTimeout(() => {
   process.exit(1)
 }, (config.maxSeconds + 120) * 1000)
 hardStop.unref()
-
-function start (file, { execArgv = [], env = {}, label }) {
-  const child = fork(file, [], { execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  children.add(child)
-  const waiting = new Map()
-  let nextId = 0
-  let readyResolve
-  let readyReject
-  const ready = new Promise((resolve, reject) => {
-    readyResolve = resolve
-    readyReject = reject
-  })
-  const readyTimer = setTimeout(() => readyReject(new Error(`${label}: not ready after 20 s`)), 20_000)
-  child.on('message', (message) => {
-    if (message?.type === 'ready') {
-      clearTimeout(readyTimer)
-      readyResolve(message)
-      return
-    }
-    const waiter = waiting.get(message?.id)
-    if (waiter === undefined) return
-    waiting.delete(message.id)
-    if (message.error !== undefined) waiter.reject(new Error(`${label}: ${message.error}`))
-    else waiter.resolve(message.result)
-  })
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-    children.delete(child)
-    clearTimeout(readyTimer)
-    const error = new Error(`${label} exited (${code ?? signal})`)
-    readyReject(error)
-    for (const waiter of waiting.values()) waiter.reject(error)
-    waiting.clear()
-    resolve()
-  }))
-  ready.catch(() => {})
-
-  function call (cmd, args = {}, timeoutMs = 120_000) {
-    return new Promise((resolve, reject) => {
-      const id = nextId++
-      const timer = setTimeout(() => {
-        waiting.delete(id)
-        reject(new Error(`${label}: ${cmd} timed out after ${timeoutMs} ms`))
-      }, timeoutMs)
-      waiting.set(id, {
-        resolve (value) { clearTimeout(timer); resolve(value) },
-        reject (error) { clearTimeout(timer); reject(error) }
-      })
-      child.send({ ...args, id, cmd })
-    })
-  }
-
-  async function stop () {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    call('exit', {}, 2000).catch(() => {})
-    const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
-    await exited
-    clearTimeout(timer)
-  }
-
-  return { child, ready, call, stop, exited }
-}
 
 // ---------------------------------------------------------------------------------------
 // One server, one round: every scenario against a fresh server and a fresh load generator.

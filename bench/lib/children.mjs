@@ -1,7 +1,7 @@
 // The processes of a benchmark run: each is forked with an IPC channel, answers commands
 // ({ id, cmd, ...args } → { id, result | error }) and says { type: 'ready' } when it can, as
 // bench/lib/serve.mjs and bench/load.mjs do. Every child is killed when this process exits,
-// however it exits. (bench/run.mjs has the same code inline; it could import this module.)
+// however it exits. Used by bench/run.mjs and bench/cluster.mjs.
 import { fork } from 'node:child_process'
 
 const children = new Set()
