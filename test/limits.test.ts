@@ -58,6 +58,33 @@ test('heartbeat: a client that never answers pings is cut off, one that answers 
   t.same([app.websocketSessions.size, lobby.members(), app.websocketRooms.stats().closed.heartbeat], [1, 1, 1])
 })
 
+test('heartbeat: a live client whose pong waits behind its own messages, while a slow handler holds them, is not cut off', async (t) => {
+  const app = await build(t, { heartbeatInterval: 100 })
+  const release = gate()
+  let handled = 0
+  app.registerWebsocket('/ws', {
+    async handleText (_session, text) {
+      if (text === 'hang') await release.opened
+      else await new Promise((resolve) => setImmediate(resolve)) // a backlog that takes many turns to drain
+      handled++
+    }
+  })
+  const client = await RawClient.connect(await listen(app), '/ws')
+  const pings = (): number => client.frames.filter(isPing).length
+  client.send(opcodes.text, 'hang')
+  for (let i = 0; i < 300; i++) client.send(opcodes.text, `${i} `.padEnd(16 * 1024, '.'))
+  await until(() => app.websocketRooms.stats().pausedSessions === 1, () => JSON.stringify(app.websocketRooms.stats()))
+  const before = pings()
+  await until(() => pings() >= before + 3) // paused sessions are still pinged
+  for (let i = 0; i < 3; i++) client.send(opcodes.pong) // answered, behind the client's own messages
+  release.open()
+  await until(() => handled === 301 || app.websocketSessions.size === 0)
+  t.equal(handled, 301, 'every message was handled')
+  t.equal(app.websocketRooms.stats().closed.heartbeat, 0, 'not cut off')
+  t.equal(app.websocketSessions.size, 1)
+  client.destroy()
+})
+
 test('heartbeatInterval 0 sends no pings', async (t) => {
   const off = await build(t, { heartbeatInterval: 0 })
   off.registerWebsocket('/ws', { handleText (session, text) { session.send(text) } })

@@ -50,10 +50,10 @@ export function gate (): { opened: Promise<void>, open: () => void } {
  * Resolves once condition() holds, checking after each turn of the event loop; rejects after
  * `ms` naming the condition (its source, unless `what` says it better).
  */
-export async function until (condition: () => boolean, what = String(condition), ms = DEADLINE): Promise<void> {
+export async function until (condition: () => boolean, what: string | (() => string) = String(condition), ms = DEADLINE): Promise<void> {
   const started = Date.now()
   while (!condition()) {
-    if (Date.now() - started > ms) throw new Error(`still waiting after ${ms} ms for ${what}`)
+    if (Date.now() - started > ms) throw new Error(`still waiting after ${ms} ms for ${typeof what === 'string' ? what : what()}`)
     await new Promise((resolve) => setImmediate(resolve))
   }
 }

@@ -324,7 +324,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   }
 
   /**
-   * One beat of the heartbeat: cut off a session whose last ping went unanswered, else ping.
+   * One beat of the heartbeat: cut off a session that has neither answered the last ping nor
+   * sent anything since, else ping.
    * A paused session is never cut off for a missing pong: its pongs wait unread behind its
    * messages, and the one that is behind is this server, not the client.
    */
@@ -379,7 +380,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   /** The queue has handled every event it held: read the socket again if it was paused. */
   [kIdle] (): void {
     if ((this.#flags & Flag.Paused) === 0) return
-    this.#flags &= ~Flag.Paused
+    // Its pong may wait behind the messages it sent meanwhile: the next beat asks again.
+    this.#flags &= ~(Flag.Paused | Flag.AwaitingPong)
     this.#route.sessions.stats.paused--
     this.#socket.resume()
   }
@@ -487,6 +489,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   /** Socket listeners: one shared function each, finding their session through the socket. */
   static onMessage (session: Session, data: Buffer, isBinary: boolean): void {
     if ((session.#flags & Flag.ClosedByServer) !== 0) return
+    session.#flags &= ~Flag.AwaitingPong // a client that sends is alive, whatever its pongs do
     const stats = session.#route.sessions.stats
     stats.messagesIn++
     stats.bytesIn += data.length
