@@ -6,17 +6,16 @@
 // 'fastify-websocket-rooms', which is dist/: run `npm run build` first (npm test does).
 // The chat page in a real browser is test/browser.test.ts; the other examples,
 // test/examples.test.ts.
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { resolve } from 'node:path'
-import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { test } from 'tap'
 import WebSocket from 'ws'
 import type { SessionHandlers, WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
+import { program } from './programs'
 
 type ChatModule = Required<Pick<SessionHandlers<WebSocketSession>, 'onOpen' | 'onMessage' | 'onClose'>>
 interface ExampleModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
@@ -183,38 +182,19 @@ test('chat server build(): end to end on port 0, with the handshake schema', asy
 
 test('chat server as the main module: listens on PORT and HOST, logs the address, closes on SIGINT and SIGTERM', async (t) => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    const child = spawn(process.execPath, [resolve(examples, 'chat', 'server.mjs')], {
-      env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
-      stdio: ['ignore', 'pipe', 'inherit']
-    })
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-    const exited = once(child, 'exit')
-    const lines = createInterface({ input: child.stdout })
-    const outputEnded = once(lines, 'close')
-    const messages: string[] = []
-    const address = new Promise<string>((resolve, reject) => {
-      lines.on('line', (line) => {
-        const { msg, reqId } = JSON.parse(line) as { msg: string, reqId?: string }
-        if (reqId === undefined) messages.push(msg) // not the request logs of the handshake
-        const found = /^chat: (ws:\/\/127\.0\.0\.1:\d+)\/ws\/chat\?user=NAME&room=NAME$/.exec(msg)
-        if (found !== null) resolve(found[1]!)
-      })
-      outputEnded.then(() => reject(new Error('the server exited before it logged its address')), reject)
-    })
-
-    const base = await address
+    const run = program(t, 'chat', { PORT: '0', HOST: '127.0.0.1' })
+    const base = (await run.url('chat')).replace(/\/ws\/chat\?user=NAME&room=NAME$/, '')
     const page = await fetch(base.replace(/^ws/, 'http') + '/')
     t.equal(page.status, 200)
     t.equal(page.headers.get('content-type'), 'text/html; charset=utf-8', 'the chat page is served at /')
     t.match(await page.text(), /new WebSocket\(url\)/)
     const client = await connect(base, '/ws/chat?user=alice')
     t.match((await client.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
-    child.kill(signal)
+    const stopped = run.stop(signal)
     t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, `${signal}: sessions are closed with 1001`)
-    await outputEnded
-    t.same(await exited, [0, null], `${signal}: the process exits with 0 on its own`)
-    t.equal(messages.length, 5)
-    t.match(messages, [
+    t.same((await stopped).exit, [0, null], `${signal}: the process exits with 0 on its own`)
+    t.equal(run.messages.length, 5)
+    t.match(run.messages, [
       /^Server listening at http:\/\/127\.0\.0\.1:\d+$/,
       /^chat: http:\/\/127\.0\.0\.1:\d+\/$/,
       /^chat: ws:\/\/127\.0\.0\.1:\d+\/ws\/chat\?user=NAME&room=NAME$/,

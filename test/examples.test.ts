@@ -3,17 +3,16 @@
 // and every example run as the program its npm script starts. Real sockets throughout: ws
 // clients and fetch() against servers on loopback ports. The examples import
 // 'fastify-websocket-rooms', which is dist/: run `npm run build` first (npm test does).
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { createInterface } from 'node:readline'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import WebSocket from 'ws'
 import { Client, connect, listen } from './helpers'
+import { program } from './programs'
 import { REDIS_URL, redisTest, uniquePrefix } from './redis'
 import { until } from './signals'
 
@@ -233,55 +232,6 @@ redisTest('cluster: members on two servers share a room: joins, messages and lea
   t.equal(dave.received.length, 1, 'the other room got nothing')
   t.same([alice, carol].map((client) => client.received.length), [5, 4], 'nothing more, nothing twice')
 })
-
-/** A program started with node, as its npm script does after the build. */
-interface Program {
-  /** Resolves with the first logged `NAME: URL` (a ws:// URL unless `http` is given) whose NAME matches. */
-  url (name: string | RegExp, http?: boolean): Promise<string>
-  /** Every log line's message so far, but the request logs of handshakes. */
-  messages: string[]
-  stop (): Promise<{ exit: unknown[] }>
-}
-
-// Not `npm run`: running the build here would rewrite dist/ while other test files load it.
-function program (t: Test, name: string, env: Record<string, string>): Program {
-  const child = spawn(process.execPath, [resolve(examples, name, 'server.mjs')], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const exited = once(child, 'exit')
-  const lines = createInterface({ input: child.stdout })
-  const outputEnded = once(lines, 'close')
-  const messages: string[] = []
-  const waiters: Array<(message: string) => void> = []
-  lines.on('line', (line) => {
-    const { msg, reqId } = JSON.parse(line) as { msg: string, reqId?: string }
-    if (reqId !== undefined) return // the request logs of the handshake
-    messages.push(msg)
-    for (const waiter of waiters) waiter(msg)
-  })
-  return {
-    messages,
-    url (label, http = false) {
-      const pattern = new RegExp(`^(?:${typeof label === 'string' ? label : label.source}): (${http ? 'http' : 'ws'}://127\\.0\\.0\\.1:\\d+/\\S*)$`)
-      return new Promise((resolve, reject) => {
-        const check = (message: string): void => {
-          const found = pattern.exec(message)
-          if (found !== null) resolve(found[1]!)
-        }
-        messages.forEach(check)
-        waiters.push(check)
-        outputEnded.then(() => reject(new Error(`examples/${name} exited before it logged a URL matching ${pattern}`)), reject)
-      })
-    },
-    async stop () {
-      child.kill('SIGTERM')
-      await outputEnded
-      return { exit: await exited }
-    }
-  }
-}
 
 /** What each example's program offers first, to check that it serves. */
 const programs: Record<string, (client: Client, t: Test) => Promise<void>> = {

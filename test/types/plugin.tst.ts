@@ -50,6 +50,7 @@ test('app.register() takes the plugin with its options, and only known options o
     websocketOptions: { perMessageDeflate: true }
   })
   await app.register(websocketRooms, { rateLimit: false, allowedOrigins: (origin, request) => origin === request.hostname })
+  await app.register(websocketRooms, { rateLimit: null, allowedOrigins: null })
   await app.register(websocketRooms, { allowedOrigins: async (origin) => origin.endsWith('.example.com') })
   await app.register(websocketRoomsCjs, { maxPayload: 1024 })
   await app.register(fastifyWebsocketRooms, { maxPayload: 1024 })

@@ -4,7 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { Type } from '@sinclair/typebox'
 import Fastify, { type FastifyBaseLogger, type FastifyRequest } from 'fastify'
 import { expect, test } from 'tstyche'
-import type { WebSocketRoom, WebSocketSession } from 'fastify-websocket-rooms'
+import type { RawWebSocket, WebSocketRoom, WebSocketSession } from 'fastify-websocket-rooms'
 
 const app = Fastify()
 
@@ -85,6 +85,9 @@ test('session members, under both names (writeText/writeData and send...)', () =
   expect(session.request).type.toBe<FastifyRequest>()
   expect(session.log).type.toBe<FastifyBaseLogger>()
   expect(session.bufferedAmount).type.toBe<number>()
+  expect(session.socket).type.toBe<RawWebSocket>()
+  // @ts-expect-error: Cannot assign to 'socket' because it is a read-only property
+  session.socket = session.socket
   expect(session.writeText('text')).type.toBe<void>()
   expect(session.writeData(Buffer.from('data'))).type.toBe<void>()
   expect(session.writeData(new Uint8Array(1))).type.toBe<void>()
