@@ -229,7 +229,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     this.#startDeadline()
   }
 
-  /** Starts (or starts again) the closeTimeout after which #expire() runs. */
+  /** Starts (or starts again) the closeTimeout after which Session.expire() runs. */
   #startDeadline (): void {
     const previous = deadlines.get(this)
     if (previous !== undefined) clearTimeout(previous)
