@@ -3,6 +3,7 @@
 // wait, passes their errors and readiness on, and closes the ones the adapter opened itself.
 import { createClient, type RedisClientType } from '@redis/client'
 import { RedisUnavailableError } from '../errors'
+import { within } from '../within'
 
 /** A node-redis client, whatever its modules, scripts and protocol. */
 export type RedisConnection = RedisClientType<any, any, any, any, any>
@@ -70,22 +71,19 @@ export class RedisConnections {
       if (!connection.isOpen) return connection.connect()
       return new Promise((resolve) => connection.once('ready', resolve))
     }
-    const connected = Promise.all([ready(this.client), ready(this.subscriber)])
+    const connected = Promise.all([ready(this.client), ready(this.subscriber)]).then(() => true)
     connected.catch(() => {}) // after a timeout it settles late, once the connections are released
-    let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<never>((resolve, reject) => {
-      timer = setTimeout(() => {
-        const why = this.#lastError === null ? 'no answer' : this.#lastError.message
-        reject(new RedisUnavailableError(`no connection within connectTimeout (${timeout} ms): ${why}`))
-      }, timeout)
-    })
+    let opened: boolean
     try {
-      await Promise.race([connected, expired])
+      opened = await within(connected, timeout, false)
     } catch (error) {
       await this.release()
       throw error
-    } finally {
-      clearTimeout(timer)
+    }
+    if (!opened) {
+      await this.release()
+      const why = this.#lastError === null ? 'no answer' : this.#lastError.message
+      throw new RedisUnavailableError(`no connection within connectTimeout (${timeout} ms): ${why}`)
     }
   }
 

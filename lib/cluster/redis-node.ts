@@ -20,6 +20,7 @@ import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
 import type { Encoded } from '../transport/frame'
 import { sendWindow } from '../transport/wire'
+import { within } from '../within'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
 
 export interface RedisNodeOptions extends ConnectionSource {
@@ -300,17 +301,14 @@ export class RedisNode implements ClusterLink {
   async clusterMembers (name: string): Promise<number> {
     const what = `cannot count the members of room "${name}" across the cluster`
     const ms = this.#options.connectTimeout
-    let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<never>((resolve, reject) => {
-      timer = setTimeout(() => reject(new RedisUnavailableError(`${what}: no answer within connectTimeout (${ms} ms)`)), ms)
-    })
+    let count: number | null
     try {
-      return await Promise.race([this.#count(name, what), expired])
+      count = await within(this.#count(name, what), ms, null)
     } catch (error) {
       throw error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`${what}: ${String((error as Error)?.message ?? error)}`)
-    } finally {
-      clearTimeout(timer)
     }
+    if (count === null) throw new RedisUnavailableError(`${what}: no answer within connectTimeout (${ms} ms)`)
+    return count
   }
 
   async #count (name: string, what: string): Promise<number> {
@@ -345,10 +343,7 @@ export class RedisNode implements ClusterLink {
    */
   async close (): Promise<void> {
     if (this.#closed) return
-    let timer: NodeJS.Timeout | undefined
-    const expired = new Promise<boolean>((resolve) => { timer = setTimeout(resolve, this.#options.connectTimeout, true) })
-    const gaveUp = await Promise.race([this.#leave().then(() => false), expired])
-    clearTimeout(timer)
+    const gaveUp = await within(this.#leave().then(() => false), this.#options.connectTimeout, true)
     if (!gaveUp) return
     this.#closed = true
     this.#cut = true

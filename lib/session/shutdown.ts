@@ -5,6 +5,7 @@
 // still runs, is dropped without waiting (see Session[kAbandon]). So shutdown takes at most
 // closeTimeout plus the grace, whatever the clients and the handlers do.
 import { InvalidOptionError, describe } from '../errors'
+import { within } from '../within'
 import type { SessionRegistry } from './registry'
 import { kAbandon, kCutOff, kShutdown, type Session } from './session'
 
@@ -36,12 +37,5 @@ export async function closeAllSessions (registry: SessionRegistry<Session>, clos
 
 /** Resolves with true once no session is left, or with false after `ms`. */
 async function emptyWithin (registry: SessionRegistry<Session>, ms: number): Promise<boolean> {
-  if (registry.size === 0) return true
-  let timer: NodeJS.Timeout | undefined
-  const emptied = await Promise.race([
-    registry.whenEmpty().then(() => true),
-    new Promise<boolean>((resolve) => { timer = setTimeout(resolve, ms, false) })
-  ])
-  clearTimeout(timer)
-  return emptied
+  return registry.size === 0 || await within(registry.whenEmpty().then(() => true), ms, false)
 }
