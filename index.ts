@@ -10,6 +10,7 @@ import { closeCodes } from './lib/close-codes'
 import { InvalidArgumentError, describe } from './lib/errors'
 import { originGuard, sessionCapGuard } from './lib/session/guards'
 import { readHandlers } from './lib/session/handlers'
+import { MessageCodec } from './lib/session/message-codec'
 import { Heartbeat } from './lib/session/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
 import { redisAdapter } from './lib/cluster/redis-adapter'
@@ -49,13 +50,17 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.decorate('websocketSessions', new SessionsView(sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, handlerNames, routeOptions, limits: ownLimits } = readHandlers(path, source)
+    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
-    const route = { handlers, handlerNames, limits, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sessions, rooms }
+    const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
+    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sessions, rooms }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
+    const preHandler = [routeOptions.preHandler ?? []].flat()
+    if (messageSchema !== undefined || outboundSchema !== undefined) preHandler.push(codec.compileHook)
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
-    if (checkSessionCap !== null) routeOptions.preHandler = [...[routeOptions.preHandler ?? []].flat(), checkSessionCap]
+    if (checkSessionCap !== null) preHandler.push(checkSessionCap)
+    if (preHandler.length > 0) routeOptions.preHandler = preHandler
 
     // `this` is the caller's encapsulated instance: the route gets its prefix and hooks.
     this.get(path, { ...routeOptions, websocket: true }, function onUpgraded (socket: WebSocket, request: FastifyRequest) {

@@ -3,6 +3,7 @@
 import type { ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
 import type { RoomIndex } from './rooms/room-index'
 import type { SessionRegistry } from './session/registry'
+import { stringify } from './session/message-codec'
 import type { Session } from './session/session'
 import type { Message } from './transport/frame'
 
@@ -18,6 +19,10 @@ class ServerRoomHandle implements ServerRoom {
 
   broadcast (message: Message): void {
     this.#rooms.broadcast(this.#name, message, null)
+  }
+
+  broadcastJson (value: unknown): void {
+    this.#rooms.broadcast(this.#name, stringify(value), null)
   }
 
   members (): number {
@@ -67,13 +72,15 @@ export class ServerRooms implements WebsocketRooms {
       bytesIn: s.bytesIn,
       messagesOut: s.messagesOut,
       bytesOut: s.bytesOut,
+      invalidMessages: s.invalidMessages,
       dropped: { backpressure: s.droppedBackpressure, rateLimit: s.droppedRateLimit },
       closed: {
         heartbeat: s.closedHeartbeat,
         backpressure: s.closedBackpressure,
         rateLimit: s.closedRateLimit,
         unsupportedData: s.closedUnsupportedData,
-        handlerError: s.closedHandlerError
+        handlerError: s.closedHandlerError,
+        invalidMessage: s.closedInvalidMessage
       },
       refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions },
       cluster: cluster === null ? null : cluster.stats()

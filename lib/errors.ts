@@ -72,6 +72,20 @@ export const RedisUnavailableError = createError<'FST_WS_ROOMS_REDIS_UNAVAILABLE
   503
 )
 
+/** A text frame on a route with schema.message that is not JSON (or poisons a prototype). */
+export const InvalidJsonMessageError = createError<'FST_WS_ROOMS_INVALID_JSON', [string]>(
+  'FST_WS_ROOMS_INVALID_JSON',
+  'message is not valid JSON: %s',
+  400
+)
+
+/** A route's schema.message or schema.outbound that its compiler refused (answers the handshake). */
+export const MessageSchemaBuildError = createError<'FST_WS_ROOMS_SCHEMA_BUILD', [string, string, string]>(
+  'FST_WS_ROOMS_SCHEMA_BUILD',
+  'fastify-websocket-rooms: schema.%s of "%s" does not compile: %s',
+  500
+)
+
 /** Describes a bad value for an error message: its type, and the value itself when short. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

@@ -7,6 +7,9 @@ import type {
   FastifyPluginAsync,
   FastifyRequest,
   FastifySchema,
+  FastifySchemaValidationError,
+  FastifyTypeProvider,
+  FastifyTypeProviderDefault,
   RawReplyDefaultExpression,
   RawRequestDefaultExpression,
   RawServerDefault,
@@ -18,15 +21,19 @@ import type { ServerOptions as WsServerOptions, WebSocket } from 'ws'
 import '@fastify/websocket'
 
 declare module 'fastify' {
-  interface FastifyInstance {
+  // The type parameters must repeat Fastify's own; only the type provider is used here.
+  // eslint-disable-next-line @typescript-eslint/no-unused-vars
+  interface FastifyInstance<RawServer, RawRequest, RawReply, Logger, TypeProvider> {
     /**
      * Adds a WebSocket endpoint at `path` (in this instance's scope, with its prefix and hooks).
      * `handlers` is an object, or an ES module namespace, with the session handlers under either
-     * of their names and the Fastify route options that run before the upgrade.
+     * of their names and the Fastify route options that run before the upgrade. The schemas
+     * type the session and the messages: TypeBox's by themselves, others through the
+     * instance's type provider (`app.withTypeProvider<...>()`).
      */
-    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown>(
+    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown, Message = unknown, Outbound = unknown>(
       path: string,
-      handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params>
+      handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params, Message, Outbound, TypeProvider>
     ): this
     /** Rooms of this instance, for HTTP routes and jobs. */
     websocketRooms: fastifyWebsocketRooms.WebsocketRooms
@@ -53,15 +60,21 @@ type TypeBoxStatic<Schema> = import('typebox', { with: { 'resolution-mode': 'imp
 type Known<T, Fallback> = unknown extends T ? Fallback : T
 
 /**
- * What a schema makes of a handshake part: its static type for a schema of either TypeBox
- * line, else the fallback. `@sinclair/typebox` 0.3x is read structurally (its `static`
- * member), so schemas from its ESM and CommonJS builds, whose types differ, both work;
- * `typebox` 1.x (recognised by its `~kind`) through its own `Static`.
+ * What a schema makes of a handshake part or a message: its static type for a schema of
+ * either TypeBox line, else what the instance's type provider makes of it, else the fallback.
+ * `@sinclair/typebox` 0.3x is read structurally (its `static` member), so schemas from its ESM
+ * and CommonJS builds, whose types differ, both work; `typebox` 1.x (recognised by its `~kind`)
+ * through its own `Static`. `Side`: the provider's validator (what comes in) or serializer.
  */
-type Parsed<Schema, Fallback> =
+type Parsed<Schema, Fallback, Provider extends FastifyTypeProvider = FastifyTypeProviderDefault, Side extends 'validator' | 'serializer' = 'validator'> =
   Schema extends { static: infer T } ? Known<T, Fallback>
     : Schema extends { '~kind': string } ? Known<TypeBoxStatic<Schema>, Fallback>
-      : Fallback
+      : Known<(Provider & { schema: Schema })[Side], Fallback>
+
+/** The message handlers' argument: the text without schema.message, else the value it describes. */
+type MessageOf<Schema, Provider extends FastifyTypeProvider> = unknown extends Schema ? string : Parsed<Schema, unknown, Provider>
+/** What sendJson() and broadcastJson() accept: anything without schema.outbound, else what it describes. */
+type OutboundOf<Schema, Provider extends FastifyTypeProvider> = unknown extends Schema ? unknown : Parsed<Schema, unknown, Provider, 'serializer'>
 
 declare namespace fastifyWebsocketRooms {
   /** A message: a string goes out as a text frame, binary data as a binary frame. */
@@ -192,15 +205,17 @@ declare namespace fastifyWebsocketRooms {
     bytesIn: number
     messagesOut: number
     bytesOut: number
+    /** Text messages that were not JSON or did not match the route's schema.message. */
+    invalidMessages: number
     dropped: { backpressure: number, rateLimit: number }
-    closed: { heartbeat: number, backpressure: number, rateLimit: number, unsupportedData: number, handlerError: number }
+    closed: { heartbeat: number, backpressure: number, rateLimit: number, unsupportedData: number, handlerError: number, invalidMessage: number }
     refused: { origin: number, maxSessions: number }
     /** The cluster node's counters, with an adapter; null without. */
     cluster: WebsocketRoomsClusterStats | null
   }
 
   /** A room as seen from one session: a handle that does not join by itself. */
-  export interface WebSocketRoom {
+  export interface WebSocketRoom<Outbound = unknown> {
     /** Joins the room (created on first join). Idempotent; a no-op once the session is closed. */
     join (): this
     /** Leaves the room (deleted when empty). Idempotent. */
@@ -209,6 +224,10 @@ declare namespace fastifyWebsocketRooms {
     broadcast (message: Message): void
     /** Sends to every member but this session. */
     broadcastExcept (message: Message): void
+    /** Sends a value as JSON text to every member, serialized once (by the route's schema.outbound when it has one). */
+    broadcastJson (value: Outbound): void
+    /** Sends a value as JSON text to every member but this session, serialized once. */
+    broadcastExceptJson (value: Outbound): void
     /** Number of members of the room on this server. */
     members (): number
     /** Number of members of the room on every server of the cluster (this server's without an adapter). */
@@ -222,6 +241,8 @@ declare namespace fastifyWebsocketRooms {
   export interface ServerRoom {
     /** Sends to every member. */
     broadcast (message: Message): void
+    /** Sends a value as JSON text (JSON.stringify, once) to every member. */
+    broadcastJson (value: unknown): void
     /** Number of members of the room on this server. */
     members (): number
     /** Number of members of the room on every server of the cluster (this server's without an adapter). */
@@ -244,7 +265,8 @@ declare namespace fastifyWebsocketRooms {
   export interface WebSocketSession<
     Query = Record<string, unknown>,
     Headers = IncomingHttpHeaders,
-    Params = Record<string, string>
+    Params = Record<string, string>,
+    Outbound = unknown
   > {
     /** Unique id of this session (a UUID). */
     readonly id: string
@@ -264,6 +286,8 @@ declare namespace fastifyWebsocketRooms {
     writeData (data: BinaryData): void
     /** Sends a string as text, binary data as binary. A no-op once the session is closed. */
     send (message: Message): void
+    /** Sends a value as JSON text, serialized by the route's schema.outbound when it has one (else JSON.stringify). A no-op once closed. */
+    sendJson (value: Outbound): void
     /** Starts the close handshake (code default 1000, reason at most 123 bytes). A no-op once closed. */
     close (code?: number, reason?: string): void
     /** Cuts the connection at once, without a close handshake. */
@@ -289,7 +313,7 @@ declare namespace fastifyWebsocketRooms {
     getAttribute<T = any> (key: string): T | undefined
     getAttributes (): Record<string, any>
     /** A handle on a room; it does not join. */
-    room (name: string): WebSocketRoom
+    room (name: string): WebSocketRoom<Outbound>
     /** Names of the rooms this session is in. */
     roomNames (): string[]
   }
@@ -297,14 +321,29 @@ declare namespace fastifyWebsocketRooms {
   type Maybe<T> = T | Promise<T>
 
   /**
+   * What onInvalidMessage gets for a text message that is not JSON (code
+   * FST_WS_ROOMS_INVALID_JSON) or does not match schema.message (FST_ERR_VALIDATION, with the
+   * validator's errors in `validation`), in the shape of Fastify's validation errors.
+   */
+  export interface MessageValidationError extends Error {
+    code: string
+    statusCode: number
+    validationContext: 'message'
+    validation?: FastifySchemaValidationError[]
+  }
+
+  /**
    * Session handlers. Some events have two names, aliases of each other (`onConnected`/`onOpen`,
    * `handleText`/`onMessage`, `onDisconnected`/`onClose`): give one of the two. A handler may return a promise: the session's next event waits for it.
+   * `Message`: what a text message handler gets: the text, or with schema.message the value.
    */
-  export interface SessionHandlers<Session> {
+  export interface SessionHandlers<Session, Message = string> {
     onConnected?: (session: Session) => Maybe<unknown>
     onOpen?: (session: Session) => Maybe<unknown>
-    handleText?: (session: Session, text: string) => Maybe<unknown>
-    onMessage?: (session: Session, message: string) => Maybe<unknown>
+    handleText?: (session: Session, text: Message) => Maybe<unknown>
+    onMessage?: (session: Session, message: Message) => Maybe<unknown>
+    /** With schema.message: a text message that is not JSON or does not match (the default: close with 1007). */
+    onInvalidMessage?: (session: Session, error: MessageValidationError, text: string) => Maybe<unknown>
     handleBinary?: (session: Session, data: Buffer) => Maybe<unknown>
     onPong?: (session: Session) => Maybe<unknown>
     onDisconnected?: (session: Session, code: number, reason: string) => Maybe<unknown>
@@ -315,12 +354,16 @@ declare namespace fastifyWebsocketRooms {
     onBackpressure?: (session: Session, bufferedAmount: number) => void
   }
 
-  export interface HandshakeSchema<Query, Headers, Params>
+  export interface HandshakeSchema<Query, Headers, Params, Message = unknown, Outbound = unknown>
     extends Omit<FastifySchema, 'querystring' | 'headers' | 'params'> {
     querystring?: Query
     /** Keys must be lowercase: Fastify lowercases header names before validation. */
     headers?: Headers
     params?: Params
+    /** What clients send: every text message is parsed as JSON and validated before onMessage/handleText sees it. */
+    message?: Message
+    /** What sendJson() and broadcastJson() send: serialized by it, so fields it does not name never leave. */
+    outbound?: Outbound
   }
 
   /**
@@ -328,33 +371,38 @@ declare namespace fastifyWebsocketRooms {
    * route hooks: request.query, request.headers and request.params, as session.query,
    * session.headers and session.params have them.
    */
-  export interface HandshakeRouteGeneric<Query = unknown, Headers = unknown, Params = unknown> {
-    Querystring: Parsed<Query, Record<string, unknown>>
-    Headers: Parsed<Headers, IncomingHttpHeaders>
-    Params: Parsed<Params, Record<string, string>>
+  export interface HandshakeRouteGeneric<Query = unknown, Headers = unknown, Params = unknown, Provider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
+    Querystring: Parsed<Query, Record<string, unknown>, Provider>
+    Headers: Parsed<Headers, IncomingHttpHeaders, Provider>
+    Params: Parsed<Params, Record<string, string>, Provider>
   }
 
-  type HandshakeRouteShorthandOptions<Query, Headers, Params> = RouteShorthandOptions<
-    RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, HandshakeRouteGeneric<Query, Headers, Params>
+  type HandshakeRouteShorthandOptions<Query, Headers, Params, Provider extends FastifyTypeProvider> = RouteShorthandOptions<
+    RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, HandshakeRouteGeneric<Query, Headers, Params, Provider>
   >
 
   /**
    * The Fastify route options of the handshake, its hooks typed from the route's schemas.
    * Those the installed Fastify has (logSerializers came after 5.0.0).
    */
-  export type HandshakeRouteOptions<Query = unknown, Headers = unknown, Params = unknown> = Pick<
-    HandshakeRouteShorthandOptions<Query, Headers, Params>,
-    Extract<keyof HandshakeRouteShorthandOptions<Query, Headers, Params>,
+  export type HandshakeRouteOptions<Query = unknown, Headers = unknown, Params = unknown, Provider extends FastifyTypeProvider = FastifyTypeProviderDefault> = Pick<
+    HandshakeRouteShorthandOptions<Query, Headers, Params, Provider>,
+    Extract<keyof HandshakeRouteShorthandOptions<Query, Headers, Params, Provider>,
       'onRequest' | 'preParsing' | 'preValidation' | 'preHandler' | 'config' | 'logLevel' |
-      'logSerializers' | 'constraints' | 'errorHandler' | 'attachValidation'>
+      'logSerializers' | 'constraints' | 'errorHandler' | 'attachValidation' |
+      'validatorCompiler' | 'serializerCompiler'>
   >
 
-  export type WebsocketHandlers<Query = unknown, Headers = unknown, Params = unknown> = SessionHandlers<WebSocketSession<
-    Parsed<Query, Record<string, unknown>>,
-    Parsed<Headers, IncomingHttpHeaders>,
-    Parsed<Params, Record<string, string>>
-  >> & HandshakeRouteOptions<Query, Headers, Params> & RouteLimitOptions & {
-    schema?: HandshakeSchema<Query, Headers, Params>
+  export type WebsocketHandlers<
+    Query = unknown, Headers = unknown, Params = unknown, Message = unknown, Outbound = unknown,
+    Provider extends FastifyTypeProvider = FastifyTypeProviderDefault
+  > = SessionHandlers<WebSocketSession<
+    Parsed<Query, Record<string, unknown>, Provider>,
+    Parsed<Headers, IncomingHttpHeaders, Provider>,
+    Parsed<Params, Record<string, string>, Provider>,
+    OutboundOf<Outbound, Provider>
+  >, MessageOf<Message, Provider>> & HandshakeRouteOptions<Query, Headers, Params, Provider> & RouteLimitOptions & {
+    schema?: HandshakeSchema<Query, Headers, Params, Message, Outbound>
   }
 
   /** The close codes this plugin sends. */

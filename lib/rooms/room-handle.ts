@@ -7,11 +7,14 @@ export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
   readonly #index: RoomIndex<M>
   readonly #member: M
   readonly #name: string
+  /** JSON text of a value, as the member's route writes it (its outbound schema, or JSON.stringify). */
+  readonly #serialize: (value: unknown) => string
 
-  constructor (index: RoomIndex<M>, member: M, name: string) {
+  constructor (index: RoomIndex<M>, member: M, name: string, serialize: (value: unknown) => string) {
     this.#index = index
     this.#member = member
     this.#name = name
+    this.#serialize = serialize
   }
 
   join (): this {
@@ -30,6 +33,14 @@ export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
 
   broadcastExcept (message: Message): void {
     this.#index.broadcast(this.#name, message, this.#member)
+  }
+
+  broadcastJson (value: unknown): void {
+    this.#index.broadcast(this.#name, this.#serialize(value), null)
+  }
+
+  broadcastExceptJson (value: unknown): void {
+    this.#index.broadcast(this.#name, this.#serialize(value), this.#member)
   }
 
   members (): number {

@@ -8,12 +8,14 @@ import { typesAgree, type SameKeys } from '../type-checks'
 
 export interface Handlers {
   connected: ((session: any) => unknown) | undefined
-  text: ((session: any, text: string) => unknown) | undefined
+  /** Gets the text, or with schema.message the validated value. */
+  text: ((session: any, message: any) => unknown) | undefined
   binary: ((session: any, data: Buffer) => unknown) | undefined
   pong: ((session: any) => unknown) | undefined
   disconnected: ((session: any, code: number, reason: string) => unknown) | undefined
   error: ((session: any, error: Error) => unknown) | undefined
   backpressure: ((session: any, bufferedAmount: number) => unknown) | undefined
+  invalidMessage: ((session: any, error: Error, text: string) => unknown) | undefined
 }
 
 /** The name each handler of a route was given under: "onMessage" or "handleText"... */
@@ -27,16 +29,18 @@ const EVENT_NAMES = [
   ['pong', 'onPong', null],
   ['disconnected', 'onDisconnected', 'onClose'],
   ['error', 'onError', null],
-  ['backpressure', 'onBackpressure', null]
+  ['backpressure', 'onBackpressure', null],
+  ['invalidMessage', 'onInvalidMessage', null]
 ] as const satisfies ReadonlyArray<readonly [keyof Handlers, string, string | null]>
 type EventName = typeof EVENT_NAMES[number]
 typesAgree<SameKeys<EventName[0], keyof Handlers>>()
-typesAgree<SameKeys<EventName[1] | Exclude<EventName[2], null>, keyof SessionHandlers<unknown>>>()
+typesAgree<SameKeys<EventName[1] | Exclude<EventName[2], null>, keyof SessionHandlers<unknown, unknown>>>()
 
 /** Route options handed to Fastify as they are; they apply to the HTTP request before the upgrade. */
 export const ROUTE_OPTION_NAMES = [
   'schema', 'onRequest', 'preParsing', 'preValidation', 'preHandler',
-  'config', 'logLevel', 'logSerializers', 'constraints', 'errorHandler', 'attachValidation'
+  'config', 'logLevel', 'logSerializers', 'constraints', 'errorHandler', 'attachValidation',
+  'validatorCompiler', 'serializerCompiler'
 ] as const
 // logSerializers is not in every Fastify 5's route options: the declarations offer it where it is.
 typesAgree<SameKeys<Exclude<typeof ROUTE_OPTION_NAMES[number], 'logSerializers'>, Exclude<keyof HandshakeRouteOptions | 'schema', 'logSerializers'>>>()
@@ -84,6 +88,9 @@ export interface RouteDefinition {
   routeOptions: Record<string, unknown>
   /** The route's own limits, as given (checked by resolveRouteLimits). */
   limits: Record<string, unknown>
+  /** schema.message and schema.outbound, taken out of the schema Fastify gets; undefined when absent. */
+  messageSchema: unknown
+  outboundSchema: unknown
 }
 
 export function readHandlers (path: string, source: unknown): RouteDefinition {
@@ -108,21 +115,41 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   }
   const routeOptions: Record<string, unknown> = {}
   const limits: Record<string, unknown> = {}
+  let messageSchema: unknown
+  let outboundSchema: unknown
   for (const key of Object.keys(object)) {
     if (LIMIT_NAMES.has(key)) {
       limits[key] = object[key]
+    } else if (key === 'schema' && object.schema !== null && typeof object.schema === 'object') {
+      // @fastify/websocket writes `hide` into the route's schema: give it a copy, so a
+      // frozen schema works and the user's object is left as it was. The message schemas
+      // are the sessions', not the handshake's: Fastify does not see them.
+      const { message, outbound, ...handshake } = object.schema as Record<string, unknown>
+      messageSchema = checkSchema(path, 'message', message)
+      outboundSchema = checkSchema(path, 'outbound', outbound)
+      routeOptions.schema = handshake
     } else if (ROUTE_NAMES.has(key)) {
       const value = object[key]
-      // @fastify/websocket writes `hide` into the route's schema: give it a copy, so a
-      // frozen schema works and the user's object is left as it was.
-      if (value !== undefined) routeOptions[key] = key === 'schema' && value !== null && typeof value === 'object' ? { ...value } : value
+      if (value !== undefined) routeOptions[key] = value
     } else if (!HANDLER_NAMES.has(key) && looksLikeHandler(key)) {
       throw new InvalidHandlersError(path, `unknown handler "${key}"${suggestion(key)}`)
     }
   }
   // After the unknown keys, so that a lone misspelt handler gets its suggestion.
-  if (!EVENT_NAMES.some(([event]) => event !== 'error' && event !== 'backpressure' && handlers[event] !== undefined)) {
+  if (!EVENT_NAMES.some(([event]) => event !== 'error' && event !== 'backpressure' && event !== 'invalidMessage' && handlers[event] !== undefined)) {
     throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
   }
-  return { handlers, handlerNames, routeOptions, limits }
+  if (messageSchema !== undefined && handlers.text === undefined) {
+    throw new InvalidHandlersError(path, 'schema.message describes text messages, but no handleText/onMessage handler is given')
+  }
+  if (messageSchema === undefined && handlers.invalidMessage !== undefined) {
+    throw new InvalidHandlersError(path, 'onInvalidMessage is given, but no schema.message to validate messages against')
+  }
+  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema }
+}
+
+/** A message schema: a JSON schema object (TypeBox's included) or a boolean, or undefined when absent. */
+function checkSchema (path: string, part: string, schema: unknown): unknown {
+  if (schema === undefined || typeof schema === 'boolean' || (schema !== null && typeof schema === 'object' && !Array.isArray(schema))) return schema
+  throw new InvalidHandlersError(path, `schema.${part} must be a JSON schema (an object), got ${describe(schema)}`)
 }

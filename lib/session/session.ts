@@ -13,6 +13,7 @@ import { FAILING, IDLE, SessionQueue, kFail, kHandle, kIdle } from './queue'
 import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, TEXT, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
+import type { MessageCodec, ReadMessage } from './message-codec'
 import type { RouteLimits } from '../options'
 import { kFinished, kSendEncoded, type RoomIndex } from '../rooms/room-index'
 import { RoomHandle } from '../rooms/room-handle'
@@ -26,6 +27,8 @@ export interface Route {
   /** The name each handler was given under (onMessage or handleText...), for log lines. */
   handlerNames: HandlerNames
   limits: RouteLimits
+  /** The route's message schemas (and JSON.stringify for sendJson when it has none). */
+  codec: MessageCodec
   /** How long a session whose client has gone waits for its handlers before it is dropped, in ms. */
   closeTimeout: number
   /** Socket errors are logged (debug) by the session, not by @fastify/websocket's errorHandler. */
@@ -151,6 +154,11 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     const bytes = toBuffer(message)
     if (bytes === null) throw new InvalidArgumentError('message', 'a string, a Buffer, a Uint8Array or an ArrayBuffer', describe(message))
     this.#write(bytes, bytes.length, BINARY)
+  }
+
+  sendJson (value: unknown): void {
+    const text = this.#route.codec.serialize(value)
+    this.#write(text, Buffer.byteLength(text), TEXT)
   }
 
   /** Sends a message encoded and framed once for many sessions (a broadcast). */
@@ -306,7 +314,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   room (name: string): RoomHandle<Session> {
     const rooms: RoomIndex<Session> = this.#route.rooms
     rooms.assertRoomName(name)
-    return new RoomHandle(rooms, this, name)
+    return new RoomHandle(rooms, this, name, this.#route.codec.serialize)
   }
 
   roomNames (): string[] {
@@ -355,7 +363,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
       case Event.Connected:
         return handlers.connected!(this)
       case Event.Text:
-        return (this.#flags & Flag.ClosedByServer) !== 0 ? undefined : handlers.text!(this, a as string)
+        if ((this.#flags & Flag.ClosedByServer) !== 0) return undefined
+        return this.#route.codec.readsMessages ? this.#readMessage(a as string) : handlers.text!(this, a as string)
       case Event.Binary:
         return (this.#flags & Flag.ClosedByServer) !== 0 ? undefined : handlers.binary!(this, a as Buffer)
       case Event.Pong:
@@ -363,6 +372,27 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
       default:
         return this.#disconnected(a as number, b as string)
     }
+  }
+
+  /** A text message on a route with schema.message: its handler gets the value, once it is valid JSON that matches. */
+  #readMessage (text: string): unknown {
+    const read = this.#route.codec.read(text)
+    if (!(read instanceof Promise)) return this.#handleMessage(read, text)
+    return read.then((settled) => this.#handleMessage(settled, text))
+  }
+
+  #handleMessage (read: ReadMessage, text: string): unknown {
+    // An asynchronous validator may settle after the session was closed or dropped.
+    if ((this.#flags & (Flag.ClosedByServer | Flag.Finished)) !== 0) return undefined
+    if (read.valid) return this.#route.handlers.text!(this, read.value)
+    const stats = this.#route.sessions.stats
+    stats.invalidMessages++
+    this.log.debug({ err: read.error }, 'invalid message')
+    const handler = this.#route.handlers.invalidMessage
+    if (handler !== undefined) return handler(this, read.error, text)
+    stats.closedInvalidMessage++
+    this.#closeBy(closeCodes.INVALID_PAYLOAD, 'invalid message')
+    return undefined
   }
 
   [kFail] (error: unknown): unknown {

@@ -13,6 +13,9 @@ export class Stats {
   closedRateLimit = 0
   closedUnsupportedData = 0
   closedHandlerError = 0
+  closedInvalidMessage = 0
+  /** Text messages that were not JSON or did not match the route's schema.message. */
+  invalidMessages = 0
   refusedOrigin = 0
   refusedMaxSessions = 0
   /** Sessions whose socket is not read right now, because their handlers are behind. */
