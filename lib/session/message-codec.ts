@@ -24,7 +24,13 @@ export interface PoisoningActions {
 
 /** The serialization of a value with no outbound schema: JSON.stringify, refusing what it cannot write. */
 export function stringify (value: unknown): string {
-  const text = JSON.stringify(value)
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (error) {
+    // A BigInt, a cycle, a toJSON() that throws.
+    throw new InvalidArgumentError('value', 'a JSON value', `${describe(value)} (${(error as Error).message})`)
+  }
   if (typeof text !== 'string') throw new InvalidArgumentError('value', 'a JSON value', describe(value))
   return text
 }
@@ -98,8 +104,9 @@ export class MessageCodec {
     try {
       result = this.#validate!(value, { parentData: parent, parentDataProperty: 'message' })
     } catch (error) {
-      // A validator that throws (a recursive schema on a deeply nested value overflows the stack).
-      return { valid: false, error: validationError(error) }
+      // A validator that throws: a recursive schema on a deeply nested value overflows the stack.
+      const failed = new Error(`message could not be validated: ${(error as Error)?.message ?? String(error)}`, { cause: error })
+      return { valid: false, error: validationError(failed) }
     }
     if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
       return (result as Promise<unknown>).then(
