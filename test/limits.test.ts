@@ -299,7 +299,7 @@ test('a message bigger than maxBackpressure still reaches a client with nothing 
   client.send('x'.repeat(1024))
   t.same(await client.texts(1), [`You said: ${'x'.repeat(1024)}`])
   t.equal(client.ws.readyState, WebSocket.OPEN)
-  t.same(app.websocketRooms.stats().closed, { heartbeat: 0, backpressure: 0, rateLimit: 0, unsupportedData: 0, handlerError: 0 })
+  t.same(app.websocketRooms.stats().closed, { heartbeat: 0, backpressure: 0, rateLimit: 0, unsupportedData: 0, handlerError: 0, invalidMessage: 0 })
 })
 
 test('one slow reader does not hold up the other members of its room', async (t) => {
@@ -484,8 +484,8 @@ test('stats() counts the messages and bytes of an exchange, a broadcast once per
     },
     handleBinary (session, data) { session.send(data) }
   })
-  const zero = { dropped: { backpressure: 0, rateLimit: 0 }, closed: { heartbeat: 0, backpressure: 0, rateLimit: 0, unsupportedData: 0, handlerError: 0 }, refused: { origin: 0, maxSessions: 0 }, cluster: null }
-  t.same(app.websocketRooms.stats(), { sessions: 0, rooms: 0, pausedSessions: 0, messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, ...zero })
+  const zero = { dropped: { backpressure: 0, rateLimit: 0 }, closed: { heartbeat: 0, backpressure: 0, rateLimit: 0, unsupportedData: 0, handlerError: 0, invalidMessage: 0 }, refused: { origin: 0, maxSessions: 0 }, cluster: null }
+  t.same(app.websocketRooms.stats(), { sessions: 0, rooms: 0, pausedSessions: 0, messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, invalidMessages: 0, ...zero })
   const base = await listen(app)
   const [a, b, c] = await Promise.all([connect(base, '/ws'), connect(base, '/ws'), connect(base, '/ws')])
   await until(() => app.websocketRooms.room('room').members() === 3)
@@ -497,5 +497,5 @@ test('stats() counts the messages and bytes of an exchange, a broadcast once per
   c.send('all') // in: 3 bytes; out: "news" to 3 members, 12 bytes
   await Promise.all([a.messages(2), b.messages(2), c.messages(1)])
   t.same(a.received.map((m) => String(m.data)), ['re:hé', 'news'])
-  t.same(app.websocketRooms.stats(), { sessions: 3, rooms: 1, pausedSessions: 0, messagesIn: 3, bytesIn: 9, messagesOut: 5, bytesOut: 21, ...zero })
+  t.same(app.websocketRooms.stats(), { sessions: 3, rooms: 1, pausedSessions: 0, messagesIn: 3, bytesIn: 9, messagesOut: 5, bytesOut: 21, invalidMessages: 0, ...zero })
 })
