@@ -96,3 +96,22 @@ test('route hooks see the request typed by TypeBox 1.x schemas', () => {
     onOpen () {}
   })
 })
+
+test('TypeBox 1.x: messages and outbound values are typed as with 0.3x, and a union narrows', () => {
+  app.registerWebsocket('/ws', {
+    schema: {
+      message: Type.Union([
+        Type.Object({ type: Type.Literal('say'), text: Type.String() }),
+        Type.Object({ type: Type.Literal('join'), room: Type.String() })
+      ]),
+      outbound: Type.Object({ type: Type.String(), text: Type.String() })
+    },
+    onMessage (session, message) {
+      expect(message).type.toBe<{ type: 'say', text: string } | { type: 'join', room: string }>()
+      if (message.type === 'say') session.sendJson({ type: 'said', text: message.text })
+      else session.room(message.room).broadcastJson({ type: 'joined', text: message.room })
+      // @ts-expect-error: Property 'text' is missing
+      session.sendJson({ type: 'said' })
+    }
+  })
+})
