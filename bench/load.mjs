@@ -27,6 +27,7 @@ const CLOSED = 3
 
 const CH_P = 0x50
 const CH_E = 0x45
+const CH_BRACE = 0x7b // '{'
 const SIO_EVENT_PREFIX = '42["msg","' // the Socket.IO event the servers emit and listen to
 const SIO_PAYLOAD_OFFSET = SIO_EVENT_PREFIX.length
 
@@ -207,9 +208,14 @@ function onEngineIo (conn, buffer, start, end) {
   }
 }
 
-// 'P<publisher>,<seq>,<µs>' or 'E<client>,<seq>,<µs>', parsed in place.
+// 'P<publisher>,<seq>,<µs>' or 'E<client>,<seq>,<µs>', parsed in place; or a JSON echo.
 function onText (conn, buffer, start, end) {
   const kind = buffer[start]
+  if (kind === CH_BRACE) {
+    const message = JSON.parse(buffer.toString('utf8', start, end))
+    echo.reply(conn, message.seq, message.sent)
+    return
+  }
   let at = start + 1
   while (buffer[at] !== 0x2c) at++
   at++
@@ -400,8 +406,13 @@ const echo = {
   roundTrips: 0,
   histogram: new Histogram(),
 
+  /** Send JSON objects ({ type, client, seq, sent }) rather than 'E…' texts. */
+  json: false,
+
   send (conn) {
-    sendText(conn, `E${conn.id},${conn.seq++},${Math.round(performance.now() * 1000)}`)
+    const sent = Math.round(performance.now() * 1000)
+    if (this.json) sendText(conn, `{"type":"echo","client":${conn.id},"seq":${conn.seq++},"sent":${sent}}`)
+    else sendText(conn, `E${conn.id},${conn.seq++},${sent}`)
   },
 
   reply (conn, seq, sent) {
@@ -418,8 +429,9 @@ const echo = {
   }
 }
 
-async function runEcho ({ warmupMs, durationMs }) {
+async function runEcho ({ warmupMs, durationMs, json = false }) {
   const clients = connections.echo
+  echo.json = json
   echo.running = true
   echo.measuring = false
   for (const conn of clients) {

@@ -50,7 +50,7 @@ const config = {
 }
 
 const ALL_SERVERS = [
-  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench' },
+  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' } },
   { name: 'ws', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench' },
   { name: 'ws+frame', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'frame' } },
   { name: 'ws+cork', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'cork' } },
@@ -108,6 +108,23 @@ async function session (server, { profile = null } = {}) {
       result.echo = await load.call('echo', { warmupMs: config.echoWarmupMs, durationMs: config.echoMs })
     }
     await load.call('close', { role: 'echo', settleMs: 300 })
+
+    // Echo of a JSON object, validated by schema.message against checked by hand, in ABBA order.
+    if (server.jsonPaths !== undefined && profile === null) {
+      const jsonEcho = async (path) => {
+        await load.call('connect', { role: 'echo', count: config.echoClients, path })
+        const measured = await load.call('echo', { warmupMs: config.echoWarmupMs, durationMs: Math.round(config.echoMs / 2), json: true })
+        await load.call('close', { role: 'echo', settleMs: 300 })
+        return measured
+      }
+      const { validated, byHand } = server.jsonPaths
+      const hand = [await jsonEcho(byHand)]
+      const typed = [await jsonEcho(validated)]
+      typed.push(await jsonEcho(validated))
+      hand.push(await jsonEcho(byHand))
+      result.jsonEchoByHand = combineEchoes(hand)
+      result.jsonEcho = combineEchoes(typed)
+    }
 
     // Idle memory: RSS and heap before and after opening N connections, after forced GCs.
     const before = await srv.call('mem')
@@ -196,6 +213,29 @@ function combineHandshakes (parts) {
   }
 }
 
+/** Echo phases as one: rates over their summed time; latencies weighted by each phase's time. */
+function combineEchoes (parts) {
+  const sum = (key) => parts.reduce((total, part) => total + part[key], 0)
+  const seconds = sum('seconds')
+  const serverCpuSeconds = sum('serverCpuSeconds')
+  const weighted = (key) => parts.reduce((total, part) => total + part[key] * part.seconds, 0) / seconds
+  const roundTrips = sum('roundTrips')
+  return {
+    clients: parts[0].clients,
+    roundTrips,
+    roundTripsPerSec: roundTrips / seconds,
+    roundTripsPerCpuSec: serverCpuSeconds > 0 ? roundTrips / serverCpuSeconds : null,
+    p50: weighted('p50'),
+    p99: weighted('p99'),
+    unanswered: sum('unanswered'),
+    seconds,
+    serverCpuSeconds,
+    serverCpuPct: 100 * serverCpuSeconds / seconds,
+    loadCpuPct: weighted('loadCpuPct'),
+    otherCpuPct: weighted('otherCpuPct')
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Report
 
@@ -237,6 +277,9 @@ function rows () {
     { label: 'round trips/s', path: 'echo.roundTripsPerSec', format: si },
     { label: 'round trips per second of server CPU', path: 'echo.roundTripsPerCpuSec', format: si },
     { label: 'round trip p50 / p99 (ms)', pair: ['echo.p50', 'echo.p99'], format: msFormat },
+    { section: `**Echo of a JSON object, ${config.echoClients} clients** (ratios to raw ws's text echo)` },
+    { label: 'round trips per second of server CPU, checked by hand (JSON.parse, JSON.stringify)', path: 'jsonEchoByHand.roundTripsPerCpuSec', format: si, base: 'echo.roundTripsPerCpuSec' },
+    { label: 'round trips per second of server CPU, schema.message + sendJson', path: 'jsonEcho.roundTripsPerCpuSec', format: si, base: 'echo.roundTripsPerCpuSec' },
     { section: `**Idle memory at ${large.toLocaleString('en')} connections** (after forced GC)` },
     { label: 'server RSS per connection', path: 'memory.rssPerConn', format: kib },
     { label: 'server heap + external per connection', path: 'memory.heapPerConn', format: kib },
@@ -308,6 +351,8 @@ function targets (results) {
   lines.push(check('idle RSS per session against ws', med('plugin', rss), med('ws', rss), 1.25, true))
   lines.push(check('idle RSS per session against socket.io', med('plugin', rss), med('socket.io', rss), 0.5, true))
   lines.push(check('echo round trips/s against fastify-ws', med('plugin', 'echo.roundTripsPerSec'), med('fastify-ws', 'echo.roundTripsPerSec'), 0.9))
+  lines.push(check('JSON echo round trips per server CPU-second, schema.message + sendJson against checked by hand',
+    med('plugin', 'jsonEcho.roundTripsPerCpuSec'), med('plugin', 'jsonEchoByHand.roundTripsPerCpuSec'), 0.9))
   lines.push(check('handshakes/s with a TypeBox query schema against fastify-ws without one',
     med('plugin', 'handshakesSchema.handshakesPerSec'), med('fastify-ws', 'handshakes.handshakesPerSec'), 0.8))
   return lines.join('\n')
