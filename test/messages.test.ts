@@ -439,3 +439,23 @@ test('validatorCompiler and serializerCompiler are route options, as in Fastify:
   t.same(await client.texts(1), ['open'])
   t.ok(used, 'the route\'s validatorCompiler compiled its querystring schema')
 })
+
+test('under injectWS too: the schemas compile in the first handshake and messages are validated', async (t) => {
+  const app = await build(t)
+  app.registerWebsocket('/ws', {
+    schema: { message: Chat, outbound: Said },
+    onMessage (session, message) {
+      if (message.type === 'say') session.sendJson({ type: 'said', from: 'me', text: message.text, extra: true } as any)
+    },
+    onInvalidMessage (session, error) { session.sendJson({ type: 'invalid', from: 'server', text: error.code }) }
+  })
+  await app.ready()
+  const socket = await app.injectWS('/ws')
+  const received = new Events<string>()
+  socket.on('message', (data: Buffer) => received.push(String(data)))
+  socket.send(JSON.stringify({ type: 'say', text: 'hi' }))
+  socket.send('{')
+  t.same(await received.until(2), ['{"type":"said","from":"me","text":"hi"}', '{"type":"invalid","from":"server","text":"FST_WS_ROOMS_INVALID_JSON"}'])
+  socket.terminate()
+  await untilNoSessions(app)
+})

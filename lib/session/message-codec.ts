@@ -10,7 +10,7 @@ import { parse as parseJson } from 'secure-json-parse'
 import { InvalidArgumentError, InvalidJsonMessageError, MessageSchemaBuildError, describe } from '../errors'
 
 /** What a validator compiler returns: ajv's boolean with `errors`, a `{ value, error }` result, or a promise. */
-type Validate = ((data: unknown, context?: object) => unknown) & { errors?: unknown, schemaEnv?: unknown }
+type Validate = ((data: unknown, context?: object) => unknown) & { errors?: unknown }
 type Serialize = (value: unknown) => string
 
 /** A JSON text frame read against schema.message: its value, or the error that names what failed. */
