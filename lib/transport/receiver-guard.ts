@@ -11,21 +11,18 @@
 // that ws still has it, is not worked around. Drop this module once ws fixes it.
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
+import { reportFallback } from './fallbacks'
 
 type ReceiverWrite = (this: ReceiverInternals, chunk: Buffer, encoding: string, callback: (error?: Error | null) => void) => void
 interface ReceiverInternals { _errored?: unknown, _write?: ReceiverWrite }
 
 /** ws's own Receiver._write, as first found. */
 let receiverWrite: ReceiverWrite | null = null
-let reportedFallback = false
 
 export function guardReceiver (socket: WebSocket, log: FastifyBaseLogger): void {
   const receiver = (socket as unknown as { _receiver?: ReceiverInternals })._receiver
   if (receiver === undefined || typeof receiver._errored !== 'boolean' || typeof receiver._write !== 'function') {
-    if (!reportedFallback) {
-      reportedFallback = true
-      log.debug('fastify-websocket-rooms: ws\'s Receiver is not as expected; its late chunks after a protocol error are not guarded')
-    }
+    reportFallback(log, 'ws\'s Receiver is not as expected; its late chunks after a protocol error are not guarded')
     return
   }
   receiverWrite ??= receiver._write

@@ -9,6 +9,7 @@
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
+import { reportFallback } from './fallbacks'
 
 interface SenderInternals { _state?: unknown, _queue?: unknown[] }
 type ProbedSender = SenderInternals & { ping (data: Buffer, mask: boolean): void }
@@ -24,7 +25,6 @@ interface WsInternals {
 const probed = new WeakMap<object, unknown>()
 /** The idle _state of the Sender class in use (every class probed so far agrees on it). */
 let idleState: unknown
-let reportedFallback = false
 
 /**
  * Learns how a ws Sender class queues: in the state a new sender is in, a frame must be
@@ -68,10 +68,7 @@ export function directSocketOf (socket: WebSocket, log: FastifyBaseLogger): Sock
   const sender = ws._sender
   const usable = ws._socket !== undefined && sender !== undefined && directWritesFor(sender) && Array.isArray(sender._queue)
   if (!usable) {
-    if (!reportedFallback) {
-      reportedFallback = true
-      log.debug('fastify-websocket-rooms: ws internals are not as expected; every message goes through ws.send()')
-    }
+    reportFallback(log, 'ws internals are not as expected; every message goes through ws.send()')
     return null
   }
   if (ws._extensions === undefined || Object.keys(ws._extensions).length > 0) return null
