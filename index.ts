@@ -74,7 +74,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       const session = new Session(socket, request, route)
       // @fastify/websocket's shutdown closes the sockets of ws's `clients` with no close code
       // and does not wait for them: sessions are closed by the preClose hook below instead.
-      untrack(fastify.websocketServer, socket)
+      untrack(fastify.websocketServer, socket, request.log)
       session[kStart]()
     })
     return this

@@ -15,8 +15,9 @@
 //    the server and the socket, about 100 bytes): sessions are taken out of that set at once
 //    (the plugin closes them itself on shutdown), so all it could still do is emit the
 //    server's 'close' again.
-// Each step checks that what it finds is what it expects, and leaves things as they are
-// otherwise.
+// Each step checks that what it finds is what it expects, and otherwise leaves things as they
+// are and says which leftover each session keeps, once per process at debug level
+// (./fallbacks; test/upgrade.test.ts forces each case).
 //
 // What the session keeps (the request, its headers) is kept, but Node's HTTP parser gives
 // every request its own copy of each header name and value: the ones every handshake
@@ -24,8 +25,9 @@
 // copy of the same string (about 230 bytes per session). Nothing can tell the difference.
 import { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
+import { reportFallback } from './fallbacks'
 
 const EMPTY = Buffer.alloc(0)
 /** @fastify/websocket's symbol for the head buffer: undefined until looked up, null if absent. */
@@ -46,18 +48,27 @@ export function releaseUpgrade (socket: WebSocket, request: FastifyRequest, erro
   shareCommonStrings(raw)
   if (headSymbol === undefined) headSymbol = findHeadSymbol(raw)
   if (headSymbol !== null && Buffer.isBuffer(raw[headSymbol])) raw[headSymbol] = EMPTY
+  else reportFallback(request.log, '@fastify/websocket\'s ws-head buffer not found; each session keeps its handshake\'s bytes')
 
   // injectWS requests have no TCP socket.
   const tcp = raw.socket as (Socket & { _httpMessage?: unknown }) | undefined
-  const response = tcp?._httpMessage
-  if (response instanceof ServerResponse && response.req === raw && typeof response.detachSocket === 'function') {
-    response.detachSocket(tcp!)
+  if (tcp !== undefined) {
+    const response = tcp._httpMessage
+    if (response instanceof ServerResponse && response.req === raw && typeof response.detachSocket === 'function') {
+      response.detachSocket(tcp)
+    } else {
+      reportFallback(request.log, 'the TCP socket\'s _httpMessage is not @fastify/websocket\'s ServerResponse; each session keeps that response, and through it the Reply')
+    }
   }
 
   if (errorListener) {
     const listeners = socket.listeners('error')
     const last = listeners[listeners.length - 1] as ((error: Error) => void) | undefined
-    if (last !== undefined && sourceIncludes(last, 'errorHandler.call(')) socket.removeListener('error', last)
+    if (last !== undefined && sourceIncludes(last, 'errorHandler.call(')) {
+      socket.removeListener('error', last)
+    } else {
+      reportFallback(request.log, '@fastify/websocket\'s \'error\' listener not found; each session keeps it, and the request and the Reply it holds')
+    }
   }
 }
 
@@ -102,10 +113,15 @@ function shareCommonStrings (raw: FastifyRequest['raw']): void {
  * and removes ws's listener that would do it on close: the first 'close' listener, checked
  * by its source.
  */
-export function untrack (server: WebSocketServer, socket: WebSocket): void {
+export function untrack (server: WebSocketServer, socket: WebSocket, log: FastifyBaseLogger): void {
   // The set is undefined when the app turned ws's clientTracking off.
   const clients = server.clients as Set<WebSocket> | undefined
-  if (clients === undefined || !clients.delete(socket)) return
-  const first = socket.listeners('close')[0]
-  if (first !== undefined && sourceIncludes(first as () => void, 'this.clients.delete(ws)')) socket.removeListener('close', first as () => void)
+  if (clients === undefined) return
+  clients.delete(socket)
+  const first = socket.listeners('close')[0] as (() => void) | undefined
+  if (first !== undefined && sourceIncludes(first, 'this.clients.delete(ws)')) {
+    socket.removeListener('close', first)
+  } else {
+    reportFallback(log, 'ws\'s \'close\' listener for its server\'s clients not found; each session keeps it, and the server it holds')
+  }
 }
