@@ -6,7 +6,7 @@ import { test } from 'tap'
 import websocketRooms, { redisAdapter, type WebSocketSession, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, untilNoSessions } from './helpers'
 import { HandshakeError, RawClient, opcodes } from './raw-client'
-import { Events, gate, turns, until } from './signals'
+import { Events, gate, until } from './signals'
 
 async function ready (base: string, path: string): Promise<Client> {
   const client = await connect(base, path)
@@ -47,9 +47,10 @@ test('app.close() closes every session with 1001 and resolves after every onDisc
   const calls = await started.until(6)
   t.same(calls, Array(6).fill({ code: 1001, reason: 'server shutting down', everyone: 6, has: true }),
     'every session is still a member while its onDisconnected runs')
-  await turns()
+  // Every connection has closed and every onDisconnected has started: what close() still waits
+  // for is an empty registry, and a session stays in it until its onDisconnected has finished.
+  t.equal(app.websocketSessions.size, 6, 'the sessions stay registered while their onDisconnected runs')
   t.equal(finishedWhenClosed, -1, 'close() waits for the pending onDisconnected handlers')
-  t.equal(app.websocketSessions.size, 6)
   release.open()
   await closing
   t.equal(finishedWhenClosed, 6, 'close() resolved after the last onDisconnected finished')
@@ -181,8 +182,13 @@ test('closeTimeout cuts off a client that never answers the close frame; close()
   const disconnects = new Events<{ who: string, code: number, reason: string }>()
   const politeMayFinish = gate()
   let politeFinished = false
+  const ids: Record<string, string> = {}
   app.registerWebsocket('/ws', {
-    onConnected (session) { session.room('room').join(); session.send('ready') },
+    onConnected (session) {
+      ids[session.getParameter('who')!] = session.id
+      session.room('room').join()
+      session.send('ready')
+    },
     async onDisconnected (session, code, reason) {
       const who = session.getParameter('who')!
       disconnects.push({ who, code, reason })
@@ -202,12 +208,14 @@ test('closeTimeout cuts off a client that never answers the close frame; close()
   const closing = app.close().then(() => { closed = true })
   t.same(await polite.closed, { code: 1001, reason: 'server shutting down' })
   t.same(await disconnects.until(1), [{ who: 'polite', code: 1001, reason: 'server shutting down' }], 'the polite client ends first')
-  await turns()
+  // close() waits for an empty registry, and a session stays in it until its onDisconnected has finished.
+  t.ok(app.websocketSessions.has(ids.polite!), 'the polite session stays registered while its onDisconnected runs')
   t.equal(closed, false, 'close() waits for the pending onDisconnected')
   politeMayFinish.open()
-  await until(() => politeFinished)
-  await turns()
-  t.equal(closed, false, 'and for the client that has not answered')
+  await until(() => !app.websocketSessions.has(ids.polite!), 'the polite session to leave the registry')
+  t.ok(politeFinished, 'once its onDisconnected has finished')
+  t.same([...app.websocketSessions.keys()], [ids.silent], 'the silent session is left')
+  t.equal(closed, false, 'and close() waits for the client that has not answered')
   const [, silentEnd] = await disconnects.until(2)
   const cutAfter = performance.now() - startedAt
   t.same(silentEnd, { who: 'silent', code: 1006, reason: '' }, 'the silent client is cut off')
