@@ -9,7 +9,7 @@ import websocketRooms from 'fastify-websocket-rooms'
 import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { build, connect, listen, throwsLike, until } from './helpers'
 import { RawClient, opcodes, type ServerFrame } from './raw-client'
-import { Events, gate, turns } from './signals'
+import { Events, gate } from './signals'
 
 const SIZE = 64 * 1024
 const BOUND = 4 * SIZE
@@ -353,9 +353,15 @@ test('inbound flow control: a slow handler pauses reading past maxQueuedMessages
 
   await until(() => app.websocketRooms.stats().pausedSessions === 1)
   const { messagesIn } = app.websocketRooms.stats()
-  await turns(50)
-  t.equal(app.websocketRooms.stats().messagesIn, messagesIn, 'nothing more is read while paused')
   t.ok(messagesIn < N, `the server read ${messagesIn} of ${N} messages, then stopped`)
+  const [session] = app.websocketSessions.values()
+  const tcp = session!.request.raw.socket
+  t.ok(session!.socket.isPaused, 'the WebSocket is paused')
+  t.equal(tcp.readableFlowing, false, 'and its TCP socket is not read')
+  // The rest of the messages is on its way: bytes that wait in the TCP socket's buffer were
+  // received after the pause, and would have reached ws had it still been reading.
+  await until(() => tcp.readableLength > 0, 'bytes waiting in the paused TCP socket')
+  t.equal(app.websocketRooms.stats().messagesIn, messagesIn, 'nothing more is read while paused')
   t.equal(handled.length, 0)
   t.equal(app.websocketRooms.stats().pausedSessions, 1)
 
