@@ -58,7 +58,10 @@ export async function until (condition: () => boolean, what: string | (() => str
   }
 }
 
-/** Lets the event loop turn n times, so that something that should not happen has had the chance to. */
+/**
+ * Lets the event loop turn n times, to pace what a test sends. It proves nothing about what did
+ * not happen meanwhile, which may just come later: await a later event, or check the state, instead.
+ */
 export async function turns (n = 10): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
 }
