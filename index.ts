@@ -6,6 +6,7 @@ import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import type { WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
+import { callHook } from './lib/call-hook'
 import { closeCodes } from './lib/close-codes'
 import { InvalidArgumentError, describe } from './lib/errors'
 import { originGuard, sessionCapGuard } from './lib/session/guards'
@@ -23,10 +24,16 @@ import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
-  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter } = resolved
+  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, presenceInterval, onPresence } = resolved
   assertShutdownFits(fastify.initialConfig.pluginTimeout ?? 0, closeTimeout, adapter?.connectTimeout ?? null)
   const sessions = new SessionRegistry<Session>()
-  const rooms = new RoomIndex<Session>(fastify.log, resolved)
+  const rooms = new RoomIndex<Session>(fastify.log, resolved, {
+    presenceInterval,
+    onPresence: onPresence === null
+      ? null
+      : (name, diff) => callHook(onPresence, [serverRooms.room(name), diff], (error) => { fastify.log.error({ err: error }, 'fastify-websocket-rooms: onPresence failed') })
+  })
+  const serverRooms = new ServerRooms(rooms, sessions)
   /** Aborted when app.close() starts. */
   const closing = new AbortController()
 
@@ -46,7 +53,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE.
   if (adapter !== null) rooms.cluster = await adapter.start(rooms)
 
-  fastify.decorate('websocketRooms', new ServerRooms(rooms, sessions))
+  fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
@@ -96,6 +103,8 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     closing.abort()
     heartbeat?.stop()
     await closeAllSessions(sessions, closeTimeout)
+    // The sessions' last leaves, told before the node leaves the cluster.
+    rooms.flushPresence()
   })
 
   fastify.addHook('onClose', async function () {

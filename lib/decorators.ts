@@ -1,6 +1,6 @@
 // The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
 // routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
-import type { ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { RoomPresence, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
 import type { RoomIndex } from './rooms/room-index'
 import type { SessionRegistry } from './session/registry'
 import { stringify } from './session/message-codec'
@@ -37,6 +37,10 @@ class ServerRoomHandle implements ServerRoom {
     return this.#rooms.membersOf(this.#name)
   }
 
+  presence (): Promise<RoomPresence> {
+    return this.#rooms.presence(this.#name)
+  }
+
   getName (): string {
     return this.#name
   }
@@ -50,6 +54,10 @@ export class ServerRooms implements WebsocketRooms {
   constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>) {
     this.#rooms = rooms
     this.#sessions = sessions
+  }
+
+  get nodeId (): string {
+    return this.#rooms.nodeId
   }
 
   room (name: string): ServerRoom {

@@ -52,6 +52,10 @@ export interface ResolvedOptions extends RouteLimits {
   websocketOptions: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path'>
   /** Rooms across several servers (redisAdapter()); null keeps them in this process. */
   adapter: Adapter | null
+  /** The window over which presence changes are gathered for onPresence, in ms. */
+  presenceInterval: number
+  /** Called with each room's presence changes, once per window; null: no diffs are gathered. */
+  onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> | null
 }
 
 export const defaults = Object.freeze({
@@ -63,7 +67,8 @@ export const defaults = Object.freeze({
   maxQueuedMessages: 100,
   maxSessions: Infinity,
   maxRoomsPerSession: 100,
-  maxRoomNameLength: 256
+  maxRoomNameLength: 256,
+  presenceInterval: 250
 })
 
 /** The keys of the handlers object that set a route's own limits. */
@@ -139,6 +144,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   const maxSessions = options.maxSessions
   const adapter = options.adapter ?? null
   if (adapter !== null && !isAdapter(adapter)) throw new InvalidOptionError('adapter', 'what redisAdapter() returns, or null for in-memory rooms', describe(adapter))
+  const onPresence = options.onPresence ?? null
+  if (onPresence !== null && typeof onPresence !== 'function') throw new InvalidOptionError('onPresence', 'a function (room, diff)', describe(onPresence))
   return {
     ...limits(options, { ...defaults, rateLimit: null, allowedOrigins: null }, ''),
     maxPayload: integer('maxPayload', options.maxPayload, defaults.maxPayload, 1),
@@ -148,7 +155,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxRoomsPerSession: integer('maxRoomsPerSession', options.maxRoomsPerSession, defaults.maxRoomsPerSession, 1),
     maxRoomNameLength: integer('maxRoomNameLength', options.maxRoomNameLength, defaults.maxRoomNameLength, 1),
     websocketOptions,
-    adapter
+    adapter,
+    presenceInterval: integer('presenceInterval', options.presenceInterval, defaults.presenceInterval, 1),
+    onPresence: onPresence as ResolvedOptions['onPresence']
   }
 }
 

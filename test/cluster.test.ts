@@ -162,7 +162,9 @@ redisTest('joins and leaves of one turn of the event loop reach Redis as one SUB
   const subscribes = seen.filter((line) => /"subscribe"/i.test(line))
   t.equal(subscribes.length, 1, 'one SUBSCRIBE')
   t.equal(subscribes[0]!.split(`${keyPrefix}:room:`).length - 1, 50, 'for the 50 rooms')
-  t.equal(seen.filter((line) => /"hset"/i.test(line)).length, 1, 'one HSET for their counts')
+  const hsets = seen.filter((line) => /"hset"/i.test(line))
+  t.equal(hsets.filter((line) => line.includes(`{${keyPrefix}}:node:`)).length, 1, 'one HSET for their counts')
+  t.equal(hsets.filter((line) => line.includes(`{${keyPrefix}}:presence:`)).length, 50, 'one for each room\'s presence')
 })
 
 redisTest('sharded pub/sub (Redis 7 SSUBSCRIBE/SPUBLISH) carries the same broadcasts', async (t) => {

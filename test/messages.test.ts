@@ -2,7 +2,6 @@
 // sees it (onInvalidMessage, or a close with 1007, for the others), schema.outbound serializes
 // sendJson/broadcastJson, both compiled by the route's own compilers, once.
 import { Type } from '@sinclair/typebox'
-import { Type as Type1 } from 'typebox'
 import type { FastifySchemaCompiler } from 'fastify'
 import { test } from 'tap'
 import { redisAdapter } from 'fastify-websocket-rooms'
@@ -188,6 +187,7 @@ test('shared schemas added with app.addSchema() can be referenced', async (t) =>
 })
 
 test('TypeBox 1.x schemas validate and serialize as 0.3x ones do', async (t) => {
+  const { Type: Type1 } = await import('typebox')
   const app = await build(t)
   app.registerWebsocket('/ws', {
     schema: {

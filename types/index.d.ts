@@ -128,6 +128,33 @@ declare namespace fastifyWebsocketRooms {
     websocketOptions?: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path' | 'maxPayload'>
     /** Rooms that span several servers: `redisAdapter({ url })`. Default: in-memory rooms, this process only. */
     adapter?: WebsocketRoomsAdapter | null
+    /** The window over which each room's presence changes are gathered into one onPresence call, in ms. Default 250. */
+    presenceInterval?: number
+    /**
+     * Called with a room's joins and leaves, gathered over presenceInterval: once in the cluster
+     * for each change, on the node where it happened (for the members of a node that died, on
+     * one surviving node). Not awaited; a throw or rejection is logged.
+     */
+    onPresence?: ((room: ServerRoom, diff: PresenceDiff) => unknown) | null
+  }
+
+  /** A member of a room as presence lists it: its session, the node that holds it, and the info it set (null by default). */
+  export interface PresenceEntry {
+    sessionId: string
+    nodeId: string
+    info: unknown
+  }
+
+  /** A room's presence changes over one presenceInterval. A changed info is a leave of the old entry and a join of the new. */
+  export interface PresenceDiff {
+    joins: PresenceEntry[]
+    leaves: PresenceEntry[]
+  }
+
+  /** Who is in a room, on every node; complete is false when some node's entries could not be read (Redis away: this node's only). */
+  export interface RoomPresence {
+    members: PresenceEntry[]
+    complete: boolean
   }
 
   /** What redisAdapter() returns, for the plugin's `adapter` option (an opaque value). */
@@ -234,6 +261,8 @@ declare namespace fastifyWebsocketRooms {
     clusterMembers (): Promise<number>
     /** True when this session is a member. */
     has (): boolean
+    /** Every member of the room on every server, with the info each set. */
+    presence (): Promise<RoomPresence>
     getName (): string
   }
 
@@ -249,10 +278,14 @@ declare namespace fastifyWebsocketRooms {
     clusterMembers (): Promise<number>
     /** The members' sessions, as a new array. */
     sessions (): WebSocketSession[]
+    /** Every member of the room on every server, with the info each set. */
+    presence (): Promise<RoomPresence>
     getName (): string
   }
 
   export interface WebsocketRooms {
+    /** This instance's id, as presence entries give it. */
+    readonly nodeId: string
     /** A handle on a room, whether or not it has members. */
     room (name: string): ServerRoom
     /** Names of the rooms that have members. */
@@ -316,6 +349,8 @@ declare namespace fastifyWebsocketRooms {
     room (name: string): WebSocketRoom<Outbound>
     /** Names of the rooms this session is in. */
     roomNames (): string[]
+    /** Sets the info presence lists show for this session, in every room it is in (a JSON value; default null). */
+    setPresence (info: unknown): void
   }
 
   type Maybe<T> = T | Promise<T>

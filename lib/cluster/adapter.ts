@@ -4,6 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { Encoded } from '../transport/frame'
+import type { StoredEntry } from '../rooms/presence'
 
 /** Brand of the values the `adapter` option accepts (what redisAdapter() returns). */
 export const kAdapter = Symbol.for('fastify-websocket-rooms.adapter')
@@ -11,18 +12,30 @@ export const kAdapter = Symbol.for('fastify-websocket-rooms.adapter')
 /** What a cluster node needs from this instance. */
 export interface ClusterHost {
   log: FastifyBaseLogger
+  /** This instance's id, as a node of the cluster. */
+  readonly nodeId: string
   /** Members of a room on this node. */
   members (name: string): number
   /** Names of the rooms with members on this node. */
   roomNames (): Iterable<string>
   /** Hands a broadcast from another node to this node's members of the room. */
   deliver (name: string, encoded: Encoded): void
+  /** This node's presence entries of a room. */
+  localPresence (name: string): StoredEntry[]
+  /** Members of a node that died, gone from a room: told once in the cluster, by this node. */
+  presenceLeft (name: string, entries: StoredEntry[]): void
+  /** This node's members of a room, told again after the cluster took this node for dead. */
+  presenceJoined (name: string, entries: StoredEntry[]): void
 }
 
 /** A running cluster node. */
 export interface ClusterLink {
   /** A room's membership on this node changed (joined, left, created, emptied). */
   roomChanged (name: string): void
+  /** A member's presence entry in a room changed: its info (JSON text), or null when it left. */
+  presenceChanged (name: string, sessionId: string, info: string | null): void
+  /** Every node's presence entries of a room; complete: false when some could not be read. */
+  presence (name: string): Promise<{ entries: StoredEntry[], complete: boolean }>
   /** Sends a broadcast, already delivered on this node, to the other nodes. */
   publish (name: string, encoded: Encoded): void
   /** Members of a room on every node. */

@@ -10,10 +10,17 @@
 // that died without cleaning up stops counting when its hash expires (nodeTimeout). The braces
 // put every state key in one hash slot, so the MULTI works on Redis Cluster too.
 //
+// Presence the same way: each node keeps its members' entries of each room (session id to
+// info) in a hash, `{<keyPrefix>}:presence:<nodeId>:<room>`, with the list of those rooms in
+// `{<keyPrefix>}:presence-rooms:<nodeId>`, written with the counts and kept alive by the same
+// heartbeat, but for longer (PRESENCE_LIFETIMES × nodeTimeout): a node that stops beating for
+// nodeTimeout is dead, and one surviving node, the first to claim it, reads its entries to
+// tell their leaves (onPresence), then deletes them.
+//
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
-import { randomBytes } from 'node:crypto'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
+import type { StoredEntry } from '../rooms/presence'
 import type { ClusterHost, ClusterLink } from './adapter'
 import { decodeClusterMessage, encodeClusterMessage } from './codec'
 import { callHook } from '../call-hook'
@@ -33,8 +40,11 @@ export interface RedisNodeOptions extends ConnectionSource {
   onReady: (() => void) | null
 }
 
+/** How many nodeTimeouts a node's presence entries outlive its last heartbeat: time for a survivor to tell their leaves. */
+const PRESENCE_LIFETIMES = 3
+
 export class RedisNode implements ClusterLink {
-  readonly nodeId = randomBytes(9).toString('base64url')
+  readonly nodeId: string
   readonly #host: ClusterHost
   readonly #options: RedisNodeOptions
   readonly #connections: RedisConnections
@@ -48,6 +58,10 @@ export class RedisNode implements ClusterLink {
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
   readonly #dirty = new Set<string>()
+  /** Presence entries changed since then, by room and session: the info, or null for a leave. */
+  #presenceDirty = new Map<string, Map<string, string | null>>()
+  /** Write every room's presence entries again (Redis may have lost them, or a write failed). */
+  #presenceRewrite = false
   readonly #subscribed = new Set<string>()
   /** The scheduled or running update of the state in Redis; updates run one after the other. */
   #pending: Promise<void> | null = null
@@ -74,6 +88,7 @@ export class RedisNode implements ClusterLink {
 
   constructor (host: ClusterHost, options: RedisNodeOptions) {
     this.#host = host
+    this.nodeId = host.nodeId
     this.#options = options
     this.#connections = new RedisConnections(options, { onError: this.#onConnectionError, onReady: this.#onConnectionReady })
     this.#client = this.#connections.client
@@ -87,6 +102,31 @@ export class RedisNode implements ClusterLink {
 
   #nodeKeyOf (nodeId: string): string {
     return `{${this.#options.keyPrefix}}:node:${nodeId}`
+  }
+
+  #presenceKeyOf (nodeId: string, room: string): string {
+    return `{${this.#options.keyPrefix}}:presence:${nodeId}:${room}`
+  }
+
+  #claimKeyOf (nodeId: string): string {
+    return `{${this.#options.keyPrefix}}:reaped:${nodeId}`
+  }
+
+  /** This node was taken for dead and its members told gone: write them again, and tell them back. */
+  #rejoin (): void {
+    this.#client.del(this.#claimKeyOf(this.nodeId)).catch(() => {})
+    this.#host.log.warn(`fastify-websocket-rooms: node ${this.nodeId} was taken for dead by the cluster (no heartbeat for nodeTimeout); its members are told back`)
+    this.#presenceRewrite = true
+    for (const room of this.#host.roomNames()) this.#host.presenceJoined(room, this.#host.localPresence(room))
+    this.#markAllDirty()
+  }
+
+  #presenceRoomsKeyOf (nodeId: string): string {
+    return `{${this.#options.keyPrefix}}:presence-rooms:${nodeId}`
+  }
+
+  get #presenceLifetime (): number {
+    return PRESENCE_LIFETIMES * this.#options.nodeTimeout
   }
 
   async start (): Promise<void> {
@@ -117,6 +157,7 @@ export class RedisNode implements ClusterLink {
     // every room again (subscribing twice to a channel is harmless).
     this.#subscribed.clear()
     for (const name of this.#host.roomNames()) this.#dirty.add(name)
+    this.#presenceRewrite = true
     this.#announceReady = true
     this.#queueUpdate()
   }
@@ -136,6 +177,17 @@ export class RedisNode implements ClusterLink {
   }
 
   roomChanged (name: string): void {
+    this.#dirty.add(name)
+    this.#queueUpdate()
+  }
+
+  presenceChanged (name: string, sessionId: string, info: string | null): void {
+    let sessions = this.#presenceDirty.get(name)
+    if (sessions === undefined) {
+      sessions = new Map()
+      this.#presenceDirty.set(name, sessions)
+    }
+    sessions.set(sessionId, info)
     this.#dirty.add(name)
     this.#queueUpdate()
   }
@@ -179,6 +231,11 @@ export class RedisNode implements ClusterLink {
     if (emptied.length > 0) state.hDel(this.#nodeKey, emptied)
     state.pExpire(this.#nodeKey, this.#options.nodeTimeout)
     state.zAdd(this.#nodesKey, { score: Date.now(), value: this.nodeId })
+    const rewrite = this.#presenceRewrite
+    this.#presenceRewrite = false
+    const presence = this.#presenceDirty
+    this.#presenceDirty = new Map()
+    this.#writePresence(state, rewrite, presence)
     try {
       await Promise.all([
         state.exec(),
@@ -187,6 +244,8 @@ export class RedisNode implements ClusterLink {
       ])
     } catch (error) {
       for (const name of names) this.#dirty.add(name)
+      // Which entries were written is not known: all of them, next time.
+      this.#presenceRewrite = true
       this.#report(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
       return
     }
@@ -196,6 +255,50 @@ export class RedisNode implements ClusterLink {
       this.#announceReady = false
       if (this.#options.onReady !== null) callHook(this.#options.onReady, [], this.#hookFailed('onReady'))
     }
+  }
+
+  /** Adds to `state` the writes of this node's presence entries: those that changed, or all of them. */
+  #writePresence (state: ReturnType<RedisConnection['multi']>, rewrite: boolean, changed: Map<string, Map<string, string | null>>): void {
+    const roomsKey = this.#presenceRoomsKeyOf(this.nodeId)
+    const lifetime = this.#presenceLifetime
+    if (rewrite) {
+      // What Redis holds may be stale or gone: this node's rooms, written whole.
+      for (const room of this.#host.roomNames()) {
+        const key = this.#presenceKeyOf(this.nodeId, room)
+        state.del(key)
+        const entries = this.#host.localPresence(room)
+        if (entries.length === 0) continue
+        state.hSet(key, entries.map((entry) => [entry.sessionId, entry.info]))
+        state.pExpire(key, lifetime)
+        state.sAdd(roomsKey, room)
+      }
+      for (const room of changed.keys()) {
+        if (this.#host.members(room) === 0) {
+          state.del(this.#presenceKeyOf(this.nodeId, room))
+          state.sRem(roomsKey, room)
+        }
+      }
+    } else {
+      for (const [room, sessions] of changed) {
+        const key = this.#presenceKeyOf(this.nodeId, room)
+        if (this.#host.members(room) === 0) {
+          state.del(key)
+          state.sRem(roomsKey, room)
+          continue
+        }
+        const set: Array<[string, string]> = []
+        const removed: string[] = []
+        for (const [sessionId, info] of sessions) {
+          if (info === null) removed.push(sessionId)
+          else set.push([sessionId, info])
+        }
+        if (set.length > 0) state.hSet(key, set)
+        if (removed.length > 0) state.hDel(key, removed)
+        state.pExpire(key, lifetime)
+        state.sAdd(roomsKey, room)
+      }
+    }
+    state.pExpire(roomsKey, lifetime)
   }
 
   #subscribe (names: string[]): Promise<void> {
@@ -228,18 +331,48 @@ export class RedisNode implements ClusterLink {
     if (!this.#up) return
     if (this.#dirty.size > 0) this.#queueUpdate()
     const now = Date.now()
-    this.#client.multi()
+    const lifetime = this.#presenceLifetime
+    const beat = this.#client.multi()
       .zAdd(this.#nodesKey, { score: now, value: this.nodeId })
       .pExpire(this.#nodeKey, this.#options.nodeTimeout)
+      // Nodes that stopped beating a nodeTimeout ago: dead, their presence to be told gone.
+      .zRangeByScore(this.#nodesKey, '-inf', now - this.#options.nodeTimeout)
       // Entries of nodes long gone; their hashes expired already, so they count for nothing.
       .zRemRangeByScore(this.#nodesKey, '-inf', now - 4 * this.#options.nodeTimeout)
-      .exec()
+      .pExpire(this.#presenceRoomsKeyOf(this.nodeId), lifetime)
+      // Another node took this one for dead (it could not beat for nodeTimeout) and told its members' leaves.
+      .get(this.#claimKeyOf(this.nodeId))
+    for (const room of this.#host.roomNames()) beat.pExpire(this.#presenceKeyOf(this.nodeId, room), lifetime)
+    beat.exec()
       .then((replies) => {
         // The hash expired (Redis was away longer than nodeTimeout): write it again.
         if (Number(replies[1]) === 0) this.#markAllDirty()
+        if (replies[5] !== null) this.#rejoin()
+        const dead = [...replies[2] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId)
+        for (const nodeId of dead) this.#reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
       }, (error: Error) => {
         this.#report(error, 'could not send its heartbeat to Redis')
       })
+  }
+
+  /**
+   * Tells the leaves of a dead node's members, if this node is the first to claim it: each
+   * claim is a key only one node can set, so the cluster tells them once.
+   */
+  async #reap (nodeId: string): Promise<void> {
+    const claim = this.#claimKeyOf(nodeId)
+    const claimed = await this.#client.set(claim, this.nodeId, { NX: true, PX: 4 * this.#options.nodeTimeout })
+    if (claimed === null) return
+    const roomsKey = this.#presenceRoomsKeyOf(nodeId)
+    const rooms = [...await this.#client.sMembers(roomsKey)].map(String)
+    const hashes = await Promise.all(rooms.map((room) => this.#client.hGetAll(this.#presenceKeyOf(nodeId, room))))
+    const cleanup = this.#client.multi().del(roomsKey).zRem(this.#nodesKey, nodeId)
+    for (const room of rooms) cleanup.del(this.#presenceKeyOf(nodeId, room))
+    await cleanup.exec()
+    rooms.forEach((room, i) => {
+      const entries = pairsOf(hashes[i]).map(([sessionId, info]) => ({ sessionId, nodeId, info }))
+      if (entries.length > 0) this.#host.presenceLeft(room, entries)
+    })
   }
 
   #markAllDirty (): void {
@@ -311,6 +444,38 @@ export class RedisNode implements ClusterLink {
     return count
   }
 
+  /**
+   * Every node's presence entries of a room: this node's from memory, the others' from Redis.
+   * With Redis away, or no answer within connectTimeout, this node's alone, complete: false.
+   */
+  async presence (name: string): Promise<{ entries: StoredEntry[], complete: boolean }> {
+    const local = (): { entries: StoredEntry[], complete: boolean } => ({ entries: this.#host.localPresence(name), complete: false })
+    try {
+      return await within(this.#readPresence(name), this.#options.connectTimeout, null) ?? local()
+    } catch (error) {
+      this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: presence read from this node only')
+      return local()
+    }
+  }
+
+  async #readPresence (name: string): Promise<{ entries: StoredEntry[], complete: boolean } | null> {
+    if (!this.#up) return null
+    await this.#pending
+    if (!this.#up) return null
+    const nodes = (await this.#client.zRange(this.#nodesKey, 0, -1)).map(String).filter((nodeId) => nodeId !== this.nodeId)
+    const read = this.#client.multi()
+    // A node's count says whether it is alive (its hash expires with it) and has members here.
+    for (const nodeId of nodes) read.hGet(this.#nodeKeyOf(nodeId), name).hGetAll(this.#presenceKeyOf(nodeId, name))
+    const replies = nodes.length === 0 ? [] : await read.exec() as unknown[]
+    const entries = this.#host.localPresence(name)
+    nodes.forEach((nodeId, i) => {
+      const count = replies[2 * i]
+      if (count === null || count === undefined || Number(count) === 0) return
+      for (const [sessionId, info] of pairsOf(replies[2 * i + 1])) entries.push({ sessionId, nodeId, info })
+    })
+    return { entries, complete: true }
+  }
+
   async #count (name: string, what: string): Promise<number> {
     // This node's own changes first, so a count read after a join includes it.
     await this.#pending
@@ -362,7 +527,7 @@ export class RedisNode implements ClusterLink {
     if (this.#up) {
       try {
         await Promise.all([
-          this.#client.multi().del(this.#nodeKey).zRem(this.#nodesKey, this.nodeId).exec(),
+          this.#client.multi().del(this.#nodeKey).del(this.#presenceRoomsKeyOf(this.nodeId)).zRem(this.#nodesKey, this.nodeId).exec(),
           this.#subscribed.size > 0 ? this.#unsubscribe([...this.#subscribed]) : null
         ])
       } catch (error) {
@@ -377,6 +542,13 @@ export class RedisNode implements ClusterLink {
 /** node-redis 6 gives every command a 5 s timeout by default: off for PUBLISH, where the client can say so. */
 function withoutCommandTimeout (client: RedisConnection): RedisConnection {
   return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as RedisConnection : client
+}
+
+/** A hash's fields and values, as RESP2 (an object) or RESP3 (a Map) gives them. */
+function pairsOf (reply: unknown): Array<[string, string]> {
+  if (reply instanceof Map) return [...reply].map(([field, value]) => [String(field), String(value)])
+  if (reply === null || typeof reply !== 'object') return []
+  return Object.entries(reply).map(([field, value]) => [field, String(value)])
 }
 
 function nextTurn (): Promise<void> {

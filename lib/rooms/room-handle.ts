@@ -1,5 +1,5 @@
 // session.room(name): a handle on a room bound to one member; joining is explicit.
-import type { WebSocketRoom } from '../../types/index'
+import type { RoomPresence, WebSocketRoom } from '../../types/index'
 import type { Message } from '../transport/frame'
 import type { Member, RoomIndex } from './room-index'
 
@@ -49,6 +49,10 @@ export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
 
   clusterMembers (): Promise<number> {
     return this.#index.clusterMembers(this.#name)
+  }
+
+  presence (): Promise<RoomPresence> {
+    return this.#index.presence(this.#name)
   }
 
   has (): boolean {

@@ -1,11 +1,15 @@
 // Who is in which room, on this instance: `rooms` (room to members) and `joined` (member to
 // the rooms it joined), both private, so join, leave and members() are O(1) and a member that
 // goes costs O(its rooms). The index is the cluster's host: it tells the cluster adapter of
-// every membership change and broadcast, and fans out what other nodes broadcast.
+// every membership change and broadcast, and fans out what other nodes broadcast. It also
+// keeps the members' presence info, and gathers presence changes for onPresence.
+import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
+import type { PresenceDiff, RoomPresence } from '../../types/index'
 import type { ClusterHost, ClusterLink } from '../cluster/adapter'
 import { InvalidArgumentError, TooManyRoomsError, describe } from '../errors'
 import { encode, type Encoded, type Message } from '../transport/frame'
+import { PresenceChanges, toEntry, type StoredEntry } from './presence'
 
 /** The members' parts that only the rooms use: symbols, out of reach of a user's session. */
 export const kFinished = Symbol('fastify-websocket-rooms.finished')
@@ -13,6 +17,7 @@ export const kSendEncoded = Symbol('fastify-websocket-rooms.sendEncoded')
 
 /** What the index needs of a member: a session, seen from the rooms. */
 export interface Member {
+  readonly id: string
   /** True once the member has closed and left for good: it joins nothing more. */
   readonly [kFinished]: boolean
   isOpen (): boolean
@@ -31,19 +36,34 @@ export interface RoomLimits {
   maxRoomNameLength: number
 }
 
+/** onPresence and the window its changes are gathered over; null when the app has no onPresence. */
+export interface PresenceOptions {
+  presenceInterval: number
+  onPresence: ((room: string, diff: PresenceDiff) => void) | null
+}
+
+/** The presence info of a member that set none. */
+const NO_INFO = 'null'
+
 export class RoomIndex<M extends Member = Member> implements ClusterHost {
   readonly log: FastifyBaseLogger
+  /** This instance's id, in presence entries and as a node of the cluster. */
+  readonly nodeId = randomBytes(9).toString('base64url')
   /** The cluster this instance is a node of, when the plugin has an adapter. */
   cluster: ClusterLink | null = null
   readonly #rooms = new Map<string, Set<M>>()
   readonly #joined = new Map<M, Joined>()
+  /** The presence info of the members that set one, as JSON text. */
+  readonly #info = new Map<M, string>()
+  readonly #changes: PresenceChanges | null
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
 
-  constructor (log: FastifyBaseLogger, limits: RoomLimits) {
+  constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions) {
     this.log = log
     this.#maxRoomsPerSession = limits.maxRoomsPerSession
     this.#maxRoomNameLength = limits.maxRoomNameLength
+    this.#changes = presence.onPresence === null ? null : new PresenceChanges(presence.presenceInterval, presence.onPresence)
   }
 
   /**
@@ -79,6 +99,31 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     }
     members.add(member)
     this.cluster?.roomChanged(name)
+    this.#presenceChanged(name, member, null, this.#info.get(member) ?? NO_INFO)
+  }
+
+  /** A member's entry in a room's presence changed: `before`/`after` null for a join/a leave. */
+  #presenceChanged (name: string, member: M, before: string | null, after: string | null): void {
+    this.cluster?.presenceChanged(name, member.id, after)
+    const changes = this.#changes
+    if (changes === null) return
+    if (before !== null) changes.leave(name, { sessionId: member.id, nodeId: this.nodeId, info: before })
+    if (after !== null) changes.join(name, { sessionId: member.id, nodeId: this.nodeId, info: after })
+  }
+
+  /** Sets a member's presence info (JSON text), in every room it is in. */
+  setPresence (member: M, info: string): void {
+    if (member[kFinished]) return
+    const before = this.#info.get(member) ?? NO_INFO
+    if (info === before) return
+    if (info === NO_INFO) this.#info.delete(member)
+    else this.#info.set(member, info)
+    for (const name of this.roomsOf(member)) this.#presenceChanged(name, member, before, info)
+  }
+
+  /** A member's presence info, as JSON text. */
+  presenceInfo (member: M): string {
+    return this.#info.get(member) ?? NO_INFO
   }
 
   leave (member: M, name: string): void {
@@ -88,13 +133,15 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     this.#dropMember(name, member)
   }
 
-  /** Takes a member out of every room it joined (it has gone). */
+  /** Takes a member out of every room it joined, and forgets its info (it has gone). */
   leaveAll (member: M): void {
     const joined = this.#joined.get(member)
-    if (joined === undefined) return
-    this.#joined.delete(member)
-    if (typeof joined === 'string') this.#dropMember(joined, member)
-    else for (const name of joined) this.#dropMember(name, member)
+    if (joined !== undefined) {
+      this.#joined.delete(member)
+      if (typeof joined === 'string') this.#dropMember(joined, member)
+      else for (const name of joined) this.#dropMember(name, member)
+    }
+    this.#info.delete(member)
   }
 
   #dropMember (name: string, member: M): void {
@@ -103,6 +150,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     members.delete(member)
     if (members.size === 0) this.#rooms.delete(name)
     this.cluster?.roomChanged(name)
+    this.#presenceChanged(name, member, this.#info.get(member) ?? NO_INFO, null)
   }
 
   has (member: M, name: string): boolean {
@@ -136,6 +184,39 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     return this.#rooms.size
   }
 
+  /** This node's entries of a room's presence. */
+  localPresence (name: string): StoredEntry[] {
+    const members = this.#rooms.get(name)
+    if (members === undefined) return []
+    const entries: StoredEntry[] = []
+    for (const member of members) entries.push({ sessionId: member.id, nodeId: this.nodeId, info: this.#info.get(member) ?? NO_INFO })
+    return entries
+  }
+
+  /** Every member of a room with its info: on every node with a cluster (complete: false when some node could not be read). */
+  async presence (name: string): Promise<RoomPresence> {
+    if (this.cluster === null) return { members: this.localPresence(name).map(toEntry), complete: true }
+    const { entries, complete } = await this.cluster.presence(name)
+    return { members: entries.map(toEntry), complete }
+  }
+
+  /** Members of another node that died, found gone by the cluster: their leaves, told as this node's own. */
+  presenceLeft (name: string, entries: StoredEntry[]): void {
+    if (this.#changes === null) return
+    for (const entry of entries) this.#changes.leave(name, entry)
+  }
+
+  /** This node's own members, told back after the cluster took the node for dead. */
+  presenceJoined (name: string, entries: StoredEntry[]): void {
+    if (this.#changes === null) return
+    for (const entry of entries) this.#changes.join(name, entry)
+  }
+
+  /** Tells onPresence what is gathered now, rather than at the end of the window (the app is closing). */
+  flushPresence (): void {
+    this.#changes?.flush()
+  }
+
   /** Members of a room on every node: this node's, without a cluster. */
   clusterMembers (name: string): Promise<number> {
     return this.cluster === null ? Promise.resolve(this.members(name)) : this.cluster.clusterMembers(name)
@@ -164,5 +245,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   clear (): void {
     this.#rooms.clear()
     this.#joined.clear()
+    this.#info.clear()
+    this.#changes?.clear()
   }
 }

@@ -22,16 +22,16 @@ export interface PoisoningActions {
   onConstructorPoisoning?: 'error' | 'remove' | 'ignore'
 }
 
-/** The serialization of a value with no outbound schema: JSON.stringify, refusing what it cannot write. */
-export function stringify (value: unknown): string {
+/** The serialization of a value with no outbound schema: JSON.stringify, refusing what it cannot write (`name`: the argument's). */
+export function stringify (value: unknown, name = 'value'): string {
   let text: string | undefined
   try {
     text = JSON.stringify(value)
   } catch (error) {
     // A BigInt, a cycle, a toJSON() that throws.
-    throw new InvalidArgumentError('value', 'a JSON value', `${describe(value)} (${(error as Error).message})`)
+    throw new InvalidArgumentError(name, 'a JSON value', `${describe(value)} (${(error as Error).message})`)
   }
-  if (typeof text !== 'string') throw new InvalidArgumentError('value', 'a JSON value', describe(value))
+  if (typeof text !== 'string') throw new InvalidArgumentError(name, 'a JSON value', describe(value))
   return text
 }
 

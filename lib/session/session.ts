@@ -13,7 +13,7 @@ import { FAILING, IDLE, SessionQueue, kFail, kHandle, kIdle } from './queue'
 import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, TEXT, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
-import type { MessageCodec, ReadMessage } from './message-codec'
+import { stringify, type MessageCodec, type ReadMessage } from './message-codec'
 import type { RouteLimits } from '../options'
 import { kFinished, kSendEncoded, type RoomIndex } from '../rooms/room-index'
 import { RoomHandle } from '../rooms/room-handle'
@@ -319,6 +319,10 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
 
   roomNames (): string[] {
     return this.#route.rooms.roomsOf(this)
+  }
+
+  setPresence (info: unknown): void {
+    this.#route.rooms.setPresence(this, stringify(info, 'info'))
   }
 
   /** True once the session has closed, run onDisconnected and left every room. */

@@ -1,0 +1,306 @@
+// Presence: room.presence() lists every member with the info its session set, on every node;
+// onPresence gets each room's joins and leaves, gathered over presenceInterval, once in the
+// cluster (a dead node's members: told gone by one survivor).
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { test } from 'tap'
+import websocketRooms, { redisAdapter, type PresenceDiff, type PresenceEntry, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import { type Client, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
+import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
+import { DEADLINE, Events, until } from './signals'
+import * as clusterHandlers from './fixtures/cluster-handlers'
+
+interface Call { room: string, joins: Array<[string, unknown]>, leaves: Array<[string, unknown]> }
+
+/** An app whose onPresence calls are recorded (entries as [sessionId, info]). */
+async function presenceApp (t: Test, options: WebsocketRoomsOptions = {}): Promise<{ app: FastifyInstance, calls: Events<Call> }> {
+  const calls = new Events<Call>()
+  const pairs = (entries: PresenceEntry[]): Array<[string, unknown]> => entries.map((entry) => [entry.sessionId, entry.info])
+  const app = await build(t, {
+    presenceInterval: 50,
+    ...options,
+    onPresence (room, diff: PresenceDiff) { calls.push({ room: room.getName(), joins: pairs(diff.joins), leaves: pairs(diff.leaves) }) }
+  })
+  app.registerWebsocket('/ws', clusterHandlers)
+  return { app, calls }
+}
+
+/** A client of the cluster handlers, in the rooms given, once it has been told "ready". */
+async function member (base: string, rooms: string): Promise<Client> {
+  const client = await connect(base, `/ws?rooms=${rooms}`)
+  await client.texts(1)
+  return client
+}
+
+function sessionIds (app: FastifyInstance): string[] {
+  return [...app.websocketSessions.keys()]
+}
+
+/** Resolves once check() resolves true, checking again after each answer; rejects past the deadline. */
+async function eventually (check: () => Promise<boolean>, what: string): Promise<void> {
+  const started = Date.now()
+  while (!await check()) {
+    if (Date.now() - started > DEADLINE) throw new Error(`still waiting after ${DEADLINE} ms for ${what}`)
+  }
+}
+
+const byId = (a: { sessionId: string }, b: { sessionId: string }): number => a.sessionId < b.sessionId ? -1 : 1
+
+test('presence() lists the members with the info they set (null by default), on this node, complete', async (t) => {
+  const app = await build(t)
+  app.registerWebsocket('/ws', clusterHandlers)
+  const base = await listen(app)
+  const [ann, bob] = [await member(base, 'lobby'), await member(base, 'lobby,other')]
+  const [annId, bobId] = sessionIds(app)
+  bob!.send('info lobby {"user":"bob","status":"typing"}')
+  await bob!.texts(2)
+  const nodeId = app.websocketRooms.nodeId
+  t.match(nodeId, /^[\w-]{12}$/)
+  const presence = await app.websocketRooms.room('lobby').presence()
+  t.same({ ...presence, members: presence.members.sort(byId) }, {
+    members: [{ sessionId: annId, nodeId, info: null }, { sessionId: bobId, nodeId, info: { user: 'bob', status: 'typing' } }].sort(byId),
+    complete: true
+  })
+  t.same(await app.websocketRooms.room('other').presence(), { members: [{ sessionId: bobId, nodeId, info: { user: 'bob', status: 'typing' } }], complete: true }, 'the info holds in every room')
+  t.same(await app.websocketRooms.room('nobody').presence(), { members: [], complete: true })
+  await ann!.close()
+  await until(() => app.websocketRooms.room('lobby').members() === 1)
+  t.same((await app.websocketRooms.room('lobby').presence()).members.map((entry) => entry.sessionId), [bobId])
+})
+
+test('setPresence takes a JSON value; anything else is a TypeError naming info', async (t) => {
+  const app = await build(t)
+  const errors = new Events<unknown>()
+  app.registerWebsocket('/ws', {
+    onOpen (session) {
+      for (const info of [undefined, 10n, () => {}]) {
+        try {
+          session.setPresence(info)
+        } catch (error) {
+          errors.push(error)
+        }
+      }
+      session.send('done')
+    }
+  })
+  const client = await connect(await listen(app), '/ws')
+  await client.texts(1)
+  for (const error of await errors.until(3)) {
+    t.type(error, TypeError)
+    t.match(error, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: /info must be a JSON value/ })
+  }
+})
+
+test('onPresence: joins gathered over presenceInterval into one diff; a mass join in one turn is one call', async (t) => {
+  const { app, calls } = await presenceApp(t)
+  const base = await listen(app)
+  const clients = await Promise.all(Array.from({ length: 200 }, () => member(base, '')))
+  const ids = sessionIds(app)
+  // Every session joins in one turn of the event loop, as a reconnecting crowd could.
+  for (const session of app.websocketSessions.values()) session.room('mass').join()
+  const [call] = await calls.until(1)
+  t.equal(call!.room, 'mass')
+  t.same(call!.joins.map(([id]) => id).sort(), [...ids].sort(), 'every session, once')
+  t.same(call!.leaves, [])
+  // A later change, to show that no other call came for the mass join.
+  await clients[0]!.close()
+  const [, second] = await calls.until(2)
+  t.same(second, { room: 'mass', joins: [], leaves: [[ids[0], null]] })
+})
+
+test('onPresence: a join and a leave within one window cancel out; a changed info is a leave and a join in one diff', async (t) => {
+  const { app, calls } = await presenceApp(t, { presenceInterval: 200 })
+  const base = await listen(app)
+  const ann = await member(base, 'lobby')
+  const [first] = await calls.until(1)
+  const annId = first!.joins[0]![0]
+  t.same(first, { room: 'lobby', joins: [[annId, null]], leaves: [] })
+
+  // Within one window: bob comes and goes, ann changes her info twice.
+  const bob = await member(base, 'lobby')
+  ann.send('info lobby {"status":"away"}')
+  ann.send('info lobby {"status":"back"}')
+  await ann.texts(3)
+  await bob.close()
+  await until(() => app.websocketRooms.room('lobby').members() === 1)
+  const [, second] = await calls.until(2)
+  t.same(second, { room: 'lobby', joins: [[annId, { status: 'back' }]], leaves: [[annId, null]] },
+    'bob appears in neither list; ann\'s change is her old entry leaving and her new one joining')
+})
+
+test('onPresence that throws or rejects is logged; presence goes on', async (t) => {
+  const lines: string[] = []
+  const calls = new Events<string>()
+  const app = await build(t, {
+    presenceInterval: 20,
+    onPresence (room, diff) {
+      calls.push(`${room.getName()} ${diff.joins.length} ${diff.leaves.length}`)
+      if (diff.leaves.length > 0) return Promise.reject(new Error('async boom'))
+      throw new Error('boom')
+    }
+  }, { logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } } })
+  app.registerWebsocket('/ws', clusterHandlers)
+  const client = await member(await listen(app), 'lobby')
+  await calls.until(1)
+  await client.close()
+  t.same(await calls.until(2), ['lobby 1 0', 'lobby 0 1'])
+  await until(() => lines.filter((line) => line.includes('onPresence failed')).length === 2)
+  t.ok(lines.some((line) => line.includes('async boom')) && lines.some((line) => line.includes('"boom"')))
+})
+
+test('app.close() tells the last leaves before it resolves', async (t) => {
+  const calls = new Events<Call>()
+  const app = Fastify()
+  await app.register(websocketRooms, {
+    presenceInterval: 1000,
+    onPresence (room, diff) { calls.push({ room: room.getName(), joins: diff.joins.map((e) => [e.sessionId, e.info]), leaves: diff.leaves.map((e) => [e.sessionId, e.info]) }) }
+  })
+  app.registerWebsocket('/ws', clusterHandlers)
+  const base = await listen(app)
+  await Promise.all([member(base, 'lobby'), member(base, 'lobby')])
+  const ids = sessionIds(app).sort()
+  const [joined] = await calls.until(1)
+  t.same(joined!.joins.map(([id]) => id).sort(), ids)
+  // The next window would end after close() has resolved: close() tells what it gathered itself.
+  await app.close()
+  t.equal(calls.list.length, 2)
+  t.same(calls.list[1]!.leaves.map(([id]) => id).sort(), ids, 'the closed sessions\' leaves')
+})
+
+test('presence options are checked at registration', async (t) => {
+  for (const [options, message] of [
+    [{ presenceInterval: 0 }, /option "presenceInterval" must be an integer >= 1, got number 0/],
+    [{ onPresence: 'yes' }, /option "onPresence" must be a function \(room, diff\), got "yes"/]
+  ] as const) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await t.rejects(async () => { await app.register(websocketRooms, options as any) }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message })
+  }
+  const app = await build(t)
+  throwsLike(t, () => app.websocketRooms.room('').presence(), TypeError, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT' })
+})
+
+// ---------------------------------------------------------------------------------------
+// Across nodes
+
+const NODE_HEARTBEAT = 100
+const NODE_TIMEOUT = 800
+
+async function node (t: Test, keyPrefix: string, url = REDIS_URL, options: WebsocketRoomsOptions = {}): Promise<{ app: FastifyInstance, base: string, calls: Events<Call> }> {
+  const { app, calls } = await presenceApp(t, { adapter: redisAdapter({ url, keyPrefix, nodeHeartbeat: NODE_HEARTBEAT, nodeTimeout: NODE_TIMEOUT }), ...options })
+  return { app, base: await listen(app), calls }
+}
+
+redisTest('presence() on any node lists the members of every node, with their info', async (t) => {
+  const keyPrefix = uniquePrefix('presence')
+  const a = await node(t, keyPrefix)
+  const b = await node(t, keyPrefix)
+  await member(a.base, 'lobby')
+  const onB = await member(b.base, 'lobby')
+  await b.app.websocketRooms.room('lobby').clusterMembers()
+  const [aId] = sessionIds(a.app)
+  const [bId] = sessionIds(b.app)
+  const expected = (bInfo: unknown): PresenceEntry[] => [
+    { sessionId: aId!, nodeId: a.app.websocketRooms.nodeId, info: null },
+    { sessionId: bId!, nodeId: b.app.websocketRooms.nodeId, info: bInfo }
+  ].sort(byId)
+  for (const app of [a.app, b.app]) {
+    const presence = await app.websocketRooms.room('lobby').presence()
+    t.same({ complete: presence.complete, members: presence.members.sort(byId) }, { complete: true, members: expected(null) })
+  }
+  onB.send('info lobby {"user":"bob"}')
+  await onB.texts(2)
+  await eventually(async () => JSON.stringify((await a.app.websocketRooms.room('lobby').presence()).members.sort(byId)) === JSON.stringify(expected({ user: 'bob' })),
+    'node A to list bob\'s info')
+  t.same(a.app.websocketRooms.stats().cluster!.nodeId, a.app.websocketRooms.nodeId, 'the node id of the cluster stats')
+})
+
+redisTest('onPresence is called once in the cluster for each change: on the node where it happened', async (t) => {
+  const keyPrefix = uniquePrefix('presence-once')
+  const a = await node(t, keyPrefix)
+  const b = await node(t, keyPrefix)
+  await member(b.base, 'lobby')
+  const [bCall] = await b.calls.until(1)
+  t.equal(bCall!.joins.length, 1)
+  await member(a.base, 'lobby')
+  const [aCall] = await a.calls.until(1)
+  t.same(aCall!.joins.map(([id]) => id), sessionIds(a.app), 'node A tells its own member\'s join')
+  t.equal(a.calls.list.length, 1, 'and not node B\'s')
+  t.equal(b.calls.list.length, 1, 'nor node B node A\'s')
+})
+
+redisTest('Redis away: presence() answers at once with this node\'s members, complete: false', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('presence-away')
+  const a = await node(t, keyPrefix, redis.url)
+  await member(a.base, 'lobby')
+  await redis.crash()
+  await until(() => a.app.websocketRooms.stats().cluster!.connected === false)
+  const presence = await a.app.websocketRooms.room('lobby').presence()
+  t.same(presence, { members: [{ sessionId: sessionIds(a.app)[0], nodeId: a.app.websocketRooms.nodeId, info: null }], complete: false })
+})
+
+redisTest('a node killed with members: one survivor tells their leaves, once, and presence() no longer lists them', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('presence-dead')
+  const child = spawn(process.execPath, ['--import', 'tsx', require.resolve('./fixtures/cluster-node.ts')], {
+    env: { ...process.env, REDIS_URL: redis.url, KEY_PREFIX: keyPrefix, NODE_HEARTBEAT: String(NODE_HEARTBEAT), NODE_TIMEOUT: String(NODE_TIMEOUT) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const { port } = JSON.parse(line) as { port: number }
+  const doomed = `ws://127.0.0.1:${port}`
+  const [a, b] = [await node(t, keyPrefix, redis.url), await node(t, keyPrefix, redis.url)]
+  await member(a.base, 'lobby')
+  const victims = [await member(doomed, 'lobby,other'), await member(doomed, 'lobby')]
+  victims[0]!.send('info lobby {"user":"vic"}')
+  await victims[0]!.texts(2)
+  victims[1]!.send('count lobby')
+  await victims[1]!.texts(2)
+  const before = await a.app.websocketRooms.room('lobby').presence()
+  t.equal(before.members.length, 3, 'three members, two on the doomed node')
+  const doomedIds = before.members.filter((entry) => entry.nodeId !== a.app.websocketRooms.nodeId).map((entry) => entry.sessionId).sort()
+
+  child.kill('SIGKILL')
+  const leavesOf = (room: string): Array<[string, unknown]> => [...a.calls.list, ...b.calls.list].filter((call) => call.room === room).flatMap((call) => call.leaves)
+  await until(() => leavesOf('lobby').length >= 2 && leavesOf('other').length >= 1, 'the dead node\'s leaves')
+  t.same(leavesOf('lobby').map(([id]) => id).sort(), doomedIds, 'each member of the dead node is told gone once')
+  const [[vicId, vicInfo]] = leavesOf('other') as [[string, unknown]]
+  t.same(vicInfo, { user: 'vic' }, 'with the info it had')
+  t.same(leavesOf('lobby').find(([id]) => id === vicId)?.[1], { user: 'vic' }, 'in every room')
+  t.equal(leavesOf('other').length, 1)
+  // One more window on both survivors: a change on each, told, and no second report came.
+  await member(a.base, 'later')
+  await member(b.base, 'later')
+  await until(() => [...a.calls.list, ...b.calls.list].filter((call) => call.room === 'later').length >= 2)
+  t.equal(leavesOf('lobby').length, 2, 'told once in the cluster, not once per node')
+  const after = await b.app.websocketRooms.room('lobby').presence()
+  t.same(after.members.map((entry) => entry.nodeId), [a.app.websocketRooms.nodeId], 'presence() lists the survivors\' members only')
+})
+
+test('without an adapter, nodeId still names this instance', async (t) => {
+  const [one, two] = [await build(t), await build(t)]
+  t.not(one.websocketRooms.nodeId, two.websocketRooms.nodeId)
+  await untilNoSessions(one)
+})
+
+redisTest('a node the cluster took for dead (it could not beat for nodeTimeout) tells its members back, and writes them again', async (t) => {
+  const keyPrefix = uniquePrefix('presence-back')
+  const a = await node(t, keyPrefix)
+  const b = await node(t, keyPrefix)
+  await member(a.base, 'lobby')
+  await a.calls.until(1)
+  const [aId] = sessionIds(a.app)
+  // What a survivor does to a node it takes for dead: claims it and deletes its entries.
+  const admin = await adminClient(t)
+  await admin.set(`{${keyPrefix}}:reaped:${a.app.websocketRooms.nodeId}`, b.app.websocketRooms.nodeId)
+  await admin.del(`{${keyPrefix}}:presence:${a.app.websocketRooms.nodeId}:lobby`)
+  const [, back] = await a.calls.until(2)
+  t.same(back, { room: 'lobby', joins: [[aId, null]], leaves: [] }, 'its member is told back')
+  await eventually(async () => (await b.app.websocketRooms.room('lobby').presence()).members.length === 1, 'node B to list it again')
+  t.equal(await admin.exists(`{${keyPrefix}}:reaped:${a.app.websocketRooms.nodeId}`), 0, 'the claim is gone')
+})
