@@ -32,7 +32,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onPresence: onPresence === null
       ? null
       : (name, diff) => callHook(onPresence, [serverRooms.room(name), diff], (error) => { fastify.log.error({ err: error }, 'fastify-websocket-rooms: onPresence failed') })
-  })
+  }, (id) => sessions.sessions.get(id))
   const serverRooms = new ServerRooms(rooms, sessions)
   /** Aborted when app.close() starts. */
   const closing = new AbortController()

@@ -1,6 +1,8 @@
 // The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
 // routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
-import type { RoomPresence, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { BroadcastTarget, RoomPresence, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import { assertCloseArguments, closeCodes } from './close-codes'
+import { InvalidArgumentError, describe } from './errors'
 import type { RoomIndex } from './rooms/room-index'
 import type { SessionRegistry } from './session/registry'
 import { stringify } from './session/message-codec'
@@ -41,8 +43,41 @@ class ServerRoomHandle implements ServerRoom {
     return this.#rooms.presence(this.#name)
   }
 
+  disconnectAll (code: number = closeCodes.NORMAL, reason: string = ''): Promise<void> {
+    assertCloseArguments(code, reason)
+    return this.#rooms.disconnectRoom(this.#name, code, reason)
+  }
+
   getName (): string {
     return this.#name
+  }
+}
+
+/** app.websocketRooms.to(rooms).except(rooms): the members of some rooms, but not of others, on every node. */
+class Recipients implements BroadcastTarget {
+  readonly #rooms: RoomIndex<Session>
+  readonly #to: string[]
+  readonly #except: string[]
+
+  constructor (rooms: RoomIndex<Session>, to: string[], except: string[]) {
+    this.#rooms = rooms
+    this.#to = to
+    this.#except = except
+  }
+
+  except (rooms: string | string[]): BroadcastTarget {
+    const list = typeof rooms === 'string' ? [rooms] : rooms
+    if (!Array.isArray(list)) throw new InvalidArgumentError('except', 'a room name or an array of room names', describe(rooms))
+    for (const room of list) this.#rooms.assertRoomName(room)
+    return new Recipients(this.#rooms, this.#to, [...new Set([...this.#except, ...list])])
+  }
+
+  broadcast (message: Message): void {
+    this.#rooms.broadcastTo(this.#to, this.#except, message)
+  }
+
+  broadcastJson (value: unknown): void {
+    this.#rooms.broadcastTo(this.#to, this.#except, stringify(value))
   }
 }
 
@@ -67,6 +102,23 @@ export class ServerRooms implements WebsocketRooms {
 
   roomNames (): string[] {
     return [...this.#rooms.roomNames()]
+  }
+
+  to (rooms: string | string[]): BroadcastTarget {
+    return new Recipients(this.#rooms, this.#roomList(rooms, 'rooms'), [])
+  }
+
+  disconnectSession (sessionId: string, code: number = closeCodes.NORMAL, reason: string = ''): Promise<void> {
+    if (typeof sessionId !== 'string') throw new InvalidArgumentError('sessionId', 'a string', describe(sessionId))
+    assertCloseArguments(code, reason)
+    return this.#rooms.disconnectSession(sessionId, code, reason)
+  }
+
+  #roomList (rooms: unknown, name: string): string[] {
+    const list = typeof rooms === 'string' ? [rooms] : rooms
+    if (!Array.isArray(list)) throw new InvalidArgumentError(name, 'a room name or an array of room names', describe(rooms))
+    for (const room of list) this.#rooms.assertRoomName(room)
+    return [...new Set(list as string[])]
   }
 
   stats (): WebsocketRoomsStats {

@@ -280,12 +280,34 @@ declare namespace fastifyWebsocketRooms {
     sessions (): WebSocketSession[]
     /** Every member of the room on every server, with the info each set. */
     presence (): Promise<RoomPresence>
+    /**
+     * Closes every member (code default 1000), on every server; their onDisconnected runs where
+     * they are. Resolves once the other servers have been sent the command (at most once, like a broadcast).
+     */
+    disconnectAll (code?: number, reason?: string): Promise<void>
     getName (): string
+  }
+
+  /** The members of some rooms but of none of others, on every server: app.websocketRooms.to(rooms). */
+  export interface BroadcastTarget {
+    /** Leaves out the members of these rooms too. */
+    except (rooms: string | string[]): BroadcastTarget
+    /** Sends to each recipient once, on every server. */
+    broadcast (message: Message): void
+    /** Sends a value as JSON text (JSON.stringify, once) to each recipient once. */
+    broadcastJson (value: unknown): void
   }
 
   export interface WebsocketRooms {
     /** This instance's id, as presence entries give it. */
     readonly nodeId: string
+    /** The members of at least one of these rooms, on every server (then .except(rooms), .broadcast(message)). */
+    to (rooms: string | string[]): BroadcastTarget
+    /**
+     * Closes a session (code default 1000) on whichever server holds it; its onDisconnected runs
+     * there. Resolves once the other servers have been sent the command (at most once, like a broadcast).
+     */
+    disconnectSession (sessionId: string, code?: number, reason?: string): Promise<void>
     /** A handle on a room, whether or not it has members. */
     room (name: string): ServerRoom
     /** Names of the rooms that have members. */

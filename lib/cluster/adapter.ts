@@ -4,6 +4,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { Encoded } from '../transport/frame'
+import type { ControlCommand } from './codec'
 import type { StoredEntry } from '../rooms/presence'
 
 /** Brand of the values the `adapter` option accepts (what redisAdapter() returns). */
@@ -26,6 +27,8 @@ export interface ClusterHost {
   presenceLeft (name: string, entries: StoredEntry[]): void
   /** This node's members of a room, told again after the cluster took this node for dead. */
   presenceJoined (name: string, entries: StoredEntry[]): void
+  /** Carries out a command another node sent to every node, for this node's sessions. */
+  control (command: ControlCommand): void
 }
 
 /** A running cluster node. */
@@ -38,6 +41,8 @@ export interface ClusterLink {
   presence (name: string): Promise<{ entries: StoredEntry[], complete: boolean }>
   /** Sends a broadcast, already delivered on this node, to the other nodes. */
   publish (name: string, encoded: Encoded): void
+  /** Sends a command to every other node; resolves once Redis has it, or it could not be sent (at most once). */
+  command (command: ControlCommand): Promise<void>
   /** Members of a room on every node. */
   clusterMembers (name: string): Promise<number>
   stats (): WebsocketRoomsClusterStats

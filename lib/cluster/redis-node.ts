@@ -22,7 +22,7 @@
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { StoredEntry } from '../rooms/presence'
 import type { ClusterHost, ClusterLink } from './adapter'
-import { decodeClusterMessage, encodeClusterMessage } from './codec'
+import { decodeClusterMessage, decodeControl, encodeClusterMessage, encodeControl, type ControlCommand } from './codec'
 import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
 import type { Encoded } from '../transport/frame'
@@ -54,6 +54,9 @@ export class RedisNode implements ClusterLink {
   readonly #subscriber: RedisConnection
   readonly #channelPrefix: string
   readonly #channelPrefixBytes: number
+  /** Where commands for every node go (to(...).broadcast, disconnectAll, disconnectSession). */
+  readonly #controlChannel: string
+  #controlSubscribed = false
   readonly #nodesKey: string
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
@@ -96,6 +99,7 @@ export class RedisNode implements ClusterLink {
     this.#subscriber = this.#connections.subscriber
     this.#channelPrefix = `${options.keyPrefix}:room:`
     this.#channelPrefixBytes = Buffer.byteLength(this.#channelPrefix)
+    this.#controlChannel = `${options.keyPrefix}:control`
     this.#nodesKey = `{${options.keyPrefix}}:nodes`
     this.#nodeKey = this.#nodeKeyOf(this.nodeId)
   }
@@ -156,6 +160,7 @@ export class RedisNode implements ClusterLink {
     // Redis may have lost everything (a restart): write the whole state again, and subscribe
     // every room again (subscribing twice to a channel is harmless).
     this.#subscribed.clear()
+    this.#controlSubscribed = false
     for (const name of this.#host.roomNames()) this.#dirty.add(name)
     this.#presenceRewrite = true
     this.#announceReady = true
@@ -236,11 +241,13 @@ export class RedisNode implements ClusterLink {
     const presence = this.#presenceDirty
     this.#presenceDirty = new Map()
     this.#writePresence(state, rewrite, presence)
+    const subscribeControl = !this.#controlSubscribed
     try {
       await Promise.all([
         state.exec(),
         subscribe.length > 0 ? this.#subscribe(subscribe) : null,
-        unsubscribe.length > 0 ? this.#unsubscribe(unsubscribe) : null
+        unsubscribe.length > 0 ? this.#unsubscribe(unsubscribe) : null,
+        subscribeControl ? this.#subscribeControl() : null
       ])
     } catch (error) {
       for (const name of names) this.#dirty.add(name)
@@ -249,6 +256,7 @@ export class RedisNode implements ClusterLink {
       this.#report(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
       return
     }
+    if (subscribeControl) this.#controlSubscribed = true
     for (const name of subscribe) this.#subscribed.add(name)
     for (const name of unsubscribe) this.#subscribed.delete(name)
     if (this.#announceReady && this.#dirty.size === 0) {
@@ -306,6 +314,30 @@ export class RedisNode implements ClusterLink {
     return this.#options.sharded
       ? this.#subscriber.sSubscribe(channels, this.#onPacket, true)
       : this.#subscriber.subscribe(channels, this.#onPacket, true)
+  }
+
+  #subscribeControl (): Promise<void> {
+    return this.#options.sharded
+      ? this.#subscriber.sSubscribe(this.#controlChannel, this.#onControl, true)
+      : this.#subscriber.subscribe(this.#controlChannel, this.#onControl, true)
+  }
+
+  readonly #onControl = (packet: Buffer): void => {
+    const message = decodeControl(packet)
+    if (message === null) {
+      this.#malformed++
+      this.#host.log.debug('fastify-websocket-rooms: ignored a message on the control channel that is not a command of this plugin')
+      return
+    }
+    if (message.origin === this.nodeId) return // carried out here when it was sent
+    this.#received++
+    this.#host.control(message.command)
+  }
+
+  /** Sends a command to every other node, as a broadcast is sent: at most once, bounded by maxPublishBacklog. */
+  command (command: ControlCommand): Promise<void> {
+    const packet = encodeControl(this.nodeId, command)
+    return this.#send(this.#controlChannel, packet) ?? Promise.resolve()
   }
 
   #unsubscribe (names: string[]): Promise<void> {
@@ -395,8 +427,18 @@ export class RedisNode implements ClusterLink {
       this.#publishFailed++
       return
     }
-    const channel = this.#channelPrefix + name
-    const packet = encodeClusterMessage(this.nodeId, encoded)
+    this.#send(this.#channelPrefix + name, encodeClusterMessage(this.nodeId, encoded))
+  }
+
+  /**
+   * PUBLISHes a packet, unless Redis is away or past the backlog bound (then null, counted in
+   * publishFailed); the promise settles with Redis's answer, and never rejects.
+   */
+  #send (channel: string, packet: Buffer): Promise<void> | null {
+    if (!this.#client.isReady || this.#closed) {
+      this.#publishFailed++
+      return null
+    }
     const bytes = packet.length + channel.length
     // As for a session's backpressure, the bound is on what Redis left unanswered from earlier
     // turns of the event loop, not on this turn's own burst: at most maxPublishBacklog plus
@@ -409,12 +451,12 @@ export class RedisNode implements ClusterLink {
     const before = this.#backlogBefore
     if (before > 0 && before + bytes > this.#options.maxPublishBacklog) {
       this.#publishFailed++
-      return
+      return null
     }
     const sent = this.#options.sharded ? this.#publisher.sPublish(channel, packet) : this.#publisher.publish(channel, packet)
     this.#published++
     this.#publishBacklog += bytes
-    sent.then(() => { this.#publishBacklog -= bytes }, (error: Error) => {
+    return sent.then(() => { this.#publishBacklog -= bytes }, (error: Error) => {
       this.#publishBacklog -= bytes
       this.#onPublishError(error)
     })

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PresenceDiff, RoomPresence } from '../../types/index'
 import type { ClusterHost, ClusterLink } from '../cluster/adapter'
+import { ControlKind, type ControlCommand } from '../cluster/codec'
 import { InvalidArgumentError, TooManyRoomsError, describe } from '../errors'
 import { encode, type Encoded, type Message } from '../transport/frame'
 import { PresenceChanges, toEntry, type StoredEntry } from './presence'
@@ -21,6 +22,7 @@ export interface Member {
   /** True once the member has closed and left for good: it joins nothing more. */
   readonly [kFinished]: boolean
   isOpen (): boolean
+  close (code: number, reason: string): void
   /** Sends a message encoded and framed once for every member. */
   [kSendEncoded] (encoded: Encoded): void
 }
@@ -42,6 +44,9 @@ export interface PresenceOptions {
   onPresence: ((room: string, diff: PresenceDiff) => void) | null
 }
 
+/** Finds this instance's member by its id, for a command that names it. */
+export type FindMember<M> = (id: string) => M | undefined
+
 /** The presence info of a member that set none. */
 const NO_INFO = 'null'
 
@@ -58,9 +63,11 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   readonly #changes: PresenceChanges | null
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
+  readonly #findMember: FindMember<M>
 
-  constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions) {
+  constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, findMember: FindMember<M>) {
     this.log = log
+    this.#findMember = findMember
     this.#maxRoomsPerSession = limits.maxRoomsPerSession
     this.#maxRoomNameLength = limits.maxRoomNameLength
     this.#changes = presence.onPresence === null ? null : new PresenceChanges(presence.presenceInterval, presence.onPresence)
@@ -232,6 +239,66 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** A broadcast from another node of the cluster, for this node's members. */
   deliver (name: string, encoded: Encoded): void {
     this.#fanOut(name, encoded, null)
+  }
+
+  /**
+   * Sends to every member of at least one of `rooms` and of none of `except`, once each, on
+   * every node: one command for the other nodes, whatever the number of rooms.
+   */
+  broadcastTo (rooms: string[], except: string[], message: Message): void {
+    const encoded = encode(message, 'message')
+    this.cluster?.command({ kind: ControlKind.Broadcast, rooms, except, encoded }).catch(() => {})
+    this.#fanOutTo(rooms, except, encoded)
+  }
+
+  #fanOutTo (rooms: string[], except: string[], encoded: Encoded): void {
+    for (let i = 0; i < rooms.length; i++) {
+      const members = this.#rooms.get(rooms[i]!)
+      if (members === undefined) continue
+      for (const member of members) {
+        if (this.#inAny(member, rooms, i) || this.#inAny(member, except, except.length)) continue
+        member[kSendEncoded](encoded)
+      }
+    }
+  }
+
+  /** True when the member is in one of the first `count` rooms of the list. */
+  #inAny (member: M, rooms: string[], count: number): boolean {
+    for (let i = 0; i < count; i++) if (this.has(member, rooms[i]!)) return true
+    return false
+  }
+
+  /** Closes every member of a room, on every node; resolves once the other nodes have been sent the command. */
+  disconnectRoom (name: string, code: number, reason: string): Promise<void> {
+    this.#closeMembers(name, code, reason)
+    return this.cluster?.command({ kind: ControlKind.DisconnectRoom, room: name, code, reason }) ?? Promise.resolve()
+  }
+
+  #closeMembers (name: string, code: number, reason: string): void {
+    for (const member of this.membersOf(name)) member.close(code, reason)
+  }
+
+  /** Closes a session wherever it lives; resolves once closed here, or once the other nodes have been sent the command. */
+  disconnectSession (id: string, code: number, reason: string): Promise<void> {
+    const member = this.#findMember(id)
+    if (member !== undefined) {
+      member.close(code, reason)
+      return Promise.resolve()
+    }
+    return this.cluster?.command({ kind: ControlKind.DisconnectSession, sessionId: id, code, reason }) ?? Promise.resolve()
+  }
+
+  control (command: ControlCommand): void {
+    switch (command.kind) {
+      case ControlKind.Broadcast:
+        this.#fanOutTo(command.rooms, command.except, command.encoded)
+        break
+      case ControlKind.DisconnectRoom:
+        this.#closeMembers(command.room, command.code, command.reason)
+        break
+      default:
+        this.#findMember(command.sessionId)?.close(command.code, command.reason)
+    }
   }
 
   #fanOut (name: string, encoded: Encoded, except: M | null): void {
