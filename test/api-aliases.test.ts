@@ -13,11 +13,11 @@ import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { test } from 'tap'
 import WebSocket from 'ws'
-import type { SessionHandlers, WebSocketSession } from 'fastify-websocket-rooms'
+import type { WebsocketHandlers } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 import { program } from './programs'
 
-type ChatModule = Required<Pick<SessionHandlers<WebSocketSession>, 'onOpen' | 'onMessage' | 'onClose'>>
+type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'onClose' | 'schema'>>
 interface ExampleModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
 
 const examples = resolve(__dirname, '..', 'examples')
@@ -27,7 +27,7 @@ async function importExample<T> (path: string): Promise<T> {
   return await import(pathToFileURL(resolve(examples, path)).href) as T
 }
 
-/** An app serving the chat module as it is, a frozen module namespace, with no schema. */
+/** An app serving the chat module as it is: a frozen module namespace, its schemas included. */
 async function chatApp (t: Parameters<typeof build>[0]): Promise<{ app: FastifyInstance, base: string }> {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
   const app = await build(t)
@@ -61,9 +61,15 @@ async function refusal (url: string): Promise<{ status: number, message: string 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-test('the chat module exports exactly onOpen, onMessage and onClose, and registers as a module namespace', async (t) => {
+/** A chat message as clients send it. */
+function say (text: string): string {
+  return JSON.stringify({ type: 'message', text })
+}
+
+test('the chat module exports exactly its handlers and its schema, and registers as a module namespace', async (t) => {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
-  t.same(Object.keys(chat).sort(), ['onClose', 'onMessage', 'onOpen'])
+  t.same(Object.keys(chat).sort(), ['onClose', 'onInvalidMessage', 'onMessage', 'onOpen', 'schema'])
+  t.same(Object.keys(chat.schema).sort(), ['message', 'outbound', 'querystring'])
   t.equal((chat as any)[Symbol.toStringTag], 'Module', 'the real module namespace, not a copy')
   t.notOk(Object.isExtensible(chat), 'a module namespace is sealed: the plugin only reads it')
   const { app, base } = await chatApp(t)
@@ -91,7 +97,7 @@ test('chat room: welcome, join notices to others only, messages to others only, 
   t.equal(app.websocketRooms.room('chat').members(), 3)
 
   const before = Date.now()
-  alice.send('hello from alice')
+  alice.send(say('hello from alice'))
   const [fromAliceToBob] = (await bob.json(3)).slice(2)
   const [fromAliceToCarol] = (await carol.json(2)).slice(1)
   t.match(fromAliceToBob, { type: 'message', from: 'alice', text: 'hello from alice', timestamp: Number })
@@ -100,7 +106,7 @@ test('chat room: welcome, join notices to others only, messages to others only, 
 
   // Bob answers once he has alice's message: had alice been sent her own message, it would
   // have reached her socket before bob's, so her next message is bob's.
-  bob.send('hi alice')
+  bob.send(say('hi alice'))
   const [aliceNext] = (await alice.json(4)).slice(3)
   t.match(aliceNext, { type: 'message', from: 'bob', text: 'hi alice' }, 'alice does not get her own message back')
   t.match((await carol.json(3))[2], { type: 'message', from: 'bob', text: 'hi alice' })
@@ -135,27 +141,71 @@ test('chat room: ?room= separates rooms, each with its own member count', async 
 
   // Each step waits for the server to have handled the one before (its recipient got it), so
   // a message that leaked to another room would reach its socket before the next one checked.
-  bob.send('anyone in blue?')
+  bob.send(say('anyone in blue?'))
   t.match((await dave.json(2))[1], { type: 'message', from: 'bob', text: 'anyone in blue?' })
-  alice.send('red only')
+  alice.send(say('red only'))
   t.match((await carol.json(2))[1], { type: 'message', from: 'alice', text: 'red only' })
-  carol.send('red too')
+  carol.send(say('red too'))
   t.match((await alice.json(3))[2], { type: 'message', from: 'carol', text: 'red too' }, 'alice never gets blue messages')
   await alice.close()
   t.same((await carol.json(3))[2], { type: 'leave', user: 'alice', online: 1 }, 'a leave notice counts its own room')
-  dave.send('bye blue')
+  dave.send(say('bye blue'))
   t.match((await bob.json(3))[2], { type: 'message', from: 'dave', text: 'bye blue' }, 'bob never gets red messages or notices')
   t.equal(app.websocketRooms.room('red').members(), 1)
   t.equal(app.websocketRooms.room('blue').members(), 2)
 })
 
-test('chat room: defaults without ?user= or ?room=', async (t) => {
+test('chat room: without ?room= the room is "chat"; without ?user= the module\'s own schema refuses the handshake', async (t) => {
+  const { app, base } = await chatApp(t)
+  const ann = await connect(base, '/ws/chat?user=ann')
+  t.match((await ann.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
+  t.same(await refusal(`${base}/ws/chat`), { status: 400, message: "querystring must have required property 'user'" })
+  t.same(await refusal(`${base}/ws/chat?user=bob&room=`), { status: 400, message: 'querystring/room must NOT have fewer than 1 characters' })
+  t.equal(app.websocketSessions.size, 1)
+})
+
+test('chat room: a message that is not JSON, or not a chat message, gets an error notice, to its sender only; the session stays open', async (t) => {
+  const { app, base } = await chatApp(t)
+  const alice = await connect(base, '/ws/chat?user=alice')
+  const bob = await connect(base, '/ws/chat?user=bob')
+  await alice.json(2)
+  await bob.json(1)
+
+  const refused: Array<[string, string]> = [
+    ['hello', 'message is not valid JSON: '],
+    [JSON.stringify({ type: 'message' }), "message must have required property 'text'"],
+    [JSON.stringify({ type: 'message', text: '' }), 'message/text must NOT have fewer than 1 characters'],
+    [say('x'.repeat(2001)), 'message/text must NOT have more than 2000 characters'],
+    [JSON.stringify({ type: 'shout', text: 'hi' }), 'message/type must be equal to constant'],
+    ['{"type":"message","text":"hi","__proto__":{"admin":true}}', 'message is not valid JSON: Object contains forbidden prototype property']
+  ]
+  for (const [text] of refused) alice.send(text)
+  alice.send(say('x'.repeat(2000)))
+  const notices = (await alice.json(2 + refused.length)).slice(2)
+  t.same(notices.map((notice) => Object.keys(notice)), refused.map(() => ['type', 'reason']), 'an error notice has its type and reason, nothing else')
+  refused.forEach(([text, reason], i) => {
+    t.equal(notices[i].type, 'error')
+    t.ok(notices[i].reason.startsWith(reason), `${text.slice(0, 60)}: ${notices[i].reason}`)
+  })
+  t.match((await bob.json(2))[1], { type: 'message', from: 'alice', text: 'x'.repeat(2000) }, '2000 characters pass, and the session is still open')
+  t.equal(bob.received.length, 2, 'the others got no error notice and none of the refused messages')
+  t.equal(alice.ws.readyState, alice.ws.OPEN)
+  t.equal(app.websocketRooms.stats().invalidMessages, refused.length)
+  t.equal(app.websocketRooms.stats().closed.invalidMessage, 0)
+})
+
+test('chat room: what a client adds to its message is not relayed, and it cannot pass for another user', async (t) => {
   const { base } = await chatApp(t)
-  const first = await connect(base, '/ws/chat')
-  t.match((await first.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
-  const second = await connect(base, '/ws/chat?room=')
-  t.match((await second.json(1))[0], { type: 'welcome', room: 'chat', online: 2 }, 'an empty room name means the default room')
-  t.same((await first.json(2))[1], { type: 'join', user: 'anonymous', online: 2 })
+  const alice = await connect(base, '/ws/chat?user=alice')
+  const bob = await connect(base, '/ws/chat?user=bob')
+  await alice.json(2)
+  await bob.json(1)
+  alice.send(JSON.stringify({ type: 'message', text: 'hi', from: 'mallory', timestamp: 0, html: '<script>alert(1)</script>' }))
+  const [message] = (await bob.json(2)).slice(1)
+  t.same(Object.keys(message).sort(), ['from', 'text', 'timestamp', 'type'], 'the outbound schema\'s fields only')
+  t.match(message, { type: 'message', from: 'alice', text: 'hi' })
+  t.ok(message.timestamp > 0, 'the server\'s timestamp')
+  t.notOk(String(bob.received[1]!.data).includes('script'))
 })
 
 test('chat server build(): end to end on port 0, with the handshake schema', async (t) => {
@@ -166,7 +216,7 @@ test('chat server build(): end to end on port 0, with the handshake schema', asy
   const bob = await connect(base, '/ws/chat?user=bob&room=lobby')
   t.match((await bob.json(1))[0], { type: 'welcome', room: 'lobby', online: 2 })
   t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
-  alice.send('hi bob')
+  alice.send(say('hi bob'))
   t.match((await bob.json(2))[1], { type: 'message', from: 'alice', text: 'hi bob' })
 
   t.same(await refusal(`${base}/ws/chat`), { status: 400, message: "querystring must have required property 'user'" })

@@ -1,8 +1,9 @@
 // The chat example (examples/chat) in a real browser: headless Chromium, driven by
 // playwright-core, loads the page the server serves at / and talks to /ws/chat with the
 // browser's own WebSocket. Two users in two browser contexts join one room, see each other's
-// join and leave notices and the member count, and exchange messages; screenshots of both
-// pages are saved under artifacts/.
+// join and leave notices and the member count, and exchange messages (JSON both ways); a
+// message the server refuses shows as an error notice on its sender's page only; screenshots
+// of both pages are saved under artifacts/.
 //
 // Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
 // downloads: .ci/run installs them when they are missing. CHROMIUM_PATH points the test at a
@@ -78,7 +79,7 @@ async function untilLine (page: Page, text: string): Promise<void> {
 
 const lines = (page: Page): Promise<string[]> => page.locator('#log li').allTextContents()
 
-test('chat example in headless Chromium: two users join a room, talk, see joins, leaves and the member count', async (t) => {
+test('chat example in headless Chromium: two users join a room, talk, see joins, leaves, the member count and an error notice', async (t) => {
   if (executablePath === null) {
     const where = process.env.CHROMIUM_PATH ? `at CHROMIUM_PATH=${process.env.CHROMIUM_PATH}` : 'on the PATH'
     const why = `no Chromium ${where}; to run it, install one (\`${INSTALL}\`, as root) or set CHROMIUM_PATH, ` +
@@ -131,6 +132,17 @@ test('chat example in headless Chromium: two users join a room, talk, see joins,
   t.same(await lines(alice), ['you joined lobby', 'bob joined', 'alice: hello bob', 'bob: hi alice', 'alice: <b>bold?</b> & "quotes"'])
   t.same(await lines(bob), ['you joined lobby', 'alice: hello bob', 'bob: hi alice', 'alice: <b>bold?</b> & "quotes"'])
   t.equal(await alice.locator('#log li.mine').count(), 2, 'alice\'s own messages are marked as hers')
+
+  // The page sends JSON and keeps its input within the server's 2000 characters, so only
+  // another client can send what the server refuses: this one is the page's own socket.
+  // The error notice reaches alice only, and her session stays open.
+  t.equal(await alice.getAttribute('#text', 'maxlength'), '2000')
+  await alice.evaluate('socket.send("hello?")')
+  await untilLine(alice, 'error: message is not valid JSON')
+  await say(alice, 'still here')
+  await untilLine(bob, 'alice: still here')
+  t.equal(await bob.locator('#log li', { hasText: 'error' }).count(), 0, 'bob got no error notice')
+  t.equal(await alice.locator('#log li.error').count(), 1)
 
   mkdirSync(artifacts, { recursive: true })
   for (const [name, page] of [['alice', alice], ['bob', bob]] as const) {

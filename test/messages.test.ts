@@ -336,6 +336,37 @@ test('an asynchronous validator ($async schema) keeps the order of messages', as
   t.same(await client.texts(6), ['even 0', 'odd 1', 'even 2', 'odd 3', 'even 4', 'odd 5'])
 })
 
+test('a custom compiler\'s asynchronous validator: { error } is an invalid message, { value } is what the handler gets', async (t) => {
+  const app = await build(t)
+  // Fastify's types admit only its own branded promises from a validator; at run time it awaits any.
+  const validate = async (data: any): Promise<unknown> => typeof data?.text === 'string'
+    ? { value: { text: data.text.toUpperCase() } }
+    : { error: new Error('text must be a string') }
+  app.registerWebsocket('/ws', {
+    schema: { message: { type: 'object' } },
+    validatorCompiler: () => validate as any,
+    onMessage (session, message) { session.send(`valid ${JSON.stringify(message)}`) },
+    onInvalidMessage (session, error) { session.send(`invalid ${error.message}`) }
+  })
+  const client = await connect(await listen(app), '/ws')
+  client.send('{"text": "hi"}')
+  client.send('{"text": 5}')
+  t.same(await client.texts(2), ['valid {"text":"HI"}', 'invalid text must be a string'])
+})
+
+test('an ajv $async validator resolves with the value itself, even one with `error` or `value` keys', async (t) => {
+  const app = await build(t)
+  app.registerWebsocket('/ws', {
+    schema: { message: { $async: true, type: 'object', properties: { error: { type: 'string' }, value: { type: 'integer' } } } },
+    onMessage (session, message) { session.send(`valid ${JSON.stringify(message)}`) },
+    onInvalidMessage (session, error) { session.send(`invalid ${error.code}`) }
+  })
+  const client = await connect(await listen(app), '/ws')
+  client.send('{"error": "not one", "value": 1}')
+  client.send('{"value": "x"}')
+  t.same(await client.texts(2), ['valid {"error":"not one","value":1}', 'invalid FST_ERR_VALIDATION'])
+})
+
 test('a schema its compiler refuses answers the handshake 500 naming the route, logged; no session is opened', async (t) => {
   const lines: string[] = []
   const app = await build(t, {}, { logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } } })

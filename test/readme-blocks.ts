@@ -20,6 +20,7 @@ const CONTEXT: ReadonlyArray<readonly [string, string]> = [
   ['app', 'declare const app: FastifyInstance'],
   ['session', 'declare const session: WebSocketSession'],
   ['message', 'declare const message: string'],
+  ['value', 'declare const value: unknown'],
   ['id', 'declare const id: string'],
   ['received', 'declare const received: string[]']
 ]

@@ -13,6 +13,12 @@ import { Events } from './signals'
 const root = resolve(__dirname, '..')
 const readme = readFileSync(resolve(root, 'README.md'), 'utf8')
 
+// A user's document, kept short enough to read: detail goes to docs/.
+test('the README stays under 25,000 bytes', async (t) => {
+  const bytes = Buffer.byteLength(readme)
+  t.ok(bytes < 25_000, `README.md is ${bytes} bytes`)
+})
+
 test('every TypeScript block of the README compiles', async (t) => {
   const blocks = typescriptBlocks(readme)
   t.ok(blocks.length >= 5, `the README has its TypeScript blocks (${blocks.length})`)

@@ -3,7 +3,6 @@
 // connect any WebSocket client to ws://127.0.0.1:3000/ws/chat?user=NAME&room=NAME.
 // PORT and HOST change where it listens.
 import { readFile } from 'node:fs/promises'
-import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
 import { isMain, run, ws } from '../run.mjs'
@@ -15,16 +14,9 @@ export async function build (options = {}) {
   const page = await readFile(new URL('./index.html', import.meta.url))
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
 
-  app.registerWebsocket('/ws/chat', {
-    ...await import('./chat.mjs'),
-    // Checked before the upgrade: a handshake without ?user= is refused with a 400.
-    schema: {
-      querystring: Type.Object({
-        user: Type.String({ minLength: 1 }),
-        room: Type.Optional(Type.String({ minLength: 1 }))
-      })
-    }
-  })
+  // The module carries its schemas (the handshake's, and the messages' both ways) with its
+  // handlers, so that examples/cluster speaks the same protocol by re-exporting them.
+  app.registerWebsocket('/ws/chat', await import('./chat.mjs'))
   return app
 }
 

@@ -6,7 +6,6 @@
 // change where they listen and what they share. One process runs both here, for the demo;
 // in production each server is a process (or a machine) of its own running build().
 import { readFile } from 'node:fs/promises'
-import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { isMain, ws } from '../run.mjs'
@@ -21,15 +20,7 @@ export async function build (options = {}) {
   await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }) })
 
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.registerWebsocket('/ws/chat', {
-    ...await import('./chat.mjs'),
-    schema: {
-      querystring: Type.Object({
-        user: Type.String({ minLength: 1 }),
-        room: Type.Optional(Type.String({ minLength: 1 }))
-      })
-    }
-  })
+  app.registerWebsocket('/ws/chat', await import('./chat.mjs'))
   return app
 }
 

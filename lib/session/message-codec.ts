@@ -10,7 +10,7 @@ import { parse as parseJson } from 'secure-json-parse'
 import { InvalidArgumentError, InvalidJsonMessageError, MessageSchemaBuildError, describe } from '../errors'
 
 /** What a validator compiler returns: ajv's boolean with `errors`, a `{ value, error }` result, or a promise. */
-type Validate = ((data: unknown, context?: object) => unknown) & { errors?: unknown }
+type Validate = ((data: unknown, context?: object) => unknown) & { errors?: unknown, $async?: boolean }
 type Serialize = (value: unknown) => string
 
 /** A JSON text frame read against schema.message: its value, or the error that names what failed. */
@@ -109,11 +109,19 @@ export class MessageCodec {
       return { valid: false, error: validationError(failed) }
     }
     if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
+      // ajv's asynchronous validators resolve with the value itself, which may well hold an
+      // `error` or a `value` key; other compilers' resolve with what a synchronous one returns.
+      const resolvesValue = this.#validate!.$async === true
       return (result as Promise<unknown>).then(
-        (outcome) => outcome === false ? { valid: false, error: validationError(this.#validate!.errors) } : { valid: true, value: parent.message },
+        (outcome) => resolvesValue ? { valid: true, value: parent.message } : this.#outcome(outcome, parent.message),
         (error: unknown) => ({ valid: false, error: validationError((error as { errors?: unknown }).errors ?? error) })
       )
     }
+    return this.#outcome(result, parent.message)
+  }
+
+  /** A validator's answer, read as Fastify reads it; `value`: the parsed value, as the validator left it. */
+  #outcome (result: unknown, value: unknown): ReadMessage {
     if (result === false) return { valid: false, error: validationError(this.#validate!.errors) }
     // Custom compilers (TypeBox's for one) answer { value } or { error }.
     if (result !== null && typeof result === 'object') {
@@ -121,7 +129,7 @@ export class MessageCodec {
       if (error !== undefined) return { valid: false, error: validationError(error) }
       if ('value' in result) return { valid: true, value: checked }
     }
-    return { valid: true, value: parent.message }
+    return { valid: true, value }
   }
 
   /** A value as JSON text, through the outbound schema's serializer when the route has one (a field, to be handed around). */
