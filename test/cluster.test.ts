@@ -112,10 +112,11 @@ redisTest('clusterMembers() counts every node; members() stays local; leaving an
 redisTest('a node subscribes to the rooms it has members in, and only those', async (t) => {
   const keyPrefix = uniquePrefix('interest')
   const redis = await adminClient(t)
-  const channels = async (): Promise<string[]> => (await redis.pubSubChannels(`${keyPrefix}:*`)).map(String).sort()
+  const channels = async (): Promise<string[]> => (await redis.pubSubChannels(`${keyPrefix}:room:*`)).map(String).sort()
   const a = await startNode(t, { keyPrefix })
   const b = await startNode(t, { keyPrefix })
-  t.same(await channels(), [], 'no members, no subscriptions')
+  t.same(await channels(), [], 'no members, no room subscriptions')
+  t.same(await redis.pubSubNumSub(`${keyPrefix}:control`), { [`${keyPrefix}:control`]: 2 }, 'every node listens for commands')
 
   const a1 = await member(a, 'lobby')
   await member(a, 'news')
@@ -174,7 +175,7 @@ redisTest('sharded pub/sub (Redis 7 SSUBSCRIBE/SPUBLISH) carries the same broadc
   const b = await startNode(t, { keyPrefix, sharded: true })
   const a1 = await member(a, 'lobby')
   const b1 = await member(b, 'lobby')
-  t.same((await redis.sendCommand(['PUBSUB', 'SHARDCHANNELS', `${keyPrefix}:*`]) as string[]).map(String), [`${keyPrefix}:room:lobby`])
+  t.same((await redis.sendCommand(['PUBSUB', 'SHARDCHANNELS', `${keyPrefix}:*`]) as string[]).map(String).sort(), [`${keyPrefix}:control`, `${keyPrefix}:room:lobby`])
   t.same(await redis.pubSubChannels(`${keyPrefix}:*`), [], 'no classic channel')
   a1.send('others lobby sharded hello')
   t.same(await texts(b1, 2), ['ready', 'sharded hello'])
