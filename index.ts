@@ -55,7 +55,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
-  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers) {
+  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown>) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
     const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)

@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox'
 import type { FastifySchemaCompiler } from 'fastify'
 import { test } from 'tap'
 import { redisAdapter } from 'fastify-websocket-rooms'
-import { Client, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
+import { Client, build, connect, listen, throwsLike, until, untilNoSessions } from './helpers'
 import { REDIS_URL, redisTest, uniquePrefix } from './redis'
 import { Events } from './signals'
 
@@ -317,7 +317,7 @@ test('a validator compiler the app installed (setValidatorCompiler) is the one u
   client.send('"hello"')
   client.send('"bye"')
   t.same(await client.json(2), [{ got: 'hello' }, { invalid: 'FST_ERR_VALIDATION' }])
-  t.same(compiledFor, ['message'])
+  t.same(compiledFor, ['body'], 'compiled as a body is')
 })
 
 test('an asynchronous validator ($async schema) keeps the order of messages', async (t) => {
@@ -489,4 +489,48 @@ test('under injectWS too: the schemas compile in the first handshake and message
   t.same(await received.until(2), ['{"type":"said","from":"me","text":"hi"}', '{"type":"invalid","from":"server","text":"FST_WS_ROOMS_INVALID_JSON"}'])
   socket.terminate()
   await untilNoSessions(app)
+})
+
+test('a stuck onInvalidMessage, or a stuck asynchronous validator, is named in the log when the session is dropped', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const app = await build(t, { closeTimeout: 200 }, {
+    ajv: { plugins: [(ajv: any) => ajv.addKeyword({ keyword: 'never', async: true, validate: () => new Promise(() => {}) })] },
+    logger: { level: 'error', stream: { write: (line: string) => lines.push(JSON.parse(line)) } }
+  })
+  app.registerWebsocket('/invalid', {
+    schema: { message: Type.Object({ n: Type.Integer() }) },
+    onMessage () {},
+    onInvalidMessage () { return new Promise(() => {}) }
+  })
+  app.registerWebsocket('/validator', {
+    schema: { message: { $async: true, type: 'integer', never: true } },
+    onMessage () {}
+  })
+  const base = await listen(app)
+  for (const [path, handler] of [['/invalid', 'onInvalidMessage'], ['/validator', 'the validator of schema.message']]) {
+    const client = await connect(base, path)
+    client.send(path === '/invalid' ? '"not an object"' : '1')
+    client.ws.terminate()
+    await until(() => lines.some((line) => line.handler === handler), `the log line naming ${handler}`)
+    t.match(lines.find((line) => line.handler === handler), { msg: `${handler} has not settled within closeTimeout (200 ms); the session is dropped without waiting for it` })
+  }
+  await untilNoSessions(app)
+})
+
+test('a schema that does not compile gives every handshake the same answer, compiled once', async (t) => {
+  const app = await build(t)
+  let compiles = 0
+  app.registerWebsocket('/ws', {
+    schema: { message: { type: 'object' } },
+    validatorCompiler: () => { compiles++; throw new Error(`refused, attempt ${compiles}`) },
+    onMessage () {}
+  })
+  await app.ready()
+  const answers = []
+  for (let i = 0; i < 2; i++) {
+    const response = await app.inject({ method: 'GET', url: '/ws', headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
+    answers.push([response.statusCode, response.json().message])
+  }
+  t.same(answers, Array(2).fill([500, 'fastify-websocket-rooms: schema.message of "/ws" does not compile: refused, attempt 1']))
+  t.equal(compiles, 1)
 })

@@ -31,7 +31,7 @@ declare module 'fastify' {
      * type the session and the messages: TypeBox's by themselves, others through the
      * instance's type provider (`app.withTypeProvider<...>()`).
      */
-    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown, Message = unknown, Outbound = unknown>(
+    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown, Message = undefined, Outbound = undefined>(
       path: string,
       handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params, Message, Outbound, TypeProvider>
     ): this
@@ -71,10 +71,10 @@ type Parsed<Schema, Fallback, Provider extends FastifyTypeProvider = FastifyType
     : Schema extends { '~kind': string } ? Known<TypeBoxStatic<Schema>, Fallback>
       : Known<(Provider & { schema: Schema })[Side], Fallback>
 
-/** The message handlers' argument: the text without schema.message, else the value it describes. */
-type MessageOf<Schema, Provider extends FastifyTypeProvider> = unknown extends Schema ? string : Parsed<Schema, unknown, Provider>
-/** What sendJson() and broadcastJson() accept: anything without schema.outbound, else what it describes. */
-type OutboundOf<Schema, Provider extends FastifyTypeProvider> = unknown extends Schema ? unknown : Parsed<Schema, unknown, Provider, 'serializer'>
+/** The message handlers' argument: the text without schema.message (undefined), else the value it describes. */
+type MessageOf<Schema, Provider extends FastifyTypeProvider> = [Schema] extends [undefined] ? string : Parsed<Schema, unknown, Provider>
+/** What sendJson() and broadcastJson() accept: anything without schema.outbound (undefined), else what it describes. */
+type OutboundOf<Schema, Provider extends FastifyTypeProvider> = [Schema] extends [undefined] ? unknown : Parsed<Schema, unknown, Provider, 'serializer'>
 
 declare namespace fastifyWebsocketRooms {
   /** A message: a string goes out as a text frame, binary data as a binary frame. */
@@ -411,7 +411,7 @@ declare namespace fastifyWebsocketRooms {
     onBackpressure?: (session: Session, bufferedAmount: number) => void
   }
 
-  export interface HandshakeSchema<Query, Headers, Params, Message = unknown, Outbound = unknown>
+  export interface HandshakeSchema<Query, Headers, Params, Message = undefined, Outbound = undefined>
     extends Omit<FastifySchema, 'querystring' | 'headers' | 'params'> {
     querystring?: Query
     /** Keys must be lowercase: Fastify lowercases header names before validation. */
@@ -419,7 +419,11 @@ declare namespace fastifyWebsocketRooms {
     params?: Params
     /** What clients send: every text message is parsed as JSON and validated before onMessage/handleText sees it. */
     message?: Message
-    /** What sendJson() and broadcastJson() send: serialized by it, so fields it does not name never leave. */
+    /**
+     * What this route's sendJson(), broadcastJson() and broadcastExceptJson() send: serialized
+     * by it, once per broadcast for every member, so fields it does not name never leave
+     * through them. Server-side broadcasts (app.websocketRooms) use JSON.stringify.
+     */
     outbound?: Outbound
   }
 
@@ -450,8 +454,13 @@ declare namespace fastifyWebsocketRooms {
       'validatorCompiler' | 'serializerCompiler'>
   >
 
+  /**
+   * The handlers object of a route. Typed ahead of registerWebsocket(), give the schemas'
+   * types as parameters (`WebsocketHandlers<unknown, unknown, unknown, typeof Message>`):
+   * without them, a schema.message or schema.outbound is refused.
+   */
   export type WebsocketHandlers<
-    Query = unknown, Headers = unknown, Params = unknown, Message = unknown, Outbound = unknown,
+    Query = unknown, Headers = unknown, Params = unknown, Message = undefined, Outbound = undefined,
     Provider extends FastifyTypeProvider = FastifyTypeProviderDefault
   > = SessionHandlers<WebSocketSession<
     Parsed<Query, Record<string, unknown>, Provider>,

@@ -10,7 +10,7 @@ import { parse as parseJson } from 'secure-json-parse'
 import { InvalidArgumentError, InvalidJsonMessageError, MessageSchemaBuildError, describe } from '../errors'
 
 /** What a validator compiler returns: ajv's boolean with `errors`, a `{ value, error }` result, or a promise. */
-type Validate = ((data: unknown, context?: object) => unknown) & { errors?: unknown, $async?: boolean }
+type Validate = ((data: unknown, context?: object) => unknown) & { errors?: unknown, $async?: boolean, schemaEnv?: unknown }
 type Serialize = (value: unknown) => string
 
 /** A JSON text frame read against schema.message: its value, or the error that names what failed. */
@@ -42,6 +42,8 @@ export class MessageCodec {
   readonly #parseOptions: { protoAction: NonNullable<PoisoningActions['onProtoPoisoning']>, constructorAction: NonNullable<PoisoningActions['onConstructorPoisoning']> }
   #validate: Validate | null = null
   #serialize: Serialize | null = null
+  /** A schema the compiler refused: the same answer for every handshake after the first. */
+  #buildError: Error | null = null
 
   /** `messageSchema`, `outboundSchema`: undefined when the route has none. */
   constructor (path: string, messageSchema: unknown, outboundSchema: unknown, poisoning: PoisoningActions) {
@@ -59,7 +61,8 @@ export class MessageCodec {
   /** The route's preHandler that compiles the schemas, in its first handshake (once they compiled, it only returns). */
   get compileHook (): preHandlerHookHandler {
     return (request, reply, done) => {
-      done(this.#compiled ? undefined : this.#compile(request, reply))
+      if (!this.#compiled) this.#buildError ??= this.#compile(request, reply) ?? null
+      done(this.#buildError ?? undefined)
     }
   }
 
@@ -68,12 +71,16 @@ export class MessageCodec {
       (this.#outboundSchema === undefined || this.#serialize !== null)
   }
 
-  /** Compiles what is not compiled yet; the error that answers the handshake (500) when a schema does not compile. */
+  /**
+   * Compiles what is not compiled yet; the error that answers the handshake (500) when a schema
+   * does not compile. A message is validated as a body is: compilers that treat the parts of a
+   * request differently (TypeBox's converts the querystring's strings, never a body) treat it so.
+   */
   #compile (request: FastifyRequest, reply: FastifyReply): Error | undefined {
     let part = 'message'
     try {
       if (this.#messageSchema !== undefined && this.#validate === null) {
-        this.#validate = request.compileValidationSchema(this.#messageSchema as object, 'message' as any) as Validate
+        this.#validate = request.compileValidationSchema(this.#messageSchema as object, 'body') as Validate
       }
       part = 'outbound'
       if (this.#outboundSchema !== undefined && this.#serialize === null) {
@@ -98,11 +105,13 @@ export class MessageCodec {
     } catch (error) {
       return { valid: false, error: validationError(new InvalidJsonMessageError((error as Error).message)) }
     }
-    // A root the validator replaces (ajv's coercion, defaults) is written back to its parent.
+    // A root that ajv replaces (coercion, defaults) is written back to its parent; other
+    // validators are called with the value alone, as Fastify calls them.
     const parent = { message: value }
+    const validate = this.#validate!
     let result: unknown
     try {
-      result = this.#validate!(value, { parentData: parent, parentDataProperty: 'message' })
+      result = validate.schemaEnv === undefined ? validate(value) : validate(value, { parentData: parent, parentDataProperty: 'message' })
     } catch (error) {
       // A validator that throws: a recursive schema on a deeply nested value overflows the stack.
       const failed = new Error(`message could not be validated: ${(error as Error)?.message ?? String(error)}`, { cause: error })
@@ -123,11 +132,11 @@ export class MessageCodec {
   /** A validator's answer, read as Fastify reads it; `value`: the parsed value, as the validator left it. */
   #outcome (result: unknown, value: unknown): ReadMessage {
     if (result === false) return { valid: false, error: validationError(this.#validate!.errors) }
-    // Custom compilers (TypeBox's for one) answer { value } or { error }.
+    // Custom compilers (TypeBox's for one) answer { value } or { error }, read as Fastify reads them.
     if (result !== null && typeof result === 'object') {
       const { error, value: checked } = result as { error?: unknown, value?: unknown }
-      if (error !== undefined) return { valid: false, error: validationError(error) }
-      if ('value' in result) return { valid: true, value: checked }
+      if (error) return { valid: false, error: validationError(error) }
+      if (checked) return { valid: true, value: checked }
     }
     return { valid: true, value }
   }

@@ -50,7 +50,11 @@ const enum Flag {
   /** The socket is not read, because the handlers are behind (inbound flow control). */
   Paused = 8,
   /** onBackpressure is running: an overflow from inside it does not call it again. */
-  InBackpressureHandler = 16
+  InBackpressureHandler = 16,
+  /** The text message being handled is with its asynchronous validator (schema.message). */
+  Validating = 32,
+  /** The text message being handled is with onInvalidMessage. */
+  InInvalidMessage = 64
 }
 const OPEN = 1 // WebSocket.OPEN
 const CLOSED = 3 // WebSocket.CLOSED
@@ -362,6 +366,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   [kHandle] (kind: number, a: unknown, b: unknown): unknown {
     // An event that reaches a session dropped by [kAbandon]: its 'close' after terminate().
     if ((this.#flags & Flag.Finished) !== 0) return undefined
+    this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
     const handlers = this.#route.handlers
     switch (kind) {
       case Event.Connected:
@@ -382,7 +387,11 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   #readMessage (text: string): unknown {
     const read = this.#route.codec.read(text)
     if (!(read instanceof Promise)) return this.#handleMessage(read, text)
-    return read.then((settled) => this.#handleMessage(settled, text))
+    this.#flags |= Flag.Validating
+    return read.then((settled) => {
+      this.#flags &= ~Flag.Validating
+      return this.#handleMessage(settled, text)
+    })
   }
 
   #handleMessage (read: ReadMessage, text: string): unknown {
@@ -393,7 +402,10 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     stats.invalidMessages++
     this.log.debug({ err: read.error }, 'invalid message')
     const handler = this.#route.handlers.invalidMessage
-    if (handler !== undefined) return handler(this, read.error, text)
+    if (handler !== undefined) {
+      this.#flags |= Flag.InInvalidMessage
+      return handler(this, read.error, text)
+    }
     stats.closedInvalidMessage++
     this.#closeBy(closeCodes.INVALID_PAYLOAD, 'invalid message')
     return undefined
@@ -497,7 +509,10 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
 
   #handlerName (running: number): string {
     const names = this.#route.handlerNames
-    return running === FAILING ? names.error : names[EVENT_HANDLERS[running]!]
+    if (running === FAILING) return names.error
+    if (running === Event.Text && (this.#flags & Flag.Validating) !== 0) return 'the validator of schema.message'
+    if (running === Event.Text && (this.#flags & Flag.InInvalidMessage) !== 0) return names.invalidMessage
+    return names[EVENT_HANDLERS[running]!]
   }
 
   /** Over the route's rate limit: true when this message must not be handled. */

@@ -4,7 +4,7 @@
 import Fastify, { type FastifyTypeProvider } from 'fastify'
 import { Type } from '@sinclair/typebox'
 import { expect, test } from 'tstyche'
-import type { MessageValidationError, WebSocketRoom } from 'fastify-websocket-rooms'
+import type { MessageValidationError, WebSocketRoom, WebsocketHandlers } from 'fastify-websocket-rooms'
 
 const app = Fastify()
 
@@ -123,4 +123,20 @@ test('route-level validatorCompiler and serializerCompiler are accepted', () => 
     serializerCompiler: () => (value) => JSON.stringify(value),
     onMessage () {}
   })
+})
+
+test('handlers typed ahead: a message schema needs its type as a parameter', () => {
+  const typed: WebsocketHandlers<unknown, unknown, unknown, typeof Chat> = {
+    schema: { message: Chat },
+    onMessage (_session, message) {
+      expect(message).type.toBe<{ type: 'say', text: string } | { type: 'join', room: string }>()
+    }
+  }
+  app.registerWebsocket('/ws', typed)
+  const untyped: WebsocketHandlers = {
+    // @ts-expect-error: Type 'TUnion<[TObject<{ type: TLiteral<"say">; text: TString; }>, TObject<{ type: TLiteral<"join">; room: TString; }>]>' is not assignable to type 'undefined'
+    schema: { message: Chat },
+    onMessage (_session, text) { expect(text).type.toBe<string>() }
+  }
+  app.registerWebsocket('/ws', untyped)
 })
