@@ -269,44 +269,42 @@ export class RedisNode implements ClusterLink {
   #writePresence (state: ReturnType<RedisConnection['multi']>, rewrite: boolean, changed: Map<string, Map<string, string | null>>): void {
     const roomsKey = this.#presenceRoomsKeyOf(this.nodeId)
     const lifetime = this.#presenceLifetime
+    for (const room of changed.keys()) {
+      if (this.#host.members(room) === 0) {
+        state.del(this.#presenceKeyOf(this.nodeId, room))
+        state.sRem(roomsKey, room)
+      }
+    }
     if (rewrite) {
       // What Redis holds may be stale or gone: this node's rooms, written whole.
       for (const room of this.#host.roomNames()) {
         const key = this.#presenceKeyOf(this.nodeId, room)
         state.del(key)
-        const entries = this.#host.localPresence(room)
-        if (entries.length === 0) continue
-        state.hSet(key, entries.map((entry) => [entry.sessionId, entry.info]))
+        state.hSet(key, this.#host.localPresence(room).map((entry) => [entry.sessionId, entry.info]))
         state.pExpire(key, lifetime)
         state.sAdd(roomsKey, room)
       }
-      for (const room of changed.keys()) {
-        if (this.#host.members(room) === 0) {
-          state.del(this.#presenceKeyOf(this.nodeId, room))
-          state.sRem(roomsKey, room)
-        }
+      state.pExpire(roomsKey, lifetime)
+      return
+    }
+    for (const [room, sessions] of changed) {
+      if (this.#host.members(room) === 0) continue
+      const key = this.#presenceKeyOf(this.nodeId, room)
+      const set: Array<[string, string]> = []
+      const removed: string[] = []
+      for (const [sessionId, info] of sessions) {
+        if (info === null) removed.push(sessionId)
+        else set.push([sessionId, info])
       }
-    } else {
-      for (const [room, sessions] of changed) {
-        const key = this.#presenceKeyOf(this.nodeId, room)
-        if (this.#host.members(room) === 0) {
-          state.del(key)
-          state.sRem(roomsKey, room)
-          continue
-        }
-        const set: Array<[string, string]> = []
-        const removed: string[] = []
-        for (const [sessionId, info] of sessions) {
-          if (info === null) removed.push(sessionId)
-          else set.push([sessionId, info])
-        }
-        if (set.length > 0) state.hSet(key, set)
-        if (removed.length > 0) state.hDel(key, removed)
+      if (set.length > 0) state.hSet(key, set)
+      if (removed.length > 0) state.hDel(key, removed)
+      // A room new on this node (not subscribed yet) has a new key; the heartbeat keeps the others alive.
+      if (!this.#subscribed.has(room)) {
         state.pExpire(key, lifetime)
         state.sAdd(roomsKey, room)
+        state.pExpire(roomsKey, lifetime)
       }
     }
-    state.pExpire(roomsKey, lifetime)
   }
 
   #subscribe (names: string[]): Promise<void> {
@@ -378,7 +376,10 @@ export class RedisNode implements ClusterLink {
     beat.exec()
       .then((replies) => {
         // The hash expired (Redis was away longer than nodeTimeout): write it again.
-        if (Number(replies[1]) === 0) this.#markAllDirty()
+        if (Number(replies[1]) === 0) {
+          this.#presenceRewrite = true
+          this.#markAllDirty()
+        }
         if (replies[5] !== null) this.#rejoin()
         const dead = [...replies[2] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId)
         for (const nodeId of dead) this.#reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
