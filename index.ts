@@ -5,7 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
-import type { WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
+import type { ServerRoom, WebsocketHandlers, WebsocketRoomsOptions } from './types/index'
 import { callHook } from './lib/call-hook'
 import { closeCodes } from './lib/close-codes'
 import { InvalidArgumentError, describe } from './lib/errors'
@@ -24,16 +24,21 @@ import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
-  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, presenceInterval, onPresence } = resolved
+  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, presenceInterval, onPresence, onRoomOccupied, onRoomVacated } = resolved
   assertShutdownFits(fastify.initialConfig.pluginTimeout ?? 0, closeTimeout, adapter?.connectTimeout ?? null)
   const sessions = new SessionRegistry<Session>()
-  const rooms = new RoomIndex<Session>(fastify.log, resolved, {
-    presenceInterval,
-    onPresence: onPresence === null
+  /** An application callback about a room, handed the room's handle; what it throws is logged. */
+  const roomCallback = <A extends unknown[]>(callback: ((room: ServerRoom, ...args: A) => unknown) | null, name: string): ((room: string, ...args: A) => void) | null =>
+    callback === null
       ? null
-      : (name, diff) => callHook(onPresence, [serverRooms.room(name), diff], (error) => { fastify.log.error({ err: error }, 'fastify-websocket-rooms: onPresence failed') })
+      : (room: string, ...args: A) => callHook(callback, [serverRooms.room(room), ...args], (error) => { fastify.log.error({ err: error }, `fastify-websocket-rooms: ${name} failed`) })
+  const rooms: RoomIndex<Session> = new RoomIndex<Session>(fastify.log, resolved, {
+    presenceInterval,
+    onPresence: roomCallback(onPresence, 'onPresence'),
+    onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
+    onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, (id) => sessions.sessions.get(id))
-  const serverRooms = new ServerRooms(rooms, sessions)
+  const serverRooms: ServerRooms = new ServerRooms(rooms, sessions)
   /** Aborted when app.close() starts. */
   const closing = new AbortController()
 

@@ -56,6 +56,10 @@ export interface ResolvedOptions extends RouteLimits {
   presenceInterval: number
   /** Called with each room's presence changes, once per window; null: no diffs are gathered. */
   onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> | null
+  /** Called when a room gets its first member, in the cluster. */
+  onRoomOccupied: NonNullable<WebsocketRoomsOptions['onRoomOccupied']> | null
+  /** Called when a room loses its last member, in the cluster. */
+  onRoomVacated: NonNullable<WebsocketRoomsOptions['onRoomVacated']> | null
 }
 
 export const defaults = Object.freeze({
@@ -144,8 +148,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   const maxSessions = options.maxSessions
   const adapter = options.adapter ?? null
   if (adapter !== null && !isAdapter(adapter)) throw new InvalidOptionError('adapter', 'what redisAdapter() returns, or null for in-memory rooms', describe(adapter))
-  const onPresence = options.onPresence ?? null
-  if (onPresence !== null && typeof onPresence !== 'function') throw new InvalidOptionError('onPresence', 'a function (room, diff)', describe(onPresence))
+  const onPresence = callback(options, 'onPresence', 'a function (room, diff)')
+  const onRoomOccupied = callback(options, 'onRoomOccupied', 'a function (room)')
+  const onRoomVacated = callback(options, 'onRoomVacated', 'a function (room)')
   return {
     ...limits(options, { ...defaults, rateLimit: null, allowedOrigins: null }, ''),
     maxPayload: integer('maxPayload', options.maxPayload, defaults.maxPayload, 1),
@@ -157,8 +162,17 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     websocketOptions,
     adapter,
     presenceInterval: integer('presenceInterval', options.presenceInterval, defaults.presenceInterval, 1),
-    onPresence: onPresence as ResolvedOptions['onPresence']
+    onPresence: onPresence as ResolvedOptions['onPresence'],
+    onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
+    onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated']
   }
+}
+
+/** An application callback option: a function, or null when absent. */
+function callback (options: Record<string, unknown>, name: string, expected: string): Function | null {
+  const value = options[name] ?? null
+  if (value !== null && typeof value !== 'function') throw new InvalidOptionError(name, expected, describe(value))
+  return value
 }
 
 /** A route's limits: its own where the handlers object sets them, the plugin's elsewhere. */

@@ -304,3 +304,89 @@ redisTest('a node the cluster took for dead (it could not beat for nodeTimeout) 
   await eventually(async () => (await b.app.websocketRooms.room('lobby').presence()).members.length === 1, 'node B to list it again')
   t.equal(await admin.exists(`{${keyPrefix}}:reaped:${a.app.websocketRooms.nodeId}`), 0, 'the claim is gone')
 })
+
+// ---------------------------------------------------------------------------------------
+// A room's life cycle: onRoomOccupied, onRoomVacated
+
+/** An app whose room life cycle is recorded as 'occupied NAME' / 'vacated NAME'. */
+async function lifeCycleApp (t: Test, adapter: WebsocketRoomsOptions['adapter'] = null): Promise<{ app: FastifyInstance, base: string, events: Events<string> }> {
+  const events = new Events<string>()
+  const app = await build(t, {
+    adapter,
+    onRoomOccupied (room) { events.push(`occupied ${room.getName()}`) },
+    onRoomVacated (room) { events.push(`vacated ${room.getName()}`) }
+  })
+  app.registerWebsocket('/ws', clusterHandlers)
+  return { app, base: await listen(app), events }
+}
+
+test('without an adapter: a room is occupied at its first member and vacated at its last; within one turn, neither', async (t) => {
+  const { app, base, events } = await lifeCycleApp(t)
+  const first = await member(base, 'lobby')
+  t.same(await events.until(1), ['occupied lobby'])
+  const second = await member(base, 'lobby')
+  await first.close()
+  await until(() => app.websocketRooms.room('lobby').members() === 1)
+  await second.close()
+  t.same(await events.until(2), ['occupied lobby', 'vacated lobby'], 'the second member and the first leave changed nothing')
+  // In one turn: joined and left.
+  await member(base, '')
+  const session = [...app.websocketSessions.values()].at(-1) // the newest
+  session!.room('brief').join()
+  session!.room('brief').leave()
+  session!.room('later').join()
+  t.same(await events.until(3), ['occupied lobby', 'vacated lobby', 'occupied later'], 'the room joined and left within one turn was neither')
+})
+
+redisTest('with the adapter: told once in the cluster, by the first node in and the last node out', async (t) => {
+  const keyPrefix = uniquePrefix('life-cycle')
+  const adapter = (): WebsocketRoomsOptions['adapter'] => redisAdapter({ url: REDIS_URL, keyPrefix, nodeHeartbeat: NODE_HEARTBEAT, nodeTimeout: NODE_TIMEOUT })
+  const a = await lifeCycleApp(t, adapter())
+  const b = await lifeCycleApp(t, adapter())
+  const onA = await member(a.base, 'match')
+  t.same(await a.events.until(1), ['occupied match'])
+  const onB = await member(b.base, 'match')
+  await b.app.websocketRooms.room('match').clusterMembers()
+  await onA.close()
+  await until(() => a.app.websocketRooms.room('match').members() === 0)
+  await a.app.websocketRooms.room('match').clusterMembers()
+  await onB.close()
+  t.same(await b.events.until(1), ['vacated match'], 'the last node out tells it')
+  // A change on node A after all that, told there: nothing else was told on A meanwhile.
+  await member(a.base, 'after')
+  t.same(await a.events.until(2), ['occupied match', 'occupied after'])
+  t.equal(b.events.list.length, 1)
+})
+
+redisTest('a room whose only members were on a node that died is told vacated by the one survivor that claims it', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('life-cycle-dead')
+  const child = spawn(process.execPath, ['--import', 'tsx', require.resolve('./fixtures/cluster-node.ts')], {
+    env: { ...process.env, REDIS_URL: redis.url, KEY_PREFIX: keyPrefix, NODE_HEARTBEAT: String(NODE_HEARTBEAT), NODE_TIMEOUT: String(NODE_TIMEOUT), TRACK_ROOMS: '1' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const doomed = `ws://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`
+  const adapter = (): WebsocketRoomsOptions['adapter'] => redisAdapter({ url: redis.url, keyPrefix, nodeHeartbeat: NODE_HEARTBEAT, nodeTimeout: NODE_TIMEOUT })
+  const [a, b] = [await lifeCycleApp(t, adapter()), await lifeCycleApp(t, adapter())]
+  const victim = await member(doomed, 'doomed')
+  victim.send('count doomed')
+  await victim.texts(2)
+  child.kill('SIGKILL')
+  const told = (): string[] => [...a.events.list, ...b.events.list]
+  await until(() => told().includes('vacated doomed'), 'the dead node\'s room to be told vacated')
+  // One more event on each survivor after that: a second report would have come first.
+  await member(a.base, 'next-a')
+  await member(b.base, 'next-b')
+  await until(() => told().includes('occupied next-a') && told().includes('occupied next-b'))
+  t.equal(told().filter((event) => event === 'vacated doomed').length, 1, 'once in the cluster')
+})
+
+test('life cycle options are checked at registration', async (t) => {
+  for (const name of ['onRoomOccupied', 'onRoomVacated']) {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await t.rejects(async () => { await app.register(websocketRooms, { [name]: 42 } as any) }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: new RegExp(`option "${name}" must be a function \\(room\\), got number 42`) })
+  }
+})

@@ -136,6 +136,14 @@ declare namespace fastifyWebsocketRooms {
      * one surviving node). Not awaited; a throw or rejection is logged.
      */
     onPresence?: ((room: ServerRoom, diff: PresenceDiff) => unknown) | null
+    /**
+     * Called when a room gets its first member, once in the cluster (on the node where it
+     * joined). A room that gets and loses members within one turn of the event loop of a
+     * node is neither occupied nor vacated. Not awaited; a throw or rejection is logged.
+     */
+    onRoomOccupied?: ((room: ServerRoom) => unknown) | null
+    /** Called when a room loses its last member, once in the cluster (where it left; for a dead node's members, on the survivor that found it dead). */
+    onRoomVacated?: ((room: ServerRoom) => unknown) | null
   }
 
   /** A member of a room as presence lists it: its session, the node that holds it, and the info it set (null by default). */

@@ -29,6 +29,12 @@ export interface ClusterHost {
   presenceJoined (name: string, entries: StoredEntry[]): void
   /** Carries out a command another node sent to every node, for this node's sessions. */
   control (command: ControlCommand): void
+  /** The app listens for rooms getting their first member and losing their last, on any node. */
+  readonly tracksOccupancy: boolean
+  /** A room got its first member in the cluster (told by the node where it joined). */
+  roomOccupied (name: string): void
+  /** A room lost its last member in the cluster (told by the node where it left, or that found its node dead). */
+  roomVacated (name: string): void
 }
 
 /** A running cluster node. */

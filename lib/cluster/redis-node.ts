@@ -17,6 +17,12 @@
 // nodeTimeout is dead, and one surviving node, the first to claim it, reads its entries to
 // tell their leaves (onPresence), then deletes them.
 //
+// A room's life cycle across the cluster (onRoomOccupied, onRoomVacated), when the app listens
+// for it: each node lists itself in the room's set, `{<keyPrefix>}:occupied:<room>`, while it
+// has members there; the node whose SADD makes the set one node long tells the room occupied,
+// the one whose SREM empties it (its own, or a dead node's) tells it vacated. MULTI makes each
+// step one, so two nodes never both tell it. The sets live as long as presence entries do.
+//
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import type { WebsocketRoomsClusterStats } from '../../types/index'
@@ -65,6 +71,10 @@ export class RedisNode implements ClusterLink {
   #presenceDirty = new Map<string, Map<string, string | null>>()
   /** Write every room's presence entries again (Redis may have lost them, or a write failed). */
   #presenceRewrite = false
+  /** The rooms this node is listed in as occupying (with tracksOccupancy). */
+  readonly #occupying = new Set<string>()
+  /** Compare every room with #occupying at the next update (after an outage, or a failed write). */
+  #occupancyRecheck = false
   readonly #subscribed = new Set<string>()
   /** The scheduled or running update of the state in Redis; updates run one after the other. */
   #pending: Promise<void> | null = null
@@ -121,6 +131,9 @@ export class RedisNode implements ClusterLink {
     this.#client.del(this.#claimKeyOf(this.nodeId)).catch(() => {})
     this.#host.log.warn(`fastify-websocket-rooms: node ${this.nodeId} was taken for dead by the cluster (no heartbeat for nodeTimeout); its members are told back`)
     this.#presenceRewrite = true
+    // The survivor took this node out of its rooms' occupancy too: in again, and told if first.
+    this.#occupying.clear()
+    this.#occupancyRecheck = true
     for (const room of this.#host.roomNames()) this.#host.presenceJoined(room, this.#host.localPresence(room))
     this.#markAllDirty()
   }
@@ -163,6 +176,7 @@ export class RedisNode implements ClusterLink {
     this.#controlSubscribed = false
     for (const name of this.#host.roomNames()) this.#dirty.add(name)
     this.#presenceRewrite = true
+    this.#occupancyRecheck = true
     this.#announceReady = true
     this.#queueUpdate()
   }
@@ -259,10 +273,56 @@ export class RedisNode implements ClusterLink {
     if (subscribeControl) this.#controlSubscribed = true
     for (const name of subscribe) this.#subscribed.add(name)
     for (const name of unsubscribe) this.#subscribed.delete(name)
+    if (this.#host.tracksOccupancy) {
+      try {
+        await this.#updateOccupancy(names)
+      } catch (error) {
+        this.#occupancyRecheck = true
+        this.#report(error as Error, 'could not update its rooms\' occupancy in Redis; it tries again with its next update')
+      }
+    }
     if (this.#announceReady && this.#dirty.size === 0) {
       this.#announceReady = false
       if (this.#options.onReady !== null) callHook(this.#options.onReady, [], this.#hookFailed('onReady'))
     }
+  }
+
+  #occupiedKeyOf (room: string): string {
+    return `{${this.#options.keyPrefix}}:occupied:${room}`
+  }
+
+  /**
+   * Lists this node in the sets of the rooms it got members in, and out of those it has none
+   * in any more, telling a room occupied or vacated when this node was the first or the last.
+   */
+  async #updateOccupancy (names: string[]): Promise<void> {
+    const candidates = new Set(names)
+    if (this.#occupancyRecheck) {
+      this.#occupancyRecheck = false
+      for (const name of this.#host.roomNames()) candidates.add(name)
+      for (const name of this.#occupying) candidates.add(name)
+    }
+    const added: string[] = []
+    const removed: string[] = []
+    for (const name of candidates) {
+      const occupied = this.#host.members(name) > 0
+      if (occupied && !this.#occupying.has(name)) added.push(name)
+      else if (!occupied && this.#occupying.has(name)) removed.push(name)
+    }
+    if (added.length === 0 && removed.length === 0) return
+    const step = this.#client.multi()
+    for (const name of added) step.sAdd(this.#occupiedKeyOf(name), this.nodeId).pExpire(this.#occupiedKeyOf(name), this.#presenceLifetime).sCard(this.#occupiedKeyOf(name))
+    for (const name of removed) step.sRem(this.#occupiedKeyOf(name), this.nodeId).sCard(this.#occupiedKeyOf(name))
+    const replies = await step.exec() as unknown[]
+    added.forEach((name, i) => {
+      this.#occupying.add(name)
+      if (Number(replies[3 * i + 2]) === 1) this.#host.roomOccupied(name)
+    })
+    const at = 3 * added.length
+    removed.forEach((name, i) => {
+      this.#occupying.delete(name)
+      if (Number(replies[at + 2 * i]) === 1 && Number(replies[at + 2 * i + 1]) === 0) this.#host.roomVacated(name)
+    })
   }
 
   /** Adds to `state` the writes of this node's presence entries: those that changed, or all of them. */
@@ -373,6 +433,7 @@ export class RedisNode implements ClusterLink {
       // Another node took this one for dead (it could not beat for nodeTimeout) and told its members' leaves.
       .get(this.#claimKeyOf(this.nodeId))
     for (const room of this.#host.roomNames()) beat.pExpire(this.#presenceKeyOf(this.nodeId, room), lifetime)
+    for (const room of this.#occupying) beat.pExpire(this.#occupiedKeyOf(room), lifetime)
     beat.exec()
       .then((replies) => {
         // The hash expired (Redis was away longer than nodeTimeout): write it again.
@@ -400,11 +461,13 @@ export class RedisNode implements ClusterLink {
     const rooms = [...await this.#client.sMembers(roomsKey)].map(String)
     const hashes = await Promise.all(rooms.map((room) => this.#client.hGetAll(this.#presenceKeyOf(nodeId, room))))
     const cleanup = this.#client.multi().del(roomsKey).zRem(this.#nodesKey, nodeId)
-    for (const room of rooms) cleanup.del(this.#presenceKeyOf(nodeId, room))
-    await cleanup.exec()
+    for (const room of rooms) cleanup.del(this.#presenceKeyOf(nodeId, room)).sRem(this.#occupiedKeyOf(room), nodeId).sCard(this.#occupiedKeyOf(room))
+    const replies = await cleanup.exec() as unknown[]
     rooms.forEach((room, i) => {
       const entries = pairsOf(hashes[i]).map(([sessionId, info]) => ({ sessionId, nodeId, info }))
       if (entries.length > 0) this.#host.presenceLeft(room, entries)
+      // The dead node was the last in the room: told here, by the one node that claimed it.
+      if (Number(replies[2 + 3 * i + 1]) === 1 && Number(replies[2 + 3 * i + 2]) === 0) this.#host.roomVacated(room)
     })
   }
 

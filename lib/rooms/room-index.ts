@@ -38,10 +38,12 @@ export interface RoomLimits {
   maxRoomNameLength: number
 }
 
-/** onPresence and the window its changes are gathered over; null when the app has no onPresence. */
+/** onPresence and the window its changes are gathered over, and the rooms' life cycle; null when the app has none. */
 export interface PresenceOptions {
   presenceInterval: number
   onPresence: ((room: string, diff: PresenceDiff) => void) | null
+  onRoomOccupied: ((room: string) => void) | null
+  onRoomVacated: ((room: string) => void) | null
 }
 
 /** Finds this instance's member by its id, for a command that names it. */
@@ -61,6 +63,10 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** The presence info of the members that set one, as JSON text. */
   readonly #info = new Map<M, string>()
   readonly #changes: PresenceChanges | null
+  readonly #onRoomOccupied: ((room: string) => void) | null
+  readonly #onRoomVacated: ((room: string) => void) | null
+  /** Rooms created or emptied this turn, with whether each had members before it (without a cluster). */
+  #flips = new Map<string, boolean>()
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
   readonly #findMember: FindMember<M>
@@ -71,6 +77,42 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     this.#maxRoomsPerSession = limits.maxRoomsPerSession
     this.#maxRoomNameLength = limits.maxRoomNameLength
     this.#changes = presence.onPresence === null ? null : new PresenceChanges(presence.presenceInterval, presence.onPresence)
+    this.#onRoomOccupied = presence.onRoomOccupied
+    this.#onRoomVacated = presence.onRoomVacated
+  }
+
+  /** The app listens for rooms getting their first member and losing their last (onRoomOccupied, onRoomVacated). */
+  get tracksOccupancy (): boolean {
+    return this.#onRoomOccupied !== null || this.#onRoomVacated !== null
+  }
+
+  /**
+   * A room was created or emptied here. Without a cluster that is the room's life cycle, told
+   * once the turn is over: a room created and emptied within one turn is neither. With a
+   * cluster, the cluster tells it (roomOccupied, roomVacated), once for all nodes.
+   */
+  #flipped (name: string, hadMembers: boolean): void {
+    if (this.cluster !== null || !this.tracksOccupancy) return
+    if (this.#flips.size === 0) setImmediate(this.#tellFlips)
+    if (!this.#flips.has(name)) this.#flips.set(name, hadMembers)
+  }
+
+  readonly #tellFlips = (): void => {
+    const flips = this.#flips
+    this.#flips = new Map()
+    for (const [name, hadMembers] of flips) {
+      const hasMembers = this.#rooms.has(name)
+      if (hasMembers && !hadMembers) this.roomOccupied(name)
+      else if (!hasMembers && hadMembers) this.roomVacated(name)
+    }
+  }
+
+  roomOccupied (name: string): void {
+    this.#onRoomOccupied?.(name)
+  }
+
+  roomVacated (name: string): void {
+    this.#onRoomVacated?.(name)
   }
 
   /**
@@ -103,6 +145,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     if (members === undefined) {
       members = new Set()
       this.#rooms.set(name, members)
+      this.#flipped(name, false)
     }
     members.add(member)
     this.cluster?.roomChanged(name)
@@ -155,7 +198,10 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     const members = this.#rooms.get(name)
     if (members === undefined) return
     members.delete(member)
-    if (members.size === 0) this.#rooms.delete(name)
+    if (members.size === 0) {
+      this.#rooms.delete(name)
+      this.#flipped(name, true)
+    }
     this.cluster?.roomChanged(name)
     this.#presenceChanged(name, member, this.#info.get(member) ?? NO_INFO, null)
   }
