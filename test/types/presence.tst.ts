@@ -21,6 +21,13 @@ test('onPresence gets the room and its diff; presenceInterval is a number', () =
   app.register(websocketRooms, { presenceInterval: '250' })
 })
 
+test('onRoomOccupied and onRoomVacated get the room', () => {
+  app.register(websocketRooms, {
+    onRoomOccupied (room) { expect(room).type.toBe<ServerRoom>() },
+    async onRoomVacated (room) { expect(room.getName()).type.toBe<string>() }
+  })
+})
+
 test('setPresence takes any value; presence() lists entries with their node', () => {
   app.registerWebsocket('/ws', {
     async onOpen (session) {
