@@ -8,20 +8,11 @@
 // a hash, `{<keyPrefix>}:node:<nodeId>`, whose expiry every heartbeat pushes back, and lists
 // itself in `{<keyPrefix>}:nodes`. A count is the sum of the hashes that still exist, so a node
 // that died without cleaning up stops counting when its hash expires (nodeTimeout). The braces
-// put every state key in one hash slot, so the MULTI works on Redis Cluster too.
+// put every state key in one hash slot, so the MULTI works on Redis Cluster too. Presence
+// entries and the rooms' life cycle are kept the same way (./redis-presence).
 //
-// Presence the same way: each node keeps its members' entries of each room (session id to
-// info) in a hash, `{<keyPrefix>}:presence:<nodeId>:<room>`, with the list of those rooms in
-// `{<keyPrefix>}:presence-rooms:<nodeId>`, written with the counts and kept alive by the same
-// heartbeat, but for longer (PRESENCE_LIFETIMES × nodeTimeout): a node that stops beating for
-// nodeTimeout is dead, and one surviving node, the first to claim it, reads its entries to
-// tell their leaves (onPresence), then deletes them.
-//
-// A room's life cycle across the cluster (onRoomOccupied, onRoomVacated), when the app listens
-// for it: each node lists itself in the room's set, `{<keyPrefix>}:occupied:<room>`, while it
-// has members there; the node whose SADD makes the set one node long tells the room occupied,
-// the one whose SREM empties it (its own, or a dead node's) tells it vacated. MULTI makes each
-// step one, so two nodes never both tell it. The sets live as long as presence entries do.
+// Commands for every node (to(...).broadcast, disconnectAll, disconnectSession) go on one
+// control channel, `<keyPrefix>:control`, which every node subscribes to.
 //
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
@@ -35,6 +26,7 @@ import type { Encoded } from '../transport/frame'
 import { sendWindow } from '../transport/wire'
 import { within } from '../within'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
+import { RedisPresence } from './redis-presence'
 
 export interface RedisNodeOptions extends ConnectionSource {
   keyPrefix: string
@@ -45,9 +37,6 @@ export interface RedisNodeOptions extends ConnectionSource {
   onError: ((error: Error) => void) | null
   onReady: (() => void) | null
 }
-
-/** How many nodeTimeouts a node's presence entries outlive its last heartbeat: time for a survivor to tell their leaves. */
-const PRESENCE_LIFETIMES = 3
 
 export class RedisNode implements ClusterLink {
   readonly nodeId: string
@@ -67,14 +56,8 @@ export class RedisNode implements ClusterLink {
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
   readonly #dirty = new Set<string>()
-  /** Presence entries changed since then, by room and session: the info, or null for a leave. */
-  #presenceDirty = new Map<string, Map<string, string | null>>()
-  /** Write every room's presence entries again (Redis may have lost them, or a write failed). */
-  #presenceRewrite = false
-  /** The rooms this node is listed in as occupying (with tracksOccupancy). */
-  readonly #occupying = new Set<string>()
-  /** Compare every room with #occupying at the next update (after an outage, or a failed write). */
-  #occupancyRecheck = false
+  /** Its members' presence entries and its rooms' life cycle, in Redis. */
+  readonly #presence: RedisPresence
   readonly #subscribed = new Set<string>()
   /** The scheduled or running update of the state in Redis; updates run one after the other. */
   #pending: Promise<void> | null = null
@@ -112,38 +95,16 @@ export class RedisNode implements ClusterLink {
     this.#controlChannel = `${options.keyPrefix}:control`
     this.#nodesKey = `{${options.keyPrefix}}:nodes`
     this.#nodeKey = this.#nodeKeyOf(this.nodeId)
+    this.#presence = new RedisPresence(host, this.#client, {
+      keyPrefix: options.keyPrefix,
+      nodeTimeout: options.nodeTimeout,
+      nodesKey: this.#nodesKey,
+      nodeKeyOf: (nodeId) => this.#nodeKeyOf(nodeId)
+    })
   }
 
   #nodeKeyOf (nodeId: string): string {
     return `{${this.#options.keyPrefix}}:node:${nodeId}`
-  }
-
-  #presenceKeyOf (nodeId: string, room: string): string {
-    return `{${this.#options.keyPrefix}}:presence:${nodeId}:${room}`
-  }
-
-  #claimKeyOf (nodeId: string): string {
-    return `{${this.#options.keyPrefix}}:reaped:${nodeId}`
-  }
-
-  /** This node was taken for dead and its members told gone: write them again, and tell them back. */
-  #rejoin (): void {
-    this.#client.del(this.#claimKeyOf(this.nodeId)).catch(() => {})
-    this.#host.log.warn(`fastify-websocket-rooms: node ${this.nodeId} was taken for dead by the cluster (no heartbeat for nodeTimeout); its members are told back`)
-    this.#presenceRewrite = true
-    // The survivor took this node out of its rooms' occupancy too: in again, and told if first.
-    this.#occupying.clear()
-    this.#occupancyRecheck = true
-    for (const room of this.#host.roomNames()) this.#host.presenceJoined(room, this.#host.localPresence(room))
-    this.#markAllDirty()
-  }
-
-  #presenceRoomsKeyOf (nodeId: string): string {
-    return `{${this.#options.keyPrefix}}:presence-rooms:${nodeId}`
-  }
-
-  get #presenceLifetime (): number {
-    return PRESENCE_LIFETIMES * this.#options.nodeTimeout
   }
 
   async start (): Promise<void> {
@@ -175,8 +136,7 @@ export class RedisNode implements ClusterLink {
     this.#subscribed.clear()
     this.#controlSubscribed = false
     for (const name of this.#host.roomNames()) this.#dirty.add(name)
-    this.#presenceRewrite = true
-    this.#occupancyRecheck = true
+    this.#presence.rewriteAll()
     this.#announceReady = true
     this.#queueUpdate()
   }
@@ -201,12 +161,7 @@ export class RedisNode implements ClusterLink {
   }
 
   presenceChanged (name: string, sessionId: string, info: string | null): void {
-    let sessions = this.#presenceDirty.get(name)
-    if (sessions === undefined) {
-      sessions = new Map()
-      this.#presenceDirty.set(name, sessions)
-    }
-    sessions.set(sessionId, info)
+    this.#presence.changed(name, sessionId, info)
     this.#dirty.add(name)
     this.#queueUpdate()
   }
@@ -250,11 +205,8 @@ export class RedisNode implements ClusterLink {
     if (emptied.length > 0) state.hDel(this.#nodeKey, emptied)
     state.pExpire(this.#nodeKey, this.#options.nodeTimeout)
     state.zAdd(this.#nodesKey, { score: Date.now(), value: this.nodeId })
-    const rewrite = this.#presenceRewrite
-    this.#presenceRewrite = false
-    const presence = this.#presenceDirty
-    this.#presenceDirty = new Map()
-    this.#writePresence(state, rewrite, presence)
+    // A room this node is not subscribed to yet is new here.
+    this.#presence.write(state, (name) => !this.#subscribed.has(name))
     const subscribeControl = !this.#controlSubscribed
     try {
       await Promise.all([
@@ -265,8 +217,7 @@ export class RedisNode implements ClusterLink {
       ])
     } catch (error) {
       for (const name of names) this.#dirty.add(name)
-      // Which entries were written is not known: all of them, next time.
-      this.#presenceRewrite = true
+      this.#presence.writeFailed()
       this.#report(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
       return
     }
@@ -275,95 +226,14 @@ export class RedisNode implements ClusterLink {
     for (const name of unsubscribe) this.#subscribed.delete(name)
     if (this.#host.tracksOccupancy) {
       try {
-        await this.#updateOccupancy(names)
+        await this.#presence.updateOccupancy(names)
       } catch (error) {
-        this.#occupancyRecheck = true
         this.#report(error as Error, 'could not update its rooms\' occupancy in Redis; it tries again with its next update')
       }
     }
     if (this.#announceReady && this.#dirty.size === 0) {
       this.#announceReady = false
       if (this.#options.onReady !== null) callHook(this.#options.onReady, [], this.#hookFailed('onReady'))
-    }
-  }
-
-  #occupiedKeyOf (room: string): string {
-    return `{${this.#options.keyPrefix}}:occupied:${room}`
-  }
-
-  /**
-   * Lists this node in the sets of the rooms it got members in, and out of those it has none
-   * in any more, telling a room occupied or vacated when this node was the first or the last.
-   */
-  async #updateOccupancy (names: string[]): Promise<void> {
-    const candidates = new Set(names)
-    if (this.#occupancyRecheck) {
-      this.#occupancyRecheck = false
-      for (const name of this.#host.roomNames()) candidates.add(name)
-      for (const name of this.#occupying) candidates.add(name)
-    }
-    const added: string[] = []
-    const removed: string[] = []
-    for (const name of candidates) {
-      const occupied = this.#host.members(name) > 0
-      if (occupied && !this.#occupying.has(name)) added.push(name)
-      else if (!occupied && this.#occupying.has(name)) removed.push(name)
-    }
-    if (added.length === 0 && removed.length === 0) return
-    const step = this.#client.multi()
-    for (const name of added) step.sAdd(this.#occupiedKeyOf(name), this.nodeId).pExpire(this.#occupiedKeyOf(name), this.#presenceLifetime).sCard(this.#occupiedKeyOf(name))
-    for (const name of removed) step.sRem(this.#occupiedKeyOf(name), this.nodeId).sCard(this.#occupiedKeyOf(name))
-    const replies = await step.exec() as unknown[]
-    added.forEach((name, i) => {
-      this.#occupying.add(name)
-      if (Number(replies[3 * i + 2]) === 1) this.#host.roomOccupied(name)
-    })
-    const at = 3 * added.length
-    removed.forEach((name, i) => {
-      this.#occupying.delete(name)
-      if (Number(replies[at + 2 * i]) === 1 && Number(replies[at + 2 * i + 1]) === 0) this.#host.roomVacated(name)
-    })
-  }
-
-  /** Adds to `state` the writes of this node's presence entries: those that changed, or all of them. */
-  #writePresence (state: ReturnType<RedisConnection['multi']>, rewrite: boolean, changed: Map<string, Map<string, string | null>>): void {
-    const roomsKey = this.#presenceRoomsKeyOf(this.nodeId)
-    const lifetime = this.#presenceLifetime
-    for (const room of changed.keys()) {
-      if (this.#host.members(room) === 0) {
-        state.del(this.#presenceKeyOf(this.nodeId, room))
-        state.sRem(roomsKey, room)
-      }
-    }
-    if (rewrite) {
-      // What Redis holds may be stale or gone: this node's rooms, written whole.
-      for (const room of this.#host.roomNames()) {
-        const key = this.#presenceKeyOf(this.nodeId, room)
-        state.del(key)
-        state.hSet(key, this.#host.localPresence(room).map((entry) => [entry.sessionId, entry.info]))
-        state.pExpire(key, lifetime)
-        state.sAdd(roomsKey, room)
-      }
-      state.pExpire(roomsKey, lifetime)
-      return
-    }
-    for (const [room, sessions] of changed) {
-      if (this.#host.members(room) === 0) continue
-      const key = this.#presenceKeyOf(this.nodeId, room)
-      const set: Array<[string, string]> = []
-      const removed: string[] = []
-      for (const [sessionId, info] of sessions) {
-        if (info === null) removed.push(sessionId)
-        else set.push([sessionId, info])
-      }
-      if (set.length > 0) state.hSet(key, set)
-      if (removed.length > 0) state.hDel(key, removed)
-      // A room new on this node (not subscribed yet) has a new key; the heartbeat keeps the others alive.
-      if (!this.#subscribed.has(room)) {
-        state.pExpire(key, lifetime)
-        state.sAdd(roomsKey, room)
-        state.pExpire(roomsKey, lifetime)
-      }
     }
   }
 
@@ -421,7 +291,6 @@ export class RedisNode implements ClusterLink {
     if (!this.#up) return
     if (this.#dirty.size > 0) this.#queueUpdate()
     const now = Date.now()
-    const lifetime = this.#presenceLifetime
     const beat = this.#client.multi()
       .zAdd(this.#nodesKey, { score: now, value: this.nodeId })
       .pExpire(this.#nodeKey, this.#options.nodeTimeout)
@@ -429,46 +298,20 @@ export class RedisNode implements ClusterLink {
       .zRangeByScore(this.#nodesKey, '-inf', now - this.#options.nodeTimeout)
       // Entries of nodes long gone; their hashes expired already, so they count for nothing.
       .zRemRangeByScore(this.#nodesKey, '-inf', now - 4 * this.#options.nodeTimeout)
-      .pExpire(this.#presenceRoomsKeyOf(this.nodeId), lifetime)
-      // Another node took this one for dead (it could not beat for nodeTimeout) and told its members' leaves.
-      .get(this.#claimKeyOf(this.nodeId))
-    for (const room of this.#host.roomNames()) beat.pExpire(this.#presenceKeyOf(this.nodeId, room), lifetime)
-    for (const room of this.#occupying) beat.pExpire(this.#occupiedKeyOf(room), lifetime)
+    this.#presence.refresh(beat)
     beat.exec()
       .then((replies) => {
         // The hash expired (Redis was away longer than nodeTimeout): write it again.
         if (Number(replies[1]) === 0) {
-          this.#presenceRewrite = true
+          this.#presence.rewriteAll()
           this.#markAllDirty()
         }
-        if (replies[5] !== null) this.#rejoin()
+        if (this.#presence.takenForDead(replies, 4)) this.#markAllDirty()
         const dead = [...replies[2] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId)
-        for (const nodeId of dead) this.#reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
+        for (const nodeId of dead) this.#presence.reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
       }, (error: Error) => {
         this.#report(error, 'could not send its heartbeat to Redis')
       })
-  }
-
-  /**
-   * Tells the leaves of a dead node's members, if this node is the first to claim it: each
-   * claim is a key only one node can set, so the cluster tells them once.
-   */
-  async #reap (nodeId: string): Promise<void> {
-    const claim = this.#claimKeyOf(nodeId)
-    const claimed = await this.#client.set(claim, this.nodeId, { NX: true, PX: 4 * this.#options.nodeTimeout })
-    if (claimed === null) return
-    const roomsKey = this.#presenceRoomsKeyOf(nodeId)
-    const rooms = [...await this.#client.sMembers(roomsKey)].map(String)
-    const hashes = await Promise.all(rooms.map((room) => this.#client.hGetAll(this.#presenceKeyOf(nodeId, room))))
-    const cleanup = this.#client.multi().del(roomsKey).zRem(this.#nodesKey, nodeId)
-    for (const room of rooms) cleanup.del(this.#presenceKeyOf(nodeId, room)).sRem(this.#occupiedKeyOf(room), nodeId).sCard(this.#occupiedKeyOf(room))
-    const replies = await cleanup.exec() as unknown[]
-    rooms.forEach((room, i) => {
-      const entries = pairsOf(hashes[i]).map(([sessionId, info]) => ({ sessionId, nodeId, info }))
-      if (entries.length > 0) this.#host.presenceLeft(room, entries)
-      // The dead node was the last in the room: told here, by the one node that claimed it.
-      if (Number(replies[2 + 3 * i + 1]) === 1 && Number(replies[2 + 3 * i + 2]) === 0) this.#host.roomVacated(room)
-    })
   }
 
   #markAllDirty (): void {
@@ -568,18 +411,7 @@ export class RedisNode implements ClusterLink {
     if (!this.#up) return null
     await this.#pending
     if (!this.#up) return null
-    const nodes = (await this.#client.zRange(this.#nodesKey, 0, -1)).map(String).filter((nodeId) => nodeId !== this.nodeId)
-    const read = this.#client.multi()
-    // A node's count says whether it is alive (its hash expires with it) and has members here.
-    for (const nodeId of nodes) read.hGet(this.#nodeKeyOf(nodeId), name).hGetAll(this.#presenceKeyOf(nodeId, name))
-    const replies = nodes.length === 0 ? [] : await read.exec() as unknown[]
-    const entries = this.#host.localPresence(name)
-    nodes.forEach((nodeId, i) => {
-      const count = replies[2 * i]
-      if (count === null || count === undefined || Number(count) === 0) return
-      for (const [sessionId, info] of pairsOf(replies[2 * i + 1])) entries.push({ sessionId, nodeId, info })
-    })
-    return { entries, complete: true }
+    return { entries: await this.#presence.read(name), complete: true }
   }
 
   async #count (name: string, what: string): Promise<number> {
@@ -633,7 +465,7 @@ export class RedisNode implements ClusterLink {
     if (this.#up) {
       try {
         await Promise.all([
-          this.#client.multi().del(this.#nodeKey).del(this.#presenceRoomsKeyOf(this.nodeId)).zRem(this.#nodesKey, this.nodeId).exec(),
+          this.#client.multi().del(this.#nodeKey).del(this.#presence.roomsKey).zRem(this.#nodesKey, this.nodeId).exec(),
           this.#subscribed.size > 0 ? this.#unsubscribe([...this.#subscribed]) : null
         ])
       } catch (error) {
@@ -648,13 +480,6 @@ export class RedisNode implements ClusterLink {
 /** node-redis 6 gives every command a 5 s timeout by default: off for PUBLISH, where the client can say so. */
 function withoutCommandTimeout (client: RedisConnection): RedisConnection {
   return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as RedisConnection : client
-}
-
-/** A hash's fields and values, as RESP2 (an object) or RESP3 (a Map) gives them. */
-function pairsOf (reply: unknown): Array<[string, string]> {
-  if (reply instanceof Map) return [...reply].map(([field, value]) => [String(field), String(value)])
-  if (reply === null || typeof reply !== 'object') return []
-  return Object.entries(reply).map(([field, value]) => [field, String(value)])
 }
 
 function nextTurn (): Promise<void> {
