@@ -5,10 +5,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { Encoded } from '../transport/frame'
 import type { ControlCommand } from './codec'
-import type { StoredEntry } from '../rooms/presence'
 
 /** Brand of the values the `adapter` option accepts (what redisAdapter() returns). */
 export const kAdapter = Symbol.for('fastify-websocket-rooms.adapter')
+
+/** A presence entry as kept and carried between nodes: the info as JSON text, compared and stored as it is. */
+export interface StoredEntry {
+  sessionId: string
+  nodeId: string
+  info: string
+}
 
 /** What a cluster node needs from this instance. */
 export interface ClusterHost {

@@ -17,8 +17,7 @@
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import type { WebsocketRoomsClusterStats } from '../../types/index'
-import type { StoredEntry } from '../rooms/presence'
-import type { ClusterHost, ClusterLink } from './adapter'
+import type { ClusterHost, ClusterLink, StoredEntry } from './adapter'
 import { decodeClusterMessage, decodeControl, encodeClusterMessage, encodeControl, type ControlCommand } from './codec'
 import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'

@@ -3,13 +3,9 @@
 // changes its info appears as a leave of the old entry and a join of the new one, and a mass
 // join costs one call per room and window, not one per session.
 import type { PresenceDiff, PresenceEntry } from '../../types/index'
+import type { StoredEntry } from '../cluster/adapter'
 
-/** A presence entry as kept: the info as JSON text, compared and stored as it is. */
-export interface StoredEntry {
-  sessionId: string
-  nodeId: string
-  info: string
-}
+export type { StoredEntry }
 
 interface RoomChanges {
   joins: Map<string, StoredEntry>
