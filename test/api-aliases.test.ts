@@ -1,8 +1,8 @@
-// Both sets of handler and session names (aliases: onOpen/onMessage/onClose/send and
+// Both sets of handler and session names (aliases: onOpen/onMessage/send and
 // onConnected/handleText/handleBinary/onDisconnected/writeText/writeData), through the examples
-// written with each, driven by real ws clients: the chat room with onOpen... (examples/chat),
-// the runnable chat server, and the examples with onConnected... (examples/echo,
-// examples/binary, examples/broadcast). The examples import
+// written with each, driven by real ws clients: the chat room with onOpen... (examples/chat,
+// its presence notices included), the runnable chat server, and the examples with
+// onConnected... (examples/echo, examples/binary, examples/broadcast). The examples import
 // 'fastify-websocket-rooms', which is dist/: run `npm run build` first (npm test does).
 // The chat page in a real browser is test/browser.test.ts; the other examples,
 // test/examples.test.ts.
@@ -11,13 +11,15 @@ import type { IncomingMessage } from 'node:http'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import WebSocket from 'ws'
-import type { WebsocketHandlers } from 'fastify-websocket-rooms'
+import type { WebsocketHandlers, WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 import { program } from './programs'
+import { gate, until } from './signals'
 
-type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'onClose' | 'schema'>>
+type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'schema'>>
+interface PresenceModule { onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> }
 interface ExampleModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
 
 const examples = resolve(__dirname, '..', 'examples')
@@ -27,11 +29,15 @@ async function importExample<T> (path: string): Promise<T> {
   return await import(pathToFileURL(resolve(examples, path)).href) as T
 }
 
-/** An app serving the chat module as it is: a frozen module namespace, its schemas included. */
-async function chatApp (t: Parameters<typeof build>[0]): Promise<{ app: FastifyInstance, base: string }> {
+/**
+ * An app serving the chat module as it is (a frozen module namespace, its schemas included),
+ * or `handlers` made of it, with the chat's onPresence, as examples/chat/server.mjs has them.
+ */
+async function chatApp (t: Parameters<typeof build>[0], handlers?: (chat: ChatModule) => WebsocketHandlers<any, any, any, any, any>): Promise<{ app: FastifyInstance, base: string }> {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
-  const app = await build(t)
-  app.registerWebsocket('/ws/chat', chat)
+  const { onPresence } = await importExample<PresenceModule>('chat/presence.mjs')
+  const app = await build(t, { onPresence })
+  app.registerWebsocket('/ws/chat', handlers === undefined ? chat : handlers(chat))
   return { app, base: await listen(app) }
 }
 
@@ -66,91 +72,151 @@ function say (text: string): string {
   return JSON.stringify({ type: 'message', text })
 }
 
+interface Member { id: string, user: string }
+
+/** The presence notice of these joins and leaves, as onPresence broadcasts it. */
+function presence (joined: Member[], left: Member[] = []): { type: 'presence', joined: Member[], left: Member[] } {
+  return { type: 'presence', joined, left }
+}
+
+/** Members in the order of their user names, for lists whose order says nothing. */
+function byUser (members: Member[]): Member[] {
+  return [...members].sort((a, b) => a.user < b.user ? -1 : 1)
+}
+
+interface Entered { client: Client, member: Member, welcome: any }
+
+/**
+ * Connects a chat client and waits for its welcome and for the presence notice of its own
+ * join, which the whole room gets (without an adapter, it is the next message): the room's
+ * next notice tells a later change. Checks both.
+ */
+async function enter (t: Test, base: string, user: string, room?: string): Promise<Entered> {
+  const client = await connect(base, `/ws/chat?user=${user}${room === undefined ? '' : `&room=${room}`}`)
+  const [welcome, notice] = await client.json(2)
+  t.match(welcome, { type: 'welcome', id: UUID, room: room ?? 'chat' })
+  const member = { id: welcome.id, user }
+  t.ok(welcome.online.some((entry: Member) => entry.id === member.id && entry.user === user), `${user}'s welcome lists ${user}`)
+  t.same(notice, presence([member]), `${user}'s join is told to the room, ${user} included`)
+  return { client, member, welcome }
+}
+
 test('the chat module exports exactly its handlers and its schema, and registers as a module namespace', async (t) => {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
-  t.same(Object.keys(chat).sort(), ['onClose', 'onInvalidMessage', 'onMessage', 'onOpen', 'schema'])
+  t.same(Object.keys(chat).sort(), ['onInvalidMessage', 'onMessage', 'onOpen', 'schema'])
   t.same(Object.keys(chat.schema).sort(), ['message', 'outbound', 'querystring'])
   t.equal((chat as any)[Symbol.toStringTag], 'Module', 'the real module namespace, not a copy')
   t.notOk(Object.isExtensible(chat), 'a module namespace is sealed: the plugin only reads it')
   const { app, base } = await chatApp(t)
   const alice = await connect(base, '/ws/chat?user=alice')
   const [welcome] = await alice.json(1)
-  t.match(welcome, { type: 'welcome', id: UUID, room: 'chat', online: 1 })
+  t.match(welcome, { type: 'welcome', id: UUID, room: 'chat', online: [{ id: welcome.id, user: 'alice' }] })
   t.equal(app.websocketSessions.get(welcome.id)?.getAttribute('username'), 'alice', 'the welcome carries the session id')
 })
 
-test('chat room: welcome, join notices to others only, messages to others only, leave notices', async (t) => {
+test('chat room: the welcome lists who is online, presence notices tell every member who joined and who left, messages go to the others', async (t) => {
   const { app, base } = await chatApp(t)
 
-  const alice = await connect(base, '/ws/chat?user=alice')
-  t.match((await alice.json(1))[0], { type: 'welcome', id: UUID, room: 'chat', online: 1 })
+  const alice = await enter(t, base, 'alice')
+  t.same(alice.welcome.online, [alice.member], 'alone')
 
-  const bob = await connect(base, '/ws/chat?user=bob')
-  const [bobWelcome] = await bob.json(1)
-  t.match(bobWelcome, { type: 'welcome', id: UUID, room: 'chat', online: 2 })
-  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
+  const bob = await enter(t, base, 'bob')
+  t.same(byUser(bob.welcome.online), [alice.member, bob.member])
+  t.same((await alice.client.json(3))[2], presence([bob.member]), 'alice is told bob joined')
 
-  const carol = await connect(base, '/ws/chat?user=carol')
-  t.match((await carol.json(1))[0], { type: 'welcome', room: 'chat', online: 3 })
-  t.same((await alice.json(3))[2], { type: 'join', user: 'carol', online: 3 })
-  t.same((await bob.json(2))[1], { type: 'join', user: 'carol', online: 3 })
+  const carol = await enter(t, base, 'carol')
+  t.same(byUser(carol.welcome.online), [alice.member, bob.member, carol.member])
+  t.same((await alice.client.json(4))[3], presence([carol.member]))
+  t.same((await bob.client.json(3))[2], presence([carol.member]))
   t.equal(app.websocketRooms.room('chat').members(), 3)
 
   const before = Date.now()
-  alice.send(say('hello from alice'))
-  const [fromAliceToBob] = (await bob.json(3)).slice(2)
-  const [fromAliceToCarol] = (await carol.json(2)).slice(1)
+  alice.client.send(say('hello from alice'))
+  const [fromAliceToBob] = (await bob.client.json(4)).slice(3)
+  const [fromAliceToCarol] = (await carol.client.json(3)).slice(2)
   t.match(fromAliceToBob, { type: 'message', from: 'alice', text: 'hello from alice', timestamp: Number })
   t.same(fromAliceToCarol, fromAliceToBob, 'every other member gets the same message')
   t.ok(fromAliceToBob.timestamp >= before && fromAliceToBob.timestamp <= Date.now(), 'timestamp is the server time')
 
   // Bob answers once he has alice's message: had alice been sent her own message, it would
   // have reached her socket before bob's, so her next message is bob's.
-  bob.send(say('hi alice'))
-  const [aliceNext] = (await alice.json(4)).slice(3)
+  bob.client.send(say('hi alice'))
+  const [aliceNext] = (await alice.client.json(5)).slice(4)
   t.match(aliceNext, { type: 'message', from: 'bob', text: 'hi alice' }, 'alice does not get her own message back')
-  t.match((await carol.json(3))[2], { type: 'message', from: 'bob', text: 'hi alice' })
-  t.equal(bob.received.length, 3, 'bob does not get his own message back')
+  t.match((await carol.client.json(4))[3], { type: 'message', from: 'bob', text: 'hi alice' })
+  t.equal(bob.client.received.length, 4, 'bob does not get his own message back')
 
-  t.same(await carol.close(), { code: 1005, reason: '' })
-  t.same((await alice.json(5))[4], { type: 'leave', user: 'carol', online: 2 })
-  t.same((await bob.json(4))[3], { type: 'leave', user: 'carol', online: 2 })
-  t.equal(carol.received.length, 3, 'carol gets nothing of her own leave')
-  t.equal(app.websocketRooms.room('chat').members(), 2, 'the room is left once onClose has run')
+  t.same(await carol.client.close(), { code: 1005, reason: '' })
+  t.same((await alice.client.json(6))[5], presence([], [carol.member]), 'carol\'s leave is told once she has gone')
+  t.same((await bob.client.json(5))[4], presence([], [carol.member]))
+  t.equal(carol.client.received.length, 4, 'carol gets nothing of her own leave')
+  t.equal(app.websocketRooms.room('chat').members(), 2)
 
-  await bob.close()
-  t.same((await alice.json(6))[5], { type: 'leave', user: 'bob', online: 1 })
-  await alice.close()
+  await bob.client.close()
+  t.same((await alice.client.json(7))[6], presence([], [bob.member]))
+  t.same((await app.websocketRooms.room('chat').presence()).members.map((entry) => entry.info), [{ user: 'alice' }], 'the info each session set')
+  await alice.client.close()
   await untilSessions(app, 0)
   t.same(app.websocketRooms.roomNames(), [], 'the empty room is gone')
 })
 
-test('chat room: ?room= separates rooms, each with its own member count', async (t) => {
+test('chat room: members who join at once are told in one notice, and each change once', async (t) => {
+  const held = gate()
+  const { app, base } = await chatApp(t, (chat) => ({
+    ...chat,
+    // Everyone but alice waits here until all are connected: their joins then come in one
+    // turn of the event loop, as a crowd's do when it reconnects after a restart.
+    async onOpen (session) {
+      if (session.query.user !== 'alice') await held.opened
+      return await chat.onOpen(session)
+    }
+  }))
+  const alice = await enter(t, base, 'alice')
+  const [bob, carol] = await Promise.all(['bob', 'carol'].map((user) => connect(base, `/ws/chat?user=${user}`))) as [Client, Client]
+  await until(() => app.websocketSessions.size === 3)
+  held.open()
+  const [bobWelcome] = await bob.json(1)
+  const [carolWelcome] = await carol.json(1)
+  const joined = [{ id: bobWelcome.id, user: 'bob' }, { id: carolWelcome.id, user: 'carol' }]
+  const notice = (await alice.client.json(3))[2]
+  t.same({ ...notice, joined: byUser(notice.joined) }, presence(joined), 'bob and carol in one notice')
+  // Each welcome lists alice and its own session; the other one's only if it joined first.
+  for (const [welcome, member] of [[bobWelcome, joined[0]!], [carolWelcome, joined[1]!]] as const) {
+    const listed = (welcome.online as Member[]).map((entry) => entry.id)
+    t.ok(listed.includes(alice.member.id) && listed.includes(member.id), `${member.user}'s welcome lists alice and ${member.user}`)
+  }
+
+  // The next change is told alone: the joins were told once.
+  await bob.close()
+  t.same((await alice.client.json(4))[3], presence([], [joined[0]!]))
+  t.same((await carol.json(3)).slice(1).map((message) => ({ ...message, joined: byUser(message.joined) })),
+    [presence(joined), presence([], [joined[0]!])], 'carol is told the same')
+})
+
+test('chat room: ?room= separates rooms, each with its own list and notices', async (t) => {
   const { app, base } = await chatApp(t)
-  const alice = await connect(base, '/ws/chat?user=alice&room=red')
-  t.match((await alice.json(1))[0], { type: 'welcome', room: 'red', online: 1 })
-  const bob = await connect(base, '/ws/chat?user=bob&room=blue')
-  t.match((await bob.json(1))[0], { type: 'welcome', room: 'blue', online: 1 }, 'blue counts only its own members')
-  const carol = await connect(base, '/ws/chat?user=carol&room=red')
-  t.match((await carol.json(1))[0], { type: 'welcome', room: 'red', online: 2 })
-  t.same((await alice.json(2))[1], { type: 'join', user: 'carol', online: 2 })
-  const dave = await connect(base, '/ws/chat?user=dave&room=blue')
-  t.match((await dave.json(1))[0], { type: 'welcome', room: 'blue', online: 2 })
-  t.same((await bob.json(2))[1], { type: 'join', user: 'dave', online: 2 }, 'bob gets no red join notice')
+  const alice = await enter(t, base, 'alice', 'red')
+  const bob = await enter(t, base, 'bob', 'blue')
+  t.same(bob.welcome.online, [bob.member], 'blue lists only its own members')
+  const carol = await enter(t, base, 'carol', 'red')
+  t.same(byUser(carol.welcome.online), [alice.member, carol.member])
+  t.same((await alice.client.json(3))[2], presence([carol.member]))
+  const dave = await enter(t, base, 'dave', 'blue')
+  t.same((await bob.client.json(3))[2], presence([dave.member]), 'bob gets no notice of red')
   t.same(app.websocketRooms.roomNames().sort(), ['blue', 'red'])
 
   // Each step waits for the server to have handled the one before (its recipient got it), so
   // a message that leaked to another room would reach its socket before the next one checked.
-  bob.send(say('anyone in blue?'))
-  t.match((await dave.json(2))[1], { type: 'message', from: 'bob', text: 'anyone in blue?' })
-  alice.send(say('red only'))
-  t.match((await carol.json(2))[1], { type: 'message', from: 'alice', text: 'red only' })
-  carol.send(say('red too'))
-  t.match((await alice.json(3))[2], { type: 'message', from: 'carol', text: 'red too' }, 'alice never gets blue messages')
-  await alice.close()
-  t.same((await carol.json(3))[2], { type: 'leave', user: 'alice', online: 1 }, 'a leave notice counts its own room')
-  dave.send(say('bye blue'))
-  t.match((await bob.json(3))[2], { type: 'message', from: 'dave', text: 'bye blue' }, 'bob never gets red messages or notices')
+  bob.client.send(say('anyone in blue?'))
+  t.match((await dave.client.json(3))[2], { type: 'message', from: 'bob', text: 'anyone in blue?' })
+  alice.client.send(say('red only'))
+  t.match((await carol.client.json(3))[2], { type: 'message', from: 'alice', text: 'red only' })
+  carol.client.send(say('red too'))
+  t.match((await alice.client.json(4))[3], { type: 'message', from: 'carol', text: 'red too' }, 'alice never gets blue messages')
+  await alice.client.close()
+  t.same((await carol.client.json(4))[3], presence([], [alice.member]), 'a leave is told to its own room')
+  dave.client.send(say('bye blue'))
+  t.match((await bob.client.json(4))[3], { type: 'message', from: 'dave', text: 'bye blue' }, 'bob never gets red messages or notices')
   t.equal(app.websocketRooms.room('red').members(), 1)
   t.equal(app.websocketRooms.room('blue').members(), 2)
 })
@@ -158,7 +224,7 @@ test('chat room: ?room= separates rooms, each with its own member count', async 
 test('chat room: without ?room= the room is "chat"; without ?user= the module\'s own schema refuses the handshake', async (t) => {
   const { app, base } = await chatApp(t)
   const ann = await connect(base, '/ws/chat?user=ann')
-  t.match((await ann.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
+  t.match((await ann.json(1))[0], { type: 'welcome', room: 'chat', online: [{ user: 'ann' }] })
   t.same(await refusal(`${base}/ws/chat`), { status: 400, message: "querystring must have required property 'user'" })
   t.same(await refusal(`${base}/ws/chat?user=bob&room=`), { status: 400, message: 'querystring/room must NOT have fewer than 1 characters' })
   t.equal(app.websocketSessions.size, 1)
@@ -166,10 +232,9 @@ test('chat room: without ?room= the room is "chat"; without ?user= the module\'s
 
 test('chat room: a message that is not JSON, or not a chat message, gets an error notice, to its sender only; the session stays open', async (t) => {
   const { app, base } = await chatApp(t)
-  const alice = await connect(base, '/ws/chat?user=alice')
-  const bob = await connect(base, '/ws/chat?user=bob')
-  await alice.json(2)
-  await bob.json(1)
+  const { client: alice } = await enter(t, base, 'alice')
+  const { client: bob } = await enter(t, base, 'bob')
+  await alice.json(3)
 
   const refused: Array<[string, string]> = [
     ['hello', 'message is not valid JSON: '],
@@ -181,14 +246,14 @@ test('chat room: a message that is not JSON, or not a chat message, gets an erro
   ]
   for (const [text] of refused) alice.send(text)
   alice.send(say('x'.repeat(2000)))
-  const notices = (await alice.json(2 + refused.length)).slice(2)
+  const notices = (await alice.json(3 + refused.length)).slice(3)
   t.same(notices.map((notice) => Object.keys(notice)), refused.map(() => ['type', 'reason']), 'an error notice has its type and reason, nothing else')
   refused.forEach(([text, reason], i) => {
     t.equal(notices[i].type, 'error')
     t.ok(notices[i].reason.startsWith(reason), `${text.slice(0, 60)}: ${notices[i].reason}`)
   })
-  t.match((await bob.json(2))[1], { type: 'message', from: 'alice', text: 'x'.repeat(2000) }, '2000 characters pass, and the session is still open')
-  t.equal(bob.received.length, 2, 'the others got no error notice and none of the refused messages')
+  t.match((await bob.json(3))[2], { type: 'message', from: 'alice', text: 'x'.repeat(2000) }, '2000 characters pass, and the session is still open')
+  t.equal(bob.received.length, 3, 'the others got no error notice and none of the refused messages')
   t.equal(alice.ws.readyState, alice.ws.OPEN)
   t.equal(app.websocketRooms.stats().invalidMessages, refused.length)
   t.equal(app.websocketRooms.stats().closed.invalidMessage, 0)
@@ -196,28 +261,26 @@ test('chat room: a message that is not JSON, or not a chat message, gets an erro
 
 test('chat room: what a client adds to its message is not relayed, and it cannot pass for another user', async (t) => {
   const { base } = await chatApp(t)
-  const alice = await connect(base, '/ws/chat?user=alice')
-  const bob = await connect(base, '/ws/chat?user=bob')
-  await alice.json(2)
-  await bob.json(1)
+  const { client: alice } = await enter(t, base, 'alice')
+  const { client: bob } = await enter(t, base, 'bob')
+  await alice.json(3)
   alice.send(JSON.stringify({ type: 'message', text: 'hi', from: 'mallory', timestamp: 0, html: '<script>alert(1)</script>' }))
-  const [message] = (await bob.json(2)).slice(1)
+  const [message] = (await bob.json(3)).slice(2)
   t.same(Object.keys(message).sort(), ['from', 'text', 'timestamp', 'type'], 'the outbound schema\'s fields only')
   t.match(message, { type: 'message', from: 'alice', text: 'hi' })
   t.ok(message.timestamp > 0, 'the server\'s timestamp')
-  t.notOk(String(bob.received[1]!.data).includes('script'))
+  t.notOk(String(bob.received[2]!.data).includes('script'))
 })
 
-test('chat server build(): end to end on port 0, with the handshake schema', async (t) => {
+test('chat server build(): end to end on port 0, with the handshake schema and the presence notices', async (t) => {
   const { app, base } = await example(t, 'chat')
 
-  const alice = await connect(base, '/ws/chat?user=alice&room=lobby')
-  t.match((await alice.json(1))[0], { type: 'welcome', id: UUID, room: 'lobby', online: 1 })
-  const bob = await connect(base, '/ws/chat?user=bob&room=lobby')
-  t.match((await bob.json(1))[0], { type: 'welcome', room: 'lobby', online: 2 })
-  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
-  alice.send(say('hi bob'))
-  t.match((await bob.json(2))[1], { type: 'message', from: 'alice', text: 'hi bob' })
+  const alice = await enter(t, base, 'alice', 'lobby')
+  const bob = await enter(t, base, 'bob', 'lobby')
+  t.same(byUser(bob.welcome.online), [alice.member, bob.member])
+  t.same((await alice.client.json(3))[2], presence([bob.member]))
+  alice.client.send(say('hi bob'))
+  t.match((await bob.client.json(3))[2], { type: 'message', from: 'alice', text: 'hi bob' })
 
   t.same(await refusal(`${base}/ws/chat`), { status: 400, message: "querystring must have required property 'user'" })
   t.same(await refusal(`${base}/ws/chat?room=lobby`), { status: 400, message: "querystring must have required property 'user'" })
@@ -226,8 +289,8 @@ test('chat server build(): end to end on port 0, with the handshake schema', asy
   t.equal(app.websocketSessions.size, 2, 'refused handshakes open no session')
 
   await app.close()
-  t.same(await alice.closed, { code: 1001, reason: 'server shutting down' })
-  t.same(await bob.closed, { code: 1001, reason: 'server shutting down' })
+  t.same(await alice.client.closed, { code: 1001, reason: 'server shutting down' })
+  t.same(await bob.client.closed, { code: 1001, reason: 'server shutting down' })
 })
 
 test('chat server as the main module: listens on PORT and HOST, logs the address, closes on SIGINT and SIGTERM', async (t) => {
@@ -239,7 +302,7 @@ test('chat server as the main module: listens on PORT and HOST, logs the address
     t.equal(page.headers.get('content-type'), 'text/html; charset=utf-8', 'the chat page is served at /')
     t.match(await page.text(), /new WebSocket\(url\)/)
     const client = await connect(base, '/ws/chat?user=alice')
-    t.match((await client.json(1))[0], { type: 'welcome', room: 'chat', online: 1 })
+    t.match((await client.json(1))[0], { type: 'welcome', room: 'chat', online: [{ user: 'alice' }] })
     const stopped = run.stop(signal)
     t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, `${signal}: sessions are closed with 1001`)
     t.same((await stopped).exit, [0, null], `${signal}: the process exits with 0 on its own`)

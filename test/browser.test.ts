@@ -1,9 +1,10 @@
 // The chat example (examples/chat) in a real browser: headless Chromium, driven by
 // playwright-core, loads the page the server serves at / and talks to /ws/chat with the
-// browser's own WebSocket. Two users in two browser contexts join one room, see each other's
-// join and leave notices and the member count, and exchange messages (JSON both ways); a
-// message the server refuses shows as an error notice on its sender's page only; screenshots
-// of both pages are saved under artifacts/.
+// browser's own WebSocket. Two users in two browser contexts join one room, see each other in
+// the list of who is online and in the log as they join and leave (the presence notices), and
+// exchange messages (JSON both ways); a second tab of one user counts in the list, not in the
+// log; a message the server refuses shows as an error notice on its sender's page only;
+// screenshots of both pages are saved under artifacts/.
 //
 // Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
 // downloads: .ci/run installs them when they are missing. CHROMIUM_PATH points the test at a
@@ -67,9 +68,10 @@ async function say (page: Page, text: string): Promise<void> {
   await page.press('#text', 'Enter')
 }
 
-/** Waits until the page shows `count` members online. */
-async function untilOnline (page: Page, count: number): Promise<void> {
-  await page.locator('#online', { hasText: new RegExp(`^${count}$`) }).waitFor()
+/** Waits until the page's list of who is online reads `names` (as the page shows them: sorted, ×N for several sessions). */
+async function untilOnline (page: Page, names: string[]): Promise<void> {
+  const expected = JSON.stringify(names)
+  await page.waitForFunction(`JSON.stringify([...document.querySelectorAll('#online li')].map((item) => item.textContent)) === ${JSON.stringify(expected)}`)
 }
 
 /** Waits for a line of the chat log holding `text`. */
@@ -79,7 +81,7 @@ async function untilLine (page: Page, text: string): Promise<void> {
 
 const lines = (page: Page): Promise<string[]> => page.locator('#log li').allTextContents()
 
-test('chat example in headless Chromium: two users join a room, talk, see joins, leaves, the member count and an error notice', async (t) => {
+test('chat example in headless Chromium: two users join a room, talk, see who is online, joins, leaves and an error notice', async (t) => {
   if (executablePath === null) {
     const where = process.env.CHROMIUM_PATH ? `at CHROMIUM_PATH=${process.env.CHROMIUM_PATH}` : 'on the PATH'
     const why = `no Chromium ${where}; to run it, install one (\`${INSTALL}\`, as root) or set CHROMIUM_PATH, ` +
@@ -100,24 +102,26 @@ test('chat example in headless Chromium: two users join a room, talk, see joins,
   t.match(browser.version(), /^\d+\./, `Chromium ${browser.version()}`)
   const errors: string[] = []
 
-  // Alice joins the lobby: her welcome carries the member count.
+  // Alice joins the lobby: her welcome lists who is online, herself.
   const alice = await open(browser, `${http}/`, errors)
   t.equal(await alice.title(), 'Chat')
   t.equal(await alice.inputValue('#room'), 'chat', 'the default room')
   await join(alice, 'alice', 'lobby')
-  await untilOnline(alice, 1)
+  await untilOnline(alice, ['alice'])
   t.equal(await alice.textContent('#status'), 'connected as alice')
   t.equal(await alice.textContent('#room-name'), 'lobby')
   t.same(await lines(alice), ['you joined lobby'])
 
-  // Bob's page comes with his name and room in its URL; alice sees him join, both count 2.
+  // Bob's page comes with his name and room in its URL; his welcome lists alice, and alice's
+  // page is told he joined.
   const bob = await open(browser, `${http}/?user=bob&room=lobby`, errors)
   t.equal(await bob.inputValue('#user'), 'bob')
   t.equal(await bob.inputValue('#room'), 'lobby')
   await bob.click('#join-button')
-  await untilOnline(bob, 2)
+  await untilOnline(bob, ['alice', 'bob'])
   await untilLine(alice, 'bob joined')
-  await untilOnline(alice, 2)
+  await untilOnline(alice, ['alice', 'bob'])
+  t.equal(await alice.textContent('#online-count'), '2')
   t.equal(app.websocketRooms.room('lobby').members(), 2)
 
   // Messages both ways. The server sends a message to the others only; each page shows its own.
@@ -153,12 +157,26 @@ test('chat example in headless Chromium: two users join a room, talk, see joins,
     t.ok(png.length > 5_000, `${path} holds a picture (${png.length} bytes)`)
   }
 
-  // Bob leaves: his page says so, alice sees the notice and the count drop.
+  // A second tab of alice's, under the same name: one more session in her list, no news in
+  // the log. Closing it takes it out again.
+  const aliceAgain = await alice.context().newPage()
+  await aliceAgain.goto(`${http}/?user=alice&room=lobby`)
+  await aliceAgain.click('#join-button')
+  await untilOnline(aliceAgain, ['alice ×2', 'bob'])
+  await untilOnline(alice, ['alice ×2', 'bob'])
+  await untilOnline(bob, ['alice ×2', 'bob'])
+  t.equal(await alice.textContent('#online-count'), '2', 'two users online')
+  await aliceAgain.close()
+  await untilOnline(alice, ['alice', 'bob'])
+  await untilOnline(bob, ['alice', 'bob'])
+  t.same((await lines(bob)).filter((line) => line.startsWith('alice ')), [], 'alice\'s second tab made no line in the log')
+
+  // Bob leaves: his page says so, alice sees the notice and bob gone from her list.
   await bob.click('#leave')
   await bob.locator('#closed', { hasText: 'disconnected (1000: left the room)' }).waitFor()
   t.equal(await bob.isVisible('#join'), true, 'bob can join again')
   await untilLine(alice, 'bob left')
-  await untilOnline(alice, 1)
+  await untilOnline(alice, ['alice'])
   t.same((await lines(alice)).slice(-1), ['bob left'])
   await until(() => app.websocketRooms.room('lobby').members() === 1)
 
@@ -167,6 +185,14 @@ test('chat example in headless Chromium: two users join a room, talk, see joins,
   await join(bob, '   ', 'lobby')
   await bob.locator('#closed', { hasText: 'disconnected (1006)' }).waitFor()
   t.equal(app.websocketRooms.room('lobby').members(), 1, 'no session for a refused handshake')
+
+  // Bob is back, then closes his tab: alice's list has him, then no longer.
+  await join(bob, 'bob', 'lobby')
+  await untilOnline(bob, ['alice', 'bob'])
+  await untilOnline(alice, ['alice', 'bob'])
+  await bob.close()
+  await untilOnline(alice, ['alice'])
+  t.same((await lines(alice)).slice(-3), ['bob left', 'bob joined', 'bob left'])
 
   // Closing alice's tab ends her session, and the empty room goes away.
   await alice.close()

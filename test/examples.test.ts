@@ -199,55 +199,112 @@ test('auth with a signed cookie: 401 before the upgrade without one, with a tamp
   t.same(await bob.json(1), [{ type: 'hello', userId: 'bob', online: 1 }], 'the untouched cookie still works')
 })
 
-redisTest('cluster: members on two servers share a room: joins, messages and leaves, counted across both', async (t) => {
+interface Member { id: string, user: string }
+
+/** What a chat client has received, parsed. */
+function parsed (client: Client): any[] {
+  return client.received.map((message) => JSON.parse(String(message.data)))
+}
+
+/** The first message a chat client received that matches, once it has arrived. */
+async function first (client: Client, match: (message: any) => boolean, what: string): Promise<any> {
+  await until(() => parsed(client).some(match), () => `${what} (received: ${JSON.stringify(parsed(client)).slice(0, 300)})`)
+  return parsed(client).find(match)
+}
+
+/** How many times each member's join (or leave) was told to a chat client, by user name. */
+function told (client: Client, change: 'joined' | 'left'): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const notice of parsed(client).filter((message) => message.type === 'presence')) {
+    for (const member of notice[change] as Member[]) counts[member.user] = (counts[member.user] ?? 0) + 1
+  }
+  return counts
+}
+
+/** Resolves once a chat client has been told of this member's join (or leave). */
+async function untilTold (client: Client, change: 'joined' | 'left', member: Member): Promise<void> {
+  await first(client, (message) => message.type === 'presence' && (message[change] as Member[]).some((entry) => entry.id === member.id),
+    `a presence notice that ${member.user} ${change}`)
+}
+
+/** The user names of a list of members, sorted. */
+function users (members: Member[]): string[] {
+  return members.map((member) => member.user).sort()
+}
+
+redisTest('cluster: members on two servers share a room: one list of who is online, presence notices and messages across both', async (t) => {
   const options = { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster') }
   const a = await example(t, 'cluster', options)
   const b = await example(t, 'cluster', options)
-  const welcome = (online: number) => ({ type: 'welcome', id: String, room: 'lobby', online })
 
-  const alice = await connect(a.base, '/ws/chat?user=alice&room=lobby')
-  t.match(await alice.json(1), [welcome(1)])
-  const bob = await connect(b.base, '/ws/chat?user=bob&room=lobby')
-  t.match(await bob.json(1), [welcome(2)], 'bob, on server B, is counted with alice, on server A')
-  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 }, 'bob\'s join reaches server A')
-  const carol = await connect(b.base, '/ws/chat?user=carol&room=lobby')
-  t.match(await carol.json(1), [welcome(3)])
-  t.same((await alice.json(3))[2], { type: 'join', user: 'carol', online: 3 })
-  t.same((await bob.json(2))[1], { type: 'join', user: 'carol', online: 3 })
-  // In another room on server A: counted apart, and sent nothing of the lobby.
-  const dave = await connect(a.base, '/ws/chat?user=dave&room=other')
-  t.match(await dave.json(1), [{ type: 'welcome', room: 'other', online: 1 }])
+  /**
+   * A user in a room of a server, once it has its welcome and has been told of its own join.
+   * Across servers the two may come in either order: the welcome waits for Redis, and a
+   * session is a member, sent what the room is sent, from its join on.
+   */
+  async function enter (base: string, user: string, room = 'lobby'): Promise<{ client: Client, member: Member, welcome: any }> {
+    const client = await connect(base, `/ws/chat?user=${user}&room=${room}`)
+    const welcome = await first(client, (message) => message.type === 'welcome', `${user}'s welcome`)
+    t.match(welcome, { type: 'welcome', id: String, room })
+    const member = { id: welcome.id, user }
+    await untilTold(client, 'joined', member)
+    return { client, member, welcome }
+  }
+
+  const alice = await enter(a.base, 'alice')
+  t.same(alice.welcome.online, [alice.member])
+  const bob = await enter(b.base, 'bob')
+  t.same(users(bob.welcome.online), ['alice', 'bob'], 'bob\'s welcome, on server B, lists alice, on server A')
+  await untilTold(alice.client, 'joined', bob.member) // told by server B, to alice on server A
+  const carol = await enter(b.base, 'carol')
+  t.same(users(carol.welcome.online), ['alice', 'bob', 'carol'])
+  await untilTold(alice.client, 'joined', carol.member)
+  await untilTold(bob.client, 'joined', carol.member)
+  // In another room on server A: listed apart, and sent nothing of the lobby.
+  const dave = await enter(a.base, 'dave', 'other')
+  t.same(dave.welcome.online, [dave.member])
 
   // What alice adds to her message stays on server A: the outbound schema of examples/chat
   // serializes it there, once, and server B relays those bytes.
-  alice.send(JSON.stringify({ type: 'message', text: 'hello from A', extra: 'not relayed' }))
-  for (const client of [bob, carol]) {
-    const [message] = (await client.json(client === bob ? 3 : 2)).slice(-1)
+  alice.client.send(JSON.stringify({ type: 'message', text: 'hello from A', extra: 'not relayed' }))
+  for (const { client } of [bob, carol]) {
+    const message = await first(client, (message) => message.type === 'message', 'alice\'s message')
     t.match(message, { type: 'message', from: 'alice', text: 'hello from A', timestamp: Number }, 'from server A to server B')
     t.same(Object.keys(message).sort(), ['from', 'text', 'timestamp', 'type'])
   }
-  bob.send(say('hello from B'))
-  t.match((await alice.json(4))[3], { type: 'message', from: 'bob', text: 'hello from B' }, 'from server B to server A')
-  t.match((await carol.json(3))[2], { type: 'message', from: 'bob', text: 'hello from B' }, 'and to bob\'s own server')
-  t.equal(bob.received.length, 3, 'bob did not get his own message')
+  bob.client.send(say('hello from B'))
+  const fromB = (message: any): boolean => message.type === 'message' && message.from === 'bob'
+  t.match(await first(alice.client, fromB, 'bob\'s message on server A'), { text: 'hello from B' }, 'from server B to server A')
+  t.match(await first(carol.client, fromB, 'bob\'s message on server B'), { text: 'hello from B' }, 'and to bob\'s own server')
+  t.notOk(parsed(bob.client).some(fromB), 'bob did not get his own message')
   // The same protocol as examples/chat: what is not a chat message gets an error notice, and
   // reaches nobody else.
-  bob.send('hello?')
-  t.match((await bob.json(4))[3], { type: 'error', reason: /^message is not valid JSON/ })
+  bob.client.send('hello?')
+  t.match(await first(bob.client, (message) => message.type === 'error', 'the error notice'), { reason: /^message is not valid JSON/ })
 
-  t.same(await bob.close(), { code: 1005, reason: '' })
-  t.same((await alice.json(5))[4], { type: 'leave', user: 'bob', online: 2 }, 'bob\'s leave reaches server A with the count across both')
-  t.same((await carol.json(4))[3], { type: 'leave', user: 'bob', online: 2 })
-  await until(() => b.app.websocketRooms.room('lobby').members() === 1)
-  t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 2, 'server B has written bob\'s leave')
-  t.equal(await a.app.websocketRooms.room('lobby').clusterMembers(), 2, 'and server A counts it')
-  t.equal(dave.received.length, 1, 'the other room got nothing')
-  t.same([alice, carol].map((client) => client.received.length), [5, 4], 'nothing more, nothing twice')
+  t.same(await bob.client.close(), { code: 1005, reason: '' })
+  await untilTold(alice.client, 'left', bob.member) // told by server B, to alice on server A
+  await untilTold(carol.client, 'left', bob.member)
+  // Once server B has written bob's leave, both servers list the same members.
+  await b.app.websocketRooms.room('lobby').clusterMembers()
+  for (const { app } of [a, b]) {
+    const { members, complete } = await app.websocketRooms.room('lobby').presence()
+    t.same({ users: members.map((entry) => (entry.info as { user: string }).user).sort(), complete }, { users: ['alice', 'carol'], complete: true })
+  }
+
+  // Server A closes: its sessions' leaves are told before app.close() resolves, and reach server B.
+  await a.app.close()
+  await untilTold(carol.client, 'left', alice.member)
+  t.same(told(alice.client, 'joined'), { alice: 1, bob: 1, carol: 1 }, 'each join told once on server A')
+  t.same(told(alice.client, 'left'), { bob: 1 }, 'and each leave')
+  t.same(told(carol.client, 'joined'), { carol: 1 }, 'on server B too')
+  t.same(told(carol.client, 'left'), { bob: 1, alice: 1 })
+  t.same(parsed(dave.client).map((message) => message.type).sort(), ['presence', 'welcome'], 'the other room got its own join only')
 })
 
 /** What each example's program offers first, to check that it serves. */
 const programs: Record<string, (client: Client, t: Test) => Promise<void>> = {
-  chat: async (client, t) => { t.match((await client.json(1))[0], { type: 'welcome', room: 'lobby', online: 1 }) },
+  chat: async (client, t) => { t.match((await client.json(1))[0], { type: 'welcome', room: 'lobby', online: [{ user: 'alice' }] }) },
   echo: async (client, t) => { t.same(await client.texts(1), ['Welcome to the chat room!']) },
   binary: async (client, t) => { t.same(await client.messages(1), [{ data: Buffer.from('Binary hello'), binary: true }]) },
   broadcast: async (client, t) => { t.same(await client.texts(1), ['Connection established!']) },
@@ -292,12 +349,14 @@ redisTest('examples/cluster/server.mjs as a program: servers A and B on PORT_A a
   t.match(await page.text(), /new WebSocket\(url\)/)
 
   const alice = new Client(socketA.replace('user=NAME', 'user=alice').replace('room=NAME', 'room=lobby'))
-  t.match(await alice.json(1), [{ type: 'welcome', room: 'lobby', online: 1 }])
+  const isWelcome = (message: any): boolean => message.type === 'welcome'
+  t.match(await first(alice, isWelcome, 'alice\'s welcome'), { room: 'lobby', online: [{ user: 'alice' }] })
   const bob = new Client(socketB.replace('user=NAME', 'user=bob').replace('room=NAME', 'room=lobby'))
-  t.match(await bob.json(1), [{ type: 'welcome', room: 'lobby', online: 2 }])
-  t.same((await alice.json(2))[1], { type: 'join', user: 'bob', online: 2 })
+  const bobWelcome = await first(bob, isWelcome, 'bob\'s welcome')
+  t.same(users(bobWelcome.online), ['alice', 'bob'], 'server B lists the users of both')
+  await untilTold(alice, 'joined', { id: bobWelcome.id, user: 'bob' })
   bob.send(say('hi alice'))
-  t.match((await alice.json(3))[2], { type: 'message', from: 'bob', text: 'hi alice' })
+  t.match(await first(alice, (message) => message.type === 'message', 'bob\'s message'), { from: 'bob', text: 'hi alice' })
 
   const stopped = run.stop()
   for (const client of [alice, bob]) t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, 'both servers close their sessions with 1001')

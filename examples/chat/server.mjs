@@ -6,16 +6,18 @@ import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
 import { isMain, run, ws } from '../run.mjs'
+import { onPresence } from './presence.mjs'
 
 export async function build (options = {}) {
   const app = Fastify(options)
-  await app.register(websocketRooms)
+  // One notice per room and presenceInterval (250 ms by default), however many came and went.
+  await app.register(websocketRooms, { onPresence })
 
   const page = await readFile(new URL('./index.html', import.meta.url))
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
 
   // The module carries its schemas (the handshake's, and the messages' both ways) with its
-  // handlers, so that examples/cluster speaks the same protocol by re-exporting them.
+  // handlers, so that examples/cluster speaks the same protocol by registering it too.
   app.registerWebsocket('/ws/chat', await import('./chat.mjs'))
   return app
 }

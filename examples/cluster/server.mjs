@@ -1,13 +1,15 @@
 // Two chat servers sharing their rooms through one Redis: `npm run example:cluster`, then open
 // http://127.0.0.1:3001/ and http://127.0.0.1:3002/ in two browser tabs and join the same room.
-// Each server is examples/chat's (same page, same protocol) with the Redis adapter, and counts
-// a room's members on every server. PORT_A and PORT_B (default 3001, 3002), HOST (default
-// 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379) and KEY_PREFIX (default cluster-chat)
-// change where they listen and what they share. One process runs both here, for the demo;
-// in production each server is a process (or a machine) of its own running build().
+// Each server is examples/chat's (same page, same handlers, same onPresence) with the Redis
+// adapter: nothing else changes, since presence() lists the members of every server and the
+// notices onPresence broadcasts reach them all. PORT_A and PORT_B (default 3001, 3002), HOST
+// (default 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379) and KEY_PREFIX (default
+// cluster-chat) change where they listen and what they share. One process runs both here,
+// for the demo; in production each server is a process (or a machine) of its own running build().
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
+import { onPresence } from '../chat/presence.mjs'
 import { isMain, ws } from '../run.mjs'
 
 const page = await readFile(new URL('../chat/index.html', import.meta.url))
@@ -17,16 +19,19 @@ export async function build (options = {}) {
   const { redisUrl = 'redis://127.0.0.1:6379', keyPrefix = 'cluster-chat', ...fastifyOptions } = options
   const app = Fastify(fastifyOptions)
   // Fails with FST_WS_ROOMS_REDIS_UNAVAILABLE when Redis does not answer within connectTimeout.
-  await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }) })
+  // onPresence runs once in the cluster for each change, on the server where it happened, so
+  // a page gets one notice for it, not one per server. While Redis is away, that notice
+  // reaches this server's members only (docs/examples.md#cluster-two-servers-sharing-rooms-through-redis).
+  await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }), onPresence })
 
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
-  app.registerWebsocket('/ws/chat', await import('./chat.mjs'))
+  app.registerWebsocket('/ws/chat', await import('../chat/chat.mjs'))
   return app
 }
 
 /**
  * Starts servers A and B, logs `cluster A: URL` lines, and on SIGINT or SIGTERM closes both
- * (every session with 1001, each onClose run) and lets the process exit by itself.
+ * (every session with 1001) and lets the process exit by itself.
  */
 async function main () {
   const env = process.env
