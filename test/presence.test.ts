@@ -390,3 +390,25 @@ test('life cycle options are checked at registration', async (t) => {
     await t.rejects(async () => { await app.register(websocketRooms, { [name]: 42 } as any) }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: new RegExp(`option "${name}" must be a function \\(room\\), got number 42`) })
   }
 })
+
+redisTest('a survivor with nothing to tell (no onPresence) never claims a dead node: the one that listens tells its leaves', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('presence-quiet')
+  const settings = { REDIS_URL: redis.url, KEY_PREFIX: keyPrefix, NODE_HEARTBEAT: String(NODE_HEARTBEAT), NODE_TIMEOUT: String(NODE_TIMEOUT) }
+  const child = spawn(process.execPath, ['--import', 'tsx', require.resolve('./fixtures/cluster-node.ts')], { env: { ...process.env, ...settings }, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const doomed = `ws://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`
+  // Several quiet survivors, so that one of them would win the claim if quiet ones took part.
+  for (let i = 0; i < 3; i++) {
+    const quiet = await build(t, { adapter: redisAdapter({ url: redis.url, keyPrefix, nodeHeartbeat: NODE_HEARTBEAT, nodeTimeout: NODE_TIMEOUT }) })
+    await listen(quiet)
+  }
+  const listener = await node(t, keyPrefix, redis.url)
+  const victim = await member(doomed, 'lobby')
+  victim.send('count lobby')
+  await victim.texts(2)
+  child.kill('SIGKILL')
+  await until(() => listener.calls.list.some((call) => call.room === 'lobby' && call.leaves.length === 1), 'the listening survivor to tell the leave')
+  t.equal(listener.calls.list.filter((call) => call.room === 'lobby').flatMap((call) => call.leaves).length, 1, 'the victim\'s leave, told once')
+})

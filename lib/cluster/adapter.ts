@@ -37,6 +37,8 @@ export interface ClusterHost {
   control (command: ControlCommand): void
   /** The app listens for rooms getting their first member and losing their last, on any node. */
   readonly tracksOccupancy: boolean
+  /** The app listens for presence changes (onPresence). */
+  readonly tracksPresence: boolean
   /** A room got its first member in the cluster (told by the node where it joined). */
   roomOccupied (name: string): void
   /** A room lost its last member in the cluster (told by the node where it left, or that found its node dead). */

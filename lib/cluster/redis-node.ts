@@ -306,7 +306,10 @@ export class RedisNode implements ClusterLink {
           this.#markAllDirty()
         }
         if (this.#presence.takenForDead(replies, 4)) this.#markAllDirty()
-        const dead = [...replies[2] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId)
+        // Only a node that has something to tell claims the dead: one that does not would win
+        // the claim and tell nobody. Their entries expire by themselves meanwhile.
+        const tells = this.#host.tracksPresence || this.#host.tracksOccupancy
+        const dead = tells ? [...replies[2] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId) : []
         for (const nodeId of dead) this.#presence.reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
       }, (error: Error) => {
         this.#report(error, 'could not send its heartbeat to Redis')

@@ -81,6 +81,11 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     this.#onRoomVacated = presence.onRoomVacated
   }
 
+  /** The app listens for presence changes (onPresence). */
+  get tracksPresence (): boolean {
+    return this.#changes !== null
+  }
+
   /** The app listens for rooms getting their first member and losing their last (onRoomOccupied, onRoomVacated). */
   get tracksOccupancy (): boolean {
     return this.#onRoomOccupied !== null || this.#onRoomVacated !== null
