@@ -53,6 +53,14 @@ class ServerRoomHandle implements ServerRoom {
   }
 }
 
+/** A room name or a list of them, checked, each once; `name`: the argument's, for the TypeError. */
+function roomList (index: RoomIndex<Session>, rooms: unknown, name: string): string[] {
+  const list = typeof rooms === 'string' ? [rooms] : rooms
+  if (!Array.isArray(list)) throw new InvalidArgumentError(name, 'a room name or an array of room names', describe(rooms))
+  for (const room of list) index.assertRoomName(room)
+  return [...new Set(list as string[])]
+}
+
 /** app.websocketRooms.to(rooms).except(rooms): the members of some rooms, but not of others, on every node. */
 class Recipients implements BroadcastTarget {
   readonly #rooms: RoomIndex<Session>
@@ -66,10 +74,7 @@ class Recipients implements BroadcastTarget {
   }
 
   except (rooms: string | string[]): BroadcastTarget {
-    const list = typeof rooms === 'string' ? [rooms] : rooms
-    if (!Array.isArray(list)) throw new InvalidArgumentError('except', 'a room name or an array of room names', describe(rooms))
-    for (const room of list) this.#rooms.assertRoomName(room)
-    return new Recipients(this.#rooms, this.#to, [...new Set([...this.#except, ...list])])
+    return new Recipients(this.#rooms, this.#to, [...new Set([...this.#except, ...roomList(this.#rooms, rooms, 'except')])])
   }
 
   broadcast (message: Message): void {
@@ -105,20 +110,13 @@ export class ServerRooms implements WebsocketRooms {
   }
 
   to (rooms: string | string[]): BroadcastTarget {
-    return new Recipients(this.#rooms, this.#roomList(rooms, 'rooms'), [])
+    return new Recipients(this.#rooms, roomList(this.#rooms, rooms, 'rooms'), [])
   }
 
   disconnectSession (sessionId: string, code: number = closeCodes.NORMAL, reason: string = ''): Promise<void> {
     if (typeof sessionId !== 'string') throw new InvalidArgumentError('sessionId', 'a string', describe(sessionId))
     assertCloseArguments(code, reason)
     return this.#rooms.disconnectSession(sessionId, code, reason)
-  }
-
-  #roomList (rooms: unknown, name: string): string[] {
-    const list = typeof rooms === 'string' ? [rooms] : rooms
-    if (!Array.isArray(list)) throw new InvalidArgumentError(name, 'a room name or an array of room names', describe(rooms))
-    for (const room of list) this.#rooms.assertRoomName(room)
-    return [...new Set(list as string[])]
   }
 
   stats (): WebsocketRoomsStats {
