@@ -192,19 +192,21 @@ async function session (server, { profile = null } = {}) {
   }
 }
 
-function combineHandshakes (parts) {
+/**
+ * Phases of one measurement as one: `count` summed, and its rates over the summed time; the
+ * CPU shares, and `weightedKeys`, weighted by each phase's time.
+ */
+function combinePhases (parts, count, perSec, perCpuSec, weightedKeys = []) {
   const sum = (key) => parts.reduce((total, part) => total + part[key], 0)
   const seconds = sum('seconds')
   const serverCpuSeconds = sum('serverCpuSeconds')
   const weighted = (key) => parts.reduce((total, part) => total + part[key] * part.seconds, 0) / seconds
-  const handshakes = sum('handshakes')
+  const total = sum(count)
   return {
-    path: parts[0].path,
-    handshakes,
-    failed: sum('failed'),
-    firstError: parts.find((part) => part.firstError !== null)?.firstError ?? null,
-    handshakesPerSec: handshakes / seconds,
-    handshakesPerCpuSec: serverCpuSeconds > 0 ? handshakes / serverCpuSeconds : null,
+    [count]: total,
+    [perSec]: total / seconds,
+    [perCpuSec]: serverCpuSeconds > 0 ? total / serverCpuSeconds : null,
+    ...Object.fromEntries(weightedKeys.map((key) => [key, weighted(key)])),
     seconds,
     serverCpuSeconds,
     serverCpuPct: 100 * serverCpuSeconds / seconds,
@@ -213,26 +215,21 @@ function combineHandshakes (parts) {
   }
 }
 
-/** Echo phases as one: rates over their summed time; latencies weighted by each phase's time. */
+function combineHandshakes (parts) {
+  return {
+    path: parts[0].path,
+    failed: parts.reduce((total, part) => total + part.failed, 0),
+    firstError: parts.find((part) => part.firstError !== null)?.firstError ?? null,
+    ...combinePhases(parts, 'handshakes', 'handshakesPerSec', 'handshakesPerCpuSec')
+  }
+}
+
+/** Echo phases as one; the latencies weighted by each phase's time. */
 function combineEchoes (parts) {
-  const sum = (key) => parts.reduce((total, part) => total + part[key], 0)
-  const seconds = sum('seconds')
-  const serverCpuSeconds = sum('serverCpuSeconds')
-  const weighted = (key) => parts.reduce((total, part) => total + part[key] * part.seconds, 0) / seconds
-  const roundTrips = sum('roundTrips')
   return {
     clients: parts[0].clients,
-    roundTrips,
-    roundTripsPerSec: roundTrips / seconds,
-    roundTripsPerCpuSec: serverCpuSeconds > 0 ? roundTrips / serverCpuSeconds : null,
-    p50: weighted('p50'),
-    p99: weighted('p99'),
-    unanswered: sum('unanswered'),
-    seconds,
-    serverCpuSeconds,
-    serverCpuPct: 100 * serverCpuSeconds / seconds,
-    loadCpuPct: weighted('loadCpuPct'),
-    otherCpuPct: weighted('otherCpuPct')
+    unanswered: parts.reduce((total, part) => total + part.unanswered, 0),
+    ...combinePhases(parts, 'roundTrips', 'roundTripsPerSec', 'roundTripsPerCpuSec', ['p50', 'p99'])
   }
 }
 
