@@ -7,7 +7,6 @@ import type {
   FastifyPluginAsync,
   FastifyRequest,
   FastifySchema,
-  FastifySchemaValidationError,
   FastifyTypeProvider,
   FastifyTypeProviderDefault,
   RawReplyDefaultExpression,
@@ -394,7 +393,16 @@ declare namespace fastifyWebsocketRooms {
     code: string
     statusCode: number
     validationContext: 'message'
-    validation?: FastifySchemaValidationError[]
+    validation?: MessageValidationIssue[]
+  }
+
+  /** One of the validator's errors, as ajv (and Fastify's validation errors) give it. */
+  export interface MessageValidationIssue {
+    keyword: string
+    instancePath: string
+    schemaPath: string
+    params: Record<string, unknown>
+    message?: string
   }
 
   /**
