@@ -44,6 +44,8 @@ async function eventually (check: () => Promise<boolean>, what: string): Promise
   const started = Date.now()
   while (!await check()) {
     if (Date.now() - started > DEADLINE) throw new Error(`still waiting after ${DEADLINE} ms for ${what}`)
+    // A check that answers at once (Redis known to be away) must not starve the event loop.
+    await new Promise((resolve) => setImmediate(resolve))
   }
 }
 
@@ -412,4 +414,24 @@ redisTest('a survivor with nothing to tell (no onPresence) never claims a dead n
   child.kill('SIGKILL')
   await until(() => listener.calls.list.some((call) => call.room === 'lobby' && call.leaves.length === 1), 'the listening survivor to tell the leave')
   t.equal(listener.calls.list.filter((call) => call.room === 'lobby').flatMap((call) => call.leaves).length, 1, 'the victim\'s leave, told once')
+})
+
+redisTest('Redis restarted with nothing kept: every node writes its entries again, and presence() lists them all', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('presence-restart')
+  const a = await node(t, keyPrefix, redis.url)
+  const b = await node(t, keyPrefix, redis.url)
+  await member(a.base, 'lobby')
+  const onB = await member(b.base, 'lobby')
+  onB.send('info lobby {"user":"bob"}')
+  await onB.texts(2)
+  await eventually(async () => (await a.app.websocketRooms.room('lobby').presence()).members.length === 2, 'both members before the restart')
+  await redis.crash()
+  await until(() => !a.app.websocketRooms.stats().cluster!.connected && !b.app.websocketRooms.stats().cluster!.connected, 'both nodes to see Redis gone')
+  await redis.start()
+  await eventually(async () => {
+    const { members, complete } = await a.app.websocketRooms.room('lobby').presence()
+    return complete && members.some((entry) => entry.nodeId === b.app.websocketRooms.nodeId && (entry.info as { user?: string } | null)?.user === 'bob')
+  }, 'node A to list bob, with his info, from the rewritten state')
+  t.equal((await b.app.websocketRooms.room('lobby').presence()).members.length, 2, 'and node B both')
 })

@@ -154,7 +154,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     }
     members.add(member)
     this.cluster?.roomChanged(name)
-    this.#presenceChanged(name, member, null, this.#info.get(member) ?? NO_INFO)
+    this.#presenceChanged(name, member, null, this.#infoOf(member))
   }
 
   /** A member's entry in a room's presence changed: `before`/`after` null for a join/a leave. */
@@ -169,7 +169,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** Sets a member's presence info (JSON text), in every room it is in. */
   setPresence (member: M, info: string): void {
     if (member[kFinished]) return
-    const before = this.#info.get(member) ?? NO_INFO
+    const before = this.#infoOf(member)
     if (info === before) return
     if (info === NO_INFO) this.#info.delete(member)
     else this.#info.set(member, info)
@@ -177,7 +177,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   }
 
   /** A member's presence info, as JSON text. */
-  presenceInfo (member: M): string {
+  #infoOf (member: M): string {
     return this.#info.get(member) ?? NO_INFO
   }
 
@@ -208,7 +208,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
       this.#flipped(name, true)
     }
     this.cluster?.roomChanged(name)
-    this.#presenceChanged(name, member, this.#info.get(member) ?? NO_INFO, null)
+    this.#presenceChanged(name, member, this.#infoOf(member), null)
   }
 
   has (member: M, name: string): boolean {
@@ -247,7 +247,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     const members = this.#rooms.get(name)
     if (members === undefined) return []
     const entries: StoredEntry[] = []
-    for (const member of members) entries.push({ sessionId: member.id, nodeId: this.nodeId, info: this.#info.get(member) ?? NO_INFO })
+    for (const member of members) entries.push({ sessionId: member.id, nodeId: this.nodeId, info: this.#infoOf(member) })
     return entries
   }
 

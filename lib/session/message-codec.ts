@@ -59,11 +59,9 @@ export class MessageCodec {
   }
 
   /** The route's preHandler that compiles the schemas, in its first handshake (once they compiled, it only returns). */
-  get compileHook (): preHandlerHookHandler {
-    return (request, reply, done) => {
-      if (!this.#compiled) this.#buildError ??= this.#compile(request, reply) ?? null
-      done(this.#buildError ?? undefined)
-    }
+  readonly compileHook: preHandlerHookHandler = (request, reply, done) => {
+    if (!this.#compiled) this.#buildError ??= this.#compile(request, reply) ?? null
+    done(this.#buildError ?? undefined)
   }
 
   get #compiled (): boolean {

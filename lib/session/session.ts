@@ -366,7 +366,6 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   [kHandle] (kind: number, a: unknown, b: unknown): unknown {
     // An event that reaches a session dropped by [kAbandon]: its 'close' after terminate().
     if ((this.#flags & Flag.Finished) !== 0) return undefined
-    this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
     const handlers = this.#route.handlers
     switch (kind) {
       case Event.Connected:
@@ -385,6 +384,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
 
   /** A text message on a route with schema.message: its handler gets the value, once it is valid JSON that matches. */
   #readMessage (text: string): unknown {
+    // What the last message went through is over: only a text event asks (#handlerName).
+    this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
     const read = this.#route.codec.read(text)
     if (!(read instanceof Promise)) return this.#handleMessage(read, text)
     this.#flags |= Flag.Validating
