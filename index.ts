@@ -37,7 +37,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onPresence: roomCallback(onPresence, 'onPresence'),
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
-  }, (id) => sessions.sessions.get(id))
+  }, resolved.history, (id) => sessions.sessions.get(id))
   const serverRooms: ServerRooms = new ServerRooms(rooms, sessions)
   /** Aborted when app.close() starts. */
   const closing = new AbortController()

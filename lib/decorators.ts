@@ -1,8 +1,9 @@
 // The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
 // routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
-import type { BroadcastTarget, RoomPresence, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { BroadcastTarget, RoomHistory, RoomPresence, ServerRoom, StreamPosition, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
 import { InvalidArgumentError, describe } from './errors'
+import { historyQuery, type BuildMessage } from './history/log'
 import type { RoomIndex } from './rooms/room-index'
 import type { SessionRegistry } from './session/registry'
 import { stringify } from './session/message-codec'
@@ -25,6 +26,14 @@ class ServerRoomHandle implements ServerRoom {
 
   broadcastJson (value: unknown): void {
     this.#rooms.broadcast(this.#name, stringify(value), null)
+  }
+
+  publish (build: BuildMessage): Promise<StreamPosition> {
+    return this.#rooms.publish(this.#name, build, null)
+  }
+
+  history (query?: { limit?: number, since?: StreamPosition }): Promise<RoomHistory> {
+    return this.#rooms.readHistory(this.#name, historyQuery(query, this.#rooms.history?.size ?? 0))
   }
 
   members (): number {

@@ -86,6 +86,20 @@ export const MessageSchemaBuildError = createError<'FST_WS_ROOMS_SCHEMA_BUILD', 
   500
 )
 
+/** publish(), recover() or history() on an instance registered without the history option. */
+export const HistoryDisabledError = createError<'FST_WS_ROOMS_NO_HISTORY', [string]>(
+  'FST_WS_ROOMS_NO_HISTORY',
+  'fastify-websocket-rooms: %s() needs the plugin option history, e.g. { history: { size: 1000, ttl: 300000 } }',
+  500
+)
+
+/** recover() of a room for a session whose recovery of that room has not finished. */
+export const RecoveryRunningError = createError<'FST_WS_ROOMS_RECOVERY_RUNNING', [string]>(
+  'FST_WS_ROOMS_RECOVERY_RUNNING',
+  'fastify-websocket-rooms: this session is already recovering room "%s"',
+  500
+)
+
 /** Describes a bad value for an error message: its type, and the value itself when short. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

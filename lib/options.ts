@@ -7,6 +7,7 @@ import { isAdapter, type Adapter } from './cluster/adapter'
 import { InvalidOptionError, describe } from './errors'
 import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
 import { typesAgree, type SameKeys } from './type-checks'
+import type { HistoryLimits } from './history/log'
 
 export type Policy = 'close' | 'drop'
 
@@ -60,6 +61,8 @@ export interface ResolvedOptions extends RouteLimits {
   onRoomOccupied: NonNullable<WebsocketRoomsOptions['onRoomOccupied']> | null
   /** Called when a room loses its last member, in the cluster. */
   onRoomVacated: NonNullable<WebsocketRoomsOptions['onRoomVacated']> | null
+  /** Rooms' history for publish() and recover(): messages kept per room, and for how long; null: off. */
+  history: HistoryLimits | null
 }
 
 export const defaults = Object.freeze({
@@ -72,7 +75,8 @@ export const defaults = Object.freeze({
   maxSessions: Infinity,
   maxRoomsPerSession: 100,
   maxRoomNameLength: 256,
-  presenceInterval: 250
+  presenceInterval: 250,
+  history: Object.freeze({ size: 100, ttl: 300_000 })
 })
 
 /** The keys of the handlers object that set a route's own limits. */
@@ -164,7 +168,18 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     presenceInterval: integer('presenceInterval', options.presenceInterval, defaults.presenceInterval, 1),
     onPresence: onPresence as ResolvedOptions['onPresence'],
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
-    onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated']
+    onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated'],
+    history: history(options.history)
+  }
+}
+
+function history (value: unknown): HistoryLimits | null {
+  if (value === undefined || value === null || value === false) return null
+  if (value === true) return defaults.history
+  if (!isPlainObject(value)) throw new InvalidOptionError('history', 'false, true or an object { size?, ttl? }', describe(value))
+  return {
+    size: integer('history.size', value.size, defaults.history.size, 1),
+    ttl: integer('history.ttl', value.ttl, defaults.history.ttl, 1)
   }
 }
 

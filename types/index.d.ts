@@ -143,7 +143,56 @@ declare namespace fastifyWebsocketRooms {
     onRoomOccupied?: ((room: ServerRoom) => unknown) | null
     /** Called when a room loses its last member, once in the cluster (where it left; for a dead node's members, on the survivor that found it dead). */
     onRoomVacated?: ((room: ServerRoom) => unknown) | null
+    /**
+     * Keeps each room's published messages (publish()) so that sessions can recover what they
+     * missed (recover()) and apps can read them (history()): the last `size` (default 100) of
+     * each room, each for `ttl` ms (default 300000); a room's stream ends `ttl` after its last
+     * message. In this process without an adapter, in Redis with one. Default: off.
+     */
+    history?: HistoryOptions | boolean | null
   }
+
+  export interface HistoryOptions {
+    /** Messages kept per room. Default 100. */
+    size?: number
+    /** How long a message is kept, and a room's stream after its last message, in ms. Default 300000. */
+    ttl?: number
+  }
+
+  /** A position in a room's stream of published messages: offsets 1, 2, 3... within an epoch. */
+  export interface StreamPosition {
+    offset: number
+    epoch: string
+  }
+
+  /** What recover() did: replayed every missed message (then live ones follow), or none, for the app to send a snapshot. */
+  export interface RecoverResult {
+    recovered: boolean
+    replayed: number
+  }
+
+  /** A published message as the history keeps it: text as a string, binary as a Buffer. */
+  export interface HistoryMessage {
+    offset: number
+    message: string | Buffer
+  }
+
+  /** What history() read: the stream's epoch and last offset, its messages oldest first, and whether none in the range asked for is missing. */
+  export interface RoomHistory {
+    epoch: string
+    offset: number
+    messages: HistoryMessage[]
+    complete: boolean
+  }
+
+  /** history(): the last `limit` messages (default: all kept), or with `since` the first `limit` after that position. */
+  export interface HistoryQuery {
+    limit?: number
+    since?: StreamPosition
+  }
+
+  /** Builds a published message with the position it gets: called once the position is known, and again if another server took it first. */
+  export type BuildPublished = (position: StreamPosition) => Message
 
   /** A member of a room as presence lists it: its session, the node that holds it, and the info it set (null by default). */
   export interface PresenceEntry {
@@ -270,6 +319,21 @@ declare namespace fastifyWebsocketRooms {
     has (): boolean
     /** Every member of the room on every server, with the info each set. */
     presence (): Promise<RoomPresence>
+    /**
+     * Sends to every member the message `build` makes with the room's next position, and keeps
+     * it in the room's history (option history); resolves with that position.
+     */
+    publish (build: BuildPublished): Promise<StreamPosition>
+    /** As publish(), to every member but this session. */
+    publishExcept (build: BuildPublished): Promise<StreamPosition>
+    /**
+     * Joins the room and sends this session every message published after `position`, in
+     * order, then the live ones, none twice; or, when any of them is no longer kept (or the
+     * epoch differs), none of them: `recovered: false`, and the app sends a snapshot.
+     */
+    recover (position: StreamPosition): Promise<RecoverResult>
+    /** The room's kept messages, oldest first (option history). */
+    history (query?: HistoryQuery): Promise<RoomHistory>
     getName (): string
   }
 
@@ -279,6 +343,10 @@ declare namespace fastifyWebsocketRooms {
     broadcast (message: Message): void
     /** Sends a value as JSON text (JSON.stringify, once) to every member. */
     broadcastJson (value: unknown): void
+    /** Sends to every member the message `build` makes with the room's next position, kept in its history; resolves with that position. */
+    publish (build: BuildPublished): Promise<StreamPosition>
+    /** The room's kept messages, oldest first (option history). */
+    history (query?: HistoryQuery): Promise<RoomHistory>
     /** Number of members of the room on this server. */
     members (): number
     /** Number of members of the room on every server of the cluster (this server's without an adapter). */

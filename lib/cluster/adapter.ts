@@ -3,6 +3,7 @@
 // broadcast; the adapter hands back the broadcasts of other nodes and answers cluster counts.
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
+import type { HistoryLimits, HistoryLog } from '../history/log'
 import type { Encoded } from '../transport/frame'
 import type { ControlCommand } from './codec'
 
@@ -27,6 +28,10 @@ export interface ClusterHost {
   roomNames (): Iterable<string>
   /** Hands a broadcast from another node to this node's members of the room. */
   deliver (name: string, encoded: Encoded): void
+  /** The history option; null when off. */
+  readonly history: HistoryLimits | null
+  /** Hands a published message (any node's, this one's too) to this node's members of the room but `exceptId`. */
+  deliverPublished (name: string, epoch: string, offset: number, encoded: Encoded, exceptId: string | null): void
   /** This node's presence entries of a room. */
   localPresence (name: string): StoredEntry[]
   /** Members of a node that died, gone from a room: told once in the cluster, by this node. */
@@ -53,6 +58,8 @@ export interface ClusterLink {
   presenceChanged (name: string, sessionId: string, info: string | null): void
   /** Every node's presence entries of a room; complete: false when some could not be read. */
   presence (name: string): Promise<{ entries: StoredEntry[], complete: boolean }>
+  /** The rooms' history, kept where every node reads it; null when the history option is off. */
+  readonly history: HistoryLog | null
   /** Sends a broadcast, already delivered on this node, to the other nodes. */
   publish (name: string, encoded: Encoded): void
   /** Sends a command to every other node; resolves once Redis has it, or it could not be sent (at most once). */

@@ -125,3 +125,73 @@ function isSendableClose (code: unknown, reason: unknown): code is number {
     return false
   }
 }
+
+// A published message (publish(), kept in the room's history), on the room's channel: its
+// position rides along, so that a node tells a live message from one a recovery replayed, and
+// the session it leaves out, whichever node it lives on. The history script PUBLISHes it in
+// offset order. Another format version, so a node that predates it ignores it.
+//
+//   byte 0       format version (4)
+//   byte 1       flags: bit 0 set for a binary message, clear for text
+//   byte 2       length n of the origin node's id, then n bytes: the id (ASCII)
+//   6 bytes      the offset
+//   1 byte       length e of the epoch, then e bytes: it (ASCII)
+//   1 byte       length x of the id of the session left out (0: none), then x bytes: it
+//   the rest     the message, as it goes out in its WebSocket frame
+const PUBLISHED_VERSION = 4
+const MAX_OFFSET = 2 ** 48 - 1
+
+export interface PublishedMessage {
+  epoch: string
+  offset: number
+  exceptId: string | null
+  encoded: Encoded
+}
+
+/** Packs a published message; its header is `packet.length - encoded.data.length` bytes long. */
+export function encodePublished (origin: string, message: PublishedMessage): Buffer {
+  const { epoch, offset, exceptId, encoded } = message
+  const except = exceptId ?? ''
+  const originLength = Buffer.byteLength(origin, 'latin1')
+  const epochLength = Buffer.byteLength(epoch, 'latin1')
+  const exceptLength = Buffer.byteLength(except, 'latin1')
+  if (originLength > MAX_ID_LENGTH || epochLength > MAX_ID_LENGTH || exceptLength > MAX_ID_LENGTH) throw new RangeError('an id or epoch is at most 255 bytes')
+  if (!Number.isSafeInteger(offset) || offset < 1 || offset > MAX_OFFSET) throw new RangeError('an offset is an integer from 1 to 2^48 - 1')
+  const headerLength = 3 + originLength + 6 + 1 + epochLength + 1 + exceptLength
+  const packet = Buffer.allocUnsafe(headerLength + encoded.data.length)
+  packet[0] = PUBLISHED_VERSION
+  packet[1] = encoded.options === BINARY ? FLAG_BINARY : 0
+  packet[2] = originLength
+  let at = 3 + packet.write(origin, 3, 'latin1')
+  at = packet.writeUIntBE(offset, at, 6)
+  packet[at++] = epochLength
+  at += packet.write(epoch, at, 'latin1')
+  packet[at++] = exceptLength
+  at += packet.write(except, at, 'latin1')
+  encoded.data.copy(packet, at)
+  return packet
+}
+
+export function isPublished (packet: Buffer): boolean {
+  return packet[0] === PUBLISHED_VERSION
+}
+
+/** Reads a published message, or returns null when the packet is not one. */
+export function decodePublished (packet: Buffer): PublishedMessage | null {
+  if (packet.length < 12 || packet[0] !== PUBLISHED_VERSION || (packet[1]! & ~FLAG_BINARY) !== 0) return null
+  let at = 3 + packet[2]!
+  if (packet[2] === 0 || packet.length < at + 8) return null
+  const offset = packet.readUIntBE(at, 6)
+  at += 6
+  const epochLength = packet[at++]!
+  if (epochLength === 0 || packet.length < at + epochLength + 1) return null
+  const epoch = packet.toString('latin1', at, at + epochLength)
+  at += epochLength
+  const exceptLength = packet[at++]!
+  if (packet.length < at + exceptLength || offset === 0) return null
+  const exceptId = exceptLength === 0 ? null : packet.toString('latin1', at, at + exceptLength)
+  const data = packet.subarray(at + exceptLength)
+  const binary = (packet[1]! & FLAG_BINARY) !== 0
+  if (!binary && !isUtf8(data)) return null
+  return { epoch, offset, exceptId, encoded: new Encoded(data, binary ? BINARY : TEXT) }
+}

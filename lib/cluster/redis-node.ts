@@ -14,17 +14,22 @@
 // Commands for every node (to(...).broadcast, disconnectAll, disconnectSession) go on one
 // control channel, `<keyPrefix>:control`, which every node subscribes to.
 //
+// Published messages (publish(), with the history option) are written and PUBLISHed by a
+// script (./redis-log), on the room's channel too, and delivered by every node from there,
+// the publishing node included, so that each delivers them in offset order.
+//
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { ClusterHost, ClusterLink, StoredEntry } from './adapter'
-import { decodeClusterMessage, decodeControl, encodeClusterMessage, encodeControl, type ControlCommand } from './codec'
+import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished, type ControlCommand } from './codec'
 import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
 import type { Encoded } from '../transport/frame'
 import { sendWindow } from '../transport/wire'
 import { within } from '../within'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
+import { RedisLog, type RedisLogNode } from './redis-log'
 import { RedisPresence } from './redis-presence'
 
 export interface RedisNodeOptions extends ConnectionSource {
@@ -37,8 +42,12 @@ export interface RedisNodeOptions extends ConnectionSource {
   onReady: (() => void) | null
 }
 
-export class RedisNode implements ClusterLink {
+/** Publishes waiting for Redis on one node past which publish() fails at once. */
+const MAX_WAITING_PUBLISHES = 10_000
+
+export class RedisNode implements ClusterLink, RedisLogNode {
   readonly nodeId: string
+  readonly history: RedisLog | null
   readonly #host: ClusterHost
   readonly #options: RedisNodeOptions
   readonly #connections: RedisConnections
@@ -100,6 +109,31 @@ export class RedisNode implements ClusterLink {
       nodesKey: this.#nodesKey,
       nodeKeyOf: (nodeId) => this.#nodeKeyOf(nodeId)
     })
+    this.history = host.history === null
+      ? null
+      : new RedisLog(this, this.#client, {
+        ...host.history,
+        keyPrefix: options.keyPrefix,
+        sharded: options.sharded,
+        connectTimeout: options.connectTimeout,
+        maxWaiting: MAX_WAITING_PUBLISHES
+      })
+  }
+
+  get up (): boolean {
+    return this.#up
+  }
+
+  channelOf (name: string): string {
+    return this.#channelPrefix + name
+  }
+
+  /**
+   * Resolves once this node, when it has members in the room, is subscribed to its channel:
+   * a publish or a history read sent after that is followed by every message published after it.
+   */
+  async subscribedFor (name: string): Promise<void> {
+    while (this.#up && this.#pending !== null && this.#host.members(name) > 0 && !this.#subscribed.has(name)) await this.#pending
   }
 
   #nodeKeyOf (nodeId: string): string {
@@ -275,6 +309,10 @@ export class RedisNode implements ClusterLink {
   }
 
   readonly #onPacket = (packet: Buffer, channel: Buffer): void => {
+    if (isPublished(packet)) {
+      this.#onPublished(packet, channel)
+      return
+    }
     const message = decodeClusterMessage(packet)
     if (message === null) {
       this.#malformed++
@@ -284,6 +322,18 @@ export class RedisNode implements ClusterLink {
     if (message.origin === this.nodeId) return // delivered here when it was sent
     this.#received++
     this.#host.deliver(channel.toString('utf8', this.#channelPrefixBytes), message.encoded)
+  }
+
+  /** A published message, from any node (this one too: it delivers its own from here, in offset order). */
+  #onPublished (packet: Buffer, channel: Buffer): void {
+    const message = decodePublished(packet)
+    if (message === null) {
+      this.#malformed++
+      this.#host.log.debug({ channel: channel.toString() }, 'fastify-websocket-rooms: ignored a malformed published message')
+      return
+    }
+    this.#received++
+    this.#host.deliverPublished(channel.toString('utf8', this.#channelPrefixBytes), message.epoch, message.offset, message.encoded, message.exceptId)
   }
 
   readonly #beat = (): void => {
@@ -448,6 +498,7 @@ export class RedisNode implements ClusterLink {
    */
   async close (): Promise<void> {
     if (this.#closed) return
+    this.history?.close()
     const gaveUp = await within(this.#leave().then(() => false), this.#options.connectTimeout, true)
     if (!gaveUp) return
     this.#closed = true

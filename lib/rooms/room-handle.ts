@@ -1,5 +1,6 @@
 // session.room(name): a handle on a room bound to one member; joining is explicit.
-import type { RoomPresence, WebSocketRoom } from '../../types/index'
+import type { RecoverResult, RoomHistory, RoomPresence, StreamPosition, WebSocketRoom } from '../../types/index'
+import { assertPosition, historyQuery, type BuildMessage } from '../history/log'
 import type { Message } from '../transport/frame'
 import type { Member, RoomIndex } from './room-index'
 
@@ -41,6 +42,23 @@ export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
 
   broadcastExceptJson (value: unknown): void {
     this.#index.broadcast(this.#name, this.#serialize(value), this.#member)
+  }
+
+  publish (build: BuildMessage): Promise<StreamPosition> {
+    return this.#index.publish(this.#name, build, null)
+  }
+
+  publishExcept (build: BuildMessage): Promise<StreamPosition> {
+    return this.#index.publish(this.#name, build, this.#member)
+  }
+
+  recover (position: StreamPosition): Promise<RecoverResult> {
+    assertPosition(position, 'position')
+    return this.#index.recover(this.#member, this.#name, position)
+  }
+
+  history (query?: { limit?: number, since?: StreamPosition }): Promise<RoomHistory> {
+    return this.#index.readHistory(this.#name, historyQuery(query, this.#index.history?.size ?? 0))
   }
 
   members (): number {

@@ -2,15 +2,19 @@
 // the rooms it joined), both private, so join, leave and members() are O(1) and a member that
 // goes costs O(its rooms). The index is the cluster's host: it tells the cluster adapter of
 // every membership change and broadcast, and fans out what other nodes broadcast. It also
-// keeps the members' presence info, and gathers presence changes for onPresence.
+// keeps the members' presence info, gathers presence changes for onPresence, and runs the
+// rooms' history: publish() through the store (../history), and recoveries.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { PresenceDiff, RoomPresence } from '../../types/index'
+import type { PresenceDiff, RecoverResult, RoomHistory, RoomPresence, StreamPosition } from '../../types/index'
 import type { ClusterHost, ClusterLink } from '../cluster/adapter'
 import { ControlKind, type ControlCommand } from '../cluster/codec'
-import { InvalidArgumentError, TooManyRoomsError, describe } from '../errors'
+import { HistoryDisabledError, InvalidArgumentError, RecoveryRunningError, TooManyRoomsError, describe } from '../errors'
+import { NOT_RECOVERED, historyOf, recoveryOf, type BuildMessage, type HistoryLimits, type HistoryLog, type LogQuery, type LogRead } from '../history/log'
+import { MemoryLog } from '../history/memory-log'
 import { encode, type Encoded, type Message } from '../transport/frame'
 import { PresenceChanges, toEntry, type StoredEntry } from './presence'
+import { Recoveries } from './recovery'
 
 /** The members' parts that only the rooms use: symbols, out of reach of a user's session. */
 export const kFinished = Symbol('fastify-websocket-rooms.finished')
@@ -70,9 +74,18 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
   readonly #findMember: FindMember<M>
+  /** The history option: messages kept per room and for how long; null when off. */
+  readonly history: HistoryLimits | null
+  /** The rooms' history in this process, used when there is no cluster. */
+  readonly #memoryLog: MemoryLog | null
+  readonly #recoveries: Recoveries<M>
 
-  constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, findMember: FindMember<M>) {
+  constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, history: HistoryLimits | null, findMember: FindMember<M>) {
     this.log = log
+    this.history = history
+    this.#memoryLog = history === null ? null : new MemoryLog(history, this.deliverPublished)
+    // What arrives while a recovery reads the history: as much as the history itself holds, at least.
+    this.#recoveries = new Recoveries(Math.max(1024, history?.size ?? 0))
     this.#findMember = findMember
     this.#maxRoomsPerSession = limits.maxRoomsPerSession
     this.#maxRoomNameLength = limits.maxRoomNameLength
@@ -185,6 +198,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     const joined = this.#joined.get(member)
     if (joined === name) this.#joined.delete(member)
     else if (joined === undefined || typeof joined === 'string' || !joined.delete(name)) return
+    if (this.#recoveries.size !== 0) this.#recoveries.forget(member, name)
     this.#dropMember(name, member)
   }
 
@@ -197,6 +211,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
       else for (const name of joined) this.#dropMember(name, member)
     }
     this.#info.delete(member)
+    if (this.#recoveries.size !== 0) this.#recoveries.forget(member)
   }
 
   #dropMember (name: string, member: M): void {
@@ -360,7 +375,69 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     }
   }
 
+  /** The store of the rooms' history: Redis's with a cluster, this process's without. */
+  #log (what: string): HistoryLog {
+    const log = this.cluster === null ? this.#memoryLog : this.cluster.history
+    if (log === null) throw new HistoryDisabledError(what)
+    return log
+  }
+
+  /** Publishes a message at the room's next position, kept in its history, to every member but `except`. */
+  publish (name: string, build: unknown, except: M | null): Promise<StreamPosition> {
+    if (typeof build !== 'function') throw new InvalidArgumentError('build', 'a function ({ offset, epoch }) => message', describe(build))
+    return this.#log('publish').publish(name, build as BuildMessage, except === null ? null : except.id)
+  }
+
+  /** A published message, for this node's members of the room but `exceptId`, held back for those recovering. */
+  readonly deliverPublished = (name: string, epoch: string, offset: number, encoded: Encoded, exceptId: string | null): void => {
+    const members = this.#rooms.get(name)
+    if (members === undefined) return
+    const recoveries = this.#recoveries
+    for (const member of members) {
+      if (member.id === exceptId || (recoveries.size !== 0 && recoveries.holds(member, name, epoch, offset, encoded))) continue
+      member[kSendEncoded](encoded)
+    }
+  }
+
+  readHistory (name: string, query: LogQuery): Promise<RoomHistory> {
+    return this.#log('history').read(name, query).then((read) => historyOf(read, query))
+  }
+
+  /**
+   * Joins the member to the room and sends it every message published after `since`, then the
+   * live ones, with no gap and no duplicate; or, when any of them is no longer kept, none
+   * (recovered: false), and the live ones from now.
+   */
+  async recover (member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
+    const log = this.#log('recover')
+    if (member[kFinished] || !member.isOpen()) return NOT_RECOVERED
+    if (!this.#recoveries.start(member, name)) throw new RecoveryRunningError(name)
+    let read: LogRead
+    try {
+      this.join(member, name)
+      read = await log.read(name, { after: since.offset, limit: this.history!.size, epoch: since.epoch })
+    } catch (error) {
+      this.#sendHeld(member, name)
+      throw error
+    }
+    // Closed or left meanwhile: nothing more for it.
+    if (!this.has(member, name)) return NOT_RECOVERED
+    const missed = recoveryOf(read, since)
+    const held = this.#recoveries.finish(member, name, missed === null ? null : read)
+    if (held === null) return NOT_RECOVERED // more arrived meanwhile than could be held: nothing replayed
+    if (missed !== null) for (const entry of missed) member[kSendEncoded](entry.encoded)
+    for (const encoded of held) member[kSendEncoded](encoded)
+    return missed === null ? NOT_RECOVERED : { recovered: true, replayed: missed.length }
+  }
+
+  /** Sends what was held back during a recovery that failed. */
+  #sendHeld (member: M, name: string): void {
+    for (const encoded of this.#recoveries.finish(member, name, null) ?? []) member[kSendEncoded](encoded)
+  }
+
   clear (): void {
+    this.#memoryLog?.close()
+    this.#recoveries.clear()
     this.#rooms.clear()
     this.#joined.clear()
     this.#info.clear()

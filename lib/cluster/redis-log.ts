@@ -1,0 +1,346 @@
+// Rooms' history in Redis, for a cluster: any node publishes to a room's stream and any node
+// reads it, so a session recovers on another node than the one it was on.
+//
+// Per room, two keys in the `{<keyPrefix>}` slot, both expiring `ttl` after the last message:
+// `{p}:history-meta:<room>`, a hash with the stream's epoch and last offset, and
+// `{p}:history:<room>`, a Redis stream capped at `size` entries whose ids are the offsets.
+//
+// Offsets are assigned by a script that is also the only writer: the app builds a message
+// once it knows its position, so a node builds with the position it expects (its last known
+// offset + 1, in the epoch it knows), and the script appends and PUBLISHes it only if the
+// stream is still there (compare-and-set). Otherwise nothing is written and the node builds
+// again with the stream's real position. Writes and PUBLISHes thus happen in offset order,
+// inside Redis, and every node receives a room's published messages in that order. A node
+// publishes a room's messages in batches, one at a time: all those asked for while the
+// previous batch was in Redis go in the next, so one hot room costs one round trip per batch.
+// A script rather than a MULTI, because the check and the writes must be one step; a stream
+// rather than a list, because reads by offset are range queries on its ids.
+import { createHash } from 'node:crypto'
+import { RESP_TYPES } from '@redis/client'
+import type { StreamPosition } from '../../types/index'
+import { RedisUnavailableError } from '../errors'
+import { newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from '../history/log'
+import { BINARY, Encoded, TEXT, encode } from '../transport/frame'
+import { within } from '../within'
+import { encodePublished } from './codec'
+import type { RedisConnection } from './redis-connections'
+
+const PUBLISH = `
+local m = redis.call('HMGET', KEYS[1], 'e', 'n')
+if not m[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', ARGV[6], 'n', '0')
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  m = { ARGV[6], '0' }
+end
+if m[1] ~= ARGV[2] or m[2] ~= ARGV[3] then return { 0, m[1], m[2] } end
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local n = tonumber(m[2])
+for i = 8, #ARGV, 2 do
+  n = n + 1
+  local packet = ARGV[i]
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 't', now,
+    'd', string.sub(packet, 2, 2) .. string.sub(packet, tonumber(ARGV[i + 1]) + 1))
+  redis.call(ARGV[7], ARGV[1], packet)
+end
+redis.call('HSET', KEYS[1], 'n', string.format('%d', n))
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return { 1, m[1], string.format('%d', n) }
+`
+
+const READ = `
+local t = redis.call('TIME')
+local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local m = redis.call('HMGET', KEYS[1], 'e', 'n')
+if not m[1] then
+  redis.call('DEL', KEYS[2])
+  redis.call('HSET', KEYS[1], 'e', ARGV[1], 'n', '0')
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return { ARGV[1], '0', now, {} }
+end
+local entries = {}
+local limit = tonumber(ARGV[4])
+if limit > 0 and (ARGV[5] == '' or ARGV[5] == m[1]) then
+  if ARGV[3] == '' then
+    entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', limit)
+  else
+    entries = redis.call('XRANGE', KEYS[2], string.format('%d', tonumber(ARGV[3]) + 1), '+', 'COUNT', limit)
+  end
+end
+return { m[1], m[2], now, entries }
+`
+
+/** A script run by its SHA1, sent again in full when Redis does not have it (NOSCRIPT: a restart, SCRIPT FLUSH). */
+class Script {
+  readonly #source: string
+  readonly #sha: string
+
+  constructor (source: string) {
+    this.#source = source
+    this.#sha = createHash('sha1').update(source).digest('hex')
+  }
+
+  async run (client: RedisConnection, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
+    const rest = [String(keys.length), ...keys, ...args]
+    try {
+      return await client.sendCommand(['EVALSHA', this.#sha, ...rest])
+    } catch (error) {
+      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
+      return await client.sendCommand(['EVAL', this.#source, ...rest])
+    }
+  }
+}
+
+const publishScript = new Script(PUBLISH)
+const readScript = new Script(READ)
+
+/** Most messages in one script call. */
+const MAX_BATCH = 128
+/** Times a batch is built again because other nodes took its positions first, before it fails. */
+const MAX_ATTEMPTS = 50
+
+interface Pending {
+  build: BuildMessage
+  exceptId: string | null
+  resolve (position: StreamPosition): void
+  reject (error: unknown): void
+}
+
+/** What this node knows of a room's stream, and its publishes waiting for their turn. */
+interface RoomStream {
+  /** The position this node last saw; epoch null when it must be read first. */
+  epoch: string | null
+  top: number
+  queue: Pending[]
+  sending: boolean
+  /** When this node last used it (Date.now()), to forget it after ttl. */
+  used: number
+}
+
+export interface RedisLogOptions extends HistoryLimits {
+  keyPrefix: string
+  sharded: boolean
+  connectTimeout: number
+  /** Publishes waiting for Redis on this node past which publish() fails. */
+  maxWaiting: number
+}
+
+/** What the log needs of its node. */
+export interface RedisLogNode {
+  readonly nodeId: string
+  /** Redis is reachable. */
+  readonly up: boolean
+  /** The room's channel. */
+  channelOf (name: string): string
+  /** Resolves once this node, when it has members in the room, is subscribed to its channel. */
+  subscribedFor (name: string): Promise<void>
+}
+
+export class RedisLog implements HistoryLog {
+  readonly #node: RedisLogNode
+  readonly #options: RedisLogOptions
+  /** The node's command connection, with Redis's strings read as Buffers (messages may be binary). */
+  readonly #client: RedisConnection
+  readonly #streams = new Map<string, RoomStream>()
+  #waiting = 0
+  #sweep: NodeJS.Timeout | null = null
+  #closed = false
+
+  constructor (node: RedisLogNode, client: RedisConnection, options: RedisLogOptions) {
+    this.#node = node
+    this.#options = options
+    this.#client = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as RedisConnection
+  }
+
+  #metaKey (name: string): string {
+    return `{${this.#options.keyPrefix}}:history-meta:${name}`
+  }
+
+  #logKey (name: string): string {
+    return `{${this.#options.keyPrefix}}:history:${name}`
+  }
+
+  publish (name: string, build: BuildMessage, exceptId: string | null): Promise<StreamPosition> {
+    if (this.#closed || !this.#node.up) return Promise.reject(new RedisUnavailableError(`cannot publish to room "${name}": the history lives in Redis`))
+    if (this.#waiting >= this.#options.maxWaiting) {
+      return Promise.reject(new RedisUnavailableError(`cannot publish to room "${name}": ${this.#waiting} publishes are waiting for Redis already`))
+    }
+    let stream = this.#streams.get(name)
+    if (stream === undefined) {
+      stream = { epoch: null, top: 0, queue: [], sending: false, used: 0 }
+      this.#streams.set(name, stream)
+      this.#sweepLater()
+    }
+    stream.used = Date.now()
+    const room = stream
+    return new Promise((resolve, reject) => {
+      room.queue.push({ build, exceptId, resolve, reject })
+      this.#waiting++
+      if (!room.sending) {
+        room.sending = true
+        // The publishes asked for in the same turn go in one batch.
+        queueMicrotask(() => { this.#drain(name, room).catch(() => {}) })
+      }
+    })
+  }
+
+  async #drain (name: string, stream: RoomStream): Promise<void> {
+    try {
+      let attempts = 0
+      while (stream.queue.length > 0) {
+        const batch = stream.queue.splice(0, MAX_BATCH)
+        const written = await this.#write(name, stream, batch)
+        if (written) {
+          attempts = 0
+          continue
+        }
+        // Other nodes took the positions: build again with the stream's, in the same order.
+        if (++attempts < MAX_ATTEMPTS) {
+          stream.queue.unshift(...batch)
+          continue
+        }
+        this.#fail(batch, new RedisUnavailableError(`cannot publish to room "${name}": other servers took its next position ${MAX_ATTEMPTS} times in a row`))
+        attempts = 0
+      }
+    } finally {
+      stream.sending = false
+    }
+  }
+
+  /** Builds a batch at the positions this node expects and writes it; false when the stream was elsewhere. */
+  async #write (name: string, stream: RoomStream, batch: Pending[]): Promise<boolean> {
+    try {
+      await within(this.#node.subscribedFor(name), this.#options.connectTimeout, null)
+      if (stream.epoch === null) {
+        const read = await this.#read(name, { after: null, limit: 0, epoch: null })
+        stream.epoch = read.epoch
+        stream.top = read.top
+      }
+    } catch (error) {
+      this.#fail(batch, error)
+      return true
+    }
+    const epoch = stream.epoch
+    const built: Array<{ pending: Pending, offset: number }> = []
+    const args: Array<string | Buffer> = []
+    for (const pending of batch) {
+      const offset = stream.top + built.length + 1
+      let packet: Buffer
+      try {
+        const encoded = encode(pending.build({ offset, epoch }), 'the message publish() built')
+        packet = encodePublished(this.#node.nodeId, { epoch, offset, exceptId: pending.exceptId, encoded })
+        args.push(packet, String(packet.length - encoded.data.length))
+      } catch (error) {
+        this.#waiting--
+        pending.reject(error)
+        continue
+      }
+      built.push({ pending, offset })
+    }
+    if (built.length === 0) return true
+    const { ttl, size, sharded, connectTimeout } = this.#options
+    const run = publishScript.run(this.#client, [this.#metaKey(name), this.#logKey(name)], [
+      this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH', ...args
+    ])
+    let reply: unknown
+    try {
+      reply = await within(run, connectTimeout, null)
+      if (reply === null) throw new RedisUnavailableError(`no answer within connectTimeout (${connectTimeout} ms) to a publish to room "${name}"; it may still be published`)
+    } catch (error) {
+      stream.epoch = null // whether it was written is unknown: read the position again
+      this.#fail(built.map((item) => item.pending), error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`cannot publish to room "${name}": ${String((error as Error)?.message ?? error)}`))
+      return true
+    }
+    const [ok, actualEpoch, actualTop] = reply as [number, Buffer | null, Buffer | null]
+    if (ok !== 1) {
+      stream.epoch = actualEpoch === null ? null : actualEpoch.toString()
+      stream.top = actualTop === null ? 0 : Number(actualTop.toString())
+      return false
+    }
+    stream.top = Number(actualTop!.toString())
+    for (const { pending, offset } of built) {
+      this.#waiting--
+      pending.resolve({ offset, epoch })
+    }
+    return true
+  }
+
+  #fail (batch: Pending[], error: unknown): void {
+    for (const pending of batch) {
+      this.#waiting--
+      pending.reject(error)
+    }
+  }
+
+  async read (name: string, query: LogQuery): Promise<LogRead> {
+    if (this.#closed || !this.#node.up) throw new RedisUnavailableError(`cannot read the history of room "${name}"`)
+    // Subscribed first, so that what is published after this read reaches this node.
+    const subscribed = await within(this.#node.subscribedFor(name).then(() => true), this.#options.connectTimeout, false)
+    if (!subscribed) throw new RedisUnavailableError(`cannot read the history of room "${name}": no subscription within connectTimeout (${this.#options.connectTimeout} ms)`)
+    const read = await this.#read(name, query)
+    const stream = this.#streams.get(name)
+    if (stream !== undefined && !stream.sending && (stream.epoch !== read.epoch || stream.top < read.top)) {
+      stream.epoch = read.epoch
+      stream.top = read.top
+    }
+    return read
+  }
+
+  async #read (name: string, query: LogQuery): Promise<LogRead> {
+    const { ttl, connectTimeout } = this.#options
+    const run = readScript.run(this.#client, [this.#metaKey(name), this.#logKey(name)], [
+      newEpoch(), String(ttl), query.after === null ? '' : String(query.after), String(query.limit), query.epoch ?? ''
+    ])
+    let reply: unknown
+    try {
+      reply = await within(run, connectTimeout, null)
+    } catch (error) {
+      throw new RedisUnavailableError(`cannot read the history of room "${name}": ${String((error as Error)?.message ?? error)}`)
+    }
+    if (reply === null) throw new RedisUnavailableError(`cannot read the history of room "${name}": no answer within connectTimeout (${connectTimeout} ms)`)
+    const [epoch, top, now, raw] = reply as [Buffer, Buffer, Buffer, Array<[Buffer, Buffer[]]>]
+    const since = Number(now.toString()) - ttl
+    const entries: LogEntry[] = []
+    for (const [id, fields] of raw) {
+      const entry = readEntry(id, fields, since)
+      if (entry !== null) entries.push(entry)
+    }
+    if (query.after === null) entries.reverse()
+    return { epoch: epoch.toString(), top: Number(top.toString()), entries }
+  }
+
+  /** Forgets, every ttl, the rooms this node has not published to for a ttl. */
+  #sweepLater (): void {
+    if (this.#sweep !== null || this.#closed) return
+    this.#sweep = setTimeout(() => {
+      this.#sweep = null
+      const before = Date.now() - this.#options.ttl
+      for (const [name, stream] of this.#streams) {
+        if (!stream.sending && stream.used < before) this.#streams.delete(name)
+      }
+      if (this.#streams.size > 0) this.#sweepLater()
+    }, this.#options.ttl).unref()
+  }
+
+  close (): void {
+    this.#closed = true
+    if (this.#sweep !== null) clearTimeout(this.#sweep)
+    this.#sweep = null
+  }
+}
+
+/** An entry of the stream, or null when it is older than `since` (ms) or not one of ours. */
+function readEntry (id: Buffer, fields: Buffer[], since: number): LogEntry | null {
+  let time = -1
+  let data: Buffer | null = null
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const field = fields[i]!.toString()
+    if (field === 't') time = Number(fields[i + 1]!.toString())
+    else if (field === 'd') data = fields[i + 1]!
+  }
+  const offset = Number.parseInt(id.toString(), 10)
+  if (data === null || data.length < 1 || !(time > since) || !Number.isSafeInteger(offset)) return null
+  return { offset, encoded: new Encoded(data.subarray(1), (data[0]! & 1) !== 0 ? BINARY : TEXT) }
+}
