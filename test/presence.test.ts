@@ -10,7 +10,7 @@ import { test } from 'tap'
 import websocketRooms, { redisAdapter, type PresenceDiff, type PresenceEntry, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { type Client, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
 import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
-import { DEADLINE, Events, until } from './signals'
+import { Events, eventually, until } from './signals'
 import * as clusterHandlers from './fixtures/cluster-handlers'
 
 interface Call { room: string, joins: Array<[string, unknown]>, leaves: Array<[string, unknown]> }
@@ -37,16 +37,6 @@ async function member (base: string, rooms: string): Promise<Client> {
 
 function sessionIds (app: FastifyInstance): string[] {
   return [...app.websocketSessions.keys()]
-}
-
-/** Resolves once check() resolves true, checking again after each answer; rejects past the deadline. */
-async function eventually (check: () => Promise<boolean>, what: string): Promise<void> {
-  const started = Date.now()
-  while (!await check()) {
-    if (Date.now() - started > DEADLINE) throw new Error(`still waiting after ${DEADLINE} ms for ${what}`)
-    // A check that answers at once (Redis known to be away) must not starve the event loop.
-    await new Promise((resolve) => setImmediate(resolve))
-  }
 }
 
 const byId = (a: { sessionId: string }, b: { sessionId: string }): number => a.sessionId < b.sessionId ? -1 : 1

@@ -58,6 +58,16 @@ export async function until (condition: () => boolean, what: string | (() => str
   }
 }
 
+/** Resolves once check() resolves true, checking again after each answer; rejects past the deadline. */
+export async function eventually (check: () => Promise<boolean>, what: string, ms = DEADLINE): Promise<void> {
+  const started = Date.now()
+  while (!await check()) {
+    if (Date.now() - started > ms) throw new Error(`still waiting after ${ms} ms for ${what}`)
+    // A check that answers at once (from memory, or Redis known to be away) must not starve the event loop.
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
+
 /**
  * Lets the event loop turn n times, to pace what a test sends. It proves nothing about what did
  * not happen meanwhile, which may just come later: await a later event, or check the state, instead.

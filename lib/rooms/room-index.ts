@@ -408,10 +408,14 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
    * live ones, with no gap and no duplicate; or, when any of them is no longer kept, none
    * (recovered: false), and the live ones from now.
    */
-  async recover (member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
+  recover (member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
     const log = this.#log('recover')
-    if (member[kFinished] || !member.isOpen()) return NOT_RECOVERED
+    if (member[kFinished] || !member.isOpen()) return Promise.resolve(NOT_RECOVERED)
     if (!this.#recoveries.start(member, name)) throw new RecoveryRunningError(name)
+    return this.#recover(log, member, name, since)
+  }
+
+  async #recover (log: HistoryLog, member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
     let read: LogRead
     try {
       this.join(member, name)
