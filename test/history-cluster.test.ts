@@ -1,0 +1,274 @@
+// History and recovery across nodes through the real Redis: positions assigned in Redis in
+// one order for every node, recovery on another node than the one a session was on, with
+// publishers on every node during the recovery, the keys' bounds, and Redis away, stalled or
+// restarted with nothing kept (a new epoch).
+import Fastify, { type FastifyInstance } from 'fastify'
+import websocketRooms, { redisAdapter, type RedisAdapterOptions, type StreamPosition, type WebSocketSession } from 'fastify-websocket-rooms'
+import { Client, connect, listen } from './helpers'
+import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
+import { eventually, until } from './signals'
+import * as historyHandlers from './fixtures/history-handlers'
+
+interface Teardown { teardown (fn: () => unknown): void }
+interface Node { app: FastifyInstance, base: string }
+
+const HISTORY = { size: 1000, ttl: 60_000 }
+
+async function startNode (t: Teardown, adapter: RedisAdapterOptions, history: { size: number, ttl: number } = HISTORY): Promise<Node> {
+  const app = Fastify()
+  await app.register(websocketRooms, { history, adapter: redisAdapter({ url: REDIS_URL, ...adapter }) })
+  app.registerWebsocket('/ws', historyHandlers)
+  t.teardown(() => app.close())
+  return { app, base: await listen(app) }
+}
+
+/** A member of the room, once its node is subscribed to it in Redis. */
+async function member (node: Node, room = 'chat'): Promise<Client> {
+  const client = await connect(node.base, `/ws?room=${encodeURIComponent(room)}`)
+  await client.texts(1)
+  await node.app.websocketRooms.room(room).clusterMembers()
+  return client
+}
+
+function publishText (node: Node, text: string, room = 'chat'): Promise<StreamPosition> {
+  return node.app.websocketRooms.room(room).publish(({ offset, epoch }) => JSON.stringify({ offset, epoch, text }))
+}
+
+/** The offsets of the published messages a client got (its other messages left out). */
+function offsetsOf (client: Client): number[] {
+  return client.received.map((m) => String(m.data)).filter((text) => text.startsWith('{"offset"')).map((text) => JSON.parse(text).offset)
+}
+
+function range (from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i)
+}
+
+redisTest('publish() on any node: one order of positions for the cluster, every member gets each message once in that order', async (t) => {
+  const keyPrefix = uniquePrefix('history-order')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const members = [await member(a), await member(a), await member(b)]
+  // Both nodes publish at once, many at a time: Redis orders them.
+  const published = await Promise.all([
+    ...range(1, 60).map((i) => publishText(a, `a${i}`)),
+    ...range(1, 60).map((i) => publishText(b, `b${i}`))
+  ])
+  t.same(published.map((p) => p.offset).sort((x, y) => x - y), range(1, 120), 'each position once')
+  t.equal(new Set(published.map((p) => p.epoch)).size, 1)
+  for (const client of members) {
+    await until(() => offsetsOf(client).length >= 120, 'every member to get the 120 messages')
+    t.same(offsetsOf(client), range(1, 120), 'in offset order, each once, as its builder was told')
+  }
+  // Each node's own messages keep the order it published them in.
+  const texts = members[2]!.received.slice(1).map((m) => JSON.parse(String(m.data)).text as string)
+  t.same(texts.filter((text) => text.startsWith('a')), range(1, 60).map((i) => `a${i}`))
+  t.same(texts.filter((text) => text.startsWith('b')), range(1, 60).map((i) => `b${i}`))
+})
+
+redisTest('a node that took a position another node had taken builds its message again with the next one', async (t) => {
+  const keyPrefix = uniquePrefix('history-conflict')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const watcher = await member(a)
+  await b.app.websocketRooms.room('chat').publish(() => 'zero') // B now knows the stream: offset 1
+  await publishText(a, 'from a') // A takes 2, which B does not know
+  const calls: number[] = []
+  const position = await b.app.websocketRooms.room('chat').publish(({ offset, epoch }) => {
+    calls.push(offset)
+    return JSON.stringify({ offset, epoch, text: 'from b' })
+  })
+  t.same(calls, [2, 3], 'built for 2, which A had, then for 3')
+  t.equal(position.offset, 3)
+  await until(() => offsetsOf(watcher).length === 2)
+  t.same(offsetsOf(watcher), [2, 3])
+  t.same(watcher.received.map((m) => String(m.data)).slice(1, 2), ['zero'])
+})
+
+redisTest('recover() on another node than the one the session was on: the missed messages, then the live ones', async (t) => {
+  const keyPrefix = uniquePrefix('history-elsewhere')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const before = await member(a)
+  for (const text of ['one', 'two', 'three']) await publishText(a, text)
+  await until(() => offsetsOf(before).length === 3)
+  const { epoch } = JSON.parse(String(before.received[3]!.data))
+  await before.close()
+  for (const text of ['four', 'five', 'six']) await publishText(a, text)
+  const after = await connect(b.base, `/ws?room=chat&offset=3&epoch=${epoch}`)
+  const got = await after.texts(4)
+  t.same(got.slice(0, 3).map((text) => JSON.parse(text).text), ['four', 'five', 'six'])
+  t.same(JSON.parse(got[3]!), { recovered: true, replayed: 3 })
+  await publishText(a, 'seven')
+  await until(() => offsetsOf(after).length === 4)
+  t.same(offsetsOf(after), [4, 5, 6, 7], 'the live one from the other node follows, no gap, no duplicate')
+  // history() reads the same stream on both nodes.
+  const [fromA, fromB] = [await a.app.websocketRooms.room('chat').history({ limit: 2 }), await b.app.websocketRooms.room('chat').history({ limit: 2 })]
+  t.same(fromA, fromB)
+  t.same([fromB.offset, fromB.messages.map((m) => m.offset), fromB.complete, fromB.epoch], [7, [6, 7], true, epoch])
+})
+
+redisTest('recoveries on both nodes while both nodes publish as fast as they can: each client sees exactly the offsets after its own', async (t) => {
+  const keyPrefix = uniquePrefix('history-storm')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const watcher = await member(b)
+  const storm = { on: true }
+  let published = 0
+  const publisher = async (node: Node): Promise<void> => {
+    while (storm.on) {
+      await publishText(node, 'storm')
+      published++
+    }
+  }
+  const publishers = [publisher(a), publisher(a), publisher(b), publisher(b)]
+  await until(() => published >= 100, 'the storm to start')
+  const { epoch } = await a.app.websocketRooms.room('chat').history({ limit: 0 })
+  const recovering: Array<{ client: Client, from: number }> = []
+  for (let i = 0; i < 12; i++) {
+    const node = i % 2 === 0 ? a : b
+    const { offset } = await node.app.websocketRooms.room('chat').history({ limit: 0 })
+    const from = Math.max(0, offset - 5 * i)
+    recovering.push({ client: new Client(`${node.base}/ws?room=chat&offset=${from}&epoch=${epoch}`), from })
+    await until(() => published >= 100 + 20 * (i + 1), 'more publishes between recoveries')
+  }
+  const results = (client: Client): string[] => client.received.map((m) => String(m.data)).filter((text) => text.includes('recovered'))
+  await until(() => recovering.every(({ client }) => results(client).length === 1), 'every recovery to finish')
+  storm.on = false
+  await Promise.all(publishers)
+  const last = (await a.app.websocketRooms.room('chat').history({ limit: 0 })).offset
+  for (const { client, from } of recovering) {
+    t.same(JSON.parse(results(client)[0]!).recovered, true, `from ${from}: recovered`)
+    await until(() => offsetsOf(client).at(-1) === last, () => `the client from ${from} to reach ${last} (at ${offsetsOf(client).at(-1)})`)
+    t.same(offsetsOf(client), range(from + 1, last), `from ${from}: exactly ${from + 1}..${last}`)
+  }
+  await until(() => offsetsOf(watcher).at(-1) === last)
+  t.same(offsetsOf(watcher), range(1, last), 'a member all along: 1..last')
+  t.ok(last >= 340, `${last} messages published during the recoveries`)
+})
+
+redisTest('publishExcept() across nodes: everyone but the sender, wherever they are', async (t) => {
+  const keyPrefix = uniquePrefix('history-except')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const [sender, neighbour, remote] = [await member(a), await member(a), await member(b)]
+  sender.send('others chat psst')
+  t.equal((await sender.texts(2))[1], 'said 1')
+  for (const client of [neighbour, remote]) {
+    await until(() => offsetsOf(client).length === 1)
+    t.equal(JSON.parse(String(client.received[1]!.data)).text, 'psst')
+  }
+  sender.send('say chat aloud')
+  await until(() => offsetsOf(sender).length === 1)
+  t.same(offsetsOf(sender), [2], 'the sender gets the next one: its position 1 was skipped for it only')
+  // Binary messages stay binary, live and in history().
+  sender.send('bytes chat raw')
+  await until(() => remote.received.length === 4)
+  t.same([remote.received[3]!.binary, String(remote.received[3]!.data)], [true, 'raw'])
+  const history = await b.app.websocketRooms.room('chat').history({ limit: 1 })
+  t.ok(Buffer.isBuffer(history.messages[0]!.message))
+  t.equal(String(history.messages[0]!.message), 'raw')
+})
+
+redisTest('the history is bounded: size entries in the stream, and both keys expire ttl after the last message', async (t) => {
+  const keyPrefix = uniquePrefix('history-bounds')
+  const a = await startNode(t, { keyPrefix }, { size: 3, ttl: 400 })
+  const admin = await adminClient(t)
+  const [meta, log] = [`{${keyPrefix}}:history-meta:chat`, `{${keyPrefix}}:history:chat`]
+  for (const text of ['a', 'b', 'c', 'd', 'e']) await publishText(a, text)
+  t.equal(await admin.xLen(log), 3, 'the stream holds size entries')
+  for (const key of [meta, log]) {
+    const ttl = await admin.pTTL(key)
+    t.ok(ttl > 0 && ttl <= 400, `${key} expires within ttl (${ttl} ms left)`)
+  }
+  const history = await a.app.websocketRooms.room('chat').history()
+  t.same(history.messages.map((m) => m.offset), [3, 4, 5])
+  await eventually(async () => await admin.exists([meta, log]) === 0, 'both keys to expire')
+  const next = await publishText(a, 'again')
+  t.same([next.offset, next.epoch === history.epoch], [1, false], 'a new stream, in a new epoch')
+})
+
+redisTest('sharded pub/sub: published messages reach the other node too', async (t) => {
+  const keyPrefix = uniquePrefix('history-sharded')
+  const [a, b] = [await startNode(t, { keyPrefix, sharded: true }), await startNode(t, { keyPrefix, sharded: true })]
+  const remote = await member(b)
+  await publishText(a, 'sharded')
+  await until(() => offsetsOf(remote).length === 1)
+  t.equal(JSON.parse(String(remote.received[1]!.data)).text, 'sharded')
+})
+
+redisTest('a malformed published packet on a room\'s channel is ignored and counted', async (t) => {
+  const keyPrefix = uniquePrefix('history-malformed')
+  const a = await startNode(t, { keyPrefix })
+  const client = await member(a)
+  const admin = await adminClient(t)
+  await admin.publish(`${keyPrefix}:room:chat`, Buffer.from([4, 0, 1, 0x41, 0, 0]))
+  await until(() => a.app.websocketRooms.stats().cluster!.malformed === 1)
+  await publishText(a, 'fine')
+  await until(() => offsetsOf(client).length === 1)
+  t.equal(client.received.length, 2, 'nothing but ready and the real one')
+})
+
+redisTest('Redis restarted with nothing kept: a new epoch, positions from 1, an old position not recovered', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-restart')
+  const a = await startNode(t, { keyPrefix, url: redis.url })
+  const old = await publishText(a, 'before')
+  await redis.stop()
+  await until(() => a.app.websocketRooms.stats().cluster!.connected === false)
+  await redis.start()
+  await until(() => a.app.websocketRooms.stats().cluster!.connected, 'the node to reconnect')
+  const fresh = await publishText(a, 'after')
+  t.equal(fresh.offset, 1)
+  t.not(fresh.epoch, old.epoch, 'another epoch')
+  const stale = await connect(a.base, `/ws?room=chat&offset=1&epoch=${old.epoch}`)
+  t.same(await stale.json(1), [{ recovered: false, replayed: 0 }], 'never replayed across epochs')
+  const current = await connect(a.base, `/ws?room=chat&offset=0&epoch=${fresh.epoch}`)
+  t.same((await current.texts(2)).map((text) => JSON.parse(text).text ?? JSON.parse(text).replayed), ['after', 1])
+})
+
+redisTest('Redis away: publish(), history() and recover() reject with FST_WS_ROOMS_REDIS_UNAVAILABLE, and the session stays in the room', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-away')
+  const a = await startNode(t, { keyPrefix, url: redis.url })
+  await member(a)
+  const session = [...a.app.websocketSessions.values()][0] as WebSocketSession
+  const { epoch } = await publishText(a, 'kept')
+  await redis.crash()
+  await until(() => a.app.websocketRooms.stats().cluster!.connected === false)
+  const room = a.app.websocketRooms.room('chat')
+  await t.rejects(publishText(a, 'lost'), { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /cannot publish to room "chat"/ })
+  await t.rejects(room.history(), { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE' })
+  await t.rejects(session.room('chat').recover({ offset: 0, epoch }), { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE' })
+  t.ok(session.room('chat').has(), 'still a member')
+})
+
+redisTest('a stalled Redis: publish() rejects after connectTimeout; what Redis then runs is delivered in order, and the next publish follows it', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-stall')
+  const a = await startNode(t, { keyPrefix, url: redis.url, connectTimeout: 500 })
+  const client = await member(a)
+  await publishText(a, 'first') // the node knows the stream's position
+  redis.pause()
+  await t.rejects(publishText(a, 'stalled'), { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /no answer within connectTimeout \(500 ms\).*it may still be published/ })
+  redis.resume()
+  await until(() => offsetsOf(client).length === 2, 'the stalled publish, run once Redis went on')
+  const next = await publishText(a, 'next')
+  t.equal(next.offset, 3, 'the node read the position again')
+  await until(() => offsetsOf(client).length === 3)
+  t.same(offsetsOf(client), [1, 2, 3])
+})
+
+redisTest('a session that goes while its recovery waits for Redis: nothing is sent, nothing is left behind', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-gone')
+  const a = await startNode(t, { keyPrefix, url: redis.url, connectTimeout: 2000 })
+  const { epoch } = await publishText(a, 'one')
+  redis.pause()
+  const client = new Client(`${a.base}/ws?room=chat&offset=0&epoch=${epoch}`)
+  await client.opened
+  await until(() => a.app.websocketSessions.size === 1)
+  client.ws.terminate()
+  redis.resume()
+  await until(() => a.app.websocketSessions.size === 0, 'the session to end')
+  t.equal(client.received.length, 0)
+  t.equal(a.app.websocketRooms.room('chat').members(), 0)
+  const later = await member(a)
+  await publishText(a, 'two')
+  await until(() => offsetsOf(later).length === 1)
+  t.same(offsetsOf(later), [2])
+})
