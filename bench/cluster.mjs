@@ -11,6 +11,7 @@
 //   one      1 node: bench/servers/plugin-redis.mjs, N receivers
 //   two      2 nodes: N/2 receivers on each
 //   remote   2 nodes, remote: the publisher alone on node 1, all N receivers on node 2
+//   publish  2 nodes as `two`, with publishExcept() (history in Redis) instead of broadcastExcept()
 // Phases, each measured with the CPU of every process: saturated fan-out to N receivers with
 // a window of messages in flight (as bench/run.mjs), then publish-to-arrival latency at a
 // paced rate of messages per second to small rooms.
@@ -71,12 +72,14 @@ const ALL_SCENARIOS = [
   { id: 'memory', name: '1 node, no adapter', file: 'plugin.mjs', nodes: 1, place: (count) => [count] },
   { id: 'one', name: '1 node', file: 'plugin-redis.mjs', nodes: 1, place: (count) => [count] },
   { id: 'two', name: '2 nodes', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half },
-  { id: 'remote', name: '2 nodes, remote', file: 'plugin-redis.mjs', nodes: 2, place: (count) => [0, count] }
+  { id: 'remote', name: '2 nodes, remote', file: 'plugin-redis.mjs', nodes: 2, place: (count) => [0, count] },
+  { id: 'publish', name: '2 nodes, publish()', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half, env: { BENCH_PUBLISH: '1' } }
 ]
 const LEGEND = 'Scenarios: `1 node, no adapter` bench/servers/plugin.mjs, rooms in memory; ' +
   '`1 node` bench/servers/plugin-redis.mjs, which publishes every broadcast to Redis and, being subscribed to the room, gets it back and drops it; ' +
   '`2 nodes` the same on two processes, the receivers split evenly; ' +
-  '`2 nodes, remote` the publisher alone on node 1 and every receiver on node 2, so every delivery crosses Redis.'
+  '`2 nodes, remote` the publisher alone on node 1 and every receiver on node 2, so every delivery crosses Redis; ' +
+  '`2 nodes, publish()` as `2 nodes`, each message sent with `room.publishExcept()` (history in Redis: the script that assigns its position, appends it to the room\'s stream and PUBLISHes it) instead of `broadcastExcept()`.'
 const selected = list('BENCH_SCENARIOS', ALL_SCENARIOS.map((scenario) => scenario.id).join(','))
 for (const id of selected) {
   if (!ALL_SCENARIOS.some((scenario) => scenario.id === id)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${id}`)

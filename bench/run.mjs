@@ -50,7 +50,7 @@ const config = {
 }
 
 const ALL_SERVERS = [
-  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' } },
+  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, publishPath: '/ws-publish' },
   { name: 'ws', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench' },
   { name: 'ws+frame', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'frame' } },
   { name: 'ws+cork', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'cork' } },
@@ -169,6 +169,15 @@ async function session (server, { profile = null } = {}) {
     await load.call('close', { role: 'recv', settleMs: 0 })
     await load.call('close', { role: 'pub', settleMs: 500 })
 
+    // publish() (a position for each message, kept in the room's history) to the same N.
+    if (server.publishPath !== undefined) {
+      await load.call('connect', { role: 'pub', count: 1, path: server.publishPath })
+      await load.call('connect', { role: 'recv', count: config.small, path: server.publishPath })
+      result.publishSmall = { window: await load.call('fanout', { mode: 'window', window: config.window, warmup: config.warmupMessages, durationMs: config.fanoutMs, drainMs: config.drainMs }) }
+      await load.call('close', { role: 'recv', settleMs: 0 })
+      await load.call('close', { role: 'pub', settleMs: 500 })
+    }
+
     const handshakes = (path, count) => load.call('handshakes', { path, count, concurrency: config.handshakeConcurrency })
     // The same start for everyone: a forced GC after the fan-out's 5,000 connections, and warm-up.
     await srv.call('mem')
@@ -270,6 +279,10 @@ function rows () {
   return [
     ...fanout('fanoutSmall', small),
     ...fanout('fanoutLarge', large),
+    { section: `**publish() to N = ${small.toLocaleString('en')}** (a position for each message, kept in the history; ratios to raw ws's broadcast)` },
+    { label: `deliveries/s (saturated, ${window} messages in flight)`, path: 'publishSmall.window.deliveriesPerSec', format: si, base: 'fanoutSmall.window.deliveriesPerSec' },
+    { label: 'deliveries per second of server CPU', path: 'publishSmall.window.deliveriesPerCpuSec', format: si, base: 'fanoutSmall.window.deliveriesPerCpuSec' },
+    { label: 'lost (sum over rounds; must be 0)', sum: ['publishSmall.window.lost', 'publishSmall.window.duplicated'] },
     { section: `**Echo, ${config.echoClients} clients** (one message in flight each)` },
     { label: 'round trips/s', path: 'echo.roundTripsPerSec', format: si },
     { label: 'round trips per second of server CPU', path: 'echo.roundTripsPerCpuSec', format: si },
@@ -344,6 +357,8 @@ function targets (results) {
     lines.push(check(`fan-out to N = ${n}, deliveries per server CPU-second against ws`, med('plugin', cpu), med('ws', cpu), 1))
     lines.push(check(`fan-out to N = ${n}, deliveries per server CPU-second against socket.io`, med('plugin', cpu), med('socket.io', cpu), 3))
   }
+  lines.push(check(`publish() to N = ${config.small}, deliveries per server CPU-second against the plugin's broadcast`,
+    med('plugin', 'publishSmall.window.deliveriesPerCpuSec'), med('plugin', 'fanoutSmall.window.deliveriesPerCpuSec'), 0.9))
   const rss = 'memory.rssPerConn'
   lines.push(check('idle RSS per session against ws', med('plugin', rss), med('ws', rss), 1.25, true))
   lines.push(check('idle RSS per session against socket.io', med('plugin', rss), med('socket.io', rss), 0.5, true))

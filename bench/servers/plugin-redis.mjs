@@ -2,21 +2,25 @@
 // nodes share room 'bench' through the Redis at BENCH_REDIS_URL, under BENCH_KEY_PREFIX. The
 // protocol is bench/servers/plugin.mjs's: every session joins room 'bench'; 'P…' is
 // broadcast to the room but the sender (on every node), 'E…' is echoed. The heartbeat is off
-// so no pings interfere. Its own commands: 'cluster-members' (the room's count on every node,
-// which first waits for this node's pending subscriptions) and 'cluster-stats'.
+// so no pings interfere. With BENCH_PUBLISH=1, 'P…' goes out with publishExcept() instead
+// (history on), its position appended (',<offset>,<epoch>', which the load generator's parser
+// stops before). Its own commands: 'cluster-members' (the room's count on every node, which
+// first waits for this node's pending subscriptions) and 'cluster-stats'.
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { serve } from '../lib/serve.mjs'
 
 const P = 0x50 // 'P'
+const PUBLISH = process.env.BENCH_PUBLISH === '1'
 
 const handlers = {
   onConnected (session) {
     session.room('bench').join()
   },
   handleText (session, text) {
-    if (text.charCodeAt(0) === P) session.room('bench').broadcastExcept(text)
-    else session.send(text)
+    if (text.charCodeAt(0) !== P) session.send(text)
+    else if (!PUBLISH) session.room('bench').broadcastExcept(text)
+    else session.room('bench').publishExcept(({ offset, epoch }) => `${text},${offset},${epoch}`).catch(() => {})
   }
 }
 
@@ -25,6 +29,7 @@ const app = Fastify({ logger: false })
 await serve(async () => {
   await app.register(websocketRooms, {
     heartbeatInterval: 0,
+    history: PUBLISH ? { size: 1000, ttl: 60_000 } : false,
     adapter: redisAdapter({ url: process.env.BENCH_REDIS_URL, keyPrefix: process.env.BENCH_KEY_PREFIX })
   })
   app.registerWebsocket('/ws', handlers)

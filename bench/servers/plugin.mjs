@@ -4,6 +4,8 @@
 // The JSON echo: /ws-json validates each message with schema.message and answers with
 // sendJson (schema.outbound); /ws-json-hand does the same by hand, as an app without
 // typed messages would: JSON.parse, a check of each field, JSON.stringify.
+// /ws-publish is /ws with 'P…' sent by publishExcept() (history on), its position appended
+// (',<offset>,<epoch>', which the load generator's parser stops before).
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
@@ -22,6 +24,16 @@ const handlers = {
 }
 
 const Echo = Type.Object({ type: Type.Literal('echo'), client: Type.Integer(), seq: Type.Integer(), sent: Type.Number() })
+
+const publishing = {
+  onConnected (session) {
+    session.room('bench').join()
+  },
+  handleText (session, text) {
+    if (text.charCodeAt(0) === P) session.room('bench').publishExcept(({ offset, epoch }) => `${text},${offset},${epoch}`).catch(() => {})
+    else session.send(text)
+  }
+}
 
 const jsonEcho = {
   schema: { message: Echo, outbound: Echo },
@@ -50,12 +62,13 @@ const jsonEchoByHand = {
 
 await serve(async () => {
   const app = Fastify({ logger: false })
-  await app.register(websocketRooms, { heartbeatInterval: 0 })
+  await app.register(websocketRooms, { heartbeatInterval: 0, history: { size: 1000, ttl: 60_000 } })
   app.registerWebsocket('/ws', handlers)
   app.registerWebsocket('/ws-q', {
     ...handlers,
     schema: { querystring: Type.Object({ user: Type.String() }) }
   })
+  app.registerWebsocket('/ws-publish', publishing)
   app.registerWebsocket('/ws-json', jsonEcho)
   app.registerWebsocket('/ws-json-hand', jsonEchoByHand)
   await app.listen({ host: '127.0.0.1', port: 0 })
