@@ -272,3 +272,23 @@ redisTest('a session that goes while its recovery waits for Redis: nothing is se
   await until(() => offsetsOf(later).length === 1)
   t.same(offsetsOf(later), [2])
 })
+
+redisTest('a node whose subscriber connection dropped reads back what its members missed: each message once, in order', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-catch-up')
+  const [publisher, b] = [await startNode(t, { keyPrefix, url: redis.url }), await startNode(t, { keyPrefix, url: redis.url })]
+  const client = await member(b)
+  for (const text of ['one', 'two']) await publishText(publisher, text)
+  await until(() => offsetsOf(client).length === 2)
+  // B's subscriber is the one connection subscribed to two channels (the control channel and the room's).
+  const admin = await adminClient(t, redis.url)
+  const line = String(await admin.sendCommand(['CLIENT', 'LIST', 'TYPE', 'pubsub'])).split('\n').find((entry) => / sub=2 /.test(entry))!
+  await admin.sendCommand(['CLIENT', 'KILL', 'ID', /id=(\d+)/.exec(line)![1]!])
+  // Published while B is not subscribed: B's member misses them live.
+  for (const text of ['three', 'four', 'five']) await publishText(publisher, text)
+  await until(() => offsetsOf(client).length === 5, 'B to read back what its member missed')
+  await publishText(publisher, 'six')
+  await until(() => offsetsOf(client).length === 6)
+  t.same(offsetsOf(client), [1, 2, 3, 4, 5, 6], 'every message once, in order')
+  t.same(client.received.slice(1).map((m) => JSON.parse(String(m.data)).text), ['one', 'two', 'three', 'four', 'five', 'six'])
+})

@@ -37,11 +37,15 @@ if m[1] ~= ARGV[2] or m[2] ~= ARGV[3] then return { 0, m[1], m[2] } end
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 local n = tonumber(m[2])
-for i = 8, #ARGV, 2 do
+for i = 8, #ARGV, 3 do
   n = n + 1
   local packet = ARGV[i]
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 't', now,
-    'd', string.sub(packet, 2, 2) .. string.sub(packet, tonumber(ARGV[i + 1]) + 1))
+  local data = string.sub(packet, 2, 2) .. string.sub(packet, tonumber(ARGV[i + 1]) + 1)
+  if ARGV[i + 2] == '' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 't', now, 'd', data)
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 't', now, 'd', data, 'x', ARGV[i + 2])
+  end
   redis.call(ARGV[7], ARGV[1], packet)
 end
 redis.call('HSET', KEYS[1], 'n', string.format('%d', n))
@@ -231,7 +235,7 @@ export class RedisLog implements HistoryLog {
       try {
         const encoded = encode(pending.build({ offset, epoch }), 'the message publish() built')
         packet = encodePublished(this.#node.nodeId, { epoch, offset, exceptId: pending.exceptId, encoded })
-        args.push(packet, String(packet.length - encoded.data.length))
+        args.push(packet, String(packet.length - encoded.data.length), pending.exceptId ?? '')
       } catch (error) {
         this.#waiting--
         pending.reject(error)
@@ -335,12 +339,15 @@ export class RedisLog implements HistoryLog {
 function readEntry (id: Buffer, fields: Buffer[], since: number): LogEntry | null {
   let time = -1
   let data: Buffer | null = null
+  let exceptId: string | undefined
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const field = fields[i]!.toString()
     if (field === 't') time = Number(fields[i + 1]!.toString())
     else if (field === 'd') data = fields[i + 1]!
+    else if (field === 'x') exceptId = fields[i + 1]!.toString('latin1')
   }
   const offset = Number.parseInt(id.toString(), 10)
   if (data === null || data.length < 1 || !(time > since) || !Number.isSafeInteger(offset)) return null
-  return { offset, encoded: new Encoded(data.subarray(1), (data[0]! & 1) !== 0 ? BINARY : TEXT) }
+  const encoded = new Encoded(data.subarray(1), (data[0]! & 1) !== 0 ? BINARY : TEXT)
+  return exceptId === undefined ? { offset, encoded } : { offset, encoded, exceptId }
 }

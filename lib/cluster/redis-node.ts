@@ -16,7 +16,8 @@
 //
 // Published messages (publish(), with the history option) are written and PUBLISHed by a
 // script (./redis-log), on the room's channel too, and delivered by every node from there,
-// the publishing node included, so that each delivers them in offset order.
+// the publishing node included, so that each delivers them in offset order; a node that
+// missed some (its subscriber connection dropped) reads them back (./published-order).
 //
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
@@ -29,6 +30,7 @@ import type { Encoded } from '../transport/frame'
 import { sendWindow } from '../transport/wire'
 import { within } from '../within'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
+import { PublishedOrder } from './published-order'
 import { RedisLog, type RedisLogNode } from './redis-log'
 import { RedisPresence } from './redis-presence'
 
@@ -48,6 +50,8 @@ const MAX_WAITING_PUBLISHES = 10_000
 export class RedisNode implements ClusterLink, RedisLogNode {
   readonly nodeId: string
   readonly history: RedisLog | null
+  /** The order of the rooms' published messages here, and what fills their gaps; null without history. */
+  readonly #order: PublishedOrder | null
   readonly #host: ClusterHost
   readonly #options: RedisNodeOptions
   readonly #connections: RedisConnections
@@ -118,6 +122,16 @@ export class RedisNode implements ClusterLink, RedisLogNode {
         connectTimeout: options.connectTimeout,
         maxWaiting: MAX_WAITING_PUBLISHES
       })
+    this.#order = this.history === null ? null : new PublishedOrder(this.#orderHost(this.history, host.history!.size))
+  }
+
+  #orderHost (log: RedisLog, size: number): ConstructorParameters<typeof PublishedOrder>[0] {
+    return {
+      size,
+      deliver: (name, message) => { this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId) },
+      read: (name, after, limit, epoch) => log.read(name, { after, limit, epoch }),
+      readFailed: (name, error) => { this.#host.log.debug({ err: error }, `fastify-websocket-rooms: could not read the messages room "${name}" missed; its members' clients can tell by the offsets`) }
+    }
   }
 
   get up (): boolean {
@@ -256,7 +270,10 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     }
     if (subscribeControl) this.#controlSubscribed = true
     for (const name of subscribe) this.#subscribed.add(name)
-    for (const name of unsubscribe) this.#subscribed.delete(name)
+    for (const name of unsubscribe) {
+      this.#subscribed.delete(name)
+      this.#order?.forget(name)
+    }
     if (this.#host.tracksOccupancy) {
       try {
         await this.#presence.updateOccupancy(names)
@@ -266,6 +283,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     }
     if (this.#announceReady && this.#dirty.size === 0) {
       this.#announceReady = false
+      // Subscribed again: what the rooms missed while Redis was away is read from their history.
+      this.#order?.catchUp()
       if (this.#options.onReady !== null) callHook(this.#options.onReady, [], this.#hookFailed('onReady'))
     }
   }
@@ -333,7 +352,9 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       return
     }
     this.#received++
-    this.#host.deliverPublished(channel.toString('utf8', this.#channelPrefixBytes), message.epoch, message.offset, message.encoded, message.exceptId)
+    const name = channel.toString('utf8', this.#channelPrefixBytes)
+    if (this.#order === null) this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId)
+    else this.#order.receive(name, message)
   }
 
   readonly #beat = (): void => {

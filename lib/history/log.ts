@@ -21,6 +21,8 @@ export type BuildMessage = (position: StreamPosition) => Message
 export interface LogEntry {
   offset: number
   encoded: Encoded
+  /** The session publishExcept() left out, where the store keeps it. */
+  exceptId?: string
 }
 
 /** What a store read of a stream: its epoch and last offset, and the entries asked for that it still has, oldest first. */
