@@ -30,16 +30,49 @@ export class Encoded {
 
 function buildFrame (data: Buffer, opcode: number): Buffer[] {
   const length = data.length
-  const extra = length < 126 ? 0 : length < 65536 ? 2 : 8
   const merge = length <= MERGE_LIMIT
-  const frame = Buffer.allocUnsafe(2 + extra + (merge ? length : 0))
-  frame[0] = 0x80 | opcode // FIN, no RSV bits
-  frame[1] = extra === 0 ? length : extra === 2 ? 126 : 127 // no MASK bit: server frames are not masked
-  if (extra === 2) frame.writeUInt16BE(length, 2)
-  else if (extra === 8) frame.writeBigUInt64BE(BigInt(length), 2)
+  const frame = Buffer.allocUnsafe(headerLength(length) + (merge ? length : 0))
+  const at = writeHeader(frame, opcode, length)
   if (!merge) return [frame, data]
-  data.copy(frame, 2 + extra)
+  data.copy(frame, at)
   return [frame]
+}
+
+function headerLength (length: number): number {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10
+}
+
+/** Writes an unmasked, uncompressed frame header (RFC 6455 5.2); returns where the payload starts. */
+function writeHeader (frame: Buffer, opcode: number, length: number): number {
+  frame[0] = 0x80 | opcode // FIN, no RSV bits
+  // No MASK bit: server frames are not masked.
+  if (length < 126) {
+    frame[1] = length
+    return 2
+  }
+  if (length < 65536) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+    return 4
+  }
+  frame[1] = 127
+  frame.writeBigUInt64BE(BigInt(length), 2)
+  return 10
+}
+
+/**
+ * A text message's whole frame in one buffer, the text written straight behind its header:
+ * one allocation and one copy, where Buffer.from() and a header would take two of each.
+ */
+export function textFrame (text: string, bytes: number): Buffer {
+  const frame = Buffer.allocUnsafe(headerLength(bytes) + bytes)
+  frame.write(text, writeHeader(frame, 0x1, bytes), bytes, 'utf8')
+  return frame
+}
+
+/** A binary message's frame: its header and payload in one buffer up to MERGE_LIMIT, else both. */
+export function binaryFrame (data: Buffer): Buffer[] {
+  return buildFrame(data, 0x2)
 }
 
 /** Views binary data as a Buffer without copying it, or returns null when it is not binary. */

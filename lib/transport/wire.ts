@@ -112,11 +112,15 @@ export function sendWindow (): number {
  * node-redis writes its commands in the check phase too, and a broadcast's PUBLISH, queued
  * before the first frame, then leaves for the other nodes before this node's own writes.
  */
-export function writeFrame (tcp: Socket, frame: Buffer[]): void {
+export function writeFrame (tcp: Socket, frame: Buffer | Buffer[]): void {
   if (tcp.writableCorked === 0) {
     sendWindow()
     tcp.cork()
     corked.push(tcp)
+  }
+  if (Buffer.isBuffer(frame)) {
+    tcp.write(frame)
+    return
   }
   tcp.write(frame[0]!)
   if (frame.length === 2) tcp.write(frame[1]!)
