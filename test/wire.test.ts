@@ -104,3 +104,22 @@ test('where ws\'s Receiver is not as expected, the receiver guard stands aside: 
   t.equal(fallbacks[0].level, 20, 'at debug level')
   for (const client of clients) client.ws.terminate()
 })
+
+test('session.send() written directly: every frame length form (7-bit, 16-bit, 64-bit), multi-byte text, binary, empty, whole and in order', async (t) => {
+  const app = await build(t)
+  const texts = [0, 1, 125, 126, 65_535, 65_536, 70_000].map((length) => 'é€😀a'.repeat(Math.ceil(length / 5)).slice(0, length))
+  const binaries = [0, 125, 126, 16 * 1024, 16 * 1024 + 1, 65_536].map((length) => Buffer.alloc(length, length % 251))
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      for (let i = 0; i < texts.length; i++) {
+        session.send(texts[i]!)
+        if (i < binaries.length) session.send(binaries[i]!)
+      }
+    }
+  })
+  const client = await connect(await listen(app), '/ws')
+  const expected = texts.flatMap((text, i) => i < binaries.length ? [text, binaries[i]!] : [text])
+  const got = await client.messages(expected.length)
+  t.same(got.map((m) => m.binary), expected.map((m) => typeof m !== 'string'))
+  t.ok(got.every((m, i) => typeof expected[i] === 'string' ? m.data === expected[i] : (m.data as Buffer).equals(expected[i] as Buffer)), 'each message whole')
+})
