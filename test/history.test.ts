@@ -261,3 +261,14 @@ test('recover() past maxRoomsPerSession rejects with FST_WS_ROOMS_TOO_MANY_ROOMS
   await publishAll(app, ['home news'], 'home')
   t.equal((await client.json(1))[0].text, 'home news')
 })
+
+test('a restarted process (no adapter) has new epochs: a position from before is not recovered', async (t) => {
+  const before = await historyApp(t)
+  const [old] = await publishAll(before.app, ['before'])
+  await before.app.close()
+  const after = await historyApp(t)
+  const [fresh] = await publishAll(after.app, ['after'])
+  t.same([fresh!.offset, fresh!.epoch === old!.epoch], [1, false])
+  const client = await connect(after.base, `/ws?room=chat&offset=1&epoch=${old!.epoch}`)
+  t.same(await client.json(1), [{ recovered: false, replayed: 0 }])
+})
