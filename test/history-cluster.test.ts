@@ -69,14 +69,20 @@ redisTest('a node that took a position another node had taken builds its message
   const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
   const watcher = await member(a)
   await b.app.websocketRooms.room('chat').publish(() => 'zero') // B now knows the stream: offset 1
-  await publishText(a, 'from a') // A takes 2, which B does not know
+  const fromA = await publishText(a, 'from a') // A takes 2, which B does not know
   const calls: number[] = []
-  const position = await b.app.websocketRooms.room('chat').publish(({ offset, epoch }) => {
-    calls.push(offset)
-    return JSON.stringify({ offset, epoch, text: 'from b' })
-  })
+  let throws = 0
+  const [failed, position] = await Promise.allSettled([
+    b.app.websocketRooms.room('chat').publish(() => { throws++; throw new Error('no message') }),
+    b.app.websocketRooms.room('chat').publish(({ offset, epoch }) => {
+      calls.push(offset)
+      return JSON.stringify({ offset, epoch, text: 'from b' })
+    })
+  ])
+  t.match(failed, { status: 'rejected', reason: { message: 'no message' } })
+  t.equal(throws, 1, 'a builder that threw is not called again')
   t.same(calls, [2, 3], 'built for 2, which A had, then for 3')
-  t.equal(position.offset, 3)
+  t.same(position, { status: 'fulfilled', value: { offset: 3, epoch: fromA.epoch } })
   await until(() => offsetsOf(watcher).length === 2)
   t.same(offsetsOf(watcher), [2, 3])
   t.same(watcher.received.map((m) => String(m.data)).slice(1, 2), ['zero'])

@@ -194,18 +194,17 @@ export class RedisLog implements HistoryLog {
     try {
       let attempts = 0
       while (stream.queue.length > 0) {
-        const batch = stream.queue.splice(0, MAX_BATCH)
-        const written = await this.#write(name, stream, batch)
-        if (written) {
+        const retry = await this.#write(name, stream, stream.queue.splice(0, MAX_BATCH))
+        if (retry === null) {
           attempts = 0
           continue
         }
         // Other nodes took the positions: build again with the stream's, in the same order.
         if (++attempts < MAX_ATTEMPTS) {
-          stream.queue.unshift(...batch)
+          stream.queue.unshift(...retry)
           continue
         }
-        this.#fail(batch, new RedisUnavailableError(`cannot publish to room "${name}": other servers took its next position ${MAX_ATTEMPTS} times in a row`))
+        this.#fail(retry, new RedisUnavailableError(`cannot publish to room "${name}": other servers took its next position ${MAX_ATTEMPTS} times in a row`))
         attempts = 0
       }
     } finally {
@@ -213,8 +212,11 @@ export class RedisLog implements HistoryLog {
     }
   }
 
-  /** Builds a batch at the positions this node expects and writes it; false when the stream was elsewhere. */
-  async #write (name: string, stream: RoomStream, batch: Pending[]): Promise<boolean> {
+  /**
+   * Builds a batch at the positions this node expects and writes it; returns what must be
+   * built again (the stream was elsewhere), or null when every publish of it is settled.
+   */
+  async #write (name: string, stream: RoomStream, batch: Pending[]): Promise<Pending[] | null> {
     try {
       await within(this.#node.subscribedFor(name), this.#options.connectTimeout, null)
       if (stream.epoch === null) {
@@ -224,7 +226,7 @@ export class RedisLog implements HistoryLog {
       }
     } catch (error) {
       this.#fail(batch, error)
-      return true
+      return null
     }
     const epoch = stream.epoch
     const built: Array<{ pending: Pending, offset: number }> = []
@@ -243,7 +245,7 @@ export class RedisLog implements HistoryLog {
       }
       built.push({ pending, offset })
     }
-    if (built.length === 0) return true
+    if (built.length === 0) return null
     const { ttl, size, sharded, connectTimeout } = this.#options
     const run = publishScript.run(this.#client, [this.#metaKey(name), this.#logKey(name)], [
       this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH', ...args
@@ -255,20 +257,20 @@ export class RedisLog implements HistoryLog {
     } catch (error) {
       stream.epoch = null // whether it was written is unknown: read the position again
       this.#fail(built.map((item) => item.pending), error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`cannot publish to room "${name}": ${String((error as Error)?.message ?? error)}`))
-      return true
+      return null
     }
     const [ok, actualEpoch, actualTop] = reply as [number, Buffer | null, Buffer | null]
     if (ok !== 1) {
       stream.epoch = actualEpoch === null ? null : actualEpoch.toString()
       stream.top = actualTop === null ? 0 : Number(actualTop.toString())
-      return false
+      return built.map((item) => item.pending)
     }
     stream.top = Number(actualTop!.toString())
     for (const { pending, offset } of built) {
       this.#waiting--
       pending.resolve({ offset, epoch })
     }
-    return true
+    return null
   }
 
   #fail (batch: Pending[], error: unknown): void {
