@@ -17,6 +17,8 @@ export class Encoded {
   readonly options: typeof TEXT | typeof BINARY
   /** The unmasked, uncompressed server frame (RFC 6455 5.2), built on first use. */
   #frame: Buffer[] | null = null
+  /** Its compressed frames (./deflate), built on first use: one per deflate setting, usually one. */
+  deflated: { by: object, frame: Buffer[], others: Map<object, Buffer[]> | null } | null = null
 
   constructor (data: Buffer, options: typeof TEXT | typeof BINARY) {
     this.data = data
@@ -24,16 +26,17 @@ export class Encoded {
   }
 
   get frame (): Buffer[] {
-    return (this.#frame ??= buildFrame(this.data, this.options === BINARY ? 0x2 : 0x1))
+    return (this.#frame ??= buildFrame(this.data, 0x80 | (this.options === BINARY ? 0x2 : 0x1))) // FIN, no RSV bits
   }
 }
 
-function buildFrame (data: Buffer, opcode: number): Buffer[] {
+/** A server frame of `data`, whose first byte (FIN, RSV bits, opcode) is `first`. */
+export function buildFrame (data: Buffer, first: number): Buffer[] {
   const length = data.length
   const extra = length < 126 ? 0 : length < 65536 ? 2 : 8
   const merge = length <= MERGE_LIMIT
   const frame = Buffer.allocUnsafe(2 + extra + (merge ? length : 0))
-  frame[0] = 0x80 | opcode // FIN, no RSV bits
+  frame[0] = first
   frame[1] = extra === 0 ? length : extra === 2 ? 126 : 127 // no MASK bit: server frames are not masked
   if (extra === 2) frame.writeUInt16BE(length, 2)
   else if (extra === 8) frame.writeBigUInt64BE(BigInt(length), 2)
