@@ -4,6 +4,7 @@
 // The JSON echo: /ws-json validates each message with schema.message and answers with
 // sendJson (schema.outbound); /ws-json-hand does the same by hand, as an app without
 // typed messages would: JSON.parse, a check of each field, JSON.stringify.
+// BENCH_COMPRESSION=shared registers the plugin with compression: 'shared' (the compressed fan-out).
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
@@ -50,7 +51,7 @@ const jsonEchoByHand = {
 
 await serve(async () => {
   const app = Fastify({ logger: false })
-  await app.register(websocketRooms, { heartbeatInterval: 0 })
+  await app.register(websocketRooms, { heartbeatInterval: 0, compression: process.env.BENCH_COMPRESSION === 'shared' ? 'shared' : false })
   app.registerWebsocket('/ws', handlers)
   app.registerWebsocket('/ws-q', {
     ...handlers,
