@@ -21,10 +21,11 @@ import { SessionRegistry } from './lib/session/registry'
 import { Session, isSessionSocket, kStart } from './lib/session/session'
 import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
+import { serverSharesDeflate } from './lib/transport/deflate'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
-  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, presenceInterval, onPresence, onRoomOccupied, onRoomVacated } = resolved
+  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, compression, presenceInterval, onPresence, onRoomOccupied, onRoomVacated } = resolved
   assertShutdownFits(fastify.initialConfig.pluginTimeout ?? 0, closeTimeout, adapter?.connectTimeout ?? null)
   const sessions = new SessionRegistry<Session>()
   /** An application callback about a room, handed the room's handle; what it throws is logged. */
@@ -50,6 +51,9 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     if (options.maxPayload !== undefined || options.websocketOptions !== undefined) {
       fastify.log.warn('fastify-websocket-rooms: @fastify/websocket was registered before this plugin, so its options apply and this plugin\'s maxPayload/websocketOptions are ignored: pass them to that registration instead (app.register(fastifyWebsocket, { options: { maxPayload, ...websocketOptions } })), or remove it and let this plugin register @fastify/websocket')
     }
+    if (compression === 'shared' && !serverSharesDeflate(fastify.websocketServer)) {
+      fastify.log.warn('fastify-websocket-rooms: compression: \'shared\' needs perMessageDeflate: { serverNoContextTakeover: true } in the options of the @fastify/websocket registered before this plugin; without it ws compresses each broadcast once per session')
+    }
   } else {
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
   }
@@ -65,7 +69,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
-    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sessions, rooms }
+    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()

@@ -8,7 +8,14 @@
 // is this process's monotonic clock (performance.now() in µs): every latency is measured
 // against the same clock. With protocol 'sio' the same text travels as a Socket.IO event,
 // '42["msg","P…"]', over Engine.IO v4 (open '0{…}', connect '40', ping '2' / pong '3').
+//
+// Compressed fan-out: receivers may offer permessage-deflate ('connect' with deflate: true)
+// and a fan-out message may carry a JSON body of about 2 KiB after its 'P…' header. Compressed
+// frames are inflated: with server_no_context_takeover every receiver gets the same bytes for
+// a message, so the last few are inflated once and recognised by their bytes; with context
+// takeover (ws's default) each receiver's window is kept and given to zlib as the dictionary.
 import net from 'node:net'
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib'
 import { readFileSync } from 'node:fs'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -66,7 +73,7 @@ function frame (text, opcode = 0x81) {
 }
 
 function sendText (conn, text) {
-  conn.socket.write(frame(protocol === 'sio' ? SIO_EVENT_PREFIX + text + '"]' : text))
+  conn.socket.write(frame(protocol === 'sio' ? `42["msg",${JSON.stringify(text)}]` : text))
 }
 
 function sendRaw (conn, text) {
@@ -76,8 +83,9 @@ function sendRaw (conn, text) {
 // ---------------------------------------------------------------------------------------
 // Connections
 
-function upgradeRequest (path) {
+function upgradeRequest (path, deflate) {
   return `GET ${path} HTTP/1.1\r\nHost: ${HOST}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    (deflate ? 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' : '') +
     'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
 }
 
@@ -86,7 +94,7 @@ function pathFor (path) {
 }
 
 /** Opens one client; resolves once it is in the room (after 101, or after Socket.IO's '40' ack). */
-function open (role, id, path, timeoutMs = 15000) {
+function open (role, id, path, deflate = false, timeoutMs = 15000) {
   return new Promise((resolve, reject) => {
     const conn = {
       role,
@@ -97,7 +105,8 @@ function open (role, id, path, timeoutMs = 15000) {
       seq: 0,
       socket: null,
       onReady: null,
-      onClosed: null
+      onClosed: null,
+      inflate: null // { shared, window }: permessage-deflate was negotiated
     }
     const timer = setTimeout(() => fail(new Error(`${role} #${id}: not ready after ${timeoutMs} ms`)), timeoutMs)
     function fail (error) {
@@ -117,7 +126,7 @@ function open (role, id, path, timeoutMs = 15000) {
       noDelay: true,
       onread: { buffer: SHARED, callback: (n) => onRead(conn, n) }
     })
-    conn.socket.on('connect', () => conn.socket.write(upgradeRequest(pathFor(path))))
+    conn.socket.on('connect', () => conn.socket.write(upgradeRequest(pathFor(path), deflate)))
     conn.socket.on('error', (error) => {
       if (conn.state !== READY && conn.state !== CLOSED) fail(error)
     })
@@ -156,6 +165,8 @@ function onRead (conn, n) {
       conn.fail(new Error(`upgrade refused: ${status}`))
       return
     }
+    const extensions = /\r\nsec-websocket-extensions: *([^\r]*)/i.exec(buffer.toString('latin1', 0, headerEnd))?.[1]
+    if (extensions?.startsWith('permessage-deflate')) conn.inflate = { shared: extensions.includes('server_no_context_takeover'), window: null }
     at = headerEnd + 4
     conn.state = OPEN
     if (protocol === 'ws') ready(conn)
@@ -181,7 +192,11 @@ function parseFrames (conn, buffer, at, end) {
     const start = at + header
     at = start + length
     const opcode = b0 & 0x0f
-    if (opcode === 1) {
+    if (opcode === 1 && (b0 & 0x40) !== 0) {
+      const data = inflate(conn, buffer, start, at)
+      if (protocol === 'ws') onText(conn, data, 0, data.length)
+      else onEngineIo(conn, data, 0, data.length)
+    } else if (opcode === 1) {
       if (protocol === 'ws') onText(conn, buffer, start, at)
       else onEngineIo(conn, buffer, start, at)
     } else if (opcode === 9) {
@@ -192,6 +207,35 @@ function parseFrames (conn, buffer, at, end) {
     }
   }
   if (at < end) conn.pending = Buffer.from(buffer.subarray(at, end))
+}
+
+const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff])
+const WINDOW = 32 * 1024
+/** The last messages inflated for receivers that share them: [compressed, inflated]. */
+const recentlyInflated = []
+
+/** The text of a compressed message (RFC 7692 7.2.2: the tail put back, then inflated). */
+function inflate (conn, buffer, start, end) {
+  const length = end - start
+  const state = conn.inflate
+  if (state.shared) {
+    for (const [compressed, inflated] of recentlyInflated) {
+      if (compressed.length === length && buffer.compare(compressed, 0, length, start, end) === 0) return inflated
+    }
+  }
+  const input = Buffer.allocUnsafe(length + 4)
+  buffer.copy(input, 0, start, end)
+  DEFLATE_TAIL.copy(input, length)
+  const options = { finishFlush: zlibConstants.Z_SYNC_FLUSH }
+  if (!state.shared && state.window !== null) options.dictionary = state.window
+  const inflated = inflateRawSync(input, options)
+  if (state.shared) {
+    if (recentlyInflated.unshift([input.subarray(0, length), inflated]) > 16) recentlyInflated.pop()
+  } else {
+    const window = state.window === null ? inflated : Buffer.concat([state.window, inflated])
+    state.window = window.length > WINDOW ? Buffer.from(window.subarray(window.length - WINDOW)) : window
+  }
+  return inflated
 }
 
 function onEngineIo (conn, buffer, start, end) {
@@ -304,9 +348,13 @@ const fanout = {
     }
   },
 
+  /** JSON bodies sent after the header, by turns (none: the header alone). */
+  bodies: [],
+
   publish () {
     const seq = this.nextSeq++
-    sendText(connections.pub[0], `P0,${seq},${Math.round(performance.now() * 1000)}`)
+    const header = `P0,${seq},${Math.round(performance.now() * 1000)}`
+    sendText(connections.pub[0], this.bodies.length === 0 ? header : header + ' ' + this.bodies[seq % this.bodies.length])
   },
 
   /** Resolves when every message sent so far is complete, or false after timeoutMs. */
@@ -332,10 +380,11 @@ const fanout = {
   }
 }
 
-async function runFanout ({ mode, window, rate, warmup, durationMs, drainMs }) {
+async function runFanout ({ mode, window, rate, warmup, durationMs, drainMs, messageBytes = 0 }) {
   if (connections.pub.length !== 1) throw new Error('fanout needs one publisher')
   const n = connections.recv.length
-  Object.assign(fanout, { expected: n, nextSeq: 0, complete: 0, measureFrom: Infinity, deliveries: 0, outOfOrder: 0, histogram: new Histogram() })
+  const bodies = messageBytes === 0 ? [] : jsonBodies(messageBytes - 22, 64) // 22: about the header's length ('P0,123,1764633600123 ')
+  Object.assign(fanout, { expected: n, nextSeq: 0, complete: 0, measureFrom: Infinity, deliveries: 0, outOfOrder: 0, histogram: new Histogram(), bodies })
   fanout.received.fill(0)
   for (const conn of connections.recv) conn.lastSeq = -1
 
@@ -346,6 +395,7 @@ async function runFanout ({ mode, window, rate, warmup, durationMs, drainMs }) {
 
   const first = fanout.nextSeq
   fanout.measureFrom = first
+  const bytesBefore = bytesRead(connections.recv)
   const meter = startMeter()
   const stopAt = performance.now() + durationMs
   if (mode === 'window') {
@@ -368,6 +418,7 @@ async function runFanout ({ mode, window, rate, warmup, durationMs, drainMs }) {
   const drained = await fanout.drain(drainMs)
   const drainSeconds = (performance.now() - published) / 1000
   const measured = stopMeter(meter)
+  const bytes = bytesRead(connections.recv) - bytesBefore
 
   const messages = fanout.nextSeq - first
   let lost = 0
@@ -383,6 +434,10 @@ async function runFanout ({ mode, window, rate, warmup, durationMs, drainMs }) {
     deliveries: fanout.deliveries,
     deliveriesPerSec: fanout.deliveries / measured.seconds,
     deliveriesPerCpuSec: measured.serverCpuSeconds > 0 ? fanout.deliveries / measured.serverCpuSeconds : null,
+    // What the receivers read (frames, headers included), per message each received.
+    bytesPerDelivery: fanout.deliveries > 0 ? bytes / fanout.deliveries : null,
+    messageBytes: messageBytes === 0 ? null : Buffer.byteLength(`P0,${first},${Math.round(performance.now() * 1000)} ${bodies[0]}`),
+    compressedReceivers: connections.recv.filter((conn) => conn.inflate !== null).length,
     p50: ms(fanout.histogram.percentile(0.5)),
     p99: ms(fanout.histogram.percentile(0.99)),
     lost,
@@ -395,6 +450,48 @@ async function runFanout ({ mode, window, rate, warmup, durationMs, drainMs }) {
     disconnected,
     ...measured
   }
+}
+
+function bytesRead (conns) {
+  let total = 0
+  for (const conn of conns) total += conn.socket.bytesRead
+  return total
+}
+
+const WORDS = ('the of and to in is you that it he was for on are as with his they at be this have from or one had by word but not ' +
+  'what all were we when your can said there use an each which she do how their if will up other about out many then them ' +
+  'these so some her would make like him into time has look two more write go see number no way could people my than first ' +
+  'water been call who oil its now find long down day did get come made may part server room chart price update status').split(' ')
+
+/**
+ * `count` JSON texts of about `size` bytes each, as an app sends them: an update with a list
+ * of records whose keys repeat and whose values (ids, times, prices, words) vary.
+ */
+function jsonBodies (size, count) {
+  let state = 0x9e3779b9
+  const random = () => {
+    state = (state * 1664525 + 1013904223) >>> 0
+    return state / 4294967296
+  }
+  const pick = (list) => list[Math.floor(random() * list.length)]
+  const bodies = []
+  for (let b = 0; b < count; b++) {
+    const items = []
+    let text = ''
+    for (;;) {
+      const words = Array.from({ length: 4 + Math.floor(random() * 8) }, () => pick(WORDS)).join(' ')
+      items.push({ id: 100_000 + Math.floor(random() * 900_000), user: `user${Math.floor(random() * 500)}`, at: 1_764_633_600_000 + Math.floor(random() * 86_400_000), price: Math.round(random() * 1_000_000) / 100, change: Math.round((random() - 0.5) * 1000) / 100, status: pick(['open', 'closed', 'pending']), text: words })
+      const next = JSON.stringify({ type: 'update', channel: 'bench', items })
+      if (next.length > size) break
+      text = next
+    }
+    // A note of words brings it to `size` exactly.
+    let note = ''
+    while (note.length < size) note += pick(WORDS) + ' '
+    const short = size - text.length - ',"note":""'.length
+    bodies.push(short > 0 ? `${text.slice(0, -1)},"note":"${note.slice(0, short)}"}` : text)
+  }
+  return bodies
 }
 
 // ---------------------------------------------------------------------------------------
@@ -517,7 +614,7 @@ async function runHandshakes ({ path, count, concurrency }) {
 // ---------------------------------------------------------------------------------------
 // Commands from bench/run.mjs
 
-async function connectMany ({ role, count, path, concurrency = 200 }) {
+async function connectMany ({ role, count, path, concurrency = 200, deflate = false }) {
   const list = connections[role]
   const base = list.length
   let next = 0
@@ -525,10 +622,10 @@ async function connectMany ({ role, count, path, concurrency = 200 }) {
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
     while (next < count) {
       const id = base + next++
-      list.push(await open(role, id, path))
+      list.push(await open(role, id, path, deflate))
     }
   }))
-  return { role, count: list.length, seconds: (performance.now() - start) / 1000 }
+  return { role, count: list.length, compressed: list.filter((conn) => conn.inflate !== null).length, seconds: (performance.now() - start) / 1000 }
 }
 
 async function closeMany ({ role, count = Infinity, settleMs = 0 }) {

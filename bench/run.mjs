@@ -4,7 +4,14 @@
 // round in alternating order. Prints a Markdown table of medians, each figure with its ratio
 // to raw ws, and writes it to bench/results.md (raw figures to bench/results.json).
 //
+// The compressed fan-out (its own section of bench/results.md): a 2 KiB JSON message to
+// N = 1,000 receivers that negotiate permessage-deflate: the plugin with compression: 'shared'
+// (one deflate per broadcast) against raw ws and Socket.IO compressing once per receiver.
+//
 // Environment:
+//   BENCH_SCENARIOS=…    comma list, from: fanout (the table above: fan-out, echo, memory,
+//                        handshakes), compressed (default both); with compressed alone, only
+//                        its section of bench/results.md is rewritten
 //   BENCH_QUICK=1        a smoke run: small N, short phases, 1 round
 //   BENCH_ROUNDS=3       rounds (servers alternate order each round)
 //   BENCH_SERVERS=…      comma list, from: plugin, ws, ws+frame, ws+cork, fastify-ws, socket.io
@@ -18,7 +25,7 @@
 //   BENCH_MAX_SECONDS    time budget (default 600); past it no new round starts, and the
 //                        whole run is cut off at budget + 120 s
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -46,6 +53,8 @@ const config = {
   echoMs: QUICK ? 500 : 1500,
   handshakes: QUICK ? 200 : 1500,
   handshakeConcurrency: 8,
+  compressedN: QUICK ? 100 : 1000,
+  messageBytes: 2048,
   maxSeconds: number('BENCH_MAX_SECONDS', 600)
 }
 
@@ -62,8 +71,21 @@ const selected = (process.env.BENCH_SERVERS || DEFAULT_SERVERS).split(',').map((
 for (const name of selected) {
   if (!ALL_SERVERS.some((server) => server.name === name)) throw new Error(`BENCH_SERVERS: unknown server ${name}`)
 }
-const servers = ALL_SERVERS.filter((server) => selected.includes(server.name))
+const SCENARIOS = (process.env.BENCH_SCENARIOS || 'fanout,compressed').split(',').map((name) => name.trim())
+for (const name of SCENARIOS) {
+  if (name !== 'fanout' && name !== 'compressed') throw new Error(`BENCH_SCENARIOS: unknown scenario ${name}`)
+}
+const servers = SCENARIOS.includes('fanout') ? ALL_SERVERS.filter((server) => selected.includes(server.name)) : []
 const BASELINE = 'ws'
+
+/** The compressed fan-out's servers: every receiver negotiates permessage-deflate. */
+const COMPRESSED_SERVERS = [
+  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_COMPRESSION: 'shared' } },
+  { name: 'ws', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_DEFLATE: 'default' } },
+  { name: 'ws+nct', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_DEFLATE: 'no-context-takeover' } },
+  { name: 'socket.io', file: 'socketio.mjs', protocol: 'sio', env: { BENCH_SIO_DEFLATE: '1' } }
+]
+const compressedServers = SCENARIOS.includes('compressed') ? COMPRESSED_SERVERS : []
 const clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
 
 // ---------------------------------------------------------------------------------------
@@ -84,17 +106,46 @@ hardStop.unref()
 // ---------------------------------------------------------------------------------------
 // One server, one round: every scenario against a fresh server and a fresh load generator.
 
-async function session (server, { profile = null } = {}) {
+/** A fresh server and load generator, introduced to each other; `load.call` fails if the server dies. */
+async function launch (server) {
   const srv = start(join(here, 'servers', server.file), { execArgv: ['--expose-gc'], env: server.env, label: server.name })
   const loader = start(join(here, 'load.mjs'), { label: 'load generator' })
   // A server that dies mid-run fails the round with its own name, not a load generator timeout.
   const died = srv.exited.then(() => { throw new Error(`server ${server.name} exited (code ${srv.child.exitCode ?? srv.child.signalCode})`) })
   died.catch(() => {})
   const load = { call: (...args) => Promise.race([loader.call(...args), died]) }
+  const stop = () => Promise.all([loader.stop(), srv.stop()])
   try {
     const { port } = await srv.ready
     await loader.ready
     await load.call('init', { port, protocol: server.protocol, serverPid: srv.child.pid, clockTicks })
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  return { srv, load, stop }
+}
+
+/** The compressed fan-out: one publisher, N receivers that all negotiate permessage-deflate. */
+async function compressedSession (server) {
+  const { load, stop } = await launch(server)
+  try {
+    const n = config.compressedN
+    await load.call('connect', { role: 'pub', count: 1, path: server.path })
+    const connected = await load.call('connect', { role: 'recv', count: n, path: server.path, deflate: true })
+    if (connected.compressed !== n) throw new Error(`${connected.compressed} of ${n} receivers negotiated permessage-deflate`)
+    const fanout = await load.call('fanout', {
+      mode: 'window', window: config.window, warmup: config.warmupMessages, durationMs: config.fanoutMs, drainMs: config.drainMs, messageBytes: config.messageBytes
+    })
+    return { fanout }
+  } finally {
+    await stop()
+  }
+}
+
+async function session (server, { profile = null } = {}) {
+  const { srv, load, stop } = await launch(server)
+  try {
     const result = {}
 
     // Echo (also warms up the server's connection and message paths).
@@ -197,7 +248,7 @@ async function session (server, { profile = null } = {}) {
     }
     return result
   } finally {
-    await Promise.all([loader.stop(), srv.stop()])
+    await stop()
   }
 }
 
@@ -390,6 +441,78 @@ function loadTable (results) {
   return lines.join('\n')
 }
 
+/** The compressed fan-out's section of bench/results.md. */
+function compressedSection (results, env, rounds) {
+  const names = COMPRESSED_SERVERS.map((server) => server.name)
+  const med = (name, path) => medianOf(results, name, path)
+  const base = (path) => med('ws', path)
+  const cell = (name, path, format) => {
+    const value = med(name, path)
+    return value === null ? '–' : format(value) + ratio(value, base(path))
+  }
+  const bytes = (value) => `${value.toFixed(0)} B`
+  const row = (label, path, format) => `| ${label} | ${names.map((name) => cell(name, path, format)).join(' | ')} |`
+  const lost = (name) => {
+    const rounds = okRounds(results, name)
+    return rounds.length === 0 ? '–' : String(rounds.reduce((total, round) => total + round.fanout.lost + round.fanout.duplicated + round.fanout.outOfOrder, 0))
+  }
+  const pair = (name) => {
+    const [a, b] = [med(name, 'fanout.p50'), med(name, 'fanout.p99')]
+    return a === null ? '–' : `${msFormat(a)} / ${msFormat(b)}`
+  }
+  const message = names.map((name) => med(name, 'fanout.messageBytes')).find((value) => value !== null)
+  const lines = [
+    '## Compressed fan-out',
+    '',
+    `${env.date} · node ${env.node} · nproc ${env.nproc} · ${env.cpu} · ${env.kernel} · load average at start ${env.loadavg}`,
+    '',
+    `A ${message === undefined ? '2 KiB' : `${message}-byte`} message (a \`P…\` header and a JSON body, 64 different bodies in turn) to ` +
+      `N = ${config.compressedN.toLocaleString('en')} receivers that all negotiate permessage-deflate; one publisher keeps ${config.window} messages in flight ` +
+      `for ${config.fanoutMs} ms. Medians of ${rounds} round(s), servers in alternating order; in brackets, the ratio to \`ws\`. ` +
+      'Bytes per delivery: what the receivers read (frames and headers), per message received.',
+    '',
+    `| | ${names.join(' | ')} |`,
+    `| --- |${names.map(() => ' ---: |').join('')}`,
+    row('deliveries/s', 'fanout.deliveriesPerSec', si),
+    row('deliveries per second of server CPU', 'fanout.deliveriesPerCpuSec', si),
+    row('bytes on the wire per delivery', 'fanout.bytesPerDelivery', bytes),
+    `| latency p50 / p99 (ms) | ${names.map(pair).join(' | ')} |`,
+    `| lost, duplicated or out of order (sum over rounds) | ${names.map(lost).join(' | ')} |`,
+    `| CPU %: server / load generator / other processes | ${names.map((name) => `${pct(med(name, 'fanout.serverCpuPct'))} / ${pct(med(name, 'fanout.loadCpuPct'))} / ${pct(med(name, 'fanout.otherCpuPct'))}`).join(' | ')} |`,
+    '',
+    'Servers: `plugin` this plugin with `compression: \'shared\'` (the server answers with `server_no_context_takeover`; a broadcast is deflated once); ' +
+      '`ws` raw ws with `perMessageDeflate: true` (ws\'s defaults: the server keeps its compression context, so every message is deflated once per receiver, on zlib\'s thread pool); ' +
+      '`ws+nct` the same with `serverNoContextTakeover: true` (the same bytes as the plugin\'s, still deflated once per receiver); ' +
+      '`socket.io` Socket.IO 4 with `perMessageDeflate: true` (WebSocket transport).',
+    '',
+    'Targets (medians of the table above):',
+    ''
+  ]
+  const check = (label, value, baseline, bound, atMost = false) => {
+    if (value === null || baseline === null) return `- ${label}: not measured in this run`
+    const r = value / baseline
+    return `- ${label}: ${r.toFixed(2)}× (target ${atMost ? '≤' : '≥'} ${bound}×): **${(atMost ? r <= bound : r >= bound) ? 'met' : 'missed'}**`
+  }
+  const cpu = 'fanout.deliveriesPerCpuSec'
+  const wire = 'fanout.bytesPerDelivery'
+  lines.push(check('deliveries per server CPU-second against ws', med('plugin', cpu), med('ws', cpu), 10))
+  lines.push(check('deliveries per server CPU-second against socket.io', med('plugin', cpu), med('socket.io', cpu), 10))
+  lines.push(check('bytes per delivery against ws+nct (per-receiver deflate, no context kept)', med('plugin', wire), med('ws+nct', wire), 1.05, true))
+  lines.push(check('bytes per delivery against ws (per-receiver deflate, context kept)', med('plugin', wire), med('ws', wire), 1.05, true))
+  const failures = names.flatMap((name) => (results[name] ?? []).filter((round) => round.error !== undefined).map((round) => `- ${name}, round ${round.round}: ${round.error}`))
+  if (failures.length > 0) lines.push('', 'Failed rounds:', '', ...failures)
+  return lines.join('\n') + '\n'
+}
+
+/** results.md with its compressed fan-out section replaced by `section` (or added at the end). */
+function withSection (markdown, section) {
+  const heading = '## Compressed fan-out'
+  const at = markdown.indexOf(heading)
+  if (at === -1) return markdown.trimEnd() + '\n\n' + section
+  const next = markdown.indexOf('\n## ', at + heading.length)
+  return markdown.slice(0, at) + section + (next === -1 ? '' : markdown.slice(next))
+}
+
 // ---------------------------------------------------------------------------------------
 
 function environment () {
@@ -414,9 +537,10 @@ async function main () {
   console.log(`node ${env.node}, ${env.nproc} CPU(s) (${env.cpu}), load average ${env.loadavg}`)
 
   const results = Object.fromEntries(servers.map((server) => [server.name, []]))
+  const compressed = Object.fromEntries(compressedServers.map((server) => [server.name, []]))
   const timings = []
   let skipped = 0
-  for (let round = 0; round < config.rounds; round++) {
+  for (let round = 0; round < config.rounds && servers.length > 0; round++) {
     const order = round % 2 === 0 ? servers : [...servers].reverse()
     for (const server of order) {
       if ((performance.now() - began) / 1000 > config.maxSeconds) {
@@ -440,6 +564,39 @@ async function main () {
           `${config.small}: ${si(result.fanoutSmall.window.deliveriesPerSec)}/s, echo ${si(result.echo.roundTripsPerSec)}/s, ` +
           `handshakes ${si(result.handshakes.handshakesPerSec)}/s`)
     }
+  }
+
+  for (let round = 0; round < config.rounds && compressedServers.length > 0; round++) {
+    const order = round % 2 === 0 ? compressedServers : [...compressedServers].reverse()
+    for (const server of order) {
+      if ((performance.now() - began) / 1000 > config.maxSeconds) {
+        skipped++
+        continue
+      }
+      const t0 = performance.now()
+      process.stdout.write(`compressed round ${round + 1}/${config.rounds} ${server.name.padEnd(10)} `)
+      let result
+      try {
+        result = await compressedSession(server)
+      } catch (error) {
+        result = { error: String(error.message ?? error) }
+      }
+      const seconds = (performance.now() - t0) / 1000
+      compressed[server.name].push({ round: round + 1, seconds, ...result })
+      const fanout = result.fanout
+      console.log(result.error !== undefined
+        ? `FAILED: ${result.error}`
+        : `${seconds.toFixed(1)} s  ${si(fanout.deliveriesPerSec)}/s, ${si(fanout.deliveriesPerCpuSec)} per CPU-s, ${fanout.bytesPerDelivery.toFixed(0)} B per delivery`)
+    }
+  }
+  if (servers.length === 0) {
+    const section = compressedSection(compressed, env, config.rounds)
+    console.log('\n' + section)
+    const file = join(here, 'results.md')
+    writeFileSync(file, withSection(existsSync(file) ? readFileSync(file, 'utf8') : '# Fan-out benchmark\n', section))
+    writeFileSync(join(here, 'results-compressed.json'), JSON.stringify({ environment: env, config, results: compressed }, null, 2) + '\n')
+    console.log('written: bench/results.md (its compressed fan-out section), bench/results-compressed.json')
+    return
   }
 
   const profiles = []
@@ -497,6 +654,7 @@ async function main () {
   if (failures.length > 0) markdown += '\nFailed rounds:\n\n' + failures.map((round) => `- round ${round.round}: ${round.error}`).join('\n') + '\n'
   if (skipped > 0) markdown += `\n${skipped} server round(s) skipped: past the time budget of ${config.maxSeconds} s (BENCH_MAX_SECONDS).\n`
   markdown += '\nTime per server and round (s): ' + timings.map((t) => `${t.server} ${t.seconds.toFixed(1)}`).join(', ') + '\n'
+  if (compressedServers.length > 0) markdown += '\n' + compressedSection(compressed, env, config.rounds)
   for (const profile of profiles) {
     markdown += `\n## CPU profile: ${profile.name}, saturated fan-out to N = ${config.large}\n\n` +
       `${si(profile.fanout.rate)} deliveries/s while profiled (sampling every 250 µs). Profile: \`bench/${profile.fanout.file.slice(here.length + 1)}\`.\n\n` +
@@ -510,7 +668,7 @@ async function main () {
   }
   console.log('\n' + markdown)
   writeFileSync(join(here, 'results.md'), markdown)
-  writeFileSync(join(here, 'results.json'), JSON.stringify({ environment: env, config, servers: servers.map((server) => server.name), results, profiles }, null, 2) + '\n')
+  writeFileSync(join(here, 'results.json'), JSON.stringify({ environment: env, config, servers: servers.map((server) => server.name), results, compressed, profiles }, null, 2) + '\n')
   console.log('written: bench/results.md, bench/results.json')
 }
 

@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify'
 import type { ServerOptions as WsServerOptions } from 'ws'
 import { isAdapter, type Adapter } from './cluster/adapter'
 import { InvalidOptionError, describe } from './errors'
+import { sharedPerMessageDeflate } from './transport/deflate'
 import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
@@ -53,6 +54,8 @@ export interface ResolvedOptions extends RouteLimits {
   websocketOptions: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path'>
   /** Rooms across several servers (redisAdapter()); null keeps them in this process. */
   adapter: Adapter | null
+  /** 'shared': the server keeps no deflate context, so a broadcast is deflated once for every session that negotiated permessage-deflate. */
+  compression: 'shared' | false
   /** The window over which presence changes are gathered for onPresence, in ms. */
   presenceInterval: number
   /** Called with each room's presence changes, once per window; null: no diffs are gathered. */
@@ -149,6 +152,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
       throw new InvalidOptionError(`websocketOptions.${key}`, why, describe(websocketOptions[key]))
     }
   }
+  const compression = options.compression ?? false
+  if (compression !== false && compression !== 'shared') throw new InvalidOptionError('compression', '"shared" or false', describe(compression))
   const maxSessions = options.maxSessions
   const adapter = options.adapter ?? null
   if (adapter !== null && !isAdapter(adapter)) throw new InvalidOptionError('adapter', 'what redisAdapter() returns, or null for in-memory rooms', describe(adapter))
@@ -163,8 +168,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     maxSessions: maxSessions === Infinity ? Infinity : integer('maxSessions', maxSessions, defaults.maxSessions, 1),
     maxRoomsPerSession: integer('maxRoomsPerSession', options.maxRoomsPerSession, defaults.maxRoomsPerSession, 1),
     maxRoomNameLength: integer('maxRoomNameLength', options.maxRoomNameLength, defaults.maxRoomNameLength, 1),
-    websocketOptions,
+    websocketOptions: compression === false ? websocketOptions : { ...websocketOptions, perMessageDeflate: sharedPerMessageDeflate(websocketOptions.perMessageDeflate) },
     adapter,
+    compression,
     presenceInterval: integer('presenceInterval', options.presenceInterval, defaults.presenceInterval, 1),
     onPresence: onPresence as ResolvedOptions['onPresence'],
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],

@@ -4,7 +4,8 @@
 // the list of who is online and in the log as they join and leave (the presence notices), and
 // exchange messages (JSON both ways); a second tab of one user counts in the list, not in the
 // log; a message the server refuses shows as an error notice on its sender's page only;
-// screenshots of both pages are saved under artifacts/.
+// screenshots of both pages are saved under artifacts/. A page in a room of a server with
+// compression: 'shared' gets compressed broadcasts exactly as sent.
 //
 // Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
 // downloads: .ci/run installs them when they are missing. CHROMIUM_PATH points the test at a
@@ -17,7 +18,7 @@ import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { type Browser, type Page, chromium } from 'playwright-core'
 import { test } from 'tap'
-import { listen } from './helpers'
+import { build as buildApp, listen } from './helpers'
 import { until } from './signals'
 
 /** CHROMIUM_PATH, else the first Chromium on the PATH; null when there is none. */
@@ -201,4 +202,67 @@ test('chat example in headless Chromium: two users join a room, talk, see who is
 
   // The refused handshake makes Chromium log a console error; nothing else may.
   t.same(errors.filter((error) => !/WebSocket connection to .* failed/.test(error)), [], 'no page or console errors')
+})
+
+test('compression: \'shared\' in headless Chromium: a page in a room gets compressed broadcasts, direct sends and pings, each exactly as sent, in order', async (t) => {
+  if (executablePath === null) {
+    t.plan(0, 'skipped: no Chromium (see the test above)')
+    return
+  }
+  const app = await buildApp(t, { compression: 'shared', heartbeatInterval: 0 })
+  const json = (size: number, seed: number): string => {
+    let text = '['
+    for (let i = 0; text.length < size; i++) text += `{"id":${seed * 1000 + i},"name":"user${(i * 7919 + seed) % 97}","é":"ü ${i}"},`
+    return text.slice(0, size)
+  }
+  const sizes = [10, 1023, 1024, 2048, 70_000]
+  const expected: string[] = []
+  for (const [i, size] of sizes.entries()) {
+    expected.push(`text ${json(size, i)}`, `direct ${i}`, `binary ${Buffer.alloc(size, i + 1).toString('base64')}`)
+  }
+  let offered: string | undefined
+  let negotiated = ''
+  app.registerWebsocket('/ws', {
+    onConnected (session) {
+      offered = session.getHeader('sec-websocket-extensions') ?? undefined
+      negotiated = session.socket.extensions
+      session.room('browser').join()
+      session.send('ready')
+    },
+    handleText (session, text) {
+      if (text !== 'go') return
+      for (const [i, size] of sizes.entries()) {
+        session.room('browser').broadcast(`text ${json(size, i)}`)
+        session.send(`direct ${i}`)
+        session.room('browser').broadcast(Buffer.alloc(size, i + 1))
+        session.socket.ping()
+      }
+    }
+  })
+  const url = await listen(app)
+
+  const browser = await chromium.launch({ executablePath, headless: true, args })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  page.setDefaultTimeout(15_000)
+  const got = await page.evaluate(`new Promise((resolve, reject) => {
+    const socket = new WebSocket(${JSON.stringify(url + '/ws')})
+    socket.binaryType = 'arraybuffer'
+    const got = []
+    socket.onerror = () => reject(new Error('socket error'))
+    socket.onmessage = (event) => {
+      if (event.data === 'ready') return socket.send('go')
+      if (typeof event.data === 'string') got.push(event.data)
+      else {
+        let binary = ''
+        for (const byte of new Uint8Array(event.data)) binary += String.fromCharCode(byte)
+        got.push('binary ' + btoa(binary))
+      }
+      if (got.length === ${expected.length}) resolve(got)
+    }
+  })`) as string[]
+  t.match(offered, /permessage-deflate/, `Chromium offered: ${offered}`)
+  t.equal(negotiated, 'permessage-deflate', 'and it was negotiated')
+  t.equal(got.length, expected.length)
+  t.equal(got.findIndex((message, i) => message !== expected[i]), -1, 'every message exactly as sent, in order')
 })

@@ -125,6 +125,8 @@ declare namespace fastifyWebsocketRooms {
     maxRoomNameLength?: number
     /** Other options for the ws server (perMessageDeflate, ...), when this plugin registers @fastify/websocket. */
     websocketOptions?: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path' | 'maxPayload'>
+    /** 'shared': a broadcast is deflated once for every session that negotiated permessage-deflate (the server answers with server_no_context_takeover). Default false. */
+    compression?: 'shared' | false
     /** Rooms that span several servers: `redisAdapter({ url })`. Default: in-memory rooms, this process only. */
     adapter?: WebsocketRoomsAdapter | null
     /** The window over which each room's presence changes are gathered into one onPresence call, in ms. Default 250. */

@@ -6,6 +6,7 @@
 // typed messages would: JSON.parse, a check of each field, JSON.stringify.
 // /ws-publish is /ws with 'P…' sent by publishExcept() (history on), its position appended
 // (',<offset>,<epoch>', which the load generator's parser stops before).
+// BENCH_COMPRESSION=shared registers the plugin with compression: 'shared' (the compressed fan-out).
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
@@ -62,7 +63,11 @@ const jsonEchoByHand = {
 
 await serve(async () => {
   const app = Fastify({ logger: false })
-  await app.register(websocketRooms, { heartbeatInterval: 0, history: { size: 1000, ttl: 60_000 } })
+  await app.register(websocketRooms, {
+    heartbeatInterval: 0,
+    history: { size: 1000, ttl: 60_000 },
+    compression: process.env.BENCH_COMPRESSION === 'shared' ? 'shared' : false
+  })
   app.registerWebsocket('/ws', handlers)
   app.registerWebsocket('/ws-q', {
     ...handlers,

@@ -1,6 +1,7 @@
 // Socket.IO 4 with rooms, WebSocket transport only: every socket joins 'bench'; 'P…' goes to
 // the room but the sender (socket.to('bench').emit), 'E…' back to the sender. Pings are
-// pushed out of the way (pingInterval of an hour).
+// pushed out of the way (pingInterval of an hour). BENCH_SIO_DEFLATE=1 turns permessage-deflate
+// on (perMessageDeflate: true: Engine.IO's default threshold of 1024 bytes, ws's other defaults).
 import { createServer } from 'node:http'
 import { Server } from 'socket.io'
 import { serve } from '../lib/serve.mjs'
@@ -11,7 +12,7 @@ await serve(async () => {
     transports: ['websocket'],
     allowUpgrades: false,
     serveClient: false,
-    perMessageDeflate: false,
+    perMessageDeflate: process.env.BENCH_SIO_DEFLATE === '1',
     httpCompression: false,
     pingInterval: 3_600_000,
     pingTimeout: 3_600_000

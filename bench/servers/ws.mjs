@@ -9,6 +9,10 @@
 //     leave as one write per socket (as uWebSockets does). Not public API; valid here because
 //     permessage-deflate is off and nothing else writes through ws's sender meanwhile but
 //     echo replies, which go through the same TCP socket in order.
+// BENCH_WS_DEFLATE turns permessage-deflate on for the compressed fan-out, ws compressing
+// each message once per socket (with 'send'): 'default' is perMessageDeflate: true (ws's
+// defaults: the server keeps its context, a 1024-byte threshold that then does not apply),
+// 'no-context-takeover' is { serverNoContextTakeover: true }, the setting compression: 'shared' uses.
 import { createServer } from 'node:http'
 import { Sender, WebSocket, WebSocketServer } from 'ws'
 import { serve } from '../lib/serve.mjs'
@@ -69,7 +73,8 @@ function onClose () {
 
 await serve(async () => {
   const server = createServer()
-  const wss = new WebSocketServer({ server, clientTracking: false, perMessageDeflate: false })
+  const deflate = { default: true, 'no-context-takeover': { serverNoContextTakeover: true } }[process.env.BENCH_WS_DEFLATE ?? ''] ?? false
+  const wss = new WebSocketServer({ server, clientTracking: false, perMessageDeflate: deflate })
   wss.on('connection', (socket) => {
     clients.add(socket)
     socket.on('message', onMessage)

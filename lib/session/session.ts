@@ -20,6 +20,7 @@ import { RoomHandle } from '../rooms/room-handle'
 import type { SessionRegistry } from './registry'
 import { guardReceiver } from '../transport/receiver-guard'
 import { directSocketOf, senderIdle, sendWindow, writeFrame } from '../transport/wire'
+import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
 
 /** What the sessions of one route share: its handlers, its limits, and the instance's registries. */
 export interface Route {
@@ -35,6 +36,8 @@ export interface Route {
   logsSocketErrors: boolean
   /** The server pings, so sessions listen for pongs. */
   heartbeat: boolean
+  /** compression: 'shared': broadcasts are deflated once for the sessions that negotiated permessage-deflate. */
+  sharedCompression: boolean
   sessions: SessionRegistry<Session>
   rooms: RoomIndex<Session>
 }
@@ -90,6 +93,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   readonly #remoteAddr: string
   /** The TCP socket below, when broadcasts may write their prebuilt frames to it directly. */
   readonly #tcp: Socket | null
+  /** With #tcp, the deflate setting its broadcasts are compressed with; null: uncompressed frames. */
+  readonly #deflate: SharedDeflate | null
   #attributes: Map<string, unknown> | null = null
   #parameters: URLSearchParams | null = null
   #log: FastifyBaseLogger | null = null
@@ -109,7 +114,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     this.#socket = socket as OwnedSocket
     this.#route = route
     this.#remoteAddr = remoteAddressOf(request)
-    this.#tcp = directSocketOf(socket, request.log)
+    this.#deflate = route.sharedCompression ? sharedDeflateOf(socket, request.log) : null
+    this.#tcp = directSocketOf(socket, request.log, this.#deflate !== null)
     this.#socket[kSession] = this
     guardReceiver(socket, request.log)
     socket.on('message', onSocketMessage)
@@ -170,7 +176,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     const bytes = encoded.data.length
     if (!this.#admit(bytes)) return
     const tcp = this.#tcp
-    if (tcp !== null && senderIdle(this.#socket)) writeFrame(tcp, encoded.frame)
+    if (tcp !== null && senderIdle(this.#socket)) writeFrame(tcp, this.#deflate === null ? encoded.frame : this.#deflate.frameOf(encoded))
     else this.#socket.send(encoded.data, encoded.options)
     this.#sent(bytes)
   }
@@ -179,8 +185,9 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     if (!this.#admit(bytes)) return
     // Framed here and written as a broadcast is, when that keeps ws's order: ws.send() costs
     // more than the rest of a request/response round trip on this side.
+    // Not where permessage-deflate was negotiated: ws compresses what one session is sent.
     const tcp = this.#tcp
-    if (tcp !== null && senderIdle(this.#socket)) writeFrame(tcp, typeof data === 'string' ? textFrame(data, bytes) : binaryFrame(data))
+    if (tcp !== null && this.#deflate === null && senderIdle(this.#socket)) writeFrame(tcp, typeof data === 'string' ? textFrame(data, bytes) : binaryFrame(data))
     else this.#socket.send(data, options)
     this.#sent(bytes)
   }

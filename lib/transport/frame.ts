@@ -17,6 +17,8 @@ export class Encoded {
   readonly options: typeof TEXT | typeof BINARY
   /** The unmasked, uncompressed server frame (RFC 6455 5.2), built on first use. */
   #frame: Buffer[] | null = null
+  /** Its compressed frames (./deflate), built on first use: one per deflate setting, usually one. */
+  deflated: { by: object, frame: Buffer[], others: Map<object, Buffer[]> | null } | null = null
 
   constructor (data: Buffer, options: typeof TEXT | typeof BINARY) {
     this.data = data
@@ -24,15 +26,16 @@ export class Encoded {
   }
 
   get frame (): Buffer[] {
-    return (this.#frame ??= buildFrame(this.data, this.options === BINARY ? 0x2 : 0x1))
+    return (this.#frame ??= buildFrame(this.data, 0x80 | (this.options === BINARY ? 0x2 : 0x1))) // FIN, no RSV bits
   }
 }
 
-function buildFrame (data: Buffer, opcode: number): Buffer[] {
+/** A server frame of `data`, whose first byte (FIN, RSV bits, opcode) is `first`. */
+export function buildFrame (data: Buffer, first: number): Buffer[] {
   const length = data.length
   const merge = length <= MERGE_LIMIT
   const frame = Buffer.allocUnsafe(headerLength(length) + (merge ? length : 0))
-  const at = writeHeader(frame, opcode, length)
+  const at = writeHeader(frame, first, length)
   if (!merge) return [frame, data]
   data.copy(frame, at)
   return [frame]
@@ -42,9 +45,9 @@ function headerLength (length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10
 }
 
-/** Writes an unmasked, uncompressed frame header (RFC 6455 5.2); returns where the payload starts. */
-function writeHeader (frame: Buffer, opcode: number, length: number): number {
-  frame[0] = 0x80 | opcode // FIN, no RSV bits
+/** Writes an unmasked frame header (RFC 6455 5.2) whose first byte is `first`; returns where the payload starts. */
+function writeHeader (frame: Buffer, first: number, length: number): number {
+  frame[0] = first
   // No MASK bit: server frames are not masked.
   if (length < 126) {
     frame[1] = length
@@ -66,13 +69,13 @@ function writeHeader (frame: Buffer, opcode: number, length: number): number {
  */
 export function textFrame (text: string, bytes: number): Buffer {
   const frame = Buffer.allocUnsafe(headerLength(bytes) + bytes)
-  frame.write(text, writeHeader(frame, 0x1, bytes), bytes, 'utf8')
+  frame.write(text, writeHeader(frame, 0x81, bytes), bytes, 'utf8') // FIN, text
   return frame
 }
 
 /** A binary message's frame: its header and payload in one buffer up to MERGE_LIMIT, else both. */
 export function binaryFrame (data: Buffer): Buffer[] {
-  return buildFrame(data, 0x2)
+  return buildFrame(data, 0x82) // FIN, binary
 }
 
 /** Views binary data as a Buffer without copying it, or returns null when it is not binary. */

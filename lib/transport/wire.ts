@@ -5,7 +5,8 @@
 // This reads ws internals: the WebSocket's _socket and _extensions, and its Sender's _state
 // and _queue. What they mean is probed once per Sender class (probeSender): where they are
 // not as expected, or where the sender is busy (a compression or a Blob in flight) or
-// permessage-deflate was negotiated, the caller falls back to ws.send().
+// permessage-deflate was negotiated without a shared deflate (./deflate), the caller falls
+// back to ws.send().
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -62,8 +63,11 @@ function directWritesFor (sender: SenderInternals): boolean {
   return probed.get(Sender) !== undefined
 }
 
-/** The socket's TCP socket when frames may be written to it directly, else null. */
-export function directSocketOf (socket: WebSocket, log: FastifyBaseLogger): Socket | null {
+/**
+ * The socket's TCP socket when frames may be written to it directly, else null. `deflating`:
+ * the session writes its broadcasts compressed as permessage-deflate (./deflate) says.
+ */
+export function directSocketOf (socket: WebSocket, log: FastifyBaseLogger, deflating = false): Socket | null {
   const ws = socket as unknown as WsInternals
   const sender = ws._sender
   const usable = ws._socket !== undefined && sender !== undefined && directWritesFor(sender) && Array.isArray(sender._queue)
@@ -71,8 +75,10 @@ export function directSocketOf (socket: WebSocket, log: FastifyBaseLogger): Sock
     reportFallback(log, 'ws internals are not as expected; every message goes through ws.send()')
     return null
   }
-  if (ws._extensions === undefined || Object.keys(ws._extensions).length > 0) return null
-  return ws._socket!
+  const extensions = ws._extensions === undefined ? null : Object.keys(ws._extensions)
+  if (extensions === null) return null
+  if (extensions.length === 0 || (deflating && extensions.length === 1 && extensions[0] === 'permessage-deflate')) return ws._socket!
+  return null
 }
 
 /** True when ws has nothing of its own waiting to be written, so a direct write keeps the order. */

@@ -54,6 +54,8 @@ test('app.register() takes the plugin with its options, and only known options o
   await app.register(websocketRooms, { allowedOrigins: async (origin) => origin.endsWith('.example.com') })
   await app.register(websocketRoomsCjs, { maxPayload: 1024 })
   await app.register(fastifyWebsocketRooms, { maxPayload: 1024 })
+  await app.register(websocketRooms, { compression: 'shared', websocketOptions: { perMessageDeflate: { threshold: 512 } } })
+  await app.register(websocketRooms, { compression: false })
 
   // @ts-expect-error: 'maxPayLoad' does not exist in type
   await app.register(websocketRooms, { maxPayLoad: 1024 })
@@ -65,6 +67,8 @@ test('app.register() takes the plugin with its options, and only known options o
   await app.register(websocketRooms, { rateLimit: { max: 10 } })
   // @ts-expect-error: 'port' does not exist in type
   await app.register(websocketRooms, { websocketOptions: { port: 8080 } })
+  // @ts-expect-error: Type 'true' is not assignable to type
+  await app.register(websocketRooms, { compression: true })
 })
 
 test('decorators: registerWebsocket, websocketRooms and websocketSessions on FastifyInstance', () => {
