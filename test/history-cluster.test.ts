@@ -298,3 +298,27 @@ redisTest('a node whose subscriber connection dropped reads back what its member
   t.same(offsetsOf(client), [1, 2, 3, 4, 5, 6], 'every message once, in order')
   t.same(client.received.slice(1).map((m) => JSON.parse(String(m.data)).text), ['one', 'two', 'three', 'four', 'five', 'six'])
 })
+
+redisTest('recover() on a node whose last member of the room has just left (its UNSUBSCRIBE on the way): nothing published meanwhile is lost', async (t) => {
+  const keyPrefix = uniquePrefix('history-resubscribe')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const sessionsOf = (): WebSocketSession[] => [...b.app.websocketSessions.values()]
+  for (let turnsBefore = 0; turnsBefore < 4; turnsBefore++) {
+    const room = `room-${turnsBefore}`
+    const [leaver, recovering] = [await connect(b.base, '/ws'), await connect(b.base, '/ws')]
+    await Promise.all([leaver.texts(1), recovering.texts(1)])
+    const [leaving, recoverer] = sessionsOf().slice(-2) as [WebSocketSession, WebSocketSession]
+    leaving.room(room).join()
+    await b.app.websocketRooms.room(room).clusterMembers() // B is subscribed
+    let last = await publishText(a, 'before', room)
+    leaving.room(room).leave() // B's last member: B unsubscribes on its next update
+    for (let i = 0; i < turnsBefore; i++) await new Promise((resolve) => setImmediate(resolve))
+    const from = last.offset
+    const result = recoverer.room(room).recover(last)
+    for (let i = 0; i < 10; i++) last = await publishText(a, `during ${i}`, room)
+    t.equal((await result).recovered, true)
+    await until(() => offsetsOf(recovering).at(-1) === last.offset, () => `the recovering client to get ${last.offset} (${turnsBefore} turns)`)
+    t.same(offsetsOf(recovering), range(from + 1, last.offset), `${turnsBefore} turns after the leave: every message after the position`)
+    await Promise.all([leaver.close(), recovering.close()])
+  }
+})

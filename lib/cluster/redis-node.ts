@@ -44,6 +44,8 @@ export interface RedisNodeOptions extends ConnectionSource {
   onReady: (() => void) | null
 }
 
+const NO_ROOMS: ReadonlySet<string> = new Set()
+
 /** Publishes waiting for Redis on one node past which publish() fails at once. */
 const MAX_WAITING_PUBLISHES = 10_000
 
@@ -68,6 +70,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
   readonly #dirty = new Set<string>()
+  /** The rooms the update in flight writes and (un)subscribes. */
+  #updating: ReadonlySet<string> = NO_ROOMS
   /** Its members' presence entries and its rooms' life cycle, in Redis. */
   readonly #presence: RedisPresence
   readonly #subscribed = new Set<string>()
@@ -147,7 +151,10 @@ export class RedisNode implements ClusterLink, RedisLogNode {
    * a publish or a history read sent after that is followed by every message published after it.
    */
   async subscribedFor (name: string): Promise<void> {
-    while (this.#up && this.#pending !== null && this.#host.members(name) > 0 && !this.#subscribed.has(name)) await this.#pending
+    // A room subscribed now may be on its way out: its last member left, and the UNSUBSCRIBE
+    // is queued or in flight. Then the next update subscribes it again.
+    while (this.#up && this.#pending !== null && this.#host.members(name) > 0 &&
+      (!this.#subscribed.has(name) || this.#dirty.has(name) || this.#updating.has(name))) await this.#pending
   }
 
   #nodeKeyOf (nodeId: string): string {
@@ -233,6 +240,16 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     if (!this.#up) return // the rooms stay dirty; a ready connection queues an update
     const names = [...this.#dirty]
     this.#dirty.clear()
+    this.#updating = new Set(names)
+    try {
+      await this.#apply(names)
+    } finally {
+      this.#updating = NO_ROOMS
+    }
+  }
+
+  /** Writes these rooms' counts and presence, and (un)subscribes their channels. */
+  async #apply (names: string[]): Promise<void> {
     const counts = new Map<string, number>()
     const emptied: string[] = []
     const subscribe: string[] = []
