@@ -100,6 +100,20 @@ export const RecoveryRunningError = createError<'FST_WS_ROOMS_RECOVERY_RUNNING',
   500
 )
 
+/** publish() while too many publishes wait for Redis on this server. */
+export const PublishBacklogError = createError<'FST_WS_ROOMS_PUBLISH_BACKLOG', [string, number]>(
+  'FST_WS_ROOMS_PUBLISH_BACKLOG',
+  'fastify-websocket-rooms: cannot publish to room "%s": %d publishes are waiting for Redis on this server already',
+  503
+)
+
+/** publish(), recover() or history() once app.close() has run. */
+export const ClosedError = createError<'FST_WS_ROOMS_CLOSED', [string]>(
+  'FST_WS_ROOMS_CLOSED',
+  'fastify-websocket-rooms: %s() after app.close()',
+  503
+)
+
 /** Describes a bad value for an error message: its type, and the value itself when short. */
 export function describe (value: unknown): string {
   if (value === null) return 'null'

@@ -179,14 +179,16 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   }
 }
 
+const MAX_TIMER = 2 ** 31 - 1
+
 function history (value: unknown): HistoryLimits | null {
   if (value === undefined || value === null || value === false) return null
   if (value === true) return defaults.history
   if (!isPlainObject(value)) throw new InvalidOptionError('history', 'false, true or an object { size?, ttl? }', describe(value))
-  return {
-    size: integer('history.size', value.size, defaults.history.size, 1),
-    ttl: integer('history.ttl', value.ttl, defaults.history.ttl, 1)
-  }
+  const ttl = integer('history.ttl', value.ttl, defaults.history.ttl, 1)
+  // The longest a Node.js timer waits; the streams' expiry timers would fire at once past it.
+  if (ttl > MAX_TIMER) throw new InvalidOptionError('history.ttl', `an integer from 1 to ${MAX_TIMER} (about 24.8 days)`, describe(ttl))
+  return { size: integer('history.size', value.size, defaults.history.size, 1), ttl }
 }
 
 /** An application callback option: a function, or null when absent. */

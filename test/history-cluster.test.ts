@@ -322,3 +322,47 @@ redisTest('recover() on a node whose last member of the room has just left (its 
     await Promise.all([leaver.close(), recovering.close()])
   }
 })
+
+redisTest('publish() settles once this node\'s members have the message, as without an adapter', async (t) => {
+  const keyPrefix = uniquePrefix('history-settle')
+  const a = await startNode(t, { keyPrefix })
+  const sender = await member(a)
+  for (let i = 1; i <= 20; i++) sender.send(`say chat m${i}`)
+  await until(() => sender.received.length === 41)
+  const texts = sender.received.slice(1).map((m) => String(m.data)).map((text) => text.startsWith('{') ? JSON.parse(text).text : text)
+  t.same(texts, Array.from({ length: 20 }, (_, i) => [`m${i + 1}`, `said ${i + 1}`]).flat(), 'each message before its "said"')
+})
+
+redisTest('a session that joined to recover and could not (Redis away) is not left in the room; too many publishes waiting: FST_WS_ROOMS_PUBLISH_BACKLOG; after close: FST_WS_ROOMS_CLOSED', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-errors')
+  const a = await startNode(t, { keyPrefix, url: redis.url })
+  const results = await Promise.allSettled(range(1, 10_001).map((i) => publishText(a, `m${i}`)))
+  const rejected = results.filter((result) => result.status === 'rejected')
+  t.equal(rejected.length, 1)
+  t.match(rejected[0], { reason: { code: 'FST_WS_ROOMS_PUBLISH_BACKLOG', message: /10000 publishes are waiting for Redis on this server already/ } })
+  t.same(results.filter((result) => result.status === 'fulfilled').map((result) => (result as PromiseFulfilledResult<StreamPosition>).value.offset), range(1, 10_000))
+  const client = await connect(a.base, '/ws')
+  await client.texts(1)
+  const session = [...a.app.websocketSessions.values()][0] as WebSocketSession
+  await redis.crash()
+  await until(() => a.app.websocketRooms.stats().cluster!.connected === false)
+  await t.rejects(session.room('chat').recover({ offset: 0, epoch: 'e' }), { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE' })
+  t.notOk(session.room('chat').has(), 'not a member: the app may try again')
+  await a.app.close()
+  await t.rejects(publishText(a, 'late'), { code: 'FST_WS_ROOMS_CLOSED', message: /publish\(\) after app.close\(\)/ })
+  await t.rejects(a.app.websocketRooms.room('chat').history(), { code: 'FST_WS_ROOMS_CLOSED' })
+})
+
+redisTest('history({ since, limit }) past expired messages: the first `limit` still kept after the position, as without an adapter', async (t) => {
+  const keyPrefix = uniquePrefix('history-expired')
+  const a = await startNode(t, { keyPrefix }, { size: 10, ttl: 1000 })
+  const admin = await adminClient(t)
+  const room = a.app.websocketRooms.room('chat')
+  const { epoch } = await publishText(a, 'one')
+  await eventually(async () => await admin.pTTL(`{${keyPrefix}}:history-meta:chat`) < 500, 'half the ttl to pass')
+  for (const text of ['two', 'three', 'four']) await publishText(a, text)
+  await eventually(async () => (await room.history()).messages.length === 3, '"one" to expire')
+  const page = await room.history({ since: { offset: 0, epoch }, limit: 2 })
+  t.same([page.messages.map((m) => JSON.parse(String(m.message)).text), page.complete], [['two', 'three'], false])
+})

@@ -272,3 +272,14 @@ test('a restarted process (no adapter) has new epochs: a position from before is
   const client = await connect(after.base, `/ws?room=chat&offset=1&epoch=${old!.epoch}`)
   t.same(await client.json(1), [{ recovered: false, replayed: 0 }])
 })
+
+test('a ttl past what a timer can wait is refused; a builder that returns a promise is refused, named; after close: FST_WS_ROOMS_CLOSED', async (t) => {
+  await t.rejects(build(t, { history: { ttl: 2 ** 31 } }), { code: 'FST_WS_ROOMS_INVALID_OPTION', message: /option "history.ttl" must be an integer from 1 to 2147483647 \(about 24.8 days\), got number 2147483648/ })
+  const { app } = await historyApp(t)
+  const room = app.websocketRooms.room('chat')
+  await t.rejects(room.publish((async () => 'late') as any), { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: /the message publish\(\) built must be .*a builder cannot be async.*, got a promise/ })
+  t.equal((await room.publish(() => 'now')).offset, 1, 'the position was not taken')
+  await app.close()
+  await t.rejects(room.publish(() => 'after'), { code: 'FST_WS_ROOMS_CLOSED' })
+  await t.rejects(room.history(), { code: 'FST_WS_ROOMS_CLOSED', message: /history\(\) after app.close\(\)/ })
+})

@@ -18,18 +18,20 @@ function order (kept: number[], epoch = 'e1') {
   const delivered: string[] = []
   const reads: Array<{ after: number, limit: number }> = []
   let answer = gate()
+  const failing = { reads: 0 }
   const host = {
     size: 100,
     deliver (name: string, m: PublishedMessage) { delivered.push(`${name}:${m.epoch}:${m.offset}`) },
     async read (name: string, after: number, limit: number): Promise<LogRead> {
       reads.push({ after, limit })
       await answer.opened
+      if (failing.reads > 0 && failing.reads-- > 0) throw new Error('Redis away')
       const entries = kept.filter((offset) => offset > after).slice(0, limit).map((offset) => ({ offset, encoded: message(offset).encoded }))
       return { epoch, top: Math.max(0, ...kept), entries }
     },
     readFailed () {}
   }
-  return { order: new PublishedOrder(host), delivered, reads, open: () => { answer.open(); answer = gate() } }
+  return { order: new PublishedOrder(host), delivered, reads, failing, open: () => { answer.open(); answer = gate() } }
 }
 
 const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -77,4 +79,37 @@ test('a new epoch starts over; catchUp() reads after the last offset of every ro
   await settled()
   await settled()
   t.same(delivered.slice(4), ['s:e1:2', 's:e1:3'], 'room s caught up; room r had nothing after 9')
+})
+
+test('a read that fails keeps later messages waiting; catchUp() reads again, and all go out in order', async (t) => {
+  const { order: o, delivered, reads, failing, open } = order([1, 2, 3, 4])
+  failing.reads = 1
+  o.receive('r', message(1))
+  o.receive('r', message(3))
+  open()
+  await settled()
+  await settled()
+  t.same(delivered, ['r:e1:1'], 'the read failed: 3 still waits for 2')
+  o.receive('r', message(4))
+  o.catchUp()
+  t.same(reads.map((read) => read.after), [1, 1], 'read again from 1')
+  open()
+  await settled()
+  await settled()
+  t.same(delivered, ['r:e1:1', 'r:e1:2', 'r:e1:3', 'r:e1:4'])
+})
+
+test('past the history\'s size of messages waiting after a failed read, the missed ones are given up', async (t) => {
+  const { order: o, delivered, failing, open } = order([])
+  failing.reads = 1
+  o.receive('r', message(1))
+  o.receive('r', message(3))
+  open()
+  await settled()
+  await settled()
+  for (let offset = 4; offset <= 102; offset++) o.receive('r', message(offset))
+  t.same(delivered.length, 1, 'a hundred wait (the size)')
+  o.receive('r', message(103))
+  t.same(delivered.length, 102, 'one more: 2 is given up, 3..103 go out')
+  t.same(delivered.at(1), 'r:e1:3')
 })

@@ -176,8 +176,8 @@ export function isPublished (packet: Buffer): boolean {
   return packet[0] === PUBLISHED_VERSION
 }
 
-/** Reads a published message, or returns null when the packet is not one. */
-export function decodePublished (packet: Buffer): PublishedMessage | null {
+/** Reads a published message and the node that published it, or returns null when the packet is not one. */
+export function decodePublished (packet: Buffer): { origin: string, message: PublishedMessage } | null {
   if (packet.length < 12 || packet[0] !== PUBLISHED_VERSION || (packet[1]! & ~FLAG_BINARY) !== 0) return null
   let at = 3 + packet[2]!
   if (packet[2] === 0 || packet.length < at + 8) return null
@@ -193,5 +193,6 @@ export function decodePublished (packet: Buffer): PublishedMessage | null {
   const data = packet.subarray(at + exceptLength)
   const binary = (packet[1]! & FLAG_BINARY) !== 0
   if (!binary && !isUtf8(data)) return null
-  return { epoch, offset, exceptId, encoded: new Encoded(data, binary ? BINARY : TEXT) }
+  const origin = packet.toString('latin1', 3, 3 + packet[2]!)
+  return { origin, message: { epoch, offset, exceptId, encoded: new Encoded(data, binary ? BINARY : TEXT) } }
 }

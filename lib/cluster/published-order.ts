@@ -4,7 +4,9 @@
 // its members in each room it is subscribed to, and on a gap (or once Redis is back) reads
 // the missed messages from the history, holding back later ones until they are delivered:
 // a member that stays connected through a Redis outage still gets every published message,
-// once and in order, as long as the history keeps them.
+// once and in order, as long as the history keeps them. A read that fails is tried again (a
+// second later, and when Redis is back) while later messages keep waiting, up to the
+// history's size of them: past that, the missed ones are given up and the rest goes out.
 import type { LogRead } from '../history/log'
 import type { PublishedMessage } from './codec'
 
@@ -14,7 +16,12 @@ interface RoomOrder {
   offset: number
   /** Messages that arrived while missed ones are read; null when none are being read. */
   held: PublishedMessage[] | null
+  /** The read of the missed ones failed: it is tried again. */
+  failed: boolean
 }
+
+/** How long after a failed read of missed messages it is tried again, in ms. */
+const RETRY_MS = 1000
 
 export interface PublishedOrderHost {
   deliver (name: string, message: PublishedMessage): void
@@ -38,12 +45,13 @@ export class PublishedOrder {
     const order = this.#rooms.get(name)
     // The first message since the room was subscribed, or a new stream: nothing to compare with.
     if (order === undefined || order.epoch !== message.epoch) {
-      this.#rooms.set(name, { epoch: message.epoch, offset: message.offset, held: null })
+      this.#rooms.set(name, { epoch: message.epoch, offset: message.offset, held: null, failed: false })
       this.#host.deliver(name, message)
       return
     }
     if (order.held !== null) {
       order.held.push(message)
+      if (order.failed && order.held.length > this.#host.size) this.#release(name, order)
       return
     }
     if (message.offset <= order.offset) return // already handed over (read during a catch-up)
@@ -59,27 +67,37 @@ export class PublishedOrder {
   /** After Redis came back: reads what each room may have missed meanwhile. */
   catchUp (): void {
     for (const [name, order] of this.#rooms) {
-      if (order.held !== null) continue
-      order.held = []
+      if (order.held === null) order.held = []
+      else if (!order.failed) continue // being read
       this.#fill(name, order, this.#host.size)
     }
   }
 
   #fill (name: string, order: RoomOrder, missing: number): void {
-    this.#host.read(name, order.offset, Math.min(missing, this.#host.size), order.epoch).then(
-      (read) => {
-        if (read.epoch !== order.epoch) return
+    order.failed = false
+    this.#host.read(name, order.offset, Math.min(missing, this.#host.size), order.epoch).then((read) => {
+      if (this.#rooms.get(name) !== order || order.held === null) return // unsubscribed or given up meanwhile
+      if (read.epoch === order.epoch) {
         for (const entry of read.entries) this.#pass(name, order, { epoch: order.epoch, offset: entry.offset, exceptId: entry.exceptId ?? null, encoded: entry.encoded })
-      },
-      (error: unknown) => { this.#host.readFailed(name, error) }
-    ).finally(() => {
-      if (this.#rooms.get(name) !== order) return // unsubscribed meanwhile
-      const held = order.held ?? []
-      order.held = null
-      // What the history no longer has stays missing: the members' clients can tell by the offsets.
-      if (held.length > 0 && held[0]!.epoch === order.epoch && held[0]!.offset > order.offset + 1) order.offset = held[0]!.offset - 1
-      for (const message of held) this.receive(name, message)
+      }
+      this.#release(name, order)
+    }, (error: unknown) => {
+      this.#host.readFailed(name, error)
+      if (this.#rooms.get(name) !== order || order.held === null) return
+      order.failed = true
+      setTimeout(() => {
+        if (this.#rooms.get(name) === order && order.failed) this.#fill(name, order, this.#host.size)
+      }, RETRY_MS).unref()
     })
+  }
+
+  /** Hands over what waited; what the history did not have stays missing (the members' clients can tell by the offsets). */
+  #release (name: string, order: RoomOrder): void {
+    const held = order.held ?? []
+    order.held = null
+    order.failed = false
+    if (held.length > 0 && held[0]!.epoch === order.epoch && held[0]!.offset > order.offset + 1) order.offset = held[0]!.offset - 1
+    for (const message of held) this.receive(name, message)
   }
 
   /** Hands over a message read from the history, in order, when the members have not had it. */
@@ -87,6 +105,12 @@ export class PublishedOrder {
     if (message.offset <= order.offset) return
     order.offset = message.offset
     this.#host.deliver(name, message)
+  }
+
+  /** True when the members have had the room's message at `offset` of `epoch`, or a later epoch's. */
+  reached (name: string, epoch: string, offset: number): boolean {
+    const order = this.#rooms.get(name)
+    return order !== undefined && (order.epoch !== epoch || order.offset >= offset)
   }
 
   /** The room is no longer subscribed here: its order starts again with the next subscription. */

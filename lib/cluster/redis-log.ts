@@ -18,9 +18,9 @@
 import { createHash } from 'node:crypto'
 import { RESP_TYPES } from '@redis/client'
 import type { StreamPosition } from '../../types/index'
-import { RedisUnavailableError } from '../errors'
-import { newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from '../history/log'
-import { BINARY, Encoded, TEXT, encode } from '../transport/frame'
+import { ClosedError, PublishBacklogError, RedisUnavailableError } from '../errors'
+import { buildMessage, newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from '../history/log'
+import { BINARY, Encoded, TEXT } from '../transport/frame'
 import { within } from '../within'
 import { encodePublished } from './codec'
 import type { RedisConnection } from './redis-connections'
@@ -140,6 +140,8 @@ export interface RedisLogNode {
   channelOf (name: string): string
   /** Resolves once this node, when it has members in the room, is subscribed to its channel. */
   subscribedFor (name: string): Promise<void>
+  /** Resolves once this node has handed its members the room's messages up to `offset` (at once when it has none). */
+  deliveredHere (name: string, epoch: string, offset: number): Promise<void>
 }
 
 export class RedisLog implements HistoryLog {
@@ -167,10 +169,9 @@ export class RedisLog implements HistoryLog {
   }
 
   publish (name: string, build: BuildMessage, exceptId: string | null): Promise<StreamPosition> {
-    if (this.#closed || !this.#node.up) return Promise.reject(new RedisUnavailableError(`cannot publish to room "${name}": the history lives in Redis`))
-    if (this.#waiting >= this.#options.maxWaiting) {
-      return Promise.reject(new RedisUnavailableError(`cannot publish to room "${name}": ${this.#waiting} publishes are waiting for Redis already`))
-    }
+    if (this.#closed) return Promise.reject(new ClosedError('publish'))
+    if (!this.#node.up) return Promise.reject(new RedisUnavailableError(`cannot publish to room "${name}": the history lives in Redis`))
+    if (this.#waiting >= this.#options.maxWaiting) return Promise.reject(new PublishBacklogError(name, this.#waiting))
     let stream = this.#streams.get(name)
     if (stream === undefined) {
       stream = { epoch: null, top: 0, queue: [], sending: false, used: 0 }
@@ -235,7 +236,7 @@ export class RedisLog implements HistoryLog {
       const offset = stream.top + built.length + 1
       let packet: Buffer
       try {
-        const encoded = encode(pending.build({ offset, epoch }), 'the message publish() built')
+        const encoded = buildMessage(pending.build, { offset, epoch })
         packet = encodePublished(this.#node.nodeId, { epoch, offset, exceptId: pending.exceptId, encoded })
         args.push(packet, String(packet.length - encoded.data.length), pending.exceptId ?? '')
       } catch (error) {
@@ -266,10 +267,12 @@ export class RedisLog implements HistoryLog {
       return built.map((item) => item.pending)
     }
     stream.top = Number(actualTop!.toString())
-    for (const { pending, offset } of built) {
-      this.#waiting--
-      pending.resolve({ offset, epoch })
-    }
+    this.#waiting -= built.length
+    // Settled once this node's members have it too (it reaches them through the room's
+    // channel), as without an adapter, where they have it before publish() returns.
+    this.#node.deliveredHere(name, epoch, stream.top).then(() => {
+      for (const { pending, offset } of built) pending.resolve({ offset, epoch })
+    }, () => {})
     return null
   }
 
@@ -281,7 +284,8 @@ export class RedisLog implements HistoryLog {
   }
 
   async read (name: string, query: LogQuery): Promise<LogRead> {
-    if (this.#closed || !this.#node.up) throw new RedisUnavailableError(`cannot read the history of room "${name}"`)
+    if (this.#closed) throw new ClosedError('history')
+    if (!this.#node.up) throw new RedisUnavailableError(`cannot read the history of room "${name}"`)
     // Subscribed first, so that what is published after this read reaches this node.
     const subscribed = await within(this.#node.subscribedFor(name).then(() => true), this.#options.connectTimeout, false)
     if (!subscribed) throw new RedisUnavailableError(`cannot read the history of room "${name}": no subscription within connectTimeout (${this.#options.connectTimeout} ms)`)
@@ -309,12 +313,21 @@ export class RedisLog implements HistoryLog {
     const [epoch, top, now, raw] = reply as [Buffer, Buffer, Buffer, Array<[Buffer, Buffer[]]>]
     const since = Number(now.toString()) - ttl
     const entries: LogEntry[] = []
+    let expired = -1
     for (const [id, fields] of raw) {
       const entry = readEntry(id, fields, since)
-      if (entry !== null) entries.push(entry)
+      if (typeof entry === 'number') expired = entry
+      else if (entry !== null) entries.push(entry)
     }
     if (query.after === null) entries.reverse()
-    return { epoch: epoch.toString(), top: Number(top.toString()), entries }
+    const read = { epoch: epoch.toString(), top: Number(top.toString()), entries }
+    // The oldest messages expire first: then read on from the last expired one (once, as far
+    // as the history goes), for the first `limit` kept after `after`, as from memory.
+    if (query.after !== null && expired >= 0 && raw.length === query.limit && query.limit < this.#options.size) {
+      const more = await this.#read(name, { ...query, after: expired, limit: this.#options.size })
+      if (more.epoch === read.epoch) return { ...more, entries: more.entries.slice(0, query.limit) }
+    }
+    return read
   }
 
   /** Forgets, every ttl, the rooms this node has not published to for a ttl. */
@@ -337,8 +350,8 @@ export class RedisLog implements HistoryLog {
   }
 }
 
-/** An entry of the stream, or null when it is older than `since` (ms) or not one of ours. */
-function readEntry (id: Buffer, fields: Buffer[], since: number): LogEntry | null {
+/** An entry of the stream; its offset alone when it is older than `since` (ms); null when it is not one of ours. */
+function readEntry (id: Buffer, fields: Buffer[], since: number): LogEntry | number | null {
   let time = -1
   let data: Buffer | null = null
   let exceptId: string | undefined
@@ -349,7 +362,8 @@ function readEntry (id: Buffer, fields: Buffer[], since: number): LogEntry | nul
     else if (field === 'x') exceptId = fields[i + 1]!.toString('latin1')
   }
   const offset = Number.parseInt(id.toString(), 10)
-  if (data === null || data.length < 1 || !(time > since) || !Number.isSafeInteger(offset)) return null
+  if (data === null || data.length < 1 || !Number.isSafeInteger(offset)) return null
+  if (!(time > since)) return offset
   const encoded = new Encoded(data.subarray(1), (data[0]! & 1) !== 0 ? BINARY : TEXT)
   return exceptId === undefined ? { offset, encoded } : { offset, encoded, exceptId }
 }

@@ -70,6 +70,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
   readonly #dirty = new Set<string>()
+  /** publish()es waiting for this node's members to have their message, by room. */
+  readonly #deliveries = new Map<string, Array<{ epoch: string, offset: number, resolve: () => void }>>()
   /** The rooms the update in flight writes and (un)subscribes. */
   #updating: ReadonlySet<string> = NO_ROOMS
   /** Its members' presence entries and its rooms' life cycle, in Redis. */
@@ -132,10 +134,39 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   #orderHost (log: RedisLog, size: number): ConstructorParameters<typeof PublishedOrder>[0] {
     return {
       size,
-      deliver: (name, message) => { this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId) },
+      deliver: (name, message) => {
+        this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId)
+        if (this.#deliveries.size !== 0) this.#settleDeliveries(name)
+      },
       read: (name, after, limit, epoch) => log.read(name, { after, limit, epoch }),
       readFailed: (name, error) => { this.#host.log.debug({ err: error }, `fastify-websocket-rooms: could not read the messages room "${name}" missed; its members' clients can tell by the offsets`) }
     }
+  }
+
+  /**
+   * Resolves once this node's members of the room have had its message at `offset`: at once
+   * when it has none there; within connectTimeout at most (the message may come late, after
+   * a lost subscriber connection is back).
+   */
+  deliveredHere (name: string, epoch: string, offset: number): Promise<void> {
+    const order = this.#order
+    if (order === null || !this.#subscribed.has(name) || order.reached(name, epoch, offset)) return Promise.resolve()
+    let waiting = this.#deliveries.get(name)
+    if (waiting === undefined) this.#deliveries.set(name, waiting = [])
+    const delivered = new Promise<void>((resolve) => { waiting.push({ epoch, offset, resolve }) })
+    return within(delivered, this.#options.connectTimeout, undefined)
+  }
+
+  #settleDeliveries (name: string): void {
+    const waiting = this.#deliveries.get(name)
+    if (waiting === undefined) return
+    const left = waiting.filter((delivery) => {
+      if (this.#subscribed.has(name) && !this.#order!.reached(name, delivery.epoch, delivery.offset)) return true
+      delivery.resolve()
+      return false
+    })
+    if (left.length === 0) this.#deliveries.delete(name)
+    else this.#deliveries.set(name, left)
   }
 
   get up (): boolean {
@@ -290,6 +321,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     for (const name of unsubscribe) {
       this.#subscribed.delete(name)
       this.#order?.forget(name)
+      this.#settleDeliveries(name)
     }
     if (this.#host.tracksOccupancy) {
       try {
@@ -362,13 +394,14 @@ export class RedisNode implements ClusterLink, RedisLogNode {
 
   /** A published message, from any node (this one too: it delivers its own from here, in offset order). */
   #onPublished (packet: Buffer, channel: Buffer): void {
-    const message = decodePublished(packet)
-    if (message === null) {
+    const published = decodePublished(packet)
+    if (published === null) {
       this.#malformed++
       this.#host.log.debug({ channel: channel.toString() }, 'fastify-websocket-rooms: ignored a malformed published message')
       return
     }
-    this.#received++
+    const { origin, message } = published
+    if (origin !== this.nodeId) this.#received++
     const name = channel.toString('utf8', this.#channelPrefixBytes)
     if (this.#order === null) this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId)
     else this.#order.receive(name, message)

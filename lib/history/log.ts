@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import type { RecoverResult, RoomHistory, StreamPosition } from '../../types/index'
 import { InvalidArgumentError, describe } from '../errors'
-import { BINARY, type Encoded, type Message } from '../transport/frame'
+import { BINARY, encode, type Encoded, type Message } from '../transport/frame'
 
 export interface HistoryLimits {
   /** Messages kept per room. */
@@ -49,6 +49,16 @@ export interface HistoryLog {
   /** Reads a stream, creating it (empty, in a new epoch) when there is none, so its position can be handed out. */
   read (name: string, query: LogQuery): Promise<LogRead>
   close (): void
+}
+
+/** Calls a builder and encodes what it returns, once. */
+export function buildMessage (build: BuildMessage, position: StreamPosition): Encoded {
+  const message: unknown = build(position)
+  if (message instanceof Promise) {
+    message.catch(() => {}) // refused, not awaited
+    throw new InvalidArgumentError('the message publish() built', 'a string, a Buffer, a Uint8Array or an ArrayBuffer, returned at once (a builder cannot be async)', 'a promise')
+  }
+  return encode(message, 'the message publish() built')
 }
 
 export function newEpoch (): string {

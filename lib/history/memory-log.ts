@@ -2,8 +2,9 @@
 // of its last `size` messages, and a timer that frees the stream `ttl` after its last message
 // (or its creation): memory stays within size × the rooms published to in the last ttl.
 import type { StreamPosition } from '../../types/index'
-import { encode, type Encoded } from '../transport/frame'
-import { newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from './log'
+import { ClosedError } from '../errors'
+import type { Encoded } from '../transport/frame'
+import { buildMessage, newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from './log'
 
 /** Hands a published message to the room's members on this instance. */
 export type DeliverPublished = (name: string, epoch: string, offset: number, encoded: Encoded, exceptId: string | null) => void
@@ -16,34 +17,32 @@ interface TimedEntry extends LogEntry {
 class Stream {
   readonly epoch = newEpoch()
   top = 0
-  /** The last messages, oldest at `start`; `count` of them are set. */
-  readonly ring: Array<TimedEntry | undefined>
+  /** The last messages, oldest at `start`: it grows up to `size`, then each new one replaces the oldest. */
+  readonly ring: TimedEntry[] = []
+  readonly size: number
   start = 0
-  count = 0
   lastWrite = Date.now()
   timer: NodeJS.Timeout | null = null
 
   constructor (size: number) {
-    this.ring = new Array(size)
+    this.size = size
   }
 
   push (entry: TimedEntry): void {
-    const size = this.ring.length
-    if (this.count < size) {
-      this.ring[(this.start + this.count) % size] = entry
-      this.count++
+    if (this.ring.length < this.size) {
+      this.ring.push(entry)
     } else {
       this.ring[this.start] = entry
-      this.start = (this.start + 1) % size
+      this.start = (this.start + 1) % this.size
     }
   }
 
   /** The entries published after `since` (ms) and after offset `after`, at most `limit` (the last ones when after is null). */
   read (since: number, after: number | null, limit: number): LogEntry[] {
-    const size = this.ring.length
+    const count = this.ring.length
     const kept: LogEntry[] = []
-    for (let i = 0; i < this.count; i++) {
-      const entry = this.ring[(this.start + i) % size]!
+    for (let i = 0; i < count; i++) {
+      const entry = this.ring[(this.start + i) % count]!
       if (entry.time > since && (after === null || entry.offset > after)) kept.push({ offset: entry.offset, encoded: entry.encoded })
     }
     return after === null ? kept.slice(Math.max(0, kept.length - limit)) : kept.slice(0, limit)
@@ -54,6 +53,7 @@ export class MemoryLog implements HistoryLog {
   readonly #streams = new Map<string, Stream>()
   readonly #limits: HistoryLimits
   readonly #deliver: DeliverPublished
+  #closed = false
 
   constructor (limits: HistoryLimits, deliver: DeliverPublished) {
     this.#limits = limits
@@ -61,6 +61,7 @@ export class MemoryLog implements HistoryLog {
   }
 
   publish (name: string, build: BuildMessage, exceptId: string | null): Promise<StreamPosition> {
+    if (this.#closed) return Promise.reject(new ClosedError('publish'))
     let position: StreamPosition
     try {
       position = this.#append(name, build, exceptId)
@@ -73,7 +74,7 @@ export class MemoryLog implements HistoryLog {
   #append (name: string, build: BuildMessage, exceptId: string | null): StreamPosition {
     const stream = this.#stream(name)
     const offset = stream.top + 1
-    const encoded = encode(build({ offset, epoch: stream.epoch }), 'the message publish() built')
+    const encoded = buildMessage(build, { offset, epoch: stream.epoch })
     // The builder may itself have published to this room: this message then takes the next position.
     if (stream.top !== offset - 1 || this.#streams.get(name) !== stream) return this.#append(name, build, exceptId)
     stream.top = offset
@@ -84,6 +85,7 @@ export class MemoryLog implements HistoryLog {
   }
 
   read (name: string, query: LogQuery): Promise<LogRead> {
+    if (this.#closed) return Promise.reject(new ClosedError('history'))
     const stream = this.#stream(name)
     const entries = query.epoch !== null && query.epoch !== stream.epoch
       ? []
@@ -116,6 +118,7 @@ export class MemoryLog implements HistoryLog {
   }
 
   close (): void {
+    this.#closed = true
     for (const stream of this.#streams.values()) if (stream.timer !== null) clearTimeout(stream.timer)
     this.#streams.clear()
   }

@@ -416,12 +416,16 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   }
 
   async #recover (log: HistoryLog, member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
+    const wasMember = this.has(member, name)
     let read: LogRead
     try {
       this.join(member, name)
       read = await log.read(name, { after: since.offset, limit: this.history!.size, epoch: since.epoch })
     } catch (error) {
-      this.#sendHeld(member, name)
+      // As it was before: a member gets what it was held back; one that joined to recover
+      // leaves again, so that the app may try again without getting a message twice.
+      if (wasMember) this.#sendHeld(member, name)
+      else this.leave(member, name)
       throw error
     }
     // Closed or left meanwhile: nothing more for it.
