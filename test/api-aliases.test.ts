@@ -21,6 +21,7 @@ import { gate, until } from './signals'
 type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'schema'>>
 interface PresenceModule { onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> }
 interface ExampleModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
+interface ChatServerModule { history: NonNullable<WebsocketRoomsOptions['history']> }
 
 const examples = resolve(__dirname, '..', 'examples')
 
@@ -31,12 +32,14 @@ async function importExample<T> (path: string): Promise<T> {
 
 /**
  * An app serving the chat module as it is (a frozen module namespace, its schemas included),
- * or `handlers` made of it, with the chat's onPresence, as examples/chat/server.mjs has them.
+ * or `handlers` made of it, with the chat's onPresence and history, as examples/chat/server.mjs
+ * has them (`history` changes the latter).
  */
-async function chatApp (t: Parameters<typeof build>[0], handlers?: (chat: ChatModule) => WebsocketHandlers<any, any, any, any, any>): Promise<{ app: FastifyInstance, base: string }> {
+async function chatApp (t: Parameters<typeof build>[0], handlers?: (chat: ChatModule) => WebsocketHandlers<any, any, any, any, any>, history?: WebsocketRoomsOptions['history']): Promise<{ app: FastifyInstance, base: string }> {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
   const { onPresence } = await importExample<PresenceModule>('chat/presence.mjs')
-  const app = await build(t, { onPresence })
+  const server = await importExample<ChatServerModule>('chat/server.mjs')
+  const app = await build(t, { onPresence, history: history ?? server.history })
   app.registerWebsocket('/ws/chat', handlers === undefined ? chat : handlers(chat))
   return { app, base: await listen(app) }
 }
@@ -114,7 +117,7 @@ test('the chat module exports exactly its handlers and its schema, and registers
   t.equal(app.websocketSessions.get(welcome.id)?.getAttribute('username'), 'alice', 'the welcome carries the session id')
 })
 
-test('chat room: the welcome lists who is online, presence notices tell every member who joined and who left, messages go to the others', async (t) => {
+test('chat room: the welcome lists who is online, presence notices tell every member who joined and who left, messages go to every member at their position', async (t) => {
   const { app, base } = await chatApp(t)
 
   const alice = await enter(t, base, 'alice')
@@ -131,29 +134,30 @@ test('chat room: the welcome lists who is online, presence notices tell every me
   t.equal(app.websocketRooms.room('chat').members(), 3)
 
   const before = Date.now()
+  const { epoch } = alice.welcome
+  t.match(alice.welcome, { resumed: false, epoch: String, offset: 0, messages: [] }, 'the welcome gives the room\'s position: no message yet')
   alice.client.send(say('hello from alice'))
   const [fromAliceToBob] = (await bob.client.json(4)).slice(3)
   const [fromAliceToCarol] = (await carol.client.json(3)).slice(2)
-  t.match(fromAliceToBob, { type: 'message', from: 'alice', text: 'hello from alice', timestamp: Number })
+  t.match(fromAliceToBob, { type: 'message', epoch, offset: 1, from: 'alice', text: 'hello from alice', timestamp: Number })
   t.same(fromAliceToCarol, fromAliceToBob, 'every other member gets the same message')
+  t.same((await alice.client.json(5))[4], fromAliceToBob, 'and so does its sender, at the same position')
   t.ok(fromAliceToBob.timestamp >= before && fromAliceToBob.timestamp <= Date.now(), 'timestamp is the server time')
 
-  // Bob answers once he has alice's message: had alice been sent her own message, it would
-  // have reached her socket before bob's, so her next message is bob's.
   bob.client.send(say('hi alice'))
-  const [aliceNext] = (await alice.client.json(5)).slice(4)
-  t.match(aliceNext, { type: 'message', from: 'bob', text: 'hi alice' }, 'alice does not get her own message back')
-  t.match((await carol.client.json(4))[3], { type: 'message', from: 'bob', text: 'hi alice' })
-  t.equal(bob.client.received.length, 4, 'bob does not get his own message back')
+  const hiAlice = { type: 'message', epoch, offset: 2, from: 'bob', text: 'hi alice' }
+  t.match((await alice.client.json(6))[5], hiAlice, 'the next position')
+  t.match((await carol.client.json(4))[3], hiAlice)
+  t.match((await bob.client.json(5))[4], hiAlice)
 
   t.same(await carol.client.close(), { code: 1005, reason: '' })
-  t.same((await alice.client.json(6))[5], presence([], [carol.member]), 'carol\'s leave is told once she has gone')
-  t.same((await bob.client.json(5))[4], presence([], [carol.member]))
+  t.same((await alice.client.json(7))[6], presence([], [carol.member]), 'carol\'s leave is told once she has gone')
+  t.same((await bob.client.json(6))[5], presence([], [carol.member]))
   t.equal(carol.client.received.length, 4, 'carol gets nothing of her own leave')
   t.equal(app.websocketRooms.room('chat').members(), 2)
 
   await bob.client.close()
-  t.same((await alice.client.json(7))[6], presence([], [bob.member]))
+  t.same((await alice.client.json(8))[7], presence([], [bob.member]))
   t.same((await app.websocketRooms.room('chat').presence()).members.map((entry) => entry.info), [{ user: 'alice' }], 'the info each session set')
   await alice.client.close()
   await untilSessions(app, 0)
@@ -212,11 +216,12 @@ test('chat room: ?room= separates rooms, each with its own list and notices', as
   alice.client.send(say('red only'))
   t.match((await carol.client.json(3))[2], { type: 'message', from: 'alice', text: 'red only' })
   carol.client.send(say('red too'))
-  t.match((await alice.client.json(4))[3], { type: 'message', from: 'carol', text: 'red too' }, 'alice never gets blue messages')
+  t.match((await alice.client.json(5)).slice(3), [{ type: 'message', from: 'alice', text: 'red only' }, { type: 'message', from: 'carol', text: 'red too' }], 'alice never gets blue messages')
   await alice.client.close()
-  t.same((await carol.client.json(4))[3], presence([], [alice.member]), 'a leave is told to its own room')
+  t.same((await carol.client.json(5))[4], presence([], [alice.member]), 'a leave is told to its own room')
   dave.client.send(say('bye blue'))
-  t.match((await bob.client.json(4))[3], { type: 'message', from: 'dave', text: 'bye blue' }, 'bob never gets red messages or notices')
+  t.match((await bob.client.json(5)).slice(3), [{ type: 'message', from: 'bob', text: 'anyone in blue?' }, { type: 'message', from: 'dave', text: 'bye blue' }], 'bob never gets red messages or notices')
+  t.not(alice.welcome.epoch, bob.welcome.epoch, 'each room has its own stream of positions')
   t.equal(app.websocketRooms.room('red').members(), 1)
   t.equal(app.websocketRooms.room('blue').members(), 2)
 })
@@ -266,10 +271,68 @@ test('chat room: what a client adds to its message is not relayed, and it cannot
   await alice.json(3)
   alice.send(JSON.stringify({ type: 'message', text: 'hi', from: 'mallory', timestamp: 0, html: '<script>alert(1)</script>' }))
   const [message] = (await bob.json(3)).slice(2)
-  t.same(Object.keys(message).sort(), ['from', 'text', 'timestamp', 'type'], 'the outbound schema\'s fields only')
+  t.same(Object.keys(message).sort(), ['epoch', 'from', 'offset', 'text', 'timestamp', 'type'], 'the fields onMessage names only')
   t.match(message, { type: 'message', from: 'alice', text: 'hi' })
   t.ok(message.timestamp > 0, 'the server\'s timestamp')
   t.notOk(String(bob.received[2]!.data).includes('script'))
+})
+
+/** What a chat client has received, parsed. */
+function parsed (client: Client): any[] {
+  return client.received.map((message) => JSON.parse(String(message.data)))
+}
+
+/** The chat messages a client has received, and where its welcome came among them (-1: not yet). */
+function said (client: Client): { texts: string[], offsets: number[], welcomeAt: number } {
+  const messages = parsed(client).filter((message) => message.type === 'message' || message.type === 'welcome')
+  const chat = messages.filter((message) => message.type === 'message')
+  return { texts: chat.map((message) => `${message.from}: ${message.text}`), offsets: chat.map((message) => message.offset), welcomeAt: messages.findIndex((message) => message.type === 'welcome') }
+}
+
+/** Resolves once a chat client has its welcome and `count` chat messages. */
+async function untilSaid (client: Client, count: number): Promise<void> {
+  await until(() => said(client).welcomeAt !== -1 && said(client).texts.length >= count, () => `${count} messages and a welcome (${JSON.stringify(said(client))})`)
+}
+
+test('chat room: a client back from a drop sends its position and gets what it missed, in order, before its welcome, then the live ones; past what the history keeps, the room\'s last messages instead', async (t) => {
+  const { base } = await chatApp(t, undefined, { size: 3, ttl: 60_000 })
+  const alice = await enter(t, base, 'alice', 'lobby')
+  const bob = await enter(t, base, 'bob', 'lobby')
+  bob.client.send(say('one'))
+  await untilSaid(alice.client, 1)
+  const { epoch } = alice.welcome
+  t.match(parsed(alice.client).find((message) => message.type === 'message'), { epoch, offset: 1, text: 'one' })
+  await alice.client.close()
+
+  // Missed: two and three. Back with { epoch, offset: 1 }: both, in order, then the welcome.
+  bob.client.send(say('two'))
+  bob.client.send(say('three'))
+  await untilSaid(bob.client, 3)
+  const back = await connect(base, `/ws/chat?user=alice&room=lobby&epoch=${epoch}&offset=1`)
+  await untilSaid(back, 2)
+  t.same(said(back), { texts: ['bob: two', 'bob: three'], offsets: [2, 3], welcomeAt: 2 }, 'the missed messages, then the welcome')
+  t.match(parsed(back).find((message) => message.type === 'welcome'), { type: 'welcome', room: 'lobby', resumed: true })
+  t.notOk('messages' in parsed(back).find((message) => message.type === 'welcome'), 'a welcome that resumes carries no messages')
+  bob.client.send(say('four'))
+  await untilSaid(back, 3)
+  t.same(said(back).offsets, [2, 3, 4], 'then the live ones, none twice')
+  await back.close()
+
+  // Missed: five to eight, but the history keeps three messages: the welcome brings the last
+  // ones and their position instead, and nothing comes before it.
+  for (const text of ['five', 'six', 'seven', 'eight']) bob.client.send(say(text))
+  await untilSaid(bob.client, 8)
+  const late = await connect(base, `/ws/chat?user=alice&room=lobby&epoch=${epoch}&offset=4`)
+  await untilSaid(late, 0)
+  const welcome = parsed(late).find((message) => message.type === 'welcome')
+  t.match(welcome, { resumed: false, epoch, offset: 8 })
+  t.same(welcome.messages.map((message: any) => [message.offset, message.text]), [[6, 'six'], [7, 'seven'], [8, 'eight']])
+  t.equal(said(late).welcomeAt, 0, 'nothing replayed before it')
+
+  // A position of another epoch (a history lost since) is not resumed either.
+  const lost = await connect(base, `/ws/chat?user=alice&room=lobby&epoch=not-${epoch}&offset=8`)
+  await untilSaid(lost, 0)
+  t.match(parsed(lost).find((message) => message.type === 'welcome'), { resumed: false, epoch, offset: 8 })
 })
 
 test('chat server build(): end to end on port 0, with the handshake schema and the presence notices', async (t) => {

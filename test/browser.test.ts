@@ -4,8 +4,10 @@
 // the list of who is online and in the log as they join and leave (the presence notices), and
 // exchange messages (JSON both ways); a second tab of one user counts in the list, not in the
 // log; a message the server refuses shows as an error notice on its sender's page only;
-// screenshots of both pages are saved under artifacts/. A page in a room of a server with
-// compression: 'shared' gets compressed broadcasts exactly as sent.
+// screenshots of both pages are saved under artifacts/. Then the page's connection drops: it
+// reconnects by itself and shows what it missed, once and in order, or, when the room's
+// history no longer covers the gap, says it reloaded the room. A page in a room of a server
+// with compression: 'shared' gets compressed broadcasts exactly as sent.
 //
 // Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
 // downloads: .ci/run installs them when they are missing. CHROMIUM_PATH points the test at a
@@ -17,9 +19,9 @@ import { delimiter, join as joinPath, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { type Browser, type Page, chromium } from 'playwright-core'
-import { test } from 'tap'
-import { build as buildApp, listen } from './helpers'
-import { until } from './signals'
+import { test, type Test } from 'tap'
+import { Client, build as buildApp, connect, listen } from './helpers'
+import { gate, until } from './signals'
 
 /** CHROMIUM_PATH, else the first Chromium on the PATH; null when there is none. */
 function findChromium (): string | null {
@@ -82,24 +84,39 @@ async function untilLine (page: Page, text: string): Promise<void> {
 
 const lines = (page: Page): Promise<string[]> => page.locator('#log li').allTextContents()
 
-test('chat example in headless Chromium: two users join a room, talk, see who is online, joins, leaves and an error notice', async (t) => {
-  if (executablePath === null) {
-    const where = process.env.CHROMIUM_PATH ? `at CHROMIUM_PATH=${process.env.CHROMIUM_PATH}` : 'on the PATH'
-    const why = `no Chromium ${where}; to run it, install one (\`${INSTALL}\`, as root) or set CHROMIUM_PATH, ` +
-      'then: npx tap test/browser.test.ts'
-    if (process.env.CI === 'true') t.fail(`${why} (CI=true: the browser test must run, never skip)`)
-    else t.plan(0, `skipped: ${why}`)
-    return
-  }
+/** False, having skipped the test (or failed it, under CI=true), when there is no Chromium. */
+function haveChromium (t: Test): boolean {
+  if (executablePath !== null) return true
+  const where = process.env.CHROMIUM_PATH ? `at CHROMIUM_PATH=${process.env.CHROMIUM_PATH}` : 'on the PATH'
+  const why = `no Chromium ${where}; to run it, install one (\`${INSTALL}\`, as root) or set CHROMIUM_PATH, ` +
+    'then: npx tap test/browser.test.ts'
+  if (process.env.CI === 'true') t.fail(`${why} (CI=true: the browser test must run, never skip)`)
+  else t.plan(0, `skipped: ${why}`)
+  return false
+}
 
-  const { build } = await import(pathToFileURL(resolve(__dirname, '..', 'examples', 'chat', 'server.mjs')).href) as
-    { build (): Promise<FastifyInstance> }
-  const app = await build()
+interface ChatServer { build (options?: { history?: { size: number, ttl: number } }): Promise<FastifyInstance> }
+
+/** The chat example's app (examples/chat/server.mjs), not yet listening, closed after the test. */
+async function chat (t: Test, options?: Parameters<ChatServer['build']>[0]): Promise<FastifyInstance> {
+  const { build } = await import(pathToFileURL(resolve(__dirname, '..', 'examples', 'chat', 'server.mjs')).href) as ChatServer
+  const app = await build(options)
   t.teardown(() => app.close())
+  return app
+}
+
+async function launch (t: Test): Promise<Browser> {
+  const browser = await chromium.launch({ executablePath: executablePath!, headless: true, args })
+  t.teardown(() => browser.close())
+  return browser
+}
+
+test('chat example in headless Chromium: two users join a room, talk, see who is online, joins, leaves and an error notice', async (t) => {
+  if (!haveChromium(t)) return
+  const app = await chat(t)
   const http = (await listen(app)).replace(/^ws/, 'http')
 
-  const browser = await chromium.launch({ executablePath, headless: true, args })
-  t.teardown(() => browser.close())
+  const browser = await launch(t)
   t.match(browser.version(), /^\d+\./, `Chromium ${browser.version()}`)
   const errors: string[] = []
 
@@ -125,7 +142,8 @@ test('chat example in headless Chromium: two users join a room, talk, see who is
   t.equal(await alice.textContent('#online-count'), '2')
   t.equal(app.websocketRooms.room('lobby').members(), 2)
 
-  // Messages both ways. The server sends a message to the others only; each page shows its own.
+  // Messages both ways. The server sends each message to every member, its sender too: each
+  // page shows it when it comes back, at its position, so both show the same order.
   await say(alice, 'hello bob')
   await untilLine(bob, 'alice: hello bob')
   await say(bob, 'hi alice')
@@ -133,6 +151,7 @@ test('chat example in headless Chromium: two users join a room, talk, see who is
   // Text is shown as text: markup in a message does not become elements.
   await say(alice, '<b>bold?</b> & "quotes"')
   await untilLine(bob, 'alice: <b>bold?</b> & "quotes"')
+  await untilLine(alice, 'alice: <b>bold?</b> & "quotes"')
   t.equal(await bob.locator('#log b').count(), 0, 'no element made from a message')
   t.same(await lines(alice), ['you joined lobby', 'bob joined', 'alice: hello bob', 'bob: hi alice', 'alice: <b>bold?</b> & "quotes"'])
   t.same(await lines(bob), ['you joined lobby', 'alice: hello bob', 'bob: hi alice', 'alice: <b>bold?</b> & "quotes"'])
@@ -146,6 +165,7 @@ test('chat example in headless Chromium: two users join a room, talk, see who is
   await untilLine(alice, 'error: message is not valid JSON')
   await say(alice, 'still here')
   await untilLine(bob, 'alice: still here')
+  await untilLine(alice, 'alice: still here')
   t.equal(await bob.locator('#log li', { hasText: 'error' }).count(), 0, 'bob got no error notice')
   t.equal(await alice.locator('#log li.error').count(), 1)
 
@@ -265,4 +285,132 @@ test('compression: \'shared\' in headless Chromium: a page in a room gets compre
   t.equal(negotiated, 'permessage-deflate', 'and it was negotiated')
   t.equal(got.length, expected.length)
   t.equal(got.findIndex((message, i) => message !== expected[i]), -1, 'every message exactly as sent, in order')
+})
+
+/** What a chat server does with the handshakes of pages that come back with a position (those that reconnect). */
+interface Reconnections {
+  /** Each one's query string, and when it came (Date.now()). */
+  queries: Array<Record<string, string | undefined>>
+  times: number[]
+  /** How many of the first ones are refused with 503 (a server not ready yet). */
+  refuse: number
+  /** The others wait for this gate, so that the test decides what the page misses meanwhile. */
+  held: ReturnType<typeof gate>
+}
+
+/** The chat example on a loopback port, with its reconnections in the test's hands. */
+async function chatWithReconnections (t: Test, history?: { size: number, ttl: number }): Promise<{ app: FastifyInstance, base: string, http: string, reconnections: Reconnections }> {
+  const app = await chat(t, history === undefined ? undefined : { history })
+  const reconnections: Reconnections = { queries: [], times: [], refuse: 0, held: gate() }
+  app.addHook('onRequest', async (request, reply) => {
+    const query = request.query as Record<string, string | undefined>
+    if (!request.url.startsWith('/ws/chat?') || query.epoch === undefined) return
+    reconnections.queries.push(query)
+    reconnections.times.push(Date.now())
+    if (reconnections.queries.length <= reconnections.refuse) return await reply.code(503).send({ message: 'not yet' })
+    await reconnections.held.opened
+  })
+  const base = await listen(app)
+  return { app, base, http: base.replace(/^ws/, 'http'), reconnections }
+}
+
+/** Cuts the user's session on the server without a close handshake, as a network that drops does: the page sees 1006. */
+function cut (app: FastifyInstance, user: string): void {
+  const sessions = [...app.websocketSessions.values()].filter((session) => session.getAttribute('username') === user)
+  if (sessions.length !== 1) throw new Error(`${sessions.length} sessions of ${user}`)
+  sessions[0]!.terminate()
+}
+
+/** A chat client in the test, outside the browser, in the room lobby. */
+class Speaker {
+  constructor (readonly client: Client) {}
+
+  /** The chat messages it got back (its own included), as `from: text`. */
+  said (): string[] {
+    return this.client.received.map((message) => JSON.parse(String(message.data))).filter((message) => message.type === 'message').map((message) => `${message.from}: ${message.text}`)
+  }
+
+  /** Says each text, and resolves once the server has published them all (it got them back). */
+  async say (...texts: string[]): Promise<void> {
+    const count = this.said().length + texts.length
+    for (const text of texts) this.client.send(JSON.stringify({ type: 'message', text }))
+    await until(() => this.said().length >= count, () => `${count} messages back (${JSON.stringify(this.said())})`)
+  }
+}
+
+const said = (page: Page): Promise<string[]> => page.locator('#log li.message').allTextContents()
+
+test('chat page in headless Chromium: after a drop it reconnects by itself, with backoff, and shows what it missed once and in order; past what the history keeps, it says it reloaded the room', async (t) => {
+  if (!haveChromium(t)) return
+  const browser = await launch(t)
+  const errors: string[] = []
+
+  // The page reconnects after 40 ms, then 80, 160... each drawn between its half and its whole.
+  const { app, base, http, reconnections } = await chatWithReconnections(t)
+  const dan = new Speaker(await connect(base, '/ws/chat?user=dan&room=lobby'))
+  const carol = await open(browser, `${http}/?user=carol&room=lobby&reconnect=40`, errors)
+  await carol.click('#join-button')
+  await untilOnline(carol, ['carol', 'dan'])
+  await dan.say('before the drop')
+  await say(carol, 'me too')
+  await untilLine(carol, 'carol: me too')
+  await until(() => dan.said().length === 2)
+
+  // The connection drops; dan says three things meanwhile, while the page's reconnection waits
+  // at the server's door.
+  cut(app, 'carol')
+  await carol.locator('#status', { hasText: 'reconnecting' }).waitFor()
+  t.equal(await carol.isVisible('#chat'), true, 'the room stays on screen')
+  await dan.say('one', 'two', 'three')
+  await until(() => reconnections.queries.length === 1, 'the page\'s reconnection')
+  t.match(reconnections.queries[0], { user: 'carol', room: 'lobby', epoch: String, offset: '2' }, 'from the position of the last message it showed')
+  reconnections.held.open()
+
+  // Back: the three missed, once each and in order, then the live ones.
+  await untilLine(carol, 'dan: three')
+  await carol.locator('#status', { hasText: 'connected as carol' }).waitFor()
+  const before = ['dan: before the drop', 'carol: me too']
+  t.same(await said(carol), [...before, 'dan: one', 'dan: two', 'dan: three'], 'what it missed, once each, in order')
+  await dan.say('after the drop')
+  await say(carol, 'back')
+  await untilLine(carol, 'carol: back')
+  t.same(await said(carol), [...before, 'dan: one', 'dan: two', 'dan: three', 'dan: after the drop', 'carol: back'], 'then the live ones, none twice')
+  t.equal(await carol.locator('#log li.reloaded').count(), 0, 'no reload')
+  await until(() => dan.said().length === 7)
+  t.same(dan.said(), await said(carol), 'the same order as another member\'s')
+
+  // Another server whose history keeps two messages per room; its first three reconnections
+  // are refused (503), as a server not ready yet does, so the page retries with backoff.
+  const short = await chatWithReconnections(t, { size: 2, ttl: 60_000 })
+  short.reconnections.refuse = 3
+  const eve = new Speaker(await connect(short.base, '/ws/chat?user=eve&room=lobby'))
+  const page = await open(browser, `${short.http}/?user=carol&room=lobby&reconnect=40`, errors)
+  await page.click('#join-button')
+  await untilOnline(page, ['carol', 'eve'])
+  await eve.say('old')
+  await untilLine(page, 'eve: old')
+  cut(short.app, 'carol')
+  await page.locator('#status', { hasText: 'reconnecting' }).waitFor()
+  // Missed: three messages, one more than the history keeps.
+  await eve.say('a', 'b', 'c')
+  await until(() => short.reconnections.queries.length === 4, 'three refused reconnections, then one held')
+  const waits = short.reconnections.times.slice(1).map((time, i) => time - short.reconnections.times[i]!)
+  // Attempts 2, 3 and 4 wait 80, 160 and 320 ms, at least half of that (jitter), give or take a timer's slack.
+  waits.forEach((wait, i) => t.ok(wait >= 40 * 2 ** i - 5, `attempt ${i + 2} came ${wait} ms after the one before (backoff ${80 * 2 ** i} ms, half at least)`))
+  t.match(short.reconnections.queries[3], { epoch: String, offset: '1' })
+  short.reconnections.held.open()
+
+  // The history no longer has 'a': the page says it reloaded the room, and shows its last messages.
+  await page.locator('#log li.reloaded').waitFor()
+  await untilLine(page, 'eve: c')
+  await page.locator('#status', { hasText: 'connected as carol' }).waitFor()
+  t.same(await lines(page), ['reloaded the room: too much was missed while disconnected', 'eve: b', 'eve: c'], 'the list replaced by the room\'s last messages')
+  await eve.say('d')
+  await untilLine(page, 'eve: d')
+  t.same(await said(page), ['eve: b', 'eve: c', 'eve: d'], 'then the live ones, none twice')
+
+  mkdirSync(artifacts, { recursive: true })
+  await page.screenshot({ path: resolve(artifacts, 'chat-reloaded.png'), fullPage: true })
+  // Refused handshakes make Chromium log a console error; nothing else may.
+  t.same(errors.filter((error) => !/WebSocket connection to .* failed/.test(error)), [], 'no page or console errors')
 })

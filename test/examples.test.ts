@@ -269,14 +269,15 @@ redisTest('cluster: members on two servers share a room: one list of who is onli
   alice.client.send(JSON.stringify({ type: 'message', text: 'hello from A', extra: 'not relayed' }))
   for (const { client } of [bob, carol]) {
     const message = await first(client, (message) => message.type === 'message', 'alice\'s message')
-    t.match(message, { type: 'message', from: 'alice', text: 'hello from A', timestamp: Number }, 'from server A to server B')
-    t.same(Object.keys(message).sort(), ['from', 'text', 'timestamp', 'type'])
+    t.match(message, { type: 'message', epoch: alice.welcome.epoch, offset: 1, from: 'alice', text: 'hello from A', timestamp: Number }, 'from server A to server B')
+    t.same(Object.keys(message).sort(), ['epoch', 'from', 'offset', 'text', 'timestamp', 'type'])
   }
   bob.client.send(say('hello from B'))
   const fromB = (message: any): boolean => message.type === 'message' && message.from === 'bob'
   t.match(await first(alice.client, fromB, 'bob\'s message on server A'), { text: 'hello from B' }, 'from server B to server A')
   t.match(await first(carol.client, fromB, 'bob\'s message on server B'), { text: 'hello from B' }, 'and to bob\'s own server')
-  t.notOk(parsed(bob.client).some(fromB), 'bob did not get his own message')
+  t.match(await first(bob.client, fromB, 'bob\'s own message'), { offset: 2 }, 'bob gets his own message too, at its position')
+  t.equal(bob.welcome.epoch, alice.welcome.epoch, 'one stream of positions for the room, in Redis')
   // The same protocol as examples/chat: what is not a chat message gets an error notice, and
   // reaches nobody else.
   bob.client.send('hello?')
@@ -300,6 +301,33 @@ redisTest('cluster: members on two servers share a room: one list of who is onli
   t.same(told(carol.client, 'joined'), { carol: 1 }, 'on server B too')
   t.same(told(carol.client, 'left'), { bob: 1, alice: 1 })
   t.same(parsed(dave.client).map((message) => message.type).sort(), ['presence', 'welcome'], 'the other room got its own join only')
+})
+
+redisTest('cluster: a client that was on one server resumes on the other from its position: what it missed, in order, then the live ones', async (t) => {
+  const options = { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster-resume') }
+  const a = await example(t, 'cluster', options)
+  const b = await example(t, 'cluster', options)
+  const messages = (client: Client): any[] => parsed(client).filter((message) => message.type === 'message')
+  const bob = await connect(b.base, '/ws/chat?user=bob&room=lobby')
+  await first(bob, (message) => message.type === 'welcome', 'bob\'s welcome')
+  const alice = await connect(a.base, '/ws/chat?user=alice&room=lobby')
+  const welcome = await first(alice, (message) => message.type === 'welcome', 'alice\'s welcome')
+  bob.send(say('one'))
+  await until(() => messages(alice).length === 1, 'one, on server A')
+  const { epoch, offset } = messages(alice)[0]
+  t.same({ epoch, offset }, { epoch: welcome.epoch, offset: 1 })
+  await alice.close()
+
+  for (const text of ['two', 'three', 'four']) bob.send(say(text))
+  await until(() => messages(bob).length === 4, 'bob\'s four messages')
+  const back = await connect(b.base, `/ws/chat?user=alice&room=lobby&epoch=${epoch}&offset=${offset}`)
+  const resumed = await first(back, (message) => message.type === 'welcome', 'alice\'s welcome on server B')
+  t.match(resumed, { resumed: true })
+  t.same(parsed(back).filter((message) => message.type === 'message' || message.type === 'welcome').map((message) => message.text ?? message.type),
+    ['two', 'three', 'four', 'welcome'], 'the missed messages, from Redis, before the welcome')
+  bob.send(say('five'))
+  await until(() => messages(back).length === 4, 'five, live')
+  t.same(messages(back).map((message) => message.offset), [2, 3, 4, 5], 'in order, none twice')
 })
 
 /** What each example's program offers first, to check that it serves. */

@@ -33,7 +33,8 @@ export interface CodeBlock {
   folder: string
 }
 
-export interface BlockError { line: number, message: string }
+/** An error at its line of the Markdown file, in `block` (none for an error of the whole program). */
+export interface BlockError { line: number, message: string, block?: CodeBlock }
 
 /** The ```ts and ```typescript blocks of a Markdown text. */
 export function typescriptBlocks (markdown: string): CodeBlock[] {
@@ -133,7 +134,8 @@ export function checkBlocks (blocks: CodeBlock[]): BlockError[] {
       const inBlock = line - file.preambleLines
       errors.push({
         line: inBlock >= 0 ? file.block.line + inBlock : file.block.line,
-        message: ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n')
+        message: ts.flattenDiagnosticMessageText(diagnostic.messageText, '\n'),
+        block: file.block
       })
     }
   }

@@ -1,6 +1,7 @@
 // The README's TypeScript must compile: every ```ts block of README.md and docs/*.md is
 // type-checked against the package's public types (see ./readme-blocks.ts for how a snippet
-// gets its context). The README's injectWS recipe is also run as it is written.
+// gets its context). The injectWS recipe (docs/testing.md, linked from the README's
+// "Testing with injectWS") is also run as it is written.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,6 +13,7 @@ import { Events } from './signals'
 
 const root = resolve(__dirname, '..')
 const readme = readFileSync(resolve(root, 'README.md'), 'utf8')
+const testing = readFileSync(resolve(root, 'docs', 'testing.md'), 'utf8')
 
 // A user's document, kept short enough to read: detail goes to docs/.
 test('the README stays under 25,000 bytes', async (t) => {
@@ -22,6 +24,7 @@ test('the README stays under 25,000 bytes', async (t) => {
 test('every TypeScript block of the README compiles', async (t) => {
   const blocks = typescriptBlocks(readme)
   t.ok(blocks.length >= 5, `the README has its TypeScript blocks (${blocks.length})`)
+  t.ok(blocks.some((block) => /\.recover\(/.test(block.code) && /\.publish\(/.test(block.code)), 'History and recovery\'s example among them')
   const errors = checkBlocks(blocks)
   t.same(errors.map(({ line, message }) => `README.md:${line}: ${message}`), [], 'no type error')
 })
@@ -29,21 +32,23 @@ test('every TypeScript block of the README compiles', async (t) => {
 test('every TypeScript block of docs/*.md compiles', async (t) => {
   const documents = readdirSync(resolve(root, 'docs')).filter((name) => name.endsWith('.md'))
   t.ok(documents.length > 0, 'docs/ has its documents')
-  let total = 0
-  for (const name of documents) {
-    const blocks = typescriptBlocks(readFileSync(resolve(root, 'docs', name), 'utf8'))
-    total += blocks.length
-    const errors = checkBlocks(blocks)
-    t.same(errors.map(({ line, message }) => `docs/${name}:${line}: ${message}`), [], `docs/${name}: no type error`)
+  // One program for all of them: the compiler loads the package's types (and Fastify's) once.
+  const blocks = new Map(documents.map((name) => [name, typescriptBlocks(readFileSync(resolve(root, 'docs', name), 'utf8'))]))
+  const errors = checkBlocks([...blocks.values()].flat())
+  t.same(errors.filter((error) => error.block === undefined).map(({ message }) => message), [], 'no error of the whole program')
+  for (const [name, own] of blocks) {
+    const mine = errors.filter((error) => error.block !== undefined && own.includes(error.block))
+    t.same(mine.map(({ line, message }) => `docs/${name}:${line}: ${message}`), [], `docs/${name}: no type error`)
   }
+  const total = [...blocks.values()].reduce((sum, own) => sum + own.length, 0)
   t.ok(total >= 5, `the documents have their TypeScript blocks (${total})`)
 })
 
-/** The ```ts block that follows the HTML comment starting with `marker` in the README. */
+/** The ```ts block that follows the HTML comment starting with `marker` in docs/testing.md. */
 function blockAfter (marker: string): string {
-  const line = readme.split('\n').findIndex((text) => text.startsWith(marker)) + 1
-  if (line === 0) throw new Error(`the README has no "${marker}" comment`)
-  const block = typescriptBlocks(readme).find((candidate) => candidate.line > line)
+  const line = testing.split('\n').findIndex((text) => text.startsWith(marker)) + 1
+  if (line === 0) throw new Error(`docs/testing.md has no "${marker}" comment`)
+  const block = typescriptBlocks(testing).find((candidate) => candidate.line > line)
   if (block === undefined || block.line !== line + 2) throw new Error(`no \`\`\`ts block right after "${marker}"`)
   return block.code
 }
@@ -69,7 +74,7 @@ async function runModule (code: string, deadline: number): Promise<{ code: numbe
 
 const RECIPE = '<!-- injectWS recipe'
 
-test('README, injectWS: the recipe, run as it is written, passes and does not wait closeTimeout', async (t) => {
+test('docs/testing.md, injectWS: the recipe, run as it is written, passes and does not wait closeTimeout', async (t) => {
   const recipe = blockAfter(RECIPE)
   t.match(recipe, /await app\.ready\(\)/)
   t.match(recipe, /ws\.terminate\(\)[^]*await app\.close\(\)/, 'terminate() comes before app.close()')
@@ -82,7 +87,7 @@ test('README, injectWS: the recipe, run as it is written, passes and does not wa
   t.ok(duration !== null && Number(duration[1]) < 5000, `the test itself took less than closeTimeout (${duration?.[1]} ms)`)
 })
 
-test('README, injectWS: the recipe without its app.ready() does not pass', async (t) => {
+test('docs/testing.md, injectWS: the recipe without its app.ready() does not pass', async (t) => {
   const recipe = blockAfter(RECIPE)
   const withoutReady = recipe.replace(/^\s*await app\.ready\(\).*$/m, '')
   t.not(withoutReady, recipe)
@@ -139,8 +144,8 @@ test('the check finds what is wrong, at its line of the Markdown file', async (t
   t.equal(errors.length, 4)
 })
 
-// What "Testing your app with injectWS" says about early messages, checked.
-test('README, injectWS: a welcome sent on open reaches onInit, and is gone for a listener added after the await', async (t) => {
+// What docs/testing.md says about early messages, checked.
+test('docs/testing.md, injectWS: a welcome sent on open reaches onInit, and is gone for a listener added after the await', async (t) => {
   const app = await build(t)
   app.registerWebsocket('/ws', {
     onOpen (session) { session.send('welcome') },

@@ -1,19 +1,40 @@
 // A chat room as a module: its handlers (onOpen, onMessage, onInvalidMessage) and the schemas
-// of its protocol. registerWebsocket() takes the module namespace as it is (see ./server.mjs).
+// of its protocol. registerWebsocket() takes the module namespace as it is (see ./server.mjs,
+// which registers the plugin with the history option that publish() and recover() need).
 // Connect to /ws/chat?user=NAME&room=NAME (the room defaults to "chat") and send
-// { "type": "message", "text": "..." } as JSON text. The welcome lists who is online; then
-// `presence` notices (./presence.mjs, an option of the plugin) tell who joined and who left.
+// { "type": "message", "text": "..." } as JSON text. The welcome lists who is online and
+// the room's last messages; then `presence` notices (./presence.mjs, an option of the
+// plugin) tell who joined and who left, and each message comes with its position in the
+// room (epoch, offset). A client that reconnects sends back the position of the last message
+// it has (&epoch=E&offset=N): it gets the ones it missed, or, when the history no longer
+// has them all, the last messages again.
 import { Type } from '@sinclair/typebox'
 import { memberOf } from './presence.mjs'
 
 /** A member of the room: its session id, and its user name (two tabs of one user are two members). */
 const Member = Type.Object({ id: Type.String(), user: Type.String() })
 
+/** A chat message as every member gets it (the sender too), at its position in the room. */
+const Said = Type.Object({
+  type: Type.Literal('message'),
+  epoch: Type.String(),
+  offset: Type.Integer(),
+  from: Type.String(),
+  text: Type.String(),
+  timestamp: Type.Integer()
+})
+
+/** How many of the room's last messages a welcome that starts afresh holds. */
+const LAST = 50
+
 export const schema = {
   // Checked before the upgrade: a handshake without ?user= is refused with a 400.
   querystring: Type.Object({
     user: Type.String({ minLength: 1 }),
-    room: Type.Optional(Type.String({ minLength: 1 }))
+    room: Type.Optional(Type.String({ minLength: 1 })),
+    // A client back from a drop: the position of the last message it has (both, or neither).
+    epoch: Type.Optional(Type.String({ minLength: 1 })),
+    offset: Type.Optional(Type.Integer({ minimum: 0 }))
   }),
   // What clients send. Anything else goes to onInvalidMessage, not onMessage.
   message: Type.Object({
@@ -23,11 +44,25 @@ export const schema = {
   // What the server sends. sendJson() and broadcast*Json() write through it, so a field it
   // does not name never leaves the server.
   outbound: Type.Union([
-    Type.Object({ type: Type.Literal('welcome'), id: Type.String(), room: Type.String(), online: Type.Array(Member) }),
-    Type.Object({ type: Type.Literal('message'), from: Type.String(), text: Type.String(), timestamp: Type.Integer() }),
+    // resumed: the messages missed since the position the client sent came just before, in
+    // order. Otherwise `messages` are the room's last ones, up to `offset` in `epoch`, and
+    // replace what the client has.
+    Type.Object({
+      type: Type.Literal('welcome'),
+      id: Type.String(),
+      room: Type.String(),
+      online: Type.Array(Member),
+      resumed: Type.Boolean(),
+      epoch: Type.Optional(Type.String()),
+      offset: Type.Optional(Type.Integer()),
+      messages: Type.Optional(Type.Array(Said))
+    }),
+    // Published by onMessage with JSON.stringify (publish() takes the text it is to send):
+    // it is listed here because it is part of the protocol.
+    Said,
     Type.Object({ type: Type.Literal('error'), reason: Type.String() }),
     // Broadcast by ./presence.mjs through app.websocketRooms, whose broadcastJson() does not
-    // use this schema: it is listed here because it is part of the protocol.
+    // use this schema either.
     Type.Object({ type: Type.Literal('presence'), joined: Type.Array(Member), left: Type.Array(Member) })
   ])
 }
@@ -37,26 +72,53 @@ function roomOf (session) {
 }
 
 export async function onOpen (session) {
-  const user = session.query.user
+  const { user, epoch, offset } = session.query
   session.setAttribute('username', user)
   // Before joining: every presence entry of this session, in every room, carries the name.
   session.setPresence({ user })
-  const room = roomOf(session).join()
-  // Every member, on every server with the Redis adapter, this session included. Notices may
-  // reach this session before its welcome (then the page merges both by session id).
-  const { members, complete } = await room.presence()
-  if (!complete) session.log.warn('Redis is away: the welcome lists this server\'s members only')
-  session.sendJson({ type: 'welcome', id: session.id, room: room.getName(), online: members.map(memberOf) })
+  const room = roomOf(session)
+  try {
+    // Back from a drop: recover() joins and sends the messages published since the client's
+    // position, in order, then the live ones, none twice; or, when the history no longer
+    // has them all (or was lost: another epoch), sends none and says so.
+    const resumed = epoch !== undefined && offset !== undefined && (await room.recover({ epoch, offset })).recovered
+    // Otherwise, as on a first visit, the room's last messages and their position. Live ones
+    // published meanwhile may reach the client before its welcome: it orders them by offset.
+    const last = resumed ? null : await room.join().history({ limit: LAST })
+    // Every member, on every server with the Redis adapter, this session included. Notices may
+    // reach this session before its welcome (then the page merges both by session id).
+    const { members, complete } = await room.presence()
+    if (!complete) session.log.warn('Redis is away: the welcome lists this server\'s members only')
+    session.sendJson({
+      type: 'welcome',
+      id: session.id,
+      room: room.getName(),
+      online: members.map(memberOf),
+      resumed,
+      ...(last === null ? {} : { epoch: last.epoch, offset: last.offset, messages: last.messages.map(({ message }) => JSON.parse(message)) })
+    })
+  } catch (error) {
+    // With the Redis adapter, the history lives in Redis: while it is away, the client is
+    // asked to come back later (it reconnects with backoff) rather than start without it.
+    if (error.code !== 'FST_WS_ROOMS_REDIS_UNAVAILABLE') throw error
+    session.log.warn({ err: error }, 'no history: closing with 1013')
+    session.close(1013, 'the room\'s history is unavailable: try again later')
+  }
 }
 
-export function onMessage (session, message) {
-  // The client's message, stamped after the spread so that a client cannot pass for another.
-  // Whatever else it put in stays here: schema.outbound names what goes out.
-  roomOf(session).broadcastExceptJson({
-    ...message,
-    from: session.getAttribute('username'),
-    timestamp: Date.now()
-  })
+export async function onMessage (session, message) {
+  const from = session.getAttribute('username')
+  const timestamp = Date.now()
+  try {
+    // To every member, the sender too: each gets the message at its position, so every page
+    // shows the room's messages in the same order. Only the fields named here go out (not
+    // what else the client put in its message), and the sender is the session's user.
+    await roomOf(session).publish(({ epoch, offset }) =>
+      JSON.stringify({ type: 'message', epoch, offset, from, text: message.text, timestamp }))
+  } catch (error) {
+    if (error.code !== 'FST_WS_ROOMS_REDIS_UNAVAILABLE') throw error
+    session.sendJson({ type: 'error', reason: 'not sent: the room\'s history is unavailable, try again' })
+  }
 }
 
 export function onInvalidMessage (session, error) {

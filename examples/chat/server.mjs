@@ -1,17 +1,27 @@
 // The chat room (./chat.mjs) as a complete app: `npm start`, then open http://127.0.0.1:3000/
 // in two browser tabs (the page uses the browser's own WebSocket, no client library), or
 // connect any WebSocket client to ws://127.0.0.1:3000/ws/chat?user=NAME&room=NAME.
-// PORT and HOST change where it listens.
+// PORT and HOST change where it listens. Stop it and start it again while a page is open:
+// the page reconnects by itself, and, the history being in this process, reloads the room.
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
 import { isMain, run, ws } from '../run.mjs'
 import { onPresence } from './presence.mjs'
 
+/**
+ * Each room's last 100 messages, each kept 10 minutes at most: what a page that reconnects
+ * can get back (./chat.mjs). In this process, at most 100 × the rooms published to in the
+ * last 10 minutes; examples/cluster keeps the same in Redis.
+ */
+export const history = { size: 100, ttl: 600_000 }
+
+/** The app; `history` changes the option above (the tests make it short), the rest goes to Fastify. */
 export async function build (options = {}) {
-  const app = Fastify(options)
+  const { history: kept = history, ...fastifyOptions } = options
+  const app = Fastify(fastifyOptions)
   // One notice per room and presenceInterval (250 ms by default), however many came and went.
-  await app.register(websocketRooms, { onPresence })
+  await app.register(websocketRooms, { onPresence, history: kept })
 
   const page = await readFile(new URL('./index.html', import.meta.url))
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))

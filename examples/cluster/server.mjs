@@ -1,8 +1,9 @@
 // Two chat servers sharing their rooms through one Redis: `npm run example:cluster`, then open
 // http://127.0.0.1:3001/ and http://127.0.0.1:3002/ in two browser tabs and join the same room.
-// Each server is examples/chat's (same page, same handlers, same onPresence) with the Redis
-// adapter: nothing else changes, since presence() lists the members of every server and the
-// notices onPresence broadcasts reach them all. PORT_A and PORT_B (default 3001, 3002), HOST
+// Each server is examples/chat's (same page, same handlers, same onPresence, same history)
+// with the Redis adapter: nothing else changes, since presence() lists the members of every
+// server, the notices onPresence broadcasts reach them all, and the rooms' history and
+// positions live in Redis, so a page that reconnects to the other server resumes there. PORT_A and PORT_B (default 3001, 3002), HOST
 // (default 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379) and KEY_PREFIX (default
 // cluster-chat) change where they listen and what they share. One process runs both here,
 // for the demo; in production each server is a process (or a machine) of its own running build().
@@ -10,19 +11,21 @@ import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { onPresence } from '../chat/presence.mjs'
+import { history } from '../chat/server.mjs'
 import { isMain, ws } from '../run.mjs'
 
 const page = await readFile(new URL('../chat/index.html', import.meta.url))
 
 /** One server of the cluster: the chat of examples/chat with the Redis adapter. */
 export async function build (options = {}) {
-  const { redisUrl = 'redis://127.0.0.1:6379', keyPrefix = 'cluster-chat', ...fastifyOptions } = options
+  const { redisUrl = 'redis://127.0.0.1:6379', keyPrefix = 'cluster-chat', history: kept = history, ...fastifyOptions } = options
   const app = Fastify(fastifyOptions)
   // Fails with FST_WS_ROOMS_REDIS_UNAVAILABLE when Redis does not answer within connectTimeout.
   // onPresence runs once in the cluster for each change, on the server where it happened, so
   // a page gets one notice for it, not one per server. While Redis is away, that notice
   // reaches this server's members only (docs/examples.md#cluster-two-servers-sharing-rooms-through-redis).
-  await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }), onPresence })
+  // The history is in Redis, under `{keyPrefix}:history…` keys that expire with it.
+  await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }), onPresence, history: kept })
 
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
   app.registerWebsocket('/ws/chat', await import('../chat/chat.mjs'))
