@@ -150,7 +150,8 @@ export class ServerRooms implements WebsocketRooms {
         invalidMessage: s.closedInvalidMessage
       },
       refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions },
-      cluster: cluster === null ? null : cluster.stats()
+      cluster: cluster === null ? null : cluster.stats(),
+      history: this.#rooms.history === null ? null : { ...this.#rooms.historyStats }
     }
   }
 }

@@ -80,6 +80,9 @@ test('recover() sends what was missed, in order, then the live messages', async 
   // From the start of the epoch.
   const fromStart = await connect(base, `/ws?room=chat&offset=0&epoch=${epoch}`)
   t.same((await fromStart.json(6)).map((m) => m.offset ?? m.replayed), [1, 2, 3, 4, 5, 5])
+  const failed = await connect(base, '/ws?room=chat&offset=0&epoch=another')
+  await failed.json(1)
+  t.same(app.websocketRooms.stats().history, { published: 5, recovered: 3, notRecovered: 1, replayed: 8 })
 })
 
 test('recover() replays nothing when any missed message is gone: too old for size, another epoch, a future offset', async (t) => {

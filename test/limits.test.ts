@@ -490,7 +490,7 @@ test('stats() counts the messages and bytes of an exchange, a broadcast once per
     },
     handleBinary (session, data) { session.send(data) }
   })
-  const zero = { dropped: { backpressure: 0, rateLimit: 0 }, closed: { heartbeat: 0, backpressure: 0, rateLimit: 0, unsupportedData: 0, handlerError: 0, invalidMessage: 0 }, refused: { origin: 0, maxSessions: 0 }, cluster: null }
+  const zero = { dropped: { backpressure: 0, rateLimit: 0 }, closed: { heartbeat: 0, backpressure: 0, rateLimit: 0, unsupportedData: 0, handlerError: 0, invalidMessage: 0 }, refused: { origin: 0, maxSessions: 0 }, cluster: null, history: null }
   t.same(app.websocketRooms.stats(), { sessions: 0, rooms: 0, pausedSessions: 0, messagesIn: 0, bytesIn: 0, messagesOut: 0, bytesOut: 0, invalidMessages: 0, ...zero })
   const base = await listen(app)
   const [a, b, c] = await Promise.all([connect(base, '/ws'), connect(base, '/ws'), connect(base, '/ws')])

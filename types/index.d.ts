@@ -297,6 +297,19 @@ declare namespace fastifyWebsocketRooms {
     refused: { origin: number, maxSessions: number }
     /** The cluster node's counters, with an adapter; null without. */
     cluster: WebsocketRoomsClusterStats | null
+    /** With the history option (null without): messages published from this server, and its sessions' recoveries. */
+    history: WebsocketRoomsHistoryStats | null
+  }
+
+  export interface WebsocketRoomsHistoryStats {
+    /** publish() calls of this server that resolved. */
+    published: number
+    /** recover() calls that replayed every missed message (none missed included). */
+    recovered: number
+    /** recover() calls that replayed nothing: a message was gone, another epoch, too much arrived meanwhile. */
+    notRecovered: number
+    /** Messages sent by the recoveries that succeeded. */
+    replayed: number
   }
 
   /** A room as seen from one session: a handle that does not join by itself. */

@@ -79,6 +79,8 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** The rooms' history in this process, used when there is no cluster. */
   readonly #memoryLog: MemoryLog | null
   readonly #recoveries: Recoveries<M>
+  /** What the history did on this server, for stats(). */
+  readonly historyStats = { published: 0, recovered: 0, notRecovered: 0, replayed: 0 }
 
   constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, history: HistoryLimits | null, findMember: FindMember<M>) {
     this.log = log
@@ -385,7 +387,13 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** Publishes a message at the room's next position, kept in its history, to every member but `except`. */
   publish (name: string, build: unknown, except: M | null): Promise<StreamPosition> {
     if (typeof build !== 'function') throw new InvalidArgumentError('build', 'a function ({ offset, epoch }) => message', describe(build))
-    return this.#log('publish').publish(name, build as BuildMessage, except === null ? null : except.id)
+    const published = this.#log('publish').publish(name, build as BuildMessage, except === null ? null : except.id)
+    return published.then(this.#countPublished)
+  }
+
+  readonly #countPublished = (position: StreamPosition): StreamPosition => {
+    this.historyStats.published++
+    return position
   }
 
   /** A published message, for this node's members of the room but `exceptId`, held back for those recovering. */
@@ -428,14 +436,24 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
       else this.leave(member, name)
       throw error
     }
+    const stats = this.historyStats
     // Closed or left meanwhile: nothing more for it.
-    if (!this.has(member, name)) return NOT_RECOVERED
+    if (!this.has(member, name)) {
+      stats.notRecovered++
+      return NOT_RECOVERED
+    }
     const missed = recoveryOf(read, since)
     const held = this.#recoveries.finish(member, name, missed === null ? null : read)
-    if (held === null) return NOT_RECOVERED // more arrived meanwhile than could be held: nothing replayed
-    if (missed !== null) for (const entry of missed) member[kSendEncoded](entry.encoded)
+    if (missed === null || held === null) { // gone, or more arrived meanwhile than could be held: nothing replayed
+      stats.notRecovered++
+      for (const encoded of held ?? []) member[kSendEncoded](encoded)
+      return NOT_RECOVERED
+    }
+    for (const entry of missed) member[kSendEncoded](entry.encoded)
     for (const encoded of held) member[kSendEncoded](encoded)
-    return missed === null ? NOT_RECOVERED : { recovered: true, replayed: missed.length }
+    stats.recovered++
+    stats.replayed += missed.length
+    return { recovered: true, replayed: missed.length }
   }
 
   /** Sends what was held back during a recovery that failed. */
