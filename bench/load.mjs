@@ -237,7 +237,7 @@ function waitForBeat ({ timeoutMs = 120_000 }) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       beat.resolve = null
-      reject(new Error(`beat: ${beat.pinged} of ${clients} clients pinged in ${timeoutMs} ms`))
+      reject(new Error(`beat: ${beat.pinged} of ${clients} clients pinged in ${timeoutMs} ms (${disconnected} disconnected)`))
     }, timeoutMs)
     beat.resolve = () => {
       clearTimeout(timer)
