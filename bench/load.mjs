@@ -14,6 +14,12 @@
 // frames are inflated: with server_no_context_takeover every receiver gets the same bytes for
 // a message, so the last few are inflated once and recognised by their bytes; with context
 // takeover (ws's default) each receiver's window is kept and given to zlib as the dictionary.
+//
+// Pings are answered with a pong at once (a server's heartbeat keeps these clients), and
+// counted: 'beat' resolves once every client has been pinged since it was called, the end of
+// one beat of the server's heartbeat (bench/idle.mjs). 'connect' may spread its clients over
+// several source addresses of 127.0.0.0/8 ('sources'), for more connections than one address
+// has ephemeral ports.
 import net from 'node:net'
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib'
 import { readFileSync } from 'node:fs'
@@ -46,6 +52,8 @@ const CLOSE_FRAME = Buffer.from([0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe8]) // 1000, z
 
 let nowUs = 0 // the clock, read once per read callback
 let disconnected = 0 // clients the server closed while the benchmark still used them
+let pings = 0 // pings received (and answered) since the start
+const beat = { round: 0, pinged: 0, expected: 0, resolve: null }
 
 const connections = { recv: [], pub: [], echo: [] }
 
@@ -94,7 +102,7 @@ function pathFor (path) {
 }
 
 /** Opens one client; resolves once it is in the room (after 101, or after Socket.IO's '40' ack). */
-function open (role, id, path, deflate = false, timeoutMs = 15000) {
+function open (role, id, path, deflate = false, localAddress = undefined, timeoutMs = 15000) {
   return new Promise((resolve, reject) => {
     const conn = {
       role,
@@ -106,7 +114,8 @@ function open (role, id, path, deflate = false, timeoutMs = 15000) {
       socket: null,
       onReady: null,
       onClosed: null,
-      inflate: null // { shared, window }: permessage-deflate was negotiated
+      inflate: null, // { shared, window }: permessage-deflate was negotiated
+      pingRound: 0 // the beat.round in which it was last pinged
     }
     const timer = setTimeout(() => fail(new Error(`${role} #${id}: not ready after ${timeoutMs} ms`)), timeoutMs)
     function fail (error) {
@@ -123,6 +132,7 @@ function open (role, id, path, deflate = false, timeoutMs = 15000) {
     conn.socket = net.connect({
       host: HOST,
       port,
+      localAddress,
       noDelay: true,
       onread: { buffer: SHARED, callback: (n) => onRead(conn, n) }
     })
@@ -202,11 +212,39 @@ function parseFrames (conn, buffer, at, end) {
     } else if (opcode === 9) {
       const pong = frame(buffer.toString('latin1', start, at), 0x8a)
       conn.socket.write(pong)
+      onPing(conn)
     } else if (opcode === 8) {
       conn.onCloseFrame?.()
     }
   }
   if (at < end) conn.pending = Buffer.from(buffer.subarray(at, end))
+}
+
+function onPing (conn) {
+  pings++
+  if (conn.pingRound === beat.round) return
+  conn.pingRound = beat.round
+  if (++beat.pinged === beat.expected && beat.resolve !== null) beat.resolve()
+}
+
+/** Resolves once every open client has been pinged since the call (or rejects after timeoutMs). */
+function waitForBeat ({ timeoutMs = 120_000 }) {
+  const clients = connections.recv.length + connections.pub.length + connections.echo.length
+  beat.round++
+  beat.pinged = 0
+  beat.expected = clients
+  const began = performance.now()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      beat.resolve = null
+      reject(new Error(`beat: ${beat.pinged} of ${clients} clients pinged in ${timeoutMs} ms (${disconnected} disconnected)`))
+    }, timeoutMs)
+    beat.resolve = () => {
+      clearTimeout(timer)
+      beat.resolve = null
+      resolve({ clients, pings, disconnected, waitedMs: performance.now() - began })
+    }
+  })
 }
 
 const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff])
@@ -614,7 +652,7 @@ async function runHandshakes ({ path, count, concurrency }) {
 // ---------------------------------------------------------------------------------------
 // Commands from bench/run.mjs
 
-async function connectMany ({ role, count, path, concurrency = 200, deflate = false }) {
+async function connectMany ({ role, count, path, concurrency = 200, deflate = false, sources = 1 }) {
   const list = connections[role]
   const base = list.length
   let next = 0
@@ -622,7 +660,7 @@ async function connectMany ({ role, count, path, concurrency = 200, deflate = fa
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, async () => {
     while (next < count) {
       const id = base + next++
-      list.push(await open(role, id, path, deflate))
+      list.push(await open(role, id, path, deflate, sources > 1 ? `127.0.0.${1 + id % sources}` : undefined))
     }
   }))
   return { role, count: list.length, compressed: list.filter((conn) => conn.inflate !== null).length, seconds: (performance.now() - start) / 1000 }
@@ -652,6 +690,7 @@ const commands = {
   fanout: runFanout,
   echo: runEcho,
   handshakes: runHandshakes,
+  beat: waitForBeat,
   exit () {
     setImmediate(() => process.exit(0))
     return {}

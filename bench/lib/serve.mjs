@@ -1,6 +1,6 @@
 // What every benchmark server shares: it is forked by bench/run.mjs, listens on 127.0.0.1 on
 // a free port, reports { type: 'ready', port } over IPC, and answers the runner's commands:
-// 'mem' (forced GC, then memoryUsage), 'profile-start' / 'profile-stop' (a CPU profile of
+// 'mem' (forced GC, then memoryUsage), 'cpu' (process.cpuUsage(), in µs), 'profile-start' / 'profile-stop' (a CPU profile of
 // just one phase, through the inspector: the same format as node --cpu-prof) and 'exit'.
 // It exits by itself when the runner goes away (the IPC channel closes).
 import { writeFileSync } from 'node:fs'
@@ -19,6 +19,11 @@ const commands = {
     }
     const usage = process.memoryUsage()
     return { rss: usage.rss, heapUsed: usage.heapUsed, external: usage.external, arrayBuffers: usage.arrayBuffers, gc: typeof globalThis.gc === 'function' }
+  },
+
+  cpu () {
+    const { user, system } = process.cpuUsage()
+    return { user, system }
   },
 
   async 'profile-start' ({ interval = 250 }) {

@@ -1,6 +1,8 @@
 // This plugin: every session joins room 'bench'; 'P…' is broadcast to the room but the
 // sender, 'E…' is echoed. /ws has no schema; /ws-q validates ?user= with TypeBox before the
-// upgrade (the handshake benchmark runs both). The heartbeat is off so no pings interfere.
+// upgrade (the handshake benchmark runs both). The heartbeat is off so no pings interfere,
+// unless BENCH_HEARTBEAT says otherwise: 'default' (the option left out: 30 s) or an interval
+// in ms (the idle benchmark, bench/idle.mjs).
 // The JSON echo: /ws-json validates each message with schema.message and answers with
 // sendJson (schema.outbound); /ws-json-hand does the same by hand, as an app without
 // typed messages would: JSON.parse, a check of each field, JSON.stringify.
@@ -63,8 +65,9 @@ const jsonEchoByHand = {
 
 await serve(async () => {
   const app = Fastify({ logger: false })
+  const heartbeat = process.env.BENCH_HEARTBEAT ?? '0'
   await app.register(websocketRooms, {
-    heartbeatInterval: 0,
+    ...(heartbeat === 'default' ? {} : { heartbeatInterval: Number(heartbeat) }),
     history: { size: 1000, ttl: 60_000 },
     compression: process.env.BENCH_COMPRESSION === 'shared' ? 'shared' : false
   })

@@ -13,6 +13,8 @@
 // each message once per socket (with 'send'): 'default' is perMessageDeflate: true (ws's
 // defaults: the server keeps its context, a 1024-byte threshold that then does not apply),
 // 'no-context-takeover' is { serverNoContextTakeover: true }, the setting compression: 'shared' uses.
+// BENCH_WS_HEARTBEAT (ms) adds the heartbeat of ws's README: one setInterval pings every
+// client and terminates one whose pong to the previous ping has not come (isAlive).
 import { createServer } from 'node:http'
 import { Sender, WebSocket, WebSocketServer } from 'ws'
 import { serve } from '../lib/serve.mjs'
@@ -71,6 +73,24 @@ function onClose () {
   clients.delete(this)
 }
 
+function onPong () {
+  this.isAlive = true
+}
+
+const heartbeatInterval = Number(process.env.BENCH_WS_HEARTBEAT ?? 0)
+if (heartbeatInterval > 0) {
+  setInterval(() => {
+    for (const client of clients) {
+      if (client.isAlive === false) {
+        client.terminate()
+        continue
+      }
+      client.isAlive = false
+      client.ping()
+    }
+  }, heartbeatInterval)
+}
+
 await serve(async () => {
   const server = createServer()
   const deflate = { default: true, 'no-context-takeover': { serverNoContextTakeover: true } }[process.env.BENCH_WS_DEFLATE ?? ''] ?? false
@@ -79,6 +99,10 @@ await serve(async () => {
     clients.add(socket)
     socket.on('message', onMessage)
     socket.on('close', onClose)
+    if (heartbeatInterval > 0) {
+      socket.isAlive = true
+      socket.on('pong', onPong)
+    }
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   return server.address().port
