@@ -27,10 +27,9 @@
 //   BENCH_PROFILE=two        after the rounds, CPU-profile every node of these scenarios in every
 //                            phase (bench/profiles/cluster-*.cpuprofile), summarized in the report
 //   BENCH_MAX_SECONDS=480    time budget; past it no new session starts
-import { execFileSync } from 'node:child_process'
+
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -40,6 +39,7 @@ import { start } from './lib/children.mjs'
 import { ms, pct, report, si } from './lib/cluster-report.mjs'
 import { clockTicks, metered, processTicks, quiet } from './lib/meter.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
+import { environment } from './lib/environment.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -205,21 +205,6 @@ async function inspectRedis () {
     throw new Error(`Redis at ${config.redisUrl} runs as pid ${redisPid}, which this machine does not show: its CPU cannot be measured (in a container, or on another host?)`)
   }
   redisInfo = `Redis ${field('redis_version')} (io-threads ${ioThreads})`
-}
-
-function environment () {
-  let nproc = String(os.availableParallelism?.() ?? os.cpus().length)
-  try {
-    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim()
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    node: process.version,
-    nproc,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    kernel: `${os.type()} ${os.release()}`,
-    loadavg: os.loadavg().map((value) => value.toFixed(2)).join(' ')
-  }
 }
 
 function summaryLine ({ phases }) {

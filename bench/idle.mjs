@@ -27,7 +27,6 @@
 //   BENCH_QUICK=1                        a smoke run: 500 and 1,000 connections, 1 round
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -35,6 +34,7 @@ import { fileURLToPath } from 'node:url'
 import { start } from './lib/children.mjs'
 import { metered, quiet } from './lib/meter.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
+import { environment as machine } from './lib/environment.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -335,19 +335,7 @@ function report (results, environment, profiles, totalSeconds) {
 }
 
 function environment () {
-  let nproc = String(os.availableParallelism?.() ?? os.cpus().length)
-  try {
-    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim()
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    node: process.version,
-    nproc,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    kernel: `${os.type()} ${os.release()}`,
-    loadavg: os.loadavg().map((value) => value.toFixed(2)).join(' '),
-    openFiles: openFilesLimit(process.pid).hard
-  }
+  return { ...machine(), openFiles: openFilesLimit(process.pid).hard }
 }
 
 async function main () {

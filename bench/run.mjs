@@ -26,13 +26,13 @@
 //                        whole run is cut off at budget + 120 s
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { start } from './lib/children.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
+import { environment } from './lib/environment.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -514,21 +514,6 @@ function withSection (markdown, section) {
 }
 
 // ---------------------------------------------------------------------------------------
-
-function environment () {
-  let nproc = String(os.availableParallelism?.() ?? os.cpus().length)
-  try {
-    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim()
-  } catch {}
-  return {
-    date: new Date().toISOString(),
-    node: process.version,
-    nproc,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    kernel: `${os.type()} ${os.release()}`,
-    loadavg: os.loadavg().map((value) => value.toFixed(2)).join(' ')
-  }
-}
 
 async function main () {
   const began = performance.now()
