@@ -116,10 +116,16 @@ redisTest('recoveries on both nodes while both nodes publish as fast as they can
   const watcher = await member(b)
   const storm = { on: true }
   let published = 0
+  const refused: unknown[] = []
   const publisher = async (node: Node): Promise<void> => {
     while (storm.on) {
-      await publishText(node, 'storm')
-      published++
+      try {
+        await publishText(node, 'storm')
+        published++
+      } catch (error) {
+        refused.push(error) // every publish must go through: checked below
+        storm.on = false
+      }
     }
   }
   const publishers = [publisher(a), publisher(a), publisher(b), publisher(b)]
@@ -137,6 +143,7 @@ redisTest('recoveries on both nodes while both nodes publish as fast as they can
   await until(() => recovering.every(({ client }) => results(client).length === 1), 'every recovery to finish')
   storm.on = false
   await Promise.all(publishers)
+  t.same(refused, [], 'no publish refused: four publishers on two nodes, none starved')
   const last = (await a.app.websocketRooms.room('chat').history({ limit: 0 })).offset
   for (const { client, from } of recovering) {
     t.same(JSON.parse(results(client)[0]!).recovered, true, `from ${from}: recovered`)
@@ -365,4 +372,19 @@ redisTest('history({ since, limit }) past expired messages: the first `limit` st
   await eventually(async () => (await room.history()).messages.length === 3, '"one" to expire')
   const page = await room.history({ since: { offset: 0, epoch }, limit: 2 })
   t.same([page.messages.map((m) => JSON.parse(String(m.message)).text), page.complete], [['two', 'three'], false])
+})
+
+redisTest('publishers on two nodes contending for one room: every publish goes through, none starves, no turn is left behind', async (t) => {
+  const keyPrefix = uniquePrefix('history-contention')
+  const [a, b] = [await startNode(t, { keyPrefix }), await startNode(t, { keyPrefix })]
+  const loop = async (node: Node, id: string): Promise<number[]> => {
+    const offsets: number[] = []
+    for (let i = 0; i < 200; i++) offsets.push((await publishText(node, `${id}-${i}`)).offset)
+    return offsets
+  }
+  const results = await Promise.all([loop(a, 'a1'), loop(a, 'a2'), loop(a, 'a3'), loop(b, 'b1'), loop(b, 'b2'), loop(b, 'b3')])
+  t.same(results.flat().sort((x, y) => x - y), range(1, 1200), 'each of the 1,200 publishes got its own position')
+  for (const offsets of results) t.same(offsets, [...offsets].sort((x, y) => x - y), 'each publisher\'s in the order it published them')
+  const admin = await adminClient(t)
+  t.same(await admin.hmGet(`{${keyPrefix}}:history-meta:chat`, ['n', 'o', 'u']), ['1200', null, null])
 })

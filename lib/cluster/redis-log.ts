@@ -2,14 +2,17 @@
 // reads it, so a session recovers on another node than the one it was on.
 //
 // Per room, two keys in the `{<keyPrefix>}` slot, both expiring `ttl` after the last message:
-// `{p}:history-meta:<room>`, a hash with the stream's epoch and last offset, and
+// `{p}:history-meta:<room>`, a hash with the stream's epoch and last offset (and a turn), and
 // `{p}:history:<room>`, a Redis stream capped at `size` entries whose ids are the offsets.
 //
 // Offsets are assigned by a script that is also the only writer: the app builds a message
 // once it knows its position, so a node builds with the position it expects (its last known
 // offset + 1, in the epoch it knows), and the script appends and PUBLISHes it only if the
 // stream is still there (compare-and-set). Otherwise nothing is written and the node builds
-// again with the stream's real position. Writes and PUBLISHes thus happen in offset order,
+// again with the stream's real position. A node that lost twice in a row asks for the room's
+// next turn (`o`, `u` in the hash: its id and until when): for up to a second, or until it
+// wrote, the other nodes' writes lose, so no node starves while others keep publishing.
+// Writes and PUBLISHes thus happen in offset order,
 // inside Redis, and every node receives a room's published messages in that order. A node
 // publishes a room's messages in batches, one at a time: all those asked for while the
 // previous batch was in Redis go in the next, so one hot room costs one round trip per batch.
@@ -26,18 +29,26 @@ import { encodePublished } from './codec'
 import type { RedisConnection } from './redis-connections'
 
 const PUBLISH = `
-local m = redis.call('HMGET', KEYS[1], 'e', 'n')
+local m = redis.call('HMGET', KEYS[1], 'e', 'n', 'o', 'u')
 if not m[1] then
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'e', ARGV[6], 'n', '0')
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  m = { ARGV[6], '0' }
+  m = { ARGV[6], '0', false, false }
 end
-if m[1] ~= ARGV[2] or m[2] ~= ARGV[3] then return { 0, m[1], m[2] } end
 local t = redis.call('TIME')
-local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = string.format('%d', ms)
+local taken = m[3] and m[3] ~= ARGV[8] and tonumber(m[4]) > ms
+if taken or m[1] ~= ARGV[2] or m[2] ~= ARGV[3] then
+  if ARGV[9] == '1' and not taken then
+    redis.call('HSET', KEYS[1], 'o', ARGV[8], 'u', string.format('%d', ms + tonumber(ARGV[10])))
+  end
+  return { 0, m[1], m[2] }
+end
+if m[3] then redis.call('HDEL', KEYS[1], 'o', 'u') end
 local n = tonumber(m[2])
-for i = 8, #ARGV, 3 do
+for i = 11, #ARGV, 3 do
   n = n + 1
   local packet = ARGV[i]
   local data = string.sub(packet, 2, 2) .. string.sub(packet, tonumber(ARGV[i + 1]) + 1)
@@ -102,8 +113,10 @@ const readScript = new Script(READ)
 
 /** Most messages in one script call. */
 const MAX_BATCH = 128
-/** Times a batch is built again because other nodes took its positions first, before it fails. */
-const MAX_ATTEMPTS = 50
+/** Times a batch may lose its positions to other nodes before its node asks for the room's next turn. */
+const ATTEMPTS_BEFORE_TURN = 2
+/** How long a node's turn keeps the other nodes from writing a room's stream, at most, in ms. */
+const TURN_MS = 1000
 
 interface Pending {
   build: BuildMessage
@@ -194,18 +207,21 @@ export class RedisLog implements HistoryLog {
   async #drain (name: string, stream: RoomStream): Promise<void> {
     try {
       let attempts = 0
+      let since = 0
       while (stream.queue.length > 0) {
-        const retry = await this.#write(name, stream, stream.queue.splice(0, MAX_BATCH))
+        const retry = await this.#write(name, stream, stream.queue.splice(0, MAX_BATCH), attempts >= ATTEMPTS_BEFORE_TURN)
         if (retry === null) {
           attempts = 0
           continue
         }
         // Other nodes took the positions: build again with the stream's, in the same order.
-        if (++attempts < MAX_ATTEMPTS) {
+        // After a few times this node asks for the room's next turn, so it cannot starve.
+        if (attempts++ === 0) since = Date.now()
+        if (Date.now() - since <= this.#options.connectTimeout) {
           stream.queue.unshift(...retry)
           continue
         }
-        this.#fail(retry, new RedisUnavailableError(`cannot publish to room "${name}": other servers took its next position ${MAX_ATTEMPTS} times in a row`))
+        this.#fail(retry, new RedisUnavailableError(`cannot publish to room "${name}": other servers took its next position for longer than connectTimeout (${this.#options.connectTimeout} ms)`))
         attempts = 0
       }
     } finally {
@@ -217,7 +233,7 @@ export class RedisLog implements HistoryLog {
    * Builds a batch at the positions this node expects and writes it; returns what must be
    * built again (the stream was elsewhere), or null when every publish of it is settled.
    */
-  async #write (name: string, stream: RoomStream, batch: Pending[]): Promise<Pending[] | null> {
+  async #write (name: string, stream: RoomStream, batch: Pending[], askTurn: boolean): Promise<Pending[] | null> {
     try {
       await within(this.#node.subscribedFor(name), this.#options.connectTimeout, null)
       if (stream.epoch === null) {
@@ -249,7 +265,8 @@ export class RedisLog implements HistoryLog {
     if (built.length === 0) return null
     const { ttl, size, sharded, connectTimeout } = this.#options
     const run = publishScript.run(this.#client, [this.#metaKey(name), this.#logKey(name)], [
-      this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH', ...args
+      this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH',
+      this.#node.nodeId, askTurn ? '1' : '0', String(Math.min(TURN_MS, connectTimeout)), ...args
     ])
     let reply: unknown
     try {
