@@ -116,7 +116,8 @@ export async function onMessage (session, message) {
     await roomOf(session).publish(({ epoch, offset }) =>
       JSON.stringify({ type: 'message', epoch, offset, from, text: message.text, timestamp }))
   } catch (error) {
-    if (error.code !== 'FST_WS_ROOMS_REDIS_UNAVAILABLE') throw error
+    // Redis away, or too many publishes waiting for it on this server: the sender is told.
+    if (error.code !== 'FST_WS_ROOMS_REDIS_UNAVAILABLE' && error.code !== 'FST_WS_ROOMS_PUBLISH_BACKLOG') throw error
     session.sendJson({ type: 'error', reason: 'not sent: the room\'s history is unavailable, try again' })
   }
 }
