@@ -260,6 +260,7 @@ test('recover() past maxRoomsPerSession rejects with FST_WS_ROOMS_TOO_MANY_ROOMS
   await until(() => session !== undefined)
   const [first] = await publishAll(app, ['a'], 'chat')
   await t.rejects(session.room('chat').recover({ offset: 0, epoch: first!.epoch }), { code: 'FST_WS_ROOMS_TOO_MANY_ROOMS' })
+  await t.rejects(session.room('chat').recover({ offset: 0, epoch: first!.epoch }), { code: 'FST_WS_ROOMS_TOO_MANY_ROOMS' }, 'again: the refused recovery left nothing running')
   t.same(session.roomNames(), ['home'])
   await publishAll(app, ['home news'], 'home')
   t.equal((await client.json(1))[0].text, 'home news')

@@ -431,8 +431,9 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
       read = await log.read(name, { after: since.offset, limit: this.history!.size, epoch: since.epoch })
     } catch (error) {
       // As it was before: a member gets what it was held back; one that joined to recover
-      // leaves again, so that the app may try again without getting a message twice.
-      if (wasMember) this.#sendHeld(member, name)
+      // leaves again (if it got in), so that the app may try again without a message twice.
+      const held = this.#recoveries.finish(member, name, null) ?? []
+      if (wasMember) for (const encoded of held) member[kSendEncoded](encoded)
       else this.leave(member, name)
       throw error
     }
@@ -454,11 +455,6 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     stats.recovered++
     stats.replayed += missed.length
     return { recovered: true, replayed: missed.length }
-  }
-
-  /** Sends what was held back during a recovery that failed. */
-  #sendHeld (member: M, name: string): void {
-    for (const encoded of this.#recoveries.finish(member, name, null) ?? []) member[kSendEncoded](encoded)
   }
 
   clear (): void {
