@@ -31,7 +31,7 @@ import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { start } from './lib/children.mjs'
+import { launchWithLoad } from './lib/children.mjs'
 import { metered, quiet } from './lib/meter.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
 import { environment as machine } from './lib/environment.mjs'
@@ -101,23 +101,15 @@ function raiseOpenFiles (pid, label) {
   return raised
 }
 
-async function launch (server, serverEnv) {
-  const srv = start(join(here, 'servers', server.file), { execArgv: ['--expose-gc'], env: serverEnv, label: server.name })
-  const loader = start(join(here, 'load.mjs'), { label: 'load generator' })
-  const died = srv.exited.then(() => { throw new Error(`server ${server.name} exited (code ${srv.child.exitCode ?? srv.child.signalCode})`) })
-  died.catch(() => {})
-  const load = { call: (...args) => Promise.race([loader.call(...args), died]) }
-  const stop = () => Promise.all([loader.stop(), srv.stop()])
-  try {
-    const { port } = await srv.ready
-    await loader.ready
-    const limits = { server: raiseOpenFiles(srv.child.pid, server.name), load: raiseOpenFiles(loader.child.pid, 'load generator') }
-    await load.call('init', { port, protocol: 'ws', serverPid: srv.child.pid, clockTicks: 100 })
-    return { srv, loader, load, stop, limits }
-  } catch (error) {
-    await stop()
-    throw error
-  }
+function launch (server, serverEnv) {
+  return launchWithLoad({
+    file: join(here, 'servers', server.file),
+    env: serverEnv,
+    label: server.name,
+    protocol: 'ws',
+    clockTicks: 100,
+    prepare: (srv, loader) => ({ limits: { server: raiseOpenFiles(srv.child.pid, server.name), load: raiseOpenFiles(loader.child.pid, 'load generator') } })
+  })
 }
 
 /** Opens clients until `count` are connected; resolves with the handshakes' time. */

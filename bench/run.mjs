@@ -30,7 +30,7 @@ import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import { start } from './lib/children.mjs'
+import { launchWithLoad } from './lib/children.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
 import { environment } from './lib/environment.mjs'
 
@@ -107,23 +107,8 @@ hardStop.unref()
 // One server, one round: every scenario against a fresh server and a fresh load generator.
 
 /** A fresh server and load generator, introduced to each other; `load.call` fails if the server dies. */
-async function launch (server) {
-  const srv = start(join(here, 'servers', server.file), { execArgv: ['--expose-gc'], env: server.env, label: server.name })
-  const loader = start(join(here, 'load.mjs'), { label: 'load generator' })
-  // A server that dies mid-run fails the round with its own name, not a load generator timeout.
-  const died = srv.exited.then(() => { throw new Error(`server ${server.name} exited (code ${srv.child.exitCode ?? srv.child.signalCode})`) })
-  died.catch(() => {})
-  const load = { call: (...args) => Promise.race([loader.call(...args), died]) }
-  const stop = () => Promise.all([loader.stop(), srv.stop()])
-  try {
-    const { port } = await srv.ready
-    await loader.ready
-    await load.call('init', { port, protocol: server.protocol, serverPid: srv.child.pid, clockTicks })
-  } catch (error) {
-    await stop()
-    throw error
-  }
-  return { srv, load, stop }
+function launch (server) {
+  return launchWithLoad({ file: join(here, 'servers', server.file), env: server.env, label: server.name, protocol: server.protocol, clockTicks })
 }
 
 /** The compressed fan-out: one publisher, N receivers that all negotiate permessage-deflate. */

@@ -70,3 +70,29 @@ export function start (file, { execArgv = [], env = {}, label }) {
 
   return { child, ready, call, stop, exited }
 }
+
+/**
+ * A server (its file, env and label) and a fresh load generator (./load.mjs), introduced to
+ * each other with `init`; `load.call` fails with the server's name if the server dies.
+ * `prepare(srv, loader)` runs once both are ready, before `init`; what it returns is added
+ * to the result. Both are stopped if anything fails on the way.
+ */
+export async function launchWithLoad ({ file, env, label, protocol, clockTicks, prepare = () => ({}) }) {
+  const srv = start(file, { execArgv: ['--expose-gc'], env, label })
+  const loader = start(new URL('../load.mjs', import.meta.url).pathname, { label: 'load generator' })
+  // A server that dies mid-run fails the round with its own name, not a load generator timeout.
+  const died = srv.exited.then(() => { throw new Error(`server ${label} exited (code ${srv.child.exitCode ?? srv.child.signalCode})`) })
+  died.catch(() => {})
+  const load = { call: (...args) => Promise.race([loader.call(...args), died]) }
+  const stop = () => Promise.all([loader.stop(), srv.stop()])
+  try {
+    const { port } = await srv.ready
+    await loader.ready
+    const prepared = prepare(srv, loader)
+    await load.call('init', { port, protocol, serverPid: srv.child.pid, clockTicks })
+    return { srv, loader, load, stop, ...prepared }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
