@@ -73,7 +73,10 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
-    if (messageSchema !== undefined || outboundSchema !== undefined) preHandler.push(codec.compileHook)
+    if (messageSchema !== undefined || outboundSchema !== undefined) {
+      codec.compileAtReady(this, this.prefix + path, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      preHandler.push(codec.compileHook)
+    }
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
     if (checkSessionCap !== null) preHandler.push(checkSessionCap)
     if (preHandler.length > 0) routeOptions.preHandler = preHandler

@@ -7,6 +7,7 @@ import { isAdapter, type Adapter } from './cluster/adapter'
 import { InvalidOptionError, describe } from './errors'
 import { sharedPerMessageDeflate } from './transport/deflate'
 import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
+import { didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
 
@@ -88,6 +89,22 @@ typesAgree<SameKeys<typeof ROUTE_LIMIT_NAMES[number], keyof RouteLimits>>()
 typesAgree<SameKeys<keyof RouteLimits, keyof RouteLimitOptions>>()
 typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 
+/** Every plugin option, and the options Fastify's register() itself takes, which reach the plugin too. */
+const OPTION_NAMES = [
+  'maxPayload', 'closeTimeout', 'heartbeatInterval', 'maxSessions', 'maxRoomsPerSession', 'maxRoomNameLength',
+  'websocketOptions', 'adapter', 'compression', 'presenceInterval', 'onPresence', 'onRoomOccupied', 'onRoomVacated',
+  'history', ...ROUTE_LIMIT_NAMES
+] as const
+typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
+const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
+
+/** An unknown option is a misspelt one: refused, with the closest name, rather than ignored. */
+function refuseUnknown (options: Record<string, unknown>): void {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.has(key)) throw new InvalidOptionError(key, `one of the plugin's options${didYouMean(key, OPTION_NAMES)}`, 'an unknown option')
+  }
+}
+
 const FORBIDDEN_WS_OPTIONS = ['noServer', 'server', 'port', 'host', 'path', 'maxPayload'] as const
 
 /** An integer option; a null fallback makes it required. */
@@ -142,6 +159,7 @@ function limits (source: Record<string, unknown>, fallback: RouteLimits, prefix:
 
 export function resolveOptions (options: unknown): ResolvedOptions {
   if (!isPlainObject(options)) throw new InvalidOptionError('options', 'an object', describe(options))
+  refuseUnknown(options)
   const websocketOptions = options.websocketOptions === undefined ? {} : options.websocketOptions
   if (!isPlainObject(websocketOptions)) {
     throw new InvalidOptionError('websocketOptions', 'an object of ws server options', describe(websocketOptions))

@@ -93,6 +93,31 @@ test('onInvalidMessage gets an error in Fastify\'s validation shape and the text
   t.equal(app.websocketSessions.size, 1)
 })
 
+test('a message that fails a tagged union is told what its own branch wants, or which tags there are', async (t) => {
+  const app = await build(t)
+  const messages = new Events<string>()
+  app.registerWebsocket('/ws', {
+    schema: { message: Chat },
+    onMessage () {},
+    onInvalidMessage (session, error) { messages.push(error.message) }
+  })
+  const client = await connect(await listen(app), '/ws')
+  client.send(JSON.stringify({ type: 'say', text: 'far too long for it' }))
+  client.send(JSON.stringify({ type: 'join' }))
+  client.send(JSON.stringify({ type: 'shout', text: 'hi' }))
+  client.send(JSON.stringify({ text: 'hi' }))
+  client.send('42')
+  client.send(JSON.stringify({ type: 'say', text: { not: 'a string' } }))
+  t.same(await messages.until(6), [
+    'message/text must NOT have more than 10 characters',
+    'message must have required property \'room\'',
+    'message/type must be one of "say", "join"',
+    'message must have required property \'type\' (one of "say", "join")',
+    'message must be an object whose "type" is one of "say", "join"',
+    'message/text must be string'
+  ])
+})
+
 test('an onInvalidMessage that throws is a handler error (1011), like any other', async (t) => {
   const app = await build(t)
   app.registerWebsocket('/ws', {
@@ -270,7 +295,7 @@ test('a value schema.outbound cannot serialize is a TypeError naming it', async 
   t.match(error, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: /value must be a value that schema\.outbound can serialize.*from/ })
 })
 
-test('a broadcastJson to many members is serialized once; the compilers run once per route, in its first handshake', async (t) => {
+test('a broadcastJson to many members is serialized once; the compilers run once per route, at app.ready()', async (t) => {
   const app = await build(t)
   const compiled = { validator: 0, serializer: 0 }
   let serialized = 0
@@ -289,7 +314,9 @@ test('a broadcastJson to many members is serialized once; the compilers run once
     onMessage (session, message) { session.room('many').broadcastJson({ type: 'said', from: session.id, text: message.text }) },
     onInvalidMessage (session, error) { session.send(error.message) }
   })
-  t.same(compiled, { validator: 0, serializer: 0 }, 'nothing compiled before a handshake')
+  t.same(compiled, { validator: 0, serializer: 0 }, 'nothing compiled before app.ready()')
+  await app.ready()
+  t.same(compiled, { validator: 1, serializer: 1 }, 'compiled at app.ready()')
   const base = await listen(app)
   const clients: Client[] = []
   for (let i = 0; i < 50; i++) clients.push(await connect(base, '/ws'))
@@ -367,19 +394,23 @@ test('an ajv $async validator resolves with the value itself, even one with `err
   t.same(await client.texts(2), ['valid {"error":"not one","value":1}', 'invalid FST_ERR_VALIDATION'])
 })
 
-test('a schema its compiler refuses answers the handshake 500 naming the route, logged; no session is opened', async (t) => {
-  const lines: string[] = []
-  const app = await build(t, {}, { logger: { level: 'error', stream: { write: (line: string) => lines.push(line) } } })
-  app.registerWebsocket('/bad-message', { schema: { message: { type: 'no-such-type' } }, onMessage () {} })
-  app.registerWebsocket('/bad-outbound', { schema: { outbound: { type: 'object', properties: { a: { $ref: 'missing#' } } } }, onConnected () {} })
-  const base = await listen(app)
-  for (const [path, part] of [['/bad-message', 'message'], ['/bad-outbound', 'outbound']]) {
-    const client = new Client(base + path)
-    const response = await new Promise<number>((resolve) => client.ws.once('unexpected-response', (_request, res) => resolve(res.statusCode!)))
-    t.equal(response, 500, path)
-    t.ok(lines.some((line) => line.includes('FST_WS_ROOMS_SCHEMA_BUILD') && line.includes(`schema.${part} of \\"${path}\\" does not compile`)), `logged for ${path}`)
+test('a schema its compiler refuses fails app.ready() naming the route and the schema, as an HTTP route\'s does', async (t) => {
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ message: { type: 'no-such-type' } }, 'message', /schema is invalid/],
+    [{ outbound: { type: 'object', properties: { a: { $ref: 'missing#' } } } }, 'outbound', /Cannot resolve ref "missing#"/],
+    // With a handshake schema of its own, the route has Fastify's compilers set up already.
+    [{ querystring: Type.Object({ user: Type.String() }), message: { type: 'object', properties: { a: { type: 'strin' } } } }, 'message', /schema is invalid/]
+  ]
+  for (const [schema, part, cause] of cases) {
+    const app = await build(t)
+    await app.register(async (api) => {
+      api.registerWebsocket('/bad', { schema, onMessage () {}, onConnected () {} } as any)
+    }, { prefix: '/api' })
+    const error = await app.ready().then(() => null, (err: Error) => err)
+    t.match(error, { code: 'FST_WS_ROOMS_SCHEMA_BUILD', message: `fastify-websocket-rooms: schema.${part} of "/bad" does not compile: ` }, part)
+    t.match(error?.message, cause, part)
+    t.equal(app.websocketSessions.size, 0)
   }
-  t.equal(app.websocketSessions.size, 0)
 })
 
 test('a 1 MiB deeply nested JSON array costs a parse, not the process: closed with 1007, or handed to onInvalidMessage', async (t) => {
@@ -471,7 +502,7 @@ test('validatorCompiler and serializerCompiler are route options, as in Fastify:
   t.ok(used, 'the route\'s validatorCompiler compiled its querystring schema')
 })
 
-test('under injectWS too: the schemas compile in the first handshake and messages are validated', async (t) => {
+test('under injectWS too: messages are validated and serialized through the schemas', async (t) => {
   const app = await build(t)
   app.registerWebsocket('/ws', {
     schema: { message: Chat, outbound: Said },
@@ -517,7 +548,7 @@ test('a stuck onInvalidMessage, or a stuck asynchronous validator, is named in t
   await untilNoSessions(app)
 })
 
-test('a schema that does not compile gives every handshake the same answer, compiled once', async (t) => {
+test('a route\'s own compiler that refuses its schema fails app.ready(), called once', async (t) => {
   const app = await build(t)
   let compiles = 0
   app.registerWebsocket('/ws', {
@@ -525,12 +556,6 @@ test('a schema that does not compile gives every handshake the same answer, comp
     validatorCompiler: () => { compiles++; throw new Error(`refused, attempt ${compiles}`) },
     onMessage () {}
   })
-  await app.ready()
-  const answers = []
-  for (let i = 0; i < 2; i++) {
-    const response = await app.inject({ method: 'GET', url: '/ws', headers: { connection: 'upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } })
-    answers.push([response.statusCode, response.json().message])
-  }
-  t.same(answers, Array(2).fill([500, 'fastify-websocket-rooms: schema.message of "/ws" does not compile: refused, attempt 1']))
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_SCHEMA_BUILD', message: 'fastify-websocket-rooms: schema.message of "/ws" does not compile: refused, attempt 1' })
   t.equal(compiles, 1)
 })

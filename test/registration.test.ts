@@ -43,6 +43,24 @@ test('bad plugin options fail app.register() with FST_WS_ROOMS_INVALID_OPTION na
   }
 })
 
+test('an unknown plugin option is refused with the closest option\'s name', async (t) => {
+  const cases: Array<[Record<string, unknown>, string]> = [
+    [{ maxPayloadd: 10 }, 'option "maxPayloadd" must be one of the plugin\'s options (did you mean "maxPayload"?), got an unknown option'],
+    [{ heartbeat: 1000 }, 'option "heartbeat" must be one of the plugin\'s options, got an unknown option'],
+    [{ closetimeout: 10 }, 'option "closetimeout" must be one of the plugin\'s options (did you mean "closeTimeout"?), got an unknown option'],
+    [{ histroy: true }, 'option "histroy" must be one of the plugin\'s options (did you mean "history"?), got an unknown option']
+  ]
+  for (const [options, message] of cases) {
+    const error = await bare(t).register(websocketRooms, options as any).then(() => null, (err: unknown) => err)
+    t.type(error, TypeError, inspect(options))
+    t.match(error, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: `fastify-websocket-rooms: ${message}` }, inspect(options))
+  }
+  // What Fastify's register() itself takes reaches the plugin too, and is not refused.
+  const app = bare(t)
+  await app.register(websocketRooms, { prefix: '/api', logLevel: 'warn' } as any)
+  t.equal(typeof app.registerWebsocket, 'function')
+})
+
 test('websocketOptions may not set what the plugin owns', async (t) => {
   for (const key of ['noServer', 'server', 'port', 'host', 'path']) {
     const app = bare(t)
@@ -108,6 +126,20 @@ test('a misspelt handler is refused with a suggestion', async (t) => {
   throwsLike(t, () => app.registerWebsocket('/ws', { onConnected () {}, onSomethingElseEntirely () {} } as any), TypeError, {
     message: /unknown handler "onSomethingElseEntirely"$/
   })
+})
+
+test('the keys of a plain @fastify/websocket route are refused with what to do instead', async (t) => {
+  const app = await build(t)
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ websocket: true, onOpen () {} }, /"websocket" is not needed: registerWebsocket\(\) always makes a WebSocket route/],
+    [{ handler () {} }, /"handler" is not taken: registerWebsocket\(\) makes the route's handler; give session handlers instead/],
+    [{ wsHandler () {}, onOpen () {} }, /"wsHandler" is not taken/],
+    [{ method: 'GET', onOpen () {} }, /"method" is not taken: a WebSocket handshake is always a GET/],
+    [{ url: '/other', onOpen () {} }, /"url" is not taken: the path is registerWebsocket\(\)'s first argument/]
+  ]
+  for (const [handlers, message] of cases) {
+    throwsLike(t, () => app.registerWebsocket('/ws', handlers as any), TypeError, { code: 'FST_WS_ROOMS_INVALID_HANDLERS', message })
+  }
 })
 
 test('handlers with no session handler, or a path that is not a string, are refused', async (t) => {

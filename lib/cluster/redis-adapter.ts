@@ -4,6 +4,7 @@
 import type { RedisAdapterOptions } from '../../types/index'
 import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from './adapter'
 import { InvalidOptionError, describe } from '../errors'
+import { didYouMean } from '../suggest'
 import { typesAgree, type SameKeys } from '../type-checks'
 import type { RedisConnection } from './redis-connections'
 import { RedisNode, type RedisNodeOptions } from './redis-node'
@@ -59,7 +60,7 @@ function hook<T extends (...args: never[]) => void> (name: string, value: unknow
 function resolveRedisOptions (options: RedisAdapterOptions): RedisNodeOptions {
   if (options === null || typeof options !== 'object') option('options', 'an object { url } or { client }', options)
   for (const key of Object.keys(options)) {
-    if (!OPTION_NAMES.has(key)) option(key, `one of ${[...OPTION_NAMES].join(', ')}`, key)
+    if (!OPTION_NAMES.has(key)) option(key, `one of ${OPTION_LIST.join(', ')}${didYouMean(key, OPTION_LIST)}`, 'an unknown option')
   }
   const { url, client, subscriber, keyPrefix = redisDefaults.keyPrefix, sharded = false } = options
   if ((url === undefined) === (client === undefined)) option('url/client', 'exactly one of url (a redis:// URL) and client (a node-redis connection)', url ?? client)

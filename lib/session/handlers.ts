@@ -4,6 +4,7 @@
 import { InvalidHandlersError, describe } from '../errors'
 import { ROUTE_LIMIT_NAMES } from '../options'
 import type { HandshakeRouteOptions, SessionHandlers } from '../../types/index'
+import { didYouMean } from '../suggest'
 import { typesAgree, type SameKeys } from '../type-checks'
 
 export interface Handlers {
@@ -45,6 +46,18 @@ export const ROUTE_OPTION_NAMES = [
 // logSerializers is not in every Fastify 5's route options: the declarations offer it where it is.
 typesAgree<SameKeys<Exclude<typeof ROUTE_OPTION_NAMES[number], 'logSerializers'>, Exclude<keyof HandshakeRouteOptions | 'schema', 'logSerializers'>>>()
 
+/**
+ * Keys of a Fastify route that registerWebsocket sets itself: given, they would be ignored, so
+ * they are refused with what to do instead (an app moving from a plain @fastify/websocket route).
+ */
+const OWN_ROUTE_KEYS = new Map<string, string>([
+  ['websocket', '"websocket" is not needed: registerWebsocket() always makes a WebSocket route'],
+  ['handler', '"handler" is not taken: registerWebsocket() makes the route\'s handler; give session handlers instead (onOpen, onMessage, onClose...)'],
+  ['wsHandler', '"wsHandler" is not taken: registerWebsocket() makes the route\'s handler; give session handlers instead (onOpen, onMessage, onClose...)'],
+  ['method', '"method" is not taken: a WebSocket handshake is always a GET'],
+  ['url', '"url" is not taken: the path is registerWebsocket()\'s first argument']
+])
+
 const HANDLER_NAMES = new Set<string>(EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]))
 const ROUTE_NAMES = new Set<string>(ROUTE_OPTION_NAMES)
 const LIMIT_NAMES = new Set<string>(ROUTE_LIMIT_NAMES)
@@ -56,29 +69,8 @@ function looksLikeHandler (key: string): boolean {
   return /^(on|handle|pre)[A-Z]/.test(key) || LOWERCASE_NAMES.has(key.toLowerCase())
 }
 
-/** Edit distance, to suggest the handler a misspelt key meant. */
-function distance (a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i)
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0]!
-    row[0] = i
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j]!
-      row[j] = Math.min(above + 1, row[j - 1]! + 1, diagonal + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1))
-      diagonal = above
-    }
-  }
-  return row[b.length]!
-}
-
 function suggestion (key: string): string {
-  let best = ''
-  let bestDistance = Infinity
-  for (const name of [...HANDLER_NAMES, ...ROUTE_NAMES, ...LIMIT_NAMES]) {
-    const d = distance(key, name)
-    if (d < bestDistance) { best = name; bestDistance = d }
-  }
-  return bestDistance <= 3 ? ` (did you mean "${best}"?)` : ''
+  return didYouMean(key, [...HANDLER_NAMES, ...ROUTE_NAMES, ...LIMIT_NAMES])
 }
 
 export interface RouteDefinition {
@@ -131,6 +123,8 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
     } else if (ROUTE_NAMES.has(key)) {
       const value = object[key]
       if (value !== undefined) routeOptions[key] = value
+    } else if (OWN_ROUTE_KEYS.has(key)) {
+      throw new InvalidHandlersError(path, OWN_ROUTE_KEYS.get(key)!)
     } else if (!HANDLER_NAMES.has(key) && looksLikeHandler(key)) {
       throw new InvalidHandlersError(path, `unknown handler "${key}"${suggestion(key)}`)
     }

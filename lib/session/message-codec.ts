@@ -3,9 +3,10 @@
 // route's own compilers, through Fastify's public request.compileValidationSchema() and
 // reply.compileSerializationSchema(): a compiler given to the route, the one the app
 // installed (setValidatorCompiler, a type provider's), or Fastify's default (ajv with the
-// app's ajv options and shared schemas, fast-json-stringify). Those compilers are reachable
-// from a request only, so they run once, in the route's first handshake, before its upgrade.
-import type { FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify'
+// app's ajv options and shared schemas, fast-json-stringify). They compile at app.ready(),
+// so that a schema that does not compile fails there as an HTTP route's does; the route's
+// first handshake compiles what could not be compiled then.
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, FastifySerializerCompiler, preHandlerHookHandler } from 'fastify'
 import { parse as parseJson } from 'secure-json-parse'
 import { InvalidArgumentError, InvalidJsonMessageError, MessageSchemaBuildError, describe } from '../errors'
 
@@ -39,6 +40,7 @@ export class MessageCodec {
   readonly #path: string
   readonly #messageSchema: unknown
   readonly #outboundSchema: unknown
+  readonly #union: TaggedUnion | null
   readonly #parseOptions: { protoAction: NonNullable<PoisoningActions['onProtoPoisoning']>, constructorAction: NonNullable<PoisoningActions['onConstructorPoisoning']> }
   #validate: Validate | null = null
   #serialize: Serialize | null = null
@@ -50,12 +52,57 @@ export class MessageCodec {
     this.#path = path
     this.#messageSchema = messageSchema
     this.#outboundSchema = outboundSchema
+    this.#union = taggedUnion(messageSchema)
     // Fastify's defaults: a JSON body with either is refused.
     this.#parseOptions = { protoAction: poisoning.onProtoPoisoning ?? 'error', constructorAction: poisoning.onConstructorPoisoning ?? 'error' }
   }
 
   get readsMessages (): boolean {
     return this.#messageSchema !== undefined
+  }
+
+  /**
+   * Makes the route's schemas compile at app.ready(), in an onReady hook of `instance` (the
+   * route's): with the route's own compiler, else the instance's. Fastify sets its default
+   * compilers up for an instance only once one of its routes has a schema to compile, so a
+   * route with no other schema gets one that checks nothing (params: any object; a response
+   * schema for status 101, which Fastify never serializes): `routeSchema` is the schema Fastify
+   * gets, changed in place.
+   */
+  compileAtReady (instance: FastifyInstance, url: string, routeSchema: Record<string, unknown>, routeCompilers: { validatorCompiler?: unknown, serializerCompiler?: unknown }): void {
+    if (this.#messageSchema === undefined && this.#outboundSchema === undefined) return
+    const ownValidator = routeCompilers.validatorCompiler as FastifySchemaCompiler<unknown> | undefined
+    const ownSerializer = routeCompilers.serializerCompiler as FastifySerializerCompiler<unknown> | undefined
+    if (this.#messageSchema !== undefined && ownValidator === undefined && instance.validatorCompiler === undefined &&
+      ['body', 'headers', 'querystring', 'params'].every((part) => routeSchema[part] === undefined)) {
+      routeSchema.params = { type: 'object' }
+    }
+    if (this.#outboundSchema !== undefined && ownSerializer === undefined && instance.serializerCompiler === undefined && routeSchema.response === undefined) {
+      routeSchema.response = { 101: {} }
+    }
+    const codec = this
+    instance.addHook('onReady', function compileMessageSchemas (this: FastifyInstance, done) {
+      done(codec.#compileWith(ownValidator ?? this.validatorCompiler, ownSerializer ?? this.serializerCompiler, url) ?? undefined)
+    })
+  }
+
+  /** Compiles with compilers found without a request; the error that fails app.ready() when a schema does not compile. */
+  #compileWith (validatorCompiler: FastifySchemaCompiler<unknown> | undefined, serializerCompiler: FastifySerializerCompiler<unknown> | undefined, url: string): Error | null {
+    let part = 'message'
+    try {
+      if (this.#messageSchema !== undefined && validatorCompiler !== undefined) {
+        this.#validate = validatorCompiler({ schema: this.#messageSchema as object, method: 'GET', url, httpPart: 'body' }) as Validate
+      }
+      part = 'outbound'
+      if (this.#outboundSchema !== undefined && serializerCompiler !== undefined) {
+        this.#serialize = serializerCompiler({ schema: this.#outboundSchema as object, method: 'GET', url, httpStatus: '200' }) as Serialize
+      }
+      return null
+    } catch (error) {
+      this.#buildError = new MessageSchemaBuildError(part, this.#path, (error as Error).message)
+      this.#buildError.cause = error
+      return this.#buildError
+    }
   }
 
   /** The route's preHandler that compiles the schemas, in its first handshake (once they compiled, it only returns). */
@@ -121,7 +168,7 @@ export class MessageCodec {
       const resolvesValue = this.#validate!.$async === true
       return (result as Promise<unknown>).then(
         (outcome) => resolvesValue ? { valid: true, value: parent.message } : this.#outcome(outcome, parent.message),
-        (error: unknown) => ({ valid: false, error: validationError((error as { errors?: unknown }).errors ?? error) })
+        (error: unknown) => ({ valid: false, error: validationError((error as { errors?: unknown }).errors ?? error, parent.message, this.#union) })
       )
     }
     return this.#outcome(result, parent.message)
@@ -129,11 +176,11 @@ export class MessageCodec {
 
   /** A validator's answer, read as Fastify reads it; `value`: the parsed value, as the validator left it. */
   #outcome (result: unknown, value: unknown): ReadMessage {
-    if (result === false) return { valid: false, error: validationError(this.#validate!.errors) }
+    if (result === false) return { valid: false, error: validationError(this.#validate!.errors, value, this.#union) }
     // Custom compilers (TypeBox's for one) answer { value } or { error }, read as Fastify reads them.
     if (result !== null && typeof result === 'object') {
       const { error, value: checked } = result as { error?: unknown, value?: unknown }
-      if (error) return { valid: false, error: validationError(error) }
+      if (error) return { valid: false, error: validationError(error, value, this.#union) }
       if (checked) return { valid: true, value: checked }
     }
     return { valid: true, value }
@@ -152,12 +199,12 @@ export class MessageCodec {
 }
 
 /** An error in the shape Fastify gives validation errors: code, `validation`, `validationContext`. */
-function validationError (result: unknown): Error {
+function validationError (result: unknown, value?: unknown, union: TaggedUnion | null = null): Error {
   let error: Error & { code?: string, statusCode?: number, validation?: unknown, validationContext?: string }
   if (result instanceof Error) {
     error = result
   } else if (Array.isArray(result)) {
-    error = new Error(result.map((e: { instancePath?: string, message?: string }) => `message${e.instancePath ?? ''} ${e.message ?? 'is invalid'}`).join(', '))
+    error = new Error(explain(result as ValidationIssue[], value, union).map((e) => `message${e.instancePath ?? ''} ${e.message ?? 'is invalid'}`).join(', '))
     error.validation = result
   } else {
     error = new Error('message is invalid')
@@ -166,4 +213,61 @@ function validationError (result: unknown): Error {
   error.code ??= 'FST_ERR_VALIDATION'
   error.validationContext ??= 'message'
   return error
+}
+
+/** The part of ajv's ErrorObject read here; other validators' lists may have less. */
+interface ValidationIssue {
+  instancePath?: string
+  schemaPath?: string
+  message?: string
+}
+
+/** A schema.message that is a union of objects told apart by one property's constant (TypeBox's Union of objects with a Literal `type`). */
+interface TaggedUnion {
+  keyword: 'anyOf' | 'oneOf'
+  property: string
+  /** Each branch's constant, by branch index. */
+  tags: unknown[]
+}
+
+/** The tag of a union at the schema's root, or null when it has none. */
+function taggedUnion (schema: unknown): TaggedUnion | null {
+  if (schema === null || typeof schema !== 'object') return null
+  const record = schema as Record<string, unknown>
+  const keyword = Array.isArray(record.anyOf) ? 'anyOf' : Array.isArray(record.oneOf) ? 'oneOf' : null
+  if (keyword === null) return null
+  const branches = record[keyword] as unknown[]
+  const constant = (branch: unknown, property: string): { found: boolean, value?: unknown } => {
+    const field = (branch as { properties?: Record<string, { const?: unknown, enum?: unknown[] }> } | null)?.properties?.[property]
+    if (field === undefined || field === null || typeof field !== 'object') return { found: false }
+    if ('const' in field) return { found: true, value: field.const }
+    if (Array.isArray(field.enum) && field.enum.length === 1) return { found: true, value: field.enum[0] }
+    return { found: false }
+  }
+  const first = (branches[0] as { properties?: object } | null)?.properties ?? {}
+  for (const property of Object.keys(first)) {
+    const tags = branches.map((branch) => constant(branch, property))
+    if (tags.every((tag) => tag.found)) return { keyword, property, tags: tags.map((tag) => tag.value) }
+  }
+  return null
+}
+
+/**
+ * The errors a client can act on. A failed union lists every branch's errors, then its own:
+ * for a tagged union, only the errors of the branch the message's tag names are kept, or,
+ * when it names none, which tags there are.
+ */
+function explain (issues: ValidationIssue[], value: unknown, union: TaggedUnion | null): ValidationIssue[] {
+  if (union === null) return issues
+  const oneOf = `one of ${union.tags.map((candidate) => JSON.stringify(candidate)).join(', ')}`
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return [{ instancePath: '', message: `must be an object whose "${union.property}" is ${oneOf}` }]
+  }
+  if (!Object.hasOwn(value, union.property)) return [{ instancePath: '', message: `must have required property '${union.property}' (${oneOf})` }]
+  const tag = (value as Record<string, unknown>)[union.property]
+  const branch = union.tags.findIndex((candidate) => candidate === tag)
+  if (branch === -1) return [{ instancePath: `/${union.property}`, message: `must be ${oneOf}` }]
+  const prefix = `#/${union.keyword}/${branch}/`
+  const own = issues.filter((issue) => issue.schemaPath?.startsWith(prefix) === true)
+  return own.length > 0 ? own : issues
 }
