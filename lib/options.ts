@@ -49,7 +49,7 @@ export interface ResolvedOptions extends RouteLimits {
   maxSessions: number
   /** Rooms one session may be in at once. */
   maxRoomsPerSession: number
-  /** Longest room name, in characters. */
+  /** Longest room name, in UTF-16 code units (a string's length). */
   maxRoomNameLength: number
   /** Extra options for the ws server (perMessageDeflate, ...); used only when this plugin registers @fastify/websocket. */
   websocketOptions: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path'>

@@ -21,6 +21,19 @@ test('the README stays under 25,000 bytes', async (t) => {
   t.ok(bytes < 25_000, `README.md is ${bytes} bytes`)
 })
 
+test('docs/errors.md has one row for each error code of lib/errors.ts, and the documents name no other', async (t) => {
+  const defined = new Set(readFileSync(resolve(root, 'lib', 'errors.ts'), 'utf8').match(/'FST_WS_ROOMS_[A-Z_]+'/g)!.map((quoted) => quoted.slice(1, -1)))
+  t.ok(defined.size >= 15, `lib/errors.ts defines its codes (${defined.size})`)
+  const table = readFileSync(resolve(root, 'docs', 'errors.md'), 'utf8').split('\n')
+    .map((line) => /^\| `(FST_WS_ROOMS_[A-Z_]+)` \|/.exec(line)?.[1]).filter((code) => code !== undefined)
+  t.same([...table].sort(), [...defined].sort(), 'one row per code, none missing, none extra')
+  const documents = ['README.md', 'types/index.d.ts', ...readdirSync(resolve(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)]
+  for (const name of documents) {
+    const named = readFileSync(resolve(root, name), 'utf8').match(/FST_WS_ROOMS_[A-Z_]+/g) ?? []
+    t.same(named.filter((code) => !defined.has(code)), [], `${name} names only codes that exist`)
+  }
+})
+
 test('every TypeScript block of the README compiles', async (t) => {
   const blocks = typescriptBlocks(readme)
   t.ok(blocks.length >= 5, `the README has its TypeScript blocks (${blocks.length})`)

@@ -121,7 +121,7 @@ declare namespace fastifyWebsocketRooms {
     maxSessions?: number
     /** Rooms one session may be in at once; one more join throws FST_WS_ROOMS_TOO_MANY_ROOMS. Default 100. */
     maxRoomsPerSession?: number
-    /** Longest room name, in characters; a longer one is a TypeError. Default 256. */
+    /** Longest room name, in UTF-16 code units (a string's `length`); a longer one is a TypeError. Default 256. */
     maxRoomNameLength?: number
     /** Other options for the ws server (perMessageDeflate, ...), when this plugin registers @fastify/websocket. */
     websocketOptions?: Omit<WsServerOptions, 'noServer' | 'server' | 'port' | 'host' | 'path' | 'maxPayload'>
@@ -238,7 +238,7 @@ declare namespace fastifyWebsocketRooms {
     client?: RedisConnection
     /** Your own connection for subscriptions, with `client`. Default: `client.duplicate()`, closed by the adapter. */
     subscriber?: RedisConnection
-    /** Prefix of every key and channel, so apps (and tests) can share one Redis. No `{` or `}`. Default 'fastify-websocket-rooms'. */
+    /** Prefix of every key and channel, so apps (and tests) can share one Redis. No `{` or `}`, and neither contains ":room:" nor ends with ":room" (room channels are `<keyPrefix>:room:<name>`). Default 'fastify-websocket-rooms'. */
     keyPrefix?: string
     /** Redis 7 sharded pub/sub (SSUBSCRIBE/SPUBLISH), for Redis Cluster. Default false. */
     sharded?: boolean
