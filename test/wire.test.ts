@@ -89,7 +89,7 @@ class OtherReceiverWebSocket extends WebSocket {
   }
 }
 
-test('where ws\'s Receiver is not as expected, the receiver guard stands aside: sessions work, and it is said once at debug', async (t) => {
+test('where ws\'s Receiver is not as expected, the receiver guard stands aside: sessions work, and it is said once as a warning', async (t) => {
   const lines: any[] = []
   const app = await build(t, { websocketOptions: { WebSocket: OtherReceiverWebSocket } }, {
     logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } }
@@ -101,7 +101,7 @@ test('where ws\'s Receiver is not as expected, the receiver guard stands aside: 
   for (const client of clients) t.same(await client.texts(1), ['echo hi'])
   const fallbacks = lines.filter((line) => /Receiver is not as expected/.test(line.msg))
   t.equal(fallbacks.length, 1, 'said once, for two sessions')
-  t.equal(fallbacks[0].level, 20, 'at debug level')
+  t.equal(fallbacks[0].level, 40, 'at warn level: the crash it guards against is back')
   for (const client of clients) client.ws.terminate()
 })
 

@@ -7,8 +7,9 @@
 // the process" in test/fuzz.test.ts reproduces it). Such chunks are dropped here instead.
 //
 // This reads the Receiver's _errored and replaces its _write, checked once per socket: where
-// they are not as expected, nothing is done (said once at debug level), and this ws bug, if
-// that ws still has it, is not worked around. Drop this module once ws fixes it.
+// they are not as expected, nothing is done, and this ws bug, if that ws still has it, is not
+// worked around: said once at warn level, since a client may then take the process down.
+// Drop this module once ws fixes it.
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
 import { reportFallback } from './fallbacks'
@@ -22,7 +23,7 @@ let receiverWrite: ReceiverWrite | null = null
 export function guardReceiver (socket: WebSocket, log: FastifyBaseLogger): void {
   const receiver = (socket as unknown as { _receiver?: ReceiverInternals })._receiver
   if (receiver === undefined || typeof receiver._errored !== 'boolean' || typeof receiver._write !== 'function') {
-    reportFallback(log, 'ws\'s Receiver is not as expected; its late chunks after a protocol error are not guarded')
+    reportFallback(log, 'ws\'s Receiver is not as expected; its late chunks after a protocol error are not guarded, and a client may crash the process with bad frames behind a compressed message if this ws version still has that bug', 'warn')
     return
   }
   receiverWrite ??= receiver._write
