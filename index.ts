@@ -14,6 +14,7 @@ import { readHandlers } from './lib/session/handlers'
 import { MessageCodec } from './lib/session/message-codec'
 import { Heartbeat } from './lib/session/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
+import { localAdapter } from './lib/cluster/local-link'
 import { redisAdapter } from './lib/cluster/redis-adapter'
 import { ServerRooms, SessionsView } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
@@ -33,13 +34,6 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     callback === null
       ? null
       : (room: string, ...args: A) => callHook(callback, [serverRooms.room(room), ...args], (error) => { fastify.log.error({ err: error }, `fastify-websocket-rooms: ${name} failed`) })
-  const rooms: RoomIndex<Session> = new RoomIndex<Session>(fastify.log, resolved, {
-    presenceInterval,
-    onPresence: roomCallback(onPresence, 'onPresence'),
-    onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
-    onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
-  }, resolved.history, (id) => sessions.sessions.get(id))
-  const serverRooms: ServerRooms = new ServerRooms(rooms, sessions)
   /** Aborted when app.close() starts. */
   const closing = new AbortController()
 
@@ -59,8 +53,15 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   }
 
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
-  // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE.
-  if (adapter !== null) rooms.cluster = await adapter.start(rooms)
+  // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE. Without one, its rooms
+  // are this process's alone, by the same code path.
+  const rooms = await RoomIndex.start<Session>(fastify.log, resolved, {
+    presenceInterval,
+    onPresence: roomCallback(onPresence, 'onPresence'),
+    onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
+    onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
+  }, resolved.history, (id) => sessions.sessions.get(id), adapter ?? localAdapter)
+  const serverRooms = new ServerRooms(rooms, sessions)
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
@@ -120,8 +121,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   })
 
   fastify.addHook('onClose', async function () {
-    await rooms.cluster?.close()
-    rooms.clear()
+    await rooms.close()
     sessions.clear()
   })
 }

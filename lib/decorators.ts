@@ -29,11 +29,11 @@ class ServerRoomHandle implements ServerRoom {
   }
 
   publish (build: BuildMessage): Promise<StreamPosition> {
-    return this.#rooms.publish(this.#name, build, null)
+    return this.#rooms.roomHistory.publish(this.#name, build, null)
   }
 
   history (query?: { limit?: number, since?: StreamPosition }): Promise<RoomHistory> {
-    return this.#rooms.readHistory(this.#name, historyQuery(query, this.#rooms.history?.size ?? 0))
+    return this.#rooms.roomHistory.read(this.#name, historyQuery(query, this.#rooms.history?.size ?? 0))
   }
 
   members (): number {
@@ -130,7 +130,6 @@ export class ServerRooms implements WebsocketRooms {
 
   stats (): WebsocketRoomsStats {
     const s = this.#sessions.stats
-    const cluster = this.#rooms.cluster
     return {
       sessions: this.#sessions.size,
       rooms: this.#rooms.size,
@@ -150,8 +149,8 @@ export class ServerRooms implements WebsocketRooms {
         invalidMessage: s.closedInvalidMessage
       },
       refused: { origin: s.refusedOrigin, maxSessions: s.refusedMaxSessions },
-      cluster: cluster === null ? null : cluster.stats(),
-      history: this.#rooms.history === null ? null : { ...this.#rooms.historyStats }
+      cluster: this.#rooms.clusterStats(),
+      history: this.#rooms.history === null ? null : { ...this.#rooms.roomHistory.stats }
     }
   }
 }

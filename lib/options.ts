@@ -3,7 +3,7 @@
 // for a route's own limits) and never a connection.
 import type { FastifyRequest } from 'fastify'
 import type { ServerOptions as WsServerOptions } from 'ws'
-import { isAdapter, type Adapter } from './cluster/adapter'
+import { isAdapter, type Adapter } from './rooms/port'
 import { InvalidOptionError, describe } from './errors'
 import { sharedPerMessageDeflate } from './transport/deflate'
 import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'

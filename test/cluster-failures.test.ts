@@ -47,7 +47,7 @@ test('redisAdapter() refuses bad options with a TypeError naming the option', as
     [{ url: REDIS_URL, connectTimeout: 1.5 }, /connectTimeout/],
     [{ url: REDIS_URL, maxPublishBacklog: 0 }, /"redisAdapter maxPublishBacklog" must be an integer >= 1 \(bytes\), got number 0/],
     [{ url: REDIS_URL, onError: 'log' }, /"redisAdapter onError" must be a function/],
-    [{ url: REDIS_URL, keyprefix: 'app' }, /"redisAdapter keyprefix" must be one of url, client, subscriber, keyPrefix, .* \(did you mean "keyPrefix"\?\), got an unknown option/]
+    [{ url: REDIS_URL, keyprefix: 'app' }, /"redisAdapter keyprefix" must be one of url, client, subscriber, keyPrefix, .* \(did you mean "keyPrefix"\?\), got "keyprefix"/]
   ]
   for (const [options, message] of cases) {
     throwsLike(t, () => redisAdapter(options as RedisAdapterOptions), TypeError, { ...invalid, message })

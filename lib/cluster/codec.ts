@@ -9,6 +9,7 @@
 //   the rest     the message, as it goes out in its WebSocket frame
 import { isUtf8 } from 'node:buffer'
 import { assertCloseArguments } from '../close-codes'
+import { ControlKind, type ControlCommand } from '../rooms/port'
 import { BINARY, Encoded, TEXT } from '../transport/frame'
 
 const VERSION = 2
@@ -57,13 +58,6 @@ export function decodeClusterMessage (packet: Buffer): ClusterMessage | null {
 //   4 bytes      length m of the command's arguments, then m bytes: them, as JSON
 //   the rest     for a broadcast, its flags byte (bit 0: binary) and the message
 const CONTROL_VERSION = 3
-
-export const ControlKind = Object.freeze({ Broadcast: 1, DisconnectRoom: 2, DisconnectSession: 3 } as const)
-
-export type ControlCommand =
-  | { kind: typeof ControlKind.Broadcast, rooms: string[], except: string[], encoded: Encoded }
-  | { kind: typeof ControlKind.DisconnectRoom, room: string, code: number, reason: string }
-  | { kind: typeof ControlKind.DisconnectSession, sessionId: string, code: number, reason: string }
 
 export function encodeControl (origin: string, command: ControlCommand): Buffer {
   const originLength = Buffer.byteLength(origin, 'latin1')

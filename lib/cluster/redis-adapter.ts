@@ -2,7 +2,7 @@
 // up front (a bad one throws here, not at the first broadcast) and returns the value the
 // plugin's `adapter` option takes; the plugin starts one node per Fastify instance with it.
 import type { RedisAdapterOptions } from '../../types/index'
-import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from './adapter'
+import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from '../rooms/port'
 import { InvalidOptionError, describe } from '../errors'
 import { didYouMean } from '../suggest'
 import { typesAgree, type SameKeys } from '../type-checks'
@@ -60,7 +60,7 @@ function hook<T extends (...args: never[]) => void> (name: string, value: unknow
 function resolveRedisOptions (options: RedisAdapterOptions): RedisNodeOptions {
   if (options === null || typeof options !== 'object') option('options', 'an object { url } or { client }', options)
   for (const key of Object.keys(options)) {
-    if (!OPTION_NAMES.has(key)) option(key, `one of ${OPTION_LIST.join(', ')}${didYouMean(key, OPTION_LIST)}`, 'an unknown option')
+    if (!OPTION_NAMES.has(key)) option(key, `one of ${OPTION_LIST.join(', ')}${didYouMean(key, OPTION_LIST)}`, key)
   }
   const { url, client, subscriber, keyPrefix = redisDefaults.keyPrefix, sharded = false } = options
   if ((url === undefined) === (client === undefined)) option('url/client', 'exactly one of url (a redis:// URL) and client (a node-redis connection)', url ?? client)

@@ -22,8 +22,8 @@
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import type { WebsocketRoomsClusterStats } from '../../types/index'
-import type { ClusterHost, ClusterLink, StoredEntry } from './adapter'
-import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished, type ControlCommand } from './codec'
+import type { ClusterHost, ClusterLink, ControlCommand, StoredEntry } from '../rooms/port'
+import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished } from './codec'
 import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
 import type { Encoded } from '../transport/frame'

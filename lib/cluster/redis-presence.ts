@@ -13,7 +13,7 @@
 // has members there; the node whose SADD makes the set one node long tells the room occupied,
 // the one whose SREM empties it (its own, or a dead node's) tells it vacated. MULTI makes each
 // step one, so two nodes never both tell it. The sets live as long as presence entries do.
-import type { ClusterHost, StoredEntry } from './adapter'
+import type { ClusterHost, StoredEntry } from '../rooms/port'
 import type { RedisConnection } from './redis-connections'
 
 /** How many nodeTimeouts a node's presence entries outlive its last heartbeat: time for a survivor to tell their leaves. */

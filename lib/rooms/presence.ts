@@ -3,7 +3,7 @@
 // changes its info appears as a leave of the old entry and a join of the new one, and a mass
 // join costs one call per room and window, not one per session.
 import type { PresenceDiff, PresenceEntry } from '../../types/index'
-import type { StoredEntry } from '../cluster/adapter'
+import type { StoredEntry } from './port'
 
 export type { StoredEntry }
 

@@ -2,7 +2,8 @@
 import type { RecoverResult, RoomHistory, RoomPresence, StreamPosition, WebSocketRoom } from '../../types/index'
 import { assertPosition, historyQuery, type BuildMessage } from '../history/log'
 import type { Message } from '../transport/frame'
-import type { Member, RoomIndex } from './room-index'
+import type { Member } from './member'
+import type { RoomIndex } from './room-index'
 
 export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
   readonly #index: RoomIndex<M>
@@ -45,20 +46,20 @@ export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
   }
 
   publish (build: BuildMessage): Promise<StreamPosition> {
-    return this.#index.publish(this.#name, build, null)
+    return this.#index.roomHistory.publish(this.#name, build, null)
   }
 
   publishExcept (build: BuildMessage): Promise<StreamPosition> {
-    return this.#index.publish(this.#name, build, this.#member)
+    return this.#index.roomHistory.publish(this.#name, build, this.#member)
   }
 
   recover (position: StreamPosition): Promise<RecoverResult> {
     assertPosition(position, 'position')
-    return this.#index.recover(this.#member, this.#name, position)
+    return this.#index.roomHistory.recover(this.#member, this.#name, position)
   }
 
   history (query?: { limit?: number, since?: StreamPosition }): Promise<RoomHistory> {
-    return this.#index.readHistory(this.#name, historyQuery(query, this.#index.history?.size ?? 0))
+    return this.#index.roomHistory.read(this.#name, historyQuery(query, this.#index.history?.size ?? 0))
   }
 
   members (): number {

@@ -1,35 +1,19 @@
 // Who is in which room, on this instance: `rooms` (room to members) and `joined` (member to
 // the rooms it joined), both private, so join, leave and members() are O(1) and a member that
-// goes costs O(its rooms). The index is the cluster's host: it tells the cluster adapter of
-// every membership change and broadcast, and fans out what other nodes broadcast. It also
-// keeps the members' presence info, gathers presence changes for onPresence, and runs the
-// rooms' history: publish() through the store (../history), and recoveries.
+// goes costs O(its rooms). The index hosts the link to the cluster (./port; this process alone
+// without one): it tells the link of every membership change, broadcast and command, and fans
+// out what the link delivers. It also keeps the members' presence info and gathers presence
+// changes for onPresence; the rooms' history is ./room-history's.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
-import type { PresenceDiff, RecoverResult, RoomHistory, RoomPresence, StreamPosition } from '../../types/index'
-import type { ClusterHost, ClusterLink } from '../cluster/adapter'
-import { ControlKind, type ControlCommand } from '../cluster/codec'
-import { HistoryDisabledError, InvalidArgumentError, RecoveryRunningError, TooManyRoomsError, describe } from '../errors'
-import { NOT_RECOVERED, historyOf, recoveryOf, type BuildMessage, type HistoryLimits, type HistoryLog, type LogQuery, type LogRead } from '../history/log'
-import { MemoryLog } from '../history/memory-log'
+import type { PresenceDiff, RoomPresence } from '../../types/index'
+import { InvalidArgumentError, TooManyRoomsError, describe } from '../errors'
+import type { HistoryLimits } from '../history/log'
 import { encode, type Encoded, type Message } from '../transport/frame'
-import { PresenceChanges, toEntry, type StoredEntry } from './presence'
-import { Recoveries } from './recovery'
-
-/** The members' parts that only the rooms use: symbols, out of reach of a user's session. */
-export const kFinished = Symbol('fastify-websocket-rooms.finished')
-export const kSendEncoded = Symbol('fastify-websocket-rooms.sendEncoded')
-
-/** What the index needs of a member: a session, seen from the rooms. */
-export interface Member {
-  readonly id: string
-  /** True once the member has closed and left for good: it joins nothing more. */
-  readonly [kFinished]: boolean
-  isOpen (): boolean
-  close (code: number, reason: string): void
-  /** Sends a message encoded and framed once for every member. */
-  [kSendEncoded] (encoded: Encoded): void
-}
+import { kFinished, kSendEncoded, type Member } from './member'
+import { ControlKind, type Adapter, type ClusterHost, type ClusterLink, type ControlCommand, type StoredEntry } from './port'
+import { PresenceChanges, toEntry } from './presence'
+import { RoomHistory, type Membership } from './room-history'
 
 /**
  * The rooms one member is in: the name alone for one (the usual case: no Set, about 150 bytes
@@ -56,12 +40,12 @@ export type FindMember<M> = (id: string) => M | undefined
 /** The presence info of a member that set none. */
 const NO_INFO = 'null'
 
-export class RoomIndex<M extends Member = Member> implements ClusterHost {
+export class RoomIndex<M extends Member = Member> implements ClusterHost, Membership<M> {
   readonly log: FastifyBaseLogger
   /** This instance's id, in presence entries and as a node of the cluster. */
   readonly nodeId = randomBytes(9).toString('base64url')
-  /** The cluster this instance is a node of, when the plugin has an adapter. */
-  cluster: ClusterLink | null = null
+  /** The history option: messages kept per room and for how long; null when off. */
+  readonly history: HistoryLimits | null
   readonly #rooms = new Map<string, Set<M>>()
   readonly #joined = new Map<M, Joined>()
   /** The presence info of the members that set one, as JSON text. */
@@ -69,31 +53,35 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   readonly #changes: PresenceChanges | null
   readonly #onRoomOccupied: ((room: string) => void) | null
   readonly #onRoomVacated: ((room: string) => void) | null
-  /** Rooms created or emptied this turn, with whether each had members before it (without a cluster). */
-  #flips = new Map<string, boolean>()
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
   readonly #findMember: FindMember<M>
-  /** The history option: messages kept per room and for how long; null when off. */
-  readonly history: HistoryLimits | null
-  /** The rooms' history in this process, used when there is no cluster. */
-  readonly #memoryLog: MemoryLog | null
-  readonly #recoveries: Recoveries<M>
-  /** What the history did on this server, for stats(). */
-  readonly historyStats = { published: 0, recovered: 0, notRecovered: 0, replayed: 0 }
+  /** The cluster, or this process alone; set once, by start(), before anyone can join. */
+  #link!: ClusterLink
+  #roomHistory!: RoomHistory<M>
 
-  constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, history: HistoryLimits | null, findMember: FindMember<M>) {
+  /** An index whose link the engine has started (Redis is reached, or this process alone). */
+  static async start<M extends Member> (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, history: HistoryLimits | null, findMember: FindMember<M>, engine: Adapter): Promise<RoomIndex<M>> {
+    const index = new RoomIndex<M>(log, limits, presence, history, findMember)
+    index.#link = await engine.start(index)
+    index.#roomHistory = new RoomHistory(index, history, index.#link.history)
+    return index
+  }
+
+  private constructor (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, history: HistoryLimits | null, findMember: FindMember<M>) {
     this.log = log
     this.history = history
-    this.#memoryLog = history === null ? null : new MemoryLog(history, this.deliverPublished)
-    // What arrives while a recovery reads the history: as much as the history itself holds, at least.
-    this.#recoveries = new Recoveries(Math.max(1024, history?.size ?? 0))
     this.#findMember = findMember
     this.#maxRoomsPerSession = limits.maxRoomsPerSession
     this.#maxRoomNameLength = limits.maxRoomNameLength
     this.#changes = presence.onPresence === null ? null : new PresenceChanges(presence.presenceInterval, presence.onPresence)
     this.#onRoomOccupied = presence.onRoomOccupied
     this.#onRoomVacated = presence.onRoomVacated
+  }
+
+  /** publish(), history() and recover() of the rooms. */
+  get roomHistory (): RoomHistory<M> {
+    return this.#roomHistory
   }
 
   /** The app listens for presence changes (onPresence). */
@@ -104,27 +92,6 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** The app listens for rooms getting their first member and losing their last (onRoomOccupied, onRoomVacated). */
   get tracksOccupancy (): boolean {
     return this.#onRoomOccupied !== null || this.#onRoomVacated !== null
-  }
-
-  /**
-   * A room was created or emptied here. Without a cluster that is the room's life cycle, told
-   * once the turn is over: a room created and emptied within one turn is neither. With a
-   * cluster, the cluster tells it (roomOccupied, roomVacated), once for all nodes.
-   */
-  #flipped (name: string, hadMembers: boolean): void {
-    if (this.cluster !== null || !this.tracksOccupancy) return
-    if (this.#flips.size === 0) setImmediate(this.#tellFlips)
-    if (!this.#flips.has(name)) this.#flips.set(name, hadMembers)
-  }
-
-  readonly #tellFlips = (): void => {
-    const flips = this.#flips
-    this.#flips = new Map()
-    for (const [name, hadMembers] of flips) {
-      const hasMembers = this.#rooms.has(name)
-      if (hasMembers && !hadMembers) this.roomOccupied(name)
-      else if (!hasMembers && hadMembers) this.roomVacated(name)
-    }
   }
 
   roomOccupied (name: string): void {
@@ -165,16 +132,15 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     if (members === undefined) {
       members = new Set()
       this.#rooms.set(name, members)
-      this.#flipped(name, false)
     }
     members.add(member)
-    this.cluster?.roomChanged(name)
+    this.#link.roomChanged(name)
     this.#presenceChanged(name, member, null, this.#infoOf(member))
   }
 
   /** A member's entry in a room's presence changed: `before`/`after` null for a join/a leave. */
   #presenceChanged (name: string, member: M, before: string | null, after: string | null): void {
-    this.cluster?.presenceChanged(name, member.id, after)
+    this.#link.presenceChanged(name, member.id, after)
     const changes = this.#changes
     if (changes === null) return
     if (before !== null) changes.leave(name, { sessionId: member.id, nodeId: this.nodeId, info: before })
@@ -200,7 +166,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     const joined = this.#joined.get(member)
     if (joined === name) this.#joined.delete(member)
     else if (joined === undefined || typeof joined === 'string' || !joined.delete(name)) return
-    if (this.#recoveries.size !== 0) this.#recoveries.forget(member, name)
+    this.#roomHistory.forget(member, name)
     this.#dropMember(name, member)
   }
 
@@ -213,18 +179,15 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
       else for (const name of joined) this.#dropMember(name, member)
     }
     this.#info.delete(member)
-    if (this.#recoveries.size !== 0) this.#recoveries.forget(member)
+    this.#roomHistory.forget(member)
   }
 
   #dropMember (name: string, member: M): void {
     const members = this.#rooms.get(name)
     if (members === undefined) return
     members.delete(member)
-    if (members.size === 0) {
-      this.#rooms.delete(name)
-      this.#flipped(name, true)
-    }
-    this.cluster?.roomChanged(name)
+    if (members.size === 0) this.#rooms.delete(name)
+    this.#link.roomChanged(name)
     this.#presenceChanged(name, member, this.#infoOf(member), null)
   }
 
@@ -237,6 +200,11 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   roomsOf (member: M): string[] {
     const joined = this.#joined.get(member)
     return joined === undefined ? [] : typeof joined === 'string' ? [joined] : [...joined]
+  }
+
+  /** This node's members of a room, or undefined when it has none: to iterate at once, never to keep. */
+  membersIn (name: string): ReadonlySet<M> | undefined {
+    return this.#rooms.get(name)
   }
 
   /** Members of a room on this node. */
@@ -270,8 +238,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
 
   /** Every member of a room with its info: on every node with a cluster (complete: false when some node could not be read). */
   async presence (name: string): Promise<RoomPresence> {
-    if (this.cluster === null) return { members: this.localPresence(name).map(toEntry), complete: true }
-    const { entries, complete } = await this.cluster.presence(name)
+    const { entries, complete } = await this.#link.presence(name)
     return { members: entries.map(toEntry), complete }
   }
 
@@ -294,13 +261,18 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
 
   /** Members of a room on every node: this node's, without a cluster. */
   clusterMembers (name: string): Promise<number> {
-    return this.cluster === null ? Promise.resolve(this.members(name)) : this.cluster.clusterMembers(name)
+    return this.#link.clusterMembers(name)
+  }
+
+  /** The cluster's counters; null without a cluster. */
+  clusterStats (): ReturnType<ClusterLink['stats']> {
+    return this.#link.stats()
   }
 
   broadcast (name: string, message: Message, except: M | null): void {
     const encoded = encode(message, 'message')
     // Published first, so the other nodes' share of the work starts before this node's own.
-    this.cluster?.publish(name, encoded)
+    this.#link.publish(name, encoded)
     this.#fanOut(name, encoded, except)
   }
 
@@ -315,7 +287,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
    */
   broadcastTo (rooms: string[], except: string[], message: Message): void {
     const encoded = encode(message, 'message')
-    this.cluster?.command({ kind: ControlKind.Broadcast, rooms, except, encoded }).catch(() => {})
+    this.#link.command({ kind: ControlKind.Broadcast, rooms, except, encoded }).catch(() => {})
     this.#fanOutTo(rooms, except, encoded)
   }
 
@@ -339,7 +311,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
   /** Closes every member of a room, on every node; resolves once the other nodes have been sent the command. */
   disconnectRoom (name: string, code: number, reason: string): Promise<void> {
     this.#closeMembers(name, code, reason)
-    return this.cluster?.command({ kind: ControlKind.DisconnectRoom, room: name, code, reason }) ?? Promise.resolve()
+    return this.#link.command({ kind: ControlKind.DisconnectRoom, room: name, code, reason })
   }
 
   #closeMembers (name: string, code: number, reason: string): void {
@@ -353,7 +325,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
       member.close(code, reason)
       return Promise.resolve()
     }
-    return this.cluster?.command({ kind: ControlKind.DisconnectSession, sessionId: id, code, reason }) ?? Promise.resolve()
+    return this.#link.command({ kind: ControlKind.DisconnectSession, sessionId: id, code, reason })
   }
 
   control (command: ControlCommand): void {
@@ -377,89 +349,15 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost {
     }
   }
 
-  /** The store of the rooms' history: Redis's with a cluster, this process's without. */
-  #log (what: string): HistoryLog {
-    const log = this.cluster === null ? this.#memoryLog : this.cluster.history
-    if (log === null) throw new HistoryDisabledError(what)
-    return log
-  }
-
-  /** Publishes a message at the room's next position, kept in its history, to every member but `except`. */
-  publish (name: string, build: unknown, except: M | null): Promise<StreamPosition> {
-    if (typeof build !== 'function') throw new InvalidArgumentError('build', 'a function ({ offset, epoch }) => message', describe(build))
-    const published = this.#log('publish').publish(name, build as BuildMessage, except === null ? null : except.id)
-    return published.then(this.#countPublished)
-  }
-
-  readonly #countPublished = (position: StreamPosition): StreamPosition => {
-    this.historyStats.published++
-    return position
-  }
-
-  /** A published message, for this node's members of the room but `exceptId`, held back for those recovering. */
+  /** A published message (any node's, this one's too), for this node's members of the room but `exceptId`. */
   readonly deliverPublished = (name: string, epoch: string, offset: number, encoded: Encoded, exceptId: string | null): void => {
-    const members = this.#rooms.get(name)
-    if (members === undefined) return
-    const recoveries = this.#recoveries
-    for (const member of members) {
-      if (member.id === exceptId || (recoveries.size !== 0 && recoveries.holds(member, name, epoch, offset, encoded))) continue
-      member[kSendEncoded](encoded)
-    }
+    this.#roomHistory.deliver(name, epoch, offset, encoded, exceptId)
   }
 
-  readHistory (name: string, query: LogQuery): Promise<RoomHistory> {
-    return this.#log('history').read(name, query).then((read) => historyOf(read, query))
-  }
-
-  /**
-   * Joins the member to the room and sends it every message published after `since`, then the
-   * live ones, with no gap and no duplicate; or, when any of them is no longer kept, none
-   * (recovered: false), and the live ones from now.
-   */
-  recover (member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
-    const log = this.#log('recover')
-    if (member[kFinished] || !member.isOpen()) return Promise.resolve(NOT_RECOVERED)
-    if (!this.#recoveries.start(member, name)) throw new RecoveryRunningError(name)
-    return this.#recover(log, member, name, since)
-  }
-
-  async #recover (log: HistoryLog, member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
-    const wasMember = this.has(member, name)
-    let read: LogRead
-    try {
-      this.join(member, name)
-      read = await log.read(name, { after: since.offset, limit: this.history!.size, epoch: since.epoch })
-    } catch (error) {
-      // As it was before: a member gets what it was held back; one that joined to recover
-      // leaves again (if it got in), so that the app may try again without a message twice.
-      const held = this.#recoveries.finish(member, name, null) ?? []
-      if (wasMember) for (const encoded of held) member[kSendEncoded](encoded)
-      else this.leave(member, name)
-      throw error
-    }
-    const stats = this.historyStats
-    // Closed or left meanwhile: nothing more for it.
-    if (!this.has(member, name)) {
-      stats.notRecovered++
-      return NOT_RECOVERED
-    }
-    const missed = recoveryOf(read, since)
-    const held = this.#recoveries.finish(member, name, missed === null ? null : read)
-    if (missed === null || held === null) { // gone, or more arrived meanwhile than could be held: nothing replayed
-      stats.notRecovered++
-      for (const encoded of held ?? []) member[kSendEncoded](encoded)
-      return NOT_RECOVERED
-    }
-    for (const entry of missed) member[kSendEncoded](entry.encoded)
-    for (const encoded of held) member[kSendEncoded](encoded)
-    stats.recovered++
-    stats.replayed += missed.length
-    return { recovered: true, replayed: missed.length }
-  }
-
-  clear (): void {
-    this.#memoryLog?.close()
-    this.#recoveries.clear()
+  /** Leaves the cluster (waiting for it at most its connectTimeout), then forgets every room. */
+  async close (): Promise<void> {
+    await this.#link.close()
+    this.#roomHistory.clear()
     this.#rooms.clear()
     this.#joined.clear()
     this.#info.clear()

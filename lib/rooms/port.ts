@@ -1,11 +1,12 @@
-// The seam between this instance's room registry and a cluster adapter (./redis-adapter).
-// The registry tells the adapter when a room's local membership changes and hands it every
-// broadcast; the adapter hands back the broadcasts of other nodes and answers cluster counts.
+// The port the rooms offer a cluster engine, owned by the rooms: what the room index hosts
+// (ClusterHost), what it uses (ClusterLink), and the shapes that cross it (presence entries,
+// commands for every node). The engines implement it in ../cluster: the local one (this
+// process only, ../cluster/local-link) and Redis's (../cluster/redis-adapter). The index
+// always has a link, so rooms behave the same with and without a cluster, by one code path.
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebsocketRoomsClusterStats } from '../../types/index'
 import type { HistoryLimits, HistoryLog } from '../history/log'
 import type { Encoded } from '../transport/frame'
-import type { ControlCommand } from './codec'
 
 /** Brand of the values the `adapter` option accepts (what redisAdapter() returns). */
 export const kAdapter = Symbol.for('fastify-websocket-rooms.adapter')
@@ -16,6 +17,14 @@ export interface StoredEntry {
   nodeId: string
   info: string
 }
+
+/** Commands for every node: a broadcast to the members of some rooms but not of others, closing a room's members, closing one session wherever it lives. */
+export const ControlKind = Object.freeze({ Broadcast: 1, DisconnectRoom: 2, DisconnectSession: 3 } as const)
+
+export type ControlCommand =
+  | { kind: typeof ControlKind.Broadcast, rooms: string[], except: string[], encoded: Encoded }
+  | { kind: typeof ControlKind.DisconnectRoom, room: string, code: number, reason: string }
+  | { kind: typeof ControlKind.DisconnectSession, sessionId: string, code: number, reason: string }
 
 /** What a cluster node needs from this instance. */
 export interface ClusterHost {
@@ -50,7 +59,7 @@ export interface ClusterHost {
   roomVacated (name: string): void
 }
 
-/** A running cluster node. */
+/** A running cluster node (this process alone, without a cluster). */
 export interface ClusterLink {
   /** A room's membership on this node changed (joined, left, created, emptied). */
   roomChanged (name: string): void
@@ -66,7 +75,8 @@ export interface ClusterLink {
   command (command: ControlCommand): Promise<void>
   /** Members of a room on every node. */
   clusterMembers (name: string): Promise<number>
-  stats (): WebsocketRoomsClusterStats
+  /** The cluster's counters for stats(); null without a cluster. */
+  stats (): WebsocketRoomsClusterStats | null
   /** Removes this node from the cluster and releases what it opened. */
   close (): Promise<void>
 }

@@ -1,0 +1,16 @@
+// What the rooms need of a member: a session, seen from the rooms. The parts only the rooms
+// use are symbols, out of reach of a user's session.
+import type { Encoded } from '../transport/frame'
+
+export const kFinished = Symbol('fastify-websocket-rooms.finished')
+export const kSendEncoded = Symbol('fastify-websocket-rooms.sendEncoded')
+
+export interface Member {
+  readonly id: string
+  /** True once the member has closed and left for good: it joins nothing more. */
+  readonly [kFinished]: boolean
+  isOpen (): boolean
+  close (code: number, reason: string): void
+  /** Sends a message encoded and framed once for every member. */
+  [kSendEncoded] (encoded: Encoded): void
+}

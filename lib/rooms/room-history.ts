@@ -1,0 +1,125 @@
+// The rooms' history, seen from the rooms: publish() through the store the link offers (in
+// memory, or in Redis), the published messages that come back for this node's members (held
+// back for the members recovering), history() reads, and recover(): join, read what was
+// missed, replay it, then the held live messages, with no gap and no duplicate.
+import type { RecoverResult, RoomHistory as RoomHistoryPage, StreamPosition } from '../../types/index'
+import { HistoryDisabledError, InvalidArgumentError, RecoveryRunningError, describe } from '../errors'
+import { NOT_RECOVERED, historyOf, recoveryOf, type BuildMessage, type HistoryLimits, type HistoryLog, type LogQuery, type LogRead } from '../history/log'
+import type { Encoded } from '../transport/frame'
+import { Recoveries } from './recovery'
+import { kFinished, kSendEncoded, type Member } from './member'
+
+/** What the history needs of the rooms' membership. */
+export interface Membership<M> {
+  join (member: M, name: string): void
+  leave (member: M, name: string): void
+  has (member: M, name: string): boolean
+  /** This node's members of a room, or undefined when it has none. */
+  membersIn (name: string): ReadonlySet<M> | undefined
+}
+
+export class RoomHistory<M extends Member> {
+  /** The history option: messages kept per room and for how long; null when off. */
+  readonly limits: HistoryLimits | null
+  /** What the history did on this server, for stats(). */
+  readonly stats = { published: 0, recovered: 0, notRecovered: 0, replayed: 0 }
+  readonly #rooms: Membership<M>
+  readonly #log: HistoryLog | null
+  readonly #recoveries: Recoveries<M>
+
+  constructor (rooms: Membership<M>, limits: HistoryLimits | null, log: HistoryLog | null) {
+    this.#rooms = rooms
+    this.limits = limits
+    this.#log = log
+    // What arrives while a recovery reads the history: as much as the history itself holds, at least.
+    this.#recoveries = new Recoveries(Math.max(1024, limits?.size ?? 0))
+  }
+
+  #store (what: string): HistoryLog {
+    if (this.#log === null) throw new HistoryDisabledError(what)
+    return this.#log
+  }
+
+  /** Publishes a message at the room's next position, kept in its history, to every member but `except`. */
+  publish (name: string, build: unknown, except: M | null): Promise<StreamPosition> {
+    if (typeof build !== 'function') throw new InvalidArgumentError('build', 'a function ({ offset, epoch }) => message', describe(build))
+    const published = this.#store('publish').publish(name, build as BuildMessage, except === null ? null : except.id)
+    return published.then(this.#countPublished)
+  }
+
+  readonly #countPublished = (position: StreamPosition): StreamPosition => {
+    this.stats.published++
+    return position
+  }
+
+  /** A published message, for this node's members of the room but `exceptId`, held back for those recovering. */
+  deliver (name: string, epoch: string, offset: number, encoded: Encoded, exceptId: string | null): void {
+    const members = this.#rooms.membersIn(name)
+    if (members === undefined) return
+    const recoveries = this.#recoveries
+    for (const member of members) {
+      if (member.id === exceptId || (recoveries.size !== 0 && recoveries.holds(member, name, epoch, offset, encoded))) continue
+      member[kSendEncoded](encoded)
+    }
+  }
+
+  read (name: string, query: LogQuery): Promise<RoomHistoryPage> {
+    return this.#store('history').read(name, query).then((read) => historyOf(read, query))
+  }
+
+  /** The member left the room (name) or every room: a recovery of it has nothing more to do. */
+  forget (member: M, name?: string): void {
+    if (this.#recoveries.size !== 0) this.#recoveries.forget(member, name)
+  }
+
+  /**
+   * Joins the member to the room and sends it every message published after `since`, then the
+   * live ones, with no gap and no duplicate; or, when any of them is no longer kept, none
+   * (recovered: false), and the live ones from now.
+   */
+  recover (member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
+    const log = this.#store('recover')
+    if (member[kFinished] || !member.isOpen()) return Promise.resolve(NOT_RECOVERED)
+    if (!this.#recoveries.start(member, name)) throw new RecoveryRunningError(name)
+    return this.#recover(log, member, name, since)
+  }
+
+  async #recover (log: HistoryLog, member: M, name: string, since: StreamPosition): Promise<RecoverResult> {
+    const rooms = this.#rooms
+    const wasMember = rooms.has(member, name)
+    let read: LogRead
+    try {
+      rooms.join(member, name)
+      read = await log.read(name, { after: since.offset, limit: this.limits!.size, epoch: since.epoch })
+    } catch (error) {
+      // As it was before: a member gets what it was held back; one that joined to recover
+      // leaves again (if it got in), so that the app may try again without a message twice.
+      const held = this.#recoveries.finish(member, name, null) ?? []
+      if (wasMember) for (const encoded of held) member[kSendEncoded](encoded)
+      else rooms.leave(member, name)
+      throw error
+    }
+    const stats = this.stats
+    // Closed or left meanwhile: nothing more for it.
+    if (!rooms.has(member, name)) {
+      stats.notRecovered++
+      return NOT_RECOVERED
+    }
+    const missed = recoveryOf(read, since)
+    const held = this.#recoveries.finish(member, name, missed === null ? null : read)
+    if (missed === null || held === null) { // gone, or more arrived meanwhile than could be held: nothing replayed
+      stats.notRecovered++
+      for (const encoded of held ?? []) member[kSendEncoded](encoded)
+      return NOT_RECOVERED
+    }
+    for (const entry of missed) member[kSendEncoded](entry.encoded)
+    for (const encoded of held) member[kSendEncoded](encoded)
+    stats.recovered++
+    stats.replayed += missed.length
+    return { recovered: true, replayed: missed.length }
+  }
+
+  clear (): void {
+    this.#recoveries.clear()
+  }
+}
