@@ -5,6 +5,7 @@
 // position of another epoch is never taken for one of this stream.
 import { randomBytes } from 'node:crypto'
 import type { RecoverResult, RoomHistory, StreamPosition } from '../../types/index'
+import { isThenable } from '../call-hook'
 import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, encode, type Encoded, type Message } from '../transport/frame'
 
@@ -54,8 +55,8 @@ export interface HistoryLog {
 /** Calls a builder and encodes what it returns, once. */
 export function buildMessage (build: BuildMessage, position: StreamPosition): Encoded {
   const message: unknown = build(position)
-  if (message instanceof Promise) {
-    message.catch(() => {}) // refused, not awaited
+  if (isThenable(message)) {
+    Promise.resolve(message).catch(() => {}) // refused, not awaited
     throw new InvalidArgumentError('the message publish() built', 'a string, a Buffer, a Uint8Array or an ArrayBuffer, returned at once (a builder cannot be async)', 'a promise')
   }
   return encode(message, 'the message publish() built')

@@ -2,6 +2,7 @@
 // allowedOrigins gets 403 (cross-site WebSocket hijacking) and an upgrade past maxSessions
 // gets 503. Nothing is opened for a refused request.
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, preHandlerHookHandler } from 'fastify'
+import { isThenable } from '../call-hook'
 import { OriginNotAllowedError, ShuttingDownError, TooManySessionsError } from '../errors'
 import type { RouteLimits } from '../options'
 import type { SessionRegistry } from './registry'
@@ -34,7 +35,7 @@ export function originGuard (stats: Stats, limits: RouteLimits, closing: AbortSi
 
 /** The answer, or CLOSING if app.close() starts first; nothing is left on `closing` after. */
 function unlessClosing<T> (answer: T | PromiseLike<T>, closing: AbortSignal): T | Promise<T | typeof CLOSING> {
-  if (answer === null || typeof answer !== 'object' || typeof (answer as PromiseLike<T>).then !== 'function') return answer as T
+  if (!isThenable(answer)) return answer
   if (closing.aborted) return Promise.resolve(CLOSING)
   return new Promise((resolve, reject) => {
     const cancel = (): void => { resolve(CLOSING) }

@@ -8,6 +8,7 @@
 // first handshake compiles what could not be compiled then.
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchemaCompiler, FastifySerializerCompiler, preHandlerHookHandler } from 'fastify'
 import { parse as parseJson } from 'secure-json-parse'
+import { isThenable } from '../call-hook'
 import { InvalidArgumentError, InvalidJsonMessageError, MessageSchemaBuildError, describe } from '../errors'
 
 /** What a validator compiler returns: ajv's boolean with `errors`, a `{ value, error }` result, or a promise. */
@@ -162,7 +163,7 @@ export class MessageCodec {
       const failed = new Error(`message could not be validated: ${(error as Error)?.message ?? String(error)}`, { cause: error })
       return { valid: false, error: validationError(failed) }
     }
-    if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
+    if (isThenable(result)) {
       // ajv's asynchronous validators resolve with the value itself, which may well hold an
       // `error` or a `value` key; other compilers' resolve with what a synchronous one returns.
       const resolvesValue = this.#validate!.$async === true

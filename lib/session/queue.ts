@@ -2,10 +2,7 @@
 // promise holds back the session's next events until it settles; events that arrive
 // meanwhile wait in a queue, so nothing a client sends is lost while a handler awaits.
 // The session extends the queue rather than owning one: one object less per session.
-
-function isThenable (value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === 'object' && typeof (value as PromiseLike<unknown>).then === 'function'
-}
+import { isThenable } from '../call-hook'
 
 /** The methods a session implements for its queue: symbols, out of reach of a user's session. */
 export const kHandle = Symbol('fastify-websocket-rooms.handle')

@@ -7,7 +7,7 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../../types/index'
-import { callHook } from '../call-hook'
+import { callHook, isThenable } from '../call-hook'
 import { assertCloseArguments, closeCodes } from '../close-codes'
 import { FAILING, IDLE, SessionQueue, kFail, kHandle, kIdle } from './queue'
 import { InvalidArgumentError, describe } from '../errors'
@@ -428,8 +428,8 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
     const handler = this.#route.handlers.error
     if (handler === undefined || (this.#flags & Flag.Finished) !== 0) return this.#crash(error)
     try {
-      const result = handler(this, toError(error)) as Promise<unknown> | undefined
-      if (result !== null && typeof result?.then === 'function') return result.then(undefined, (err) => this.#crash(err))
+      const result = handler(this, toError(error))
+      if (isThenable(result)) return result.then(undefined, (err: unknown) => this.#crash(err))
     } catch (err) {
       this.#crash(err)
     }
@@ -462,18 +462,7 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
   #runDisconnected (code: number, reason: string): Promise<void> | undefined {
     const handler = this.#route.handlers.disconnected
     if (handler === undefined) return undefined
-    const failed = (error: unknown): void => { this.log.error({ err: error }, 'onDisconnected failed') }
-    let result: unknown
-    try {
-      result = handler(this, code, reason)
-    } catch (error) {
-      failed(error)
-      return undefined
-    }
-    if (result !== null && typeof (result as Promise<unknown>)?.then === 'function') {
-      return (result as Promise<unknown>).then(() => {}, failed)
-    }
-    return undefined
+    return callHook(handler, [this, code, reason], (error) => { this.log.error({ err: error }, 'onDisconnected failed') })
   }
 
   #finish (): void {
