@@ -107,11 +107,11 @@ function refuseUnknown (options: Record<string, unknown>): void {
 
 const FORBIDDEN_WS_OPTIONS = ['noServer', 'server', 'port', 'host', 'path', 'maxPayload'] as const
 
-/** An integer option; a null fallback makes it required. */
-function integer (name: string, value: unknown, fallback: number | null, min: number): number {
+/** An integer option, of the plugin's or of an adapter's; a null fallback makes it required. */
+export function integer (name: string, value: unknown, fallback: number | null, min: number, unit?: string): number {
   if (value === undefined && fallback !== null) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new InvalidOptionError(name, `an integer >= ${min}`, describe(value))
+    throw new InvalidOptionError(name, `an integer >= ${min}${unit === undefined ? '' : ` (${unit})`}`, describe(value))
   }
   return value
 }

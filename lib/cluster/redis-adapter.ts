@@ -4,6 +4,7 @@
 import type { RedisAdapterOptions } from '../../types/index'
 import { kAdapter, type Adapter, type ClusterHost, type ClusterLink } from '../rooms/port'
 import { InvalidOptionError, describe } from '../errors'
+import { integer } from '../options'
 import { didYouMean } from '../suggest'
 import { typesAgree, type SameKeys } from '../type-checks'
 import type { RedisConnection } from './redis-connections'
@@ -26,9 +27,7 @@ function option (name: string, expected: string, value: unknown): never {
 }
 
 function positiveInteger (name: string, unit: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) option(name, `an integer >= 1 (${unit})`, value)
-  return value
+  return integer(`redisAdapter ${name}`, value, fallback, 1, unit)
 }
 
 function milliseconds (name: string, value: unknown, fallback: number): number {
