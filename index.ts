@@ -60,7 +60,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onPresence: roomCallback(onPresence, 'onPresence'),
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
-  }, resolved.history, (id) => sessions.sessions.get(id), adapter ?? localAdapter)
+  }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
   const serverRooms = new ServerRooms(rooms, sessions)
 
   fastify.decorate('websocketRooms', serverRooms)

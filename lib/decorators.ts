@@ -157,10 +157,10 @@ export class ServerRooms implements WebsocketRooms {
 
 /** The app.websocketSessions decorator: the registry's sessions, readable but not writable. */
 export class SessionsView implements ReadonlyMap<string, Session> {
-  readonly #sessions: Map<string, Session>
+  readonly #sessions: ReadonlyMap<string, Session>
 
   constructor (registry: SessionRegistry<Session>) {
-    this.#sessions = registry.sessions
+    this.#sessions = registry.byId
   }
 
   get size (): number { return this.#sessions.size }

@@ -15,7 +15,7 @@ export class Heartbeat {
   }
 
   #beat (): void {
-    for (const session of this.#registry.sessions.values()) session[kHeartbeat]()
+    for (const session of this.#registry.values()) session[kHeartbeat]()
   }
 
   stop (): void {

@@ -2,21 +2,35 @@
 import { Stats } from './stats'
 
 export class SessionRegistry<S extends { readonly id: string }> {
-  readonly sessions = new Map<string, S>()
+  /** The sessions by id; read-only outside (app.websocketSessions is a view of it). */
+  readonly byId: ReadonlyMap<string, S>
+  readonly #sessions = new Map<string, S>()
   readonly stats = new Stats()
   #emptyWaiters: Array<() => void> = []
 
+  constructor () {
+    this.byId = this.#sessions
+  }
+
+  get (id: string): S | undefined {
+    return this.#sessions.get(id)
+  }
+
+  values (): IterableIterator<S> {
+    return this.#sessions.values()
+  }
+
   get size (): number {
-    return this.sessions.size
+    return this.#sessions.size
   }
 
   add (session: S): void {
-    this.sessions.set(session.id, session)
+    this.#sessions.set(session.id, session)
   }
 
   remove (session: S): void {
-    this.sessions.delete(session.id)
-    if (this.sessions.size === 0 && this.#emptyWaiters.length > 0) {
+    this.#sessions.delete(session.id)
+    if (this.#sessions.size === 0 && this.#emptyWaiters.length > 0) {
       const waiters = this.#emptyWaiters
       this.#emptyWaiters = []
       for (const resolve of waiters) resolve()
@@ -25,11 +39,11 @@ export class SessionRegistry<S extends { readonly id: string }> {
 
   /** Resolves once no session is left. */
   whenEmpty (): Promise<void> {
-    if (this.sessions.size === 0) return Promise.resolve()
+    if (this.#sessions.size === 0) return Promise.resolve()
     return new Promise((resolve) => { this.#emptyWaiters.push(resolve) })
   }
 
   clear (): void {
-    this.sessions.clear()
+    this.#sessions.clear()
   }
 }

@@ -28,11 +28,11 @@ export function assertShutdownFits (pluginTimeout: number, closeTimeout: number,
 }
 
 export async function closeAllSessions (registry: SessionRegistry<Session>, closeTimeout: number): Promise<void> {
-  for (const session of registry.sessions.values()) session[kShutdown]()
+  for (const session of registry.values()) session[kShutdown]()
   if (await emptyWithin(registry, closeTimeout)) return
-  for (const session of [...registry.sessions.values()]) session[kCutOff]()
+  for (const session of [...registry.values()]) session[kCutOff]()
   if (await emptyWithin(registry, GRACE)) return
-  for (const session of [...registry.sessions.values()]) session[kAbandon]()
+  for (const session of [...registry.values()]) session[kAbandon]()
 }
 
 /** Resolves with true once no session is left, or with false after `ms`. */
