@@ -86,7 +86,7 @@ export const kAbandon = Symbol('fastify-websocket-rooms.abandon')
 const kSession = Symbol('fastify-websocket-rooms.session')
 type OwnedSocket = WebSocket & { [kSession]: Session }
 
-export class Session extends SessionQueue implements WebSocketSession<any, any, any> {
+export class Session extends SessionQueue implements WebSocketSession<unknown, unknown, unknown> {
   readonly #id: string = newSessionId()
   readonly request: FastifyRequest
   readonly #socket: OwnedSocket

@@ -1,9 +1,11 @@
 // Turns an outgoing message into bytes once, whatever its type, and into a WebSocket frame
 // once, so a broadcast encodes and frames a message a single time for all its members.
+import type { BinaryData, Message } from '../../types/index'
 import { InvalidArgumentError, describe } from '../errors'
 
-export type Binary = Buffer | Uint8Array | ArrayBuffer | ArrayBufferView
-export type Message = string | Binary
+// The public declarations' own types: what users may send is declared once.
+export type Binary = BinaryData
+export type { Message }
 
 /** ws send options, shared so a send allocates nothing of ours. */
 export const TEXT = Object.freeze({ binary: false })
