@@ -266,6 +266,30 @@ test('recover() past maxRoomsPerSession rejects with FST_WS_ROOMS_TOO_MANY_ROOMS
   t.equal((await client.json(1))[0].text, 'home news')
 })
 
+test('binary data the app changes after publish() resolved: history() and recover() give the bytes as they were published', async (t) => {
+  const { app, base } = await historyApp(t)
+  const room = app.websocketRooms.room('chat')
+  // The app reuses its buffers: a Buffer, a view into a larger ArrayBuffer, an ArrayBuffer.
+  const buffer = Buffer.from('first')
+  const backing = new ArrayBuffer(16)
+  const view = new Uint8Array(backing, 4, 6)
+  view.set(Buffer.from('second'))
+  const whole = new Uint8Array([116, 104, 105, 114, 100]).buffer // "third"
+  const { epoch } = await room.publish(() => buffer)
+  buffer.write('XXXXX')
+  await room.publish(() => view)
+  new Uint8Array(backing).fill(88)
+  await room.publish(() => whole)
+  new Uint8Array(whole).fill(88)
+  const expected = ['first', 'second', 'third']
+  const kept = await room.history()
+  t.same(kept.messages.map((m) => [Buffer.isBuffer(m.message), String(m.message)]), expected.map((text) => [true, text]), 'history() has the bytes as published')
+  const back = await connect(base, `/ws?room=chat&offset=0&epoch=${epoch}`)
+  const replay = await back.messages(4)
+  t.same(replay.slice(0, 3).map((m) => [m.binary, String(m.data)]), expected.map((text) => [true, text]), 'and so has a recovery')
+  t.same(JSON.parse(String(replay[3]!.data)), { recovered: true, replayed: 3 })
+})
+
 test('a restarted process (no adapter) has new epochs: a position from before is not recovered', async (t) => {
   const before = await historyApp(t)
   const [old] = await publishAll(before.app, ['before'])
