@@ -237,8 +237,12 @@ test('recover(): a bad position is a TypeError naming it; two at once for one ro
   await until(() => session !== undefined)
   const room = session.room('chat')
   throwsLike(t, () => room.recover(null), TypeError, { message: /position must be an object \{ offset, epoch \}, got null/ })
-  throwsLike(t, () => room.recover({ offset: '3', epoch: 'e' }), TypeError, { message: /position.offset must be an integer >= 0, got "3"/ })
-  throwsLike(t, () => room.recover({ offset: -1, epoch: 'e' }), TypeError, { message: /position.offset must be an integer >= 0, got number -1/ })
+  throwsLike(t, () => room.recover({ offset: '3', epoch: 'e' }), TypeError, { message: /position.offset must be an integer from 0 to 9007199254740991 \(Number.MAX_SAFE_INTEGER\), got "3"/ })
+  // What Number() makes of a query string that is no offset: never taken for one.
+  for (const offset of [-1, 1.5, 1e300, Infinity, NaN, 2 ** 53]) {
+    throwsLike(t, () => room.recover({ offset, epoch: 'e' }), TypeError, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: new RegExp(`position.offset must be an integer from 0 to 9007199254740991 .*, got number ${String(offset).replace('+', '\\+')}$`) })
+  }
+  throwsLike(t, () => room.history({ since: { offset: 1e300, epoch: 'e' } }), TypeError, { message: /query.since.offset must be an integer from 0 to 9007199254740991/ })
   throwsLike(t, () => room.recover({ offset: 1 }), TypeError, { message: /position.epoch must be a string, got undefined/ })
   const running = room.recover({ offset: 0, epoch: first!.epoch })
   t.throws(() => room.recover({ offset: 0, epoch: first!.epoch }), { code: 'FST_WS_ROOMS_RECOVERY_RUNNING', message: /already recovering room "chat"/ })
