@@ -16,7 +16,7 @@ import WebSocket from 'ws'
 import type { WebsocketHandlers, WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 import { program } from './programs'
-import { gate, until } from './signals'
+import { gate, until, within } from './signals'
 
 type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'schema'>>
 interface PresenceModule { onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> }
@@ -35,11 +35,11 @@ async function importExample<T> (path: string): Promise<T> {
  * or `handlers` made of it, with the chat's onPresence and history, as examples/chat/server.mjs
  * has them (`history` changes the latter).
  */
-async function chatApp (t: Parameters<typeof build>[0], handlers?: (chat: ChatModule) => WebsocketHandlers<any, any, any, any, any>, history?: WebsocketRoomsOptions['history']): Promise<{ app: FastifyInstance, base: string }> {
+async function chatApp (t: Parameters<typeof build>[0], handlers?: (chat: ChatModule) => WebsocketHandlers<any, any, any, any, any>, history?: WebsocketRoomsOptions['history'], fastifyOptions?: FastifyServerOptions): Promise<{ app: FastifyInstance, base: string }> {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
   const { onPresence } = await importExample<PresenceModule>('chat/presence.mjs')
   const server = await importExample<ChatServerModule>('chat/server.mjs')
-  const app = await build(t, { onPresence, history: history ?? server.history })
+  const app = await build(t, { onPresence, history: history ?? server.history }, fastifyOptions)
   app.registerWebsocket('/ws/chat', handlers === undefined ? chat : handlers(chat))
   return { app, base: await listen(app) }
 }
@@ -66,6 +66,29 @@ async function refusal (url: string): Promise<{ status: number, message: string 
   for await (const chunk of response) body += chunk
   ws.terminate()
   return { status: response.statusCode!, message: (JSON.parse(body) as { message: string }).message }
+}
+
+/**
+ * What the server answers a handshake, within the deadline: its refusal (status and message),
+ * or, when it opens, its first message or its close code.
+ */
+async function answer (url: string): Promise<{ status: number, message: string } | { first: unknown } | { closed: number }> {
+  const ws = new WebSocket(url)
+  ws.on('error', () => {}) // terminate() below ends the socket, whatever its state
+  const answered = new Promise<{ status: number, message: string } | { first: unknown } | { closed: number }>((resolve) => {
+    ws.once('unexpected-response', (request, response: IncomingMessage) => {
+      let body = ''
+      response.on('data', (chunk) => { body += chunk })
+      response.on('end', () => resolve({ status: response.statusCode!, message: (JSON.parse(body) as { message: string }).message }))
+    })
+    ws.once('message', (data) => resolve({ first: JSON.parse(String(data)) }))
+    ws.once('close', (code) => resolve({ closed: code }))
+  })
+  try {
+    return await within(answered, `an answer to ${url.slice(0, 120)}`)
+  } finally {
+    ws.terminate()
+  }
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -333,6 +356,33 @@ test('chat room: a client back from a drop sends its position and gets what it m
   const lost = await connect(base, `/ws/chat?user=alice&room=lobby&epoch=not-${epoch}&offset=8`)
   await untilSaid(lost, 0)
   t.match(parsed(lost).find((message) => message.type === 'welcome'), { resumed: false, epoch, offset: 8 })
+})
+
+test('chat room: a position that is none (a fraction, past 2^53, Infinity, a huge or odd epoch) gets a 400 at the handshake, or the room\'s last messages: never a 1011, nothing logged as an error', async (t) => {
+  const logged: Array<{ level: number, msg: string }> = []
+  const logger = { level: 'info', stream: { write: (line: string) => { logged.push(JSON.parse(line)) } } }
+  const { app, base } = await chatApp(t, undefined, undefined, { logger })
+  const alice = await enter(t, base, 'alice')
+  const { epoch } = alice.welcome
+  const tooLarge = 'querystring/offset must be <= 9007199254740991'
+  for (const [query, message] of [
+    [`epoch=${epoch}&offset=1.5`, 'querystring/offset must be integer'],
+    [`epoch=${epoch}&offset=1e300`, tooLarge],
+    [`epoch=${epoch}&offset=9007199254740993`, tooLarge],
+    [`epoch=${epoch}&offset=-1`, 'querystring/offset must be >= 0'],
+    [`epoch=${'e'.repeat(5000)}&offset=0`, 'querystring/epoch must NOT have more than 64 characters'],
+    [`epoch=${encodeURIComponent(`${epoch} `)}&offset=0`, 'querystring/epoch must match pattern "^[A-Za-z0-9_-]+$"']
+  ]) {
+    t.same(await answer(`${base}/ws/chat?user=bob&${query}`), { status: 400, message }, query.slice(0, 60))
+  }
+  t.equal(app.websocketSessions.size, 1, 'no session for any of them')
+  // Infinity passes the schema (Ajv's coercion skips the bounds of a number that is not
+  // finite); the largest safe offset is past the room's last: both get the last messages.
+  for (const offset of ['Infinity', '9007199254740991']) {
+    t.match(await answer(`${base}/ws/chat?user=bob&epoch=${epoch}&offset=${offset}`), { first: { type: 'welcome', resumed: false, epoch, offset: 0, messages: [] } }, offset)
+  }
+  t.equal(app.websocketRooms.stats().closed.handlerError, 0)
+  t.same(logged.filter((line) => line.level >= 50), [], 'nothing logged as an error')
 })
 
 test('chat server build(): end to end on port 0, with the handshake schema and the presence notices', async (t) => {

@@ -4,8 +4,9 @@
 // restarted with nothing kept (a new epoch).
 import Fastify, { type FastifyInstance } from 'fastify'
 import websocketRooms, { redisAdapter, type RedisAdapterOptions, type StreamPosition, type WebSocketSession } from 'fastify-websocket-rooms'
+import type { Test } from 'tap'
 import { Client, connect, listen } from './helpers'
-import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
+import { PrivateRedis, REDIS_URL, RedisProxy, adminClient, redisTest, uniquePrefix } from './redis'
 import { eventually, until } from './signals'
 import * as historyHandlers from './fixtures/history-handlers'
 
@@ -232,6 +233,68 @@ redisTest('Redis restarted with nothing kept: a new epoch, positions from 1, an 
   t.same(await stale.json(1), [{ recovered: false, replayed: 0 }], 'never replayed across epochs')
   const current = await connect(a.base, `/ws?room=chat&offset=0&epoch=${fresh.epoch}`)
   t.same((await current.texts(2)).map((text) => JSON.parse(text).text ?? JSON.parse(text).replayed), ['after', 1])
+})
+
+/** The published messages a client got, as [epoch, offset, text]. */
+function publishedOf (client: Client): Array<[string, number, string]> {
+  return client.received.map((m) => String(m.data)).filter((text) => text.startsWith('{"offset"')).map((text) => {
+    const { epoch, offset, text: said } = JSON.parse(text)
+    return [epoch, offset, said]
+  })
+}
+
+/**
+ * While node B is cut from Redis (its member stays connected), `renew` makes the room's
+ * stream start anew and `publisher` publishes three of the new one; B is back after that, and
+ * a fourth is published. B's member must get all of the new stream, after the old one's.
+ */
+async function awayWhileRenewed (t: Test, nodes: { a: Node, b: Node, publisher: Node, proxy: RedisProxy }, renew: () => Promise<void>): Promise<void> {
+  const { a, b, publisher, proxy } = nodes
+  const client = await member(b)
+  const [first] = [await publishText(a, 'one'), await publishText(a, 'two')]
+  await until(() => offsetsOf(client).length === 2)
+  proxy.cut()
+  await until(() => b.app.websocketRooms.stats().cluster!.connected === false, 'B to lose Redis')
+  await renew()
+  const fresh = [await publishText(publisher, 'three'), await publishText(publisher, 'four'), await publishText(publisher, 'five')]
+  const epoch = fresh[0]!.epoch
+  t.same([fresh.map((p) => p.offset), epoch === first!.epoch], [[1, 2, 3], false], 'a new stream')
+  proxy.restore()
+  await until(() => b.app.websocketRooms.stats().cluster!.connected, 'B to be back')
+  await publishText(publisher, 'six')
+  await until(() => publishedOf(client).some(([e, offset]) => e === epoch && offset === 4), () => `B's member to get offset 4 of the new stream (${JSON.stringify(publishedOf(client))})`)
+  t.same(publishedOf(client), [
+    [first!.epoch, 1, 'one'], [first!.epoch, 2, 'two'],
+    [epoch, 1, 'three'], [epoch, 2, 'four'], [epoch, 3, 'five'], [epoch, 4, 'six']
+  ], 'the new stream from its first message, after the old one\'s, each once')
+}
+
+redisTest('a member that stays connected while its node is away from Redis, which restarts with nothing kept: it gets the new stream from its first message', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const proxy = await RedisProxy.start(t, redis.url)
+  const keyPrefix = uniquePrefix('history-renewed')
+  const a = await startNode(t, { keyPrefix, url: redis.url })
+  const b = await startNode(t, { keyPrefix, url: proxy.url })
+  await awayWhileRenewed(t, { a, b, publisher: a, proxy }, async () => {
+    await redis.stop()
+    await until(() => a.app.websocketRooms.stats().cluster!.connected === false, 'A to lose Redis')
+    await redis.start()
+    await until(() => a.app.websocketRooms.stats().cluster!.connected, 'A to reconnect')
+  })
+})
+
+redisTest('a member that stays connected while its node is away from Redis, and the room\'s stream expires by its ttl meanwhile: it gets the new stream from its first message', async (t) => {
+  const proxy = await RedisProxy.start(t, REDIS_URL)
+  const keyPrefix = uniquePrefix('history-expired-away')
+  // A's short ttl lets the first stream expire while B is away; C publishes the next one with
+  // a long ttl, so that it is still there when B is back, however long B takes.
+  const a = await startNode(t, { keyPrefix }, { size: 100, ttl: 300 })
+  const b = await startNode(t, { keyPrefix, url: proxy.url })
+  const c = await startNode(t, { keyPrefix })
+  const admin = await adminClient(t)
+  await awayWhileRenewed(t, { a, b, publisher: c, proxy }, async () => {
+    await eventually(async () => await admin.exists([`{${keyPrefix}}:history-meta:chat`, `{${keyPrefix}}:history:chat`]) === 0, 'the stream to expire')
+  })
 })
 
 redisTest('Redis away: publish(), history() and recover() reject with FST_WS_ROOMS_REDIS_UNAVAILABLE, and the session stays in the room', async (t) => {

@@ -237,8 +237,12 @@ test('recover(): a bad position is a TypeError naming it; two at once for one ro
   await until(() => session !== undefined)
   const room = session.room('chat')
   throwsLike(t, () => room.recover(null), TypeError, { message: /position must be an object \{ offset, epoch \}, got null/ })
-  throwsLike(t, () => room.recover({ offset: '3', epoch: 'e' }), TypeError, { message: /position.offset must be an integer >= 0, got "3"/ })
-  throwsLike(t, () => room.recover({ offset: -1, epoch: 'e' }), TypeError, { message: /position.offset must be an integer >= 0, got number -1/ })
+  throwsLike(t, () => room.recover({ offset: '3', epoch: 'e' }), TypeError, { message: /position.offset must be an integer from 0 to 9007199254740991 \(Number.MAX_SAFE_INTEGER\), got "3"/ })
+  // What Number() makes of a query string that is no offset: never taken for one.
+  for (const offset of [-1, 1.5, 1e300, Infinity, NaN, 2 ** 53]) {
+    throwsLike(t, () => room.recover({ offset, epoch: 'e' }), TypeError, { code: 'FST_WS_ROOMS_INVALID_ARGUMENT', message: new RegExp(`position.offset must be an integer from 0 to 9007199254740991 .*, got number ${String(offset).replace('+', '\\+')}$`) })
+  }
+  throwsLike(t, () => room.history({ since: { offset: 1e300, epoch: 'e' } }), TypeError, { message: /query.since.offset must be an integer from 0 to 9007199254740991/ })
   throwsLike(t, () => room.recover({ offset: 1 }), TypeError, { message: /position.epoch must be a string, got undefined/ })
   const running = room.recover({ offset: 0, epoch: first!.epoch })
   t.throws(() => room.recover({ offset: 0, epoch: first!.epoch }), { code: 'FST_WS_ROOMS_RECOVERY_RUNNING', message: /already recovering room "chat"/ })
@@ -264,6 +268,30 @@ test('recover() past maxRoomsPerSession rejects with FST_WS_ROOMS_TOO_MANY_ROOMS
   t.same(session.roomNames(), ['home'])
   await publishAll(app, ['home news'], 'home')
   t.equal((await client.json(1))[0].text, 'home news')
+})
+
+test('binary data the app changes after publish() resolved: history() and recover() give the bytes as they were published', async (t) => {
+  const { app, base } = await historyApp(t)
+  const room = app.websocketRooms.room('chat')
+  // The app reuses its buffers: a Buffer, a view into a larger ArrayBuffer, an ArrayBuffer.
+  const buffer = Buffer.from('first')
+  const backing = new ArrayBuffer(16)
+  const view = new Uint8Array(backing, 4, 6)
+  view.set(Buffer.from('second'))
+  const whole = new Uint8Array([116, 104, 105, 114, 100]).buffer // "third"
+  const { epoch } = await room.publish(() => buffer)
+  buffer.write('XXXXX')
+  await room.publish(() => view)
+  new Uint8Array(backing).fill(88)
+  await room.publish(() => whole)
+  new Uint8Array(whole).fill(88)
+  const expected = ['first', 'second', 'third']
+  const kept = await room.history()
+  t.same(kept.messages.map((m) => [Buffer.isBuffer(m.message), String(m.message)]), expected.map((text) => [true, text]), 'history() has the bytes as published')
+  const back = await connect(base, `/ws?room=chat&offset=0&epoch=${epoch}`)
+  const replay = await back.messages(4)
+  t.same(replay.slice(0, 3).map((m) => [m.binary, String(m.data)]), expected.map((text) => [true, text]), 'and so has a recovery')
+  t.same(JSON.parse(String(replay[3]!.data)), { recovered: true, replayed: 3 })
 })
 
 test('a restarted process (no adapter) has new epochs: a position from before is not recovered', async (t) => {

@@ -13,25 +13,31 @@ function message (offset: number, epoch = 'e1'): PublishedMessage {
   return { epoch, offset, exceptId: null, encoded: new Encoded(Buffer.from(`m${offset}`), TEXT) }
 }
 
-/** An order whose reads answer from `kept` (offsets the history still has) once `answer` opens. */
+/**
+ * An order whose reads answer from `kept` (offsets the history still has, in `history.epoch`,
+ * which a test may change: a stream created anew) once `answer` opens; a read of another epoch
+ * than the history's gets no entries, as from Redis.
+ */
 function order (kept: number[], epoch = 'e1') {
   const delivered: string[] = []
-  const reads: Array<{ after: number, limit: number }> = []
+  const reads: Array<{ after: number, limit: number, epoch?: string }> = []
+  const history = { epoch, kept }
   let answer = gate()
   const failing = { reads: 0 }
   const host = {
     size: 100,
     deliver (name: string, m: PublishedMessage) { delivered.push(`${name}:${m.epoch}:${m.offset}`) },
-    async read (name: string, after: number, limit: number): Promise<LogRead> {
-      reads.push({ after, limit })
+    async read (name: string, after: number, limit: number, asked: string): Promise<LogRead> {
+      reads.push(asked === epoch ? { after, limit } : { after, limit, epoch: asked })
       await answer.opened
       if (failing.reads > 0 && failing.reads-- > 0) throw new Error('Redis away')
-      const entries = kept.filter((offset) => offset > after).slice(0, limit).map((offset) => ({ offset, encoded: message(offset).encoded }))
-      return { epoch, top: Math.max(0, ...kept), entries }
+      const { epoch: current, kept } = history
+      const entries = asked !== current ? [] : kept.filter((offset) => offset > after).slice(0, limit).map((offset) => ({ offset, encoded: message(offset, current).encoded }))
+      return { epoch: current, top: Math.max(0, ...kept), entries }
     },
     readFailed () {}
   }
-  return { order: new PublishedOrder(host), delivered, reads, failing, open: () => { answer.open(); answer = gate() } }
+  return { order: new PublishedOrder(host), delivered, reads, failing, history, open: () => { answer.open(); answer = gate() } }
 }
 
 const settled = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -64,11 +70,9 @@ test('what the history no longer has is skipped, not waited for', async (t) => {
   t.same(delivered.at(-1), 'r:e1:6')
 })
 
-test('a new epoch starts over; catchUp() reads after the last offset of every room; forget() ends a room\'s order', async (t) => {
+test('catchUp() reads after the last offset of every room; forget() ends a room\'s order', async (t) => {
   const { order: o, delivered, reads, open } = order([1, 2, 3])
   o.receive('r', message(1))
-  o.receive('r', message(1, 'e2'))
-  t.same(delivered, ['r:e1:1', 'r:e2:1'], 'another epoch is not a gap')
   o.receive('s', message(1))
   o.forget('r')
   o.receive('r', message(9, 'e1'))
@@ -78,7 +82,73 @@ test('a new epoch starts over; catchUp() reads after the last offset of every ro
   open()
   await settled()
   await settled()
-  t.same(delivered.slice(4), ['s:e1:2', 's:e1:3'], 'room s caught up; room r had nothing after 9')
+  t.same(delivered.slice(3), ['s:e1:2', 's:e1:3'], 'room s caught up; room r had nothing after 9')
+})
+
+test('a message of a new epoch: the new stream is read from its first offset, and its messages go out in order', async (t) => {
+  const { order: o, delivered, reads, history, open } = order([1, 2])
+  o.receive('r', message(1))
+  o.receive('r', message(2))
+  // The stream was created anew (Redis lost it, or it expired), and 1 to 3 of the new one were missed.
+  Object.assign(history, { epoch: 'e2', kept: [1, 2, 3, 4] })
+  o.receive('r', message(4, 'e2'))
+  o.receive('r', message(5, 'e2'))
+  t.same(delivered, ['r:e1:1', 'r:e1:2'], 'it waits: Redis says which stream is the room\'s')
+  open()
+  await settled()
+  t.same(reads, [{ after: 2, limit: 100 }, { after: 0, limit: 4, epoch: 'e2' }], 'the e1 read finds e2, which is read from its start')
+  open()
+  await settled()
+  t.same(delivered, ['r:e1:1', 'r:e1:2', 'r:e2:1', 'r:e2:2', 'r:e2:3', 'r:e2:4', 'r:e2:5'])
+  o.receive('r', message(6, 'e2'))
+  t.equal(delivered.at(-1), 'r:e2:6', 'then live')
+})
+
+test('catchUp() after the stream was created anew: the new one from its first offset; an old one\'s message that comes later is dropped', async (t) => {
+  const { order: o, delivered, reads, history, open } = order([1])
+  o.receive('r', message(1))
+  Object.assign(history, { epoch: 'e2', kept: [1, 2, 3] })
+  o.catchUp()
+  open()
+  await settled()
+  open()
+  await settled()
+  t.same(reads, [{ after: 1, limit: 100 }, { after: 0, limit: 3, epoch: 'e2' }])
+  t.same(delivered, ['r:e1:1', 'r:e2:1', 'r:e2:2', 'r:e2:3'])
+  // An e1 message on its way before the new stream began, reaching the node after the read.
+  o.receive('r', message(2))
+  o.receive('r', message(4, 'e2'))
+  open()
+  await settled()
+  t.same(reads.at(-1), { after: 3, limit: 100, epoch: 'e2' }, 'read: the room\'s stream is e2')
+  t.same(delivered.slice(4), ['r:e2:4'], 'the e1 message is dropped: never an old stream\'s after a new one\'s')
+})
+
+test('a stream created anew while a gap is read: what the old one had before the read goes first, then the new one', async (t) => {
+  const { order: o, delivered, history, open } = order([1, 2, 3])
+  o.receive('r', message(1))
+  o.receive('r', message(3))
+  Object.assign(history, { epoch: 'e2', kept: [1, 2] })
+  open()
+  await settled()
+  open()
+  await settled()
+  t.same(delivered, ['r:e1:1', 'r:e1:3', 'r:e2:1', 'r:e2:2'], '2 is gone with its stream; 3 came before the new one began')
+})
+
+test('reached(): an offset of the members\' epoch, or the epoch before it; not one of a new epoch on its way', async (t) => {
+  const { order: o, history, open } = order([1, 2])
+  t.notOk(o.reached('r', 'e1', 1), 'nothing yet')
+  o.receive('r', message(1))
+  o.receive('r', message(2))
+  t.same([o.reached('r', 'e1', 2), o.reached('r', 'e1', 3), o.reached('r', 'e2', 1)], [true, false, false])
+  Object.assign(history, { epoch: 'e2', kept: [1] })
+  o.catchUp()
+  open()
+  await settled()
+  open()
+  await settled()
+  t.same([o.reached('r', 'e1', 3), o.reached('r', 'e2', 1), o.reached('r', 'e2', 2)], [true, true, false])
 })
 
 test('a read that fails keeps later messages waiting; catchUp() reads again, and all go out in order', async (t) => {

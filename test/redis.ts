@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer, connect as tcpConnect } from 'node:net'
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import { createClient } from '@redis/client'
 import { test, type Test } from 'tap'
 
@@ -139,5 +139,65 @@ export class PrivateRedis {
     child.kill('SIGCONT') // a paused server would never see the SIGTERM
     child.kill(signal)
     await exited
+  }
+}
+
+/**
+ * A TCP proxy to a Redis server, for one node: cut() drops its connections and refuses new
+ * ones (that node has lost Redis, the others keep it), restore() lets them through again.
+ */
+export class RedisProxy {
+  readonly url: string
+  readonly #server: Server
+  readonly #sockets = new Set<Socket>()
+  #cut = false
+
+  private constructor (server: Server, port: number) {
+    this.#server = server
+    this.url = `redis://127.0.0.1:${port}`
+  }
+
+  /** A proxy to the Redis server at `url`. */
+  static async start (t: { teardown (fn: () => unknown): void }, url: string): Promise<RedisProxy> {
+    const { hostname, port } = new URL(url)
+    const server = createServer()
+    const proxy = new RedisProxy(server, await new Promise<number>((resolve) => {
+      server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port))
+    }))
+    server.on('connection', (client) => proxy.#link(client, Number(port || 6379), hostname))
+    t.teardown(() => proxy.close())
+    return proxy
+  }
+
+  #link (client: Socket, port: number, host: string): void {
+    if (this.#cut) {
+      client.destroy()
+      return
+    }
+    const redis = tcpConnect(port, host)
+    for (const [socket, other] of [[client, redis], [redis, client]] as const) {
+      this.#sockets.add(socket)
+      socket.on('error', () => other.destroy())
+      socket.on('close', () => {
+        this.#sockets.delete(socket)
+        other.destroy()
+      })
+      socket.pipe(other)
+    }
+  }
+
+  /** Drops every connection through the proxy, and refuses new ones until restore(). */
+  cut (): void {
+    this.#cut = true
+    for (const socket of this.#sockets) socket.destroy()
+  }
+
+  restore (): void {
+    this.#cut = false
+  }
+
+  async close (): Promise<void> {
+    this.cut()
+    await new Promise((resolve) => this.#server.close(resolve))
   }
 }

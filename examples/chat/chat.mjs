@@ -33,8 +33,10 @@ export const schema = {
     user: Type.String({ minLength: 1 }),
     room: Type.Optional(Type.String({ minLength: 1 })),
     // A client back from a drop: the position of the last message it has (both, or neither).
-    epoch: Type.Optional(Type.String({ minLength: 1 })),
-    offset: Type.Optional(Type.Integer({ minimum: 0 }))
+    // Held to what a position can be (an epoch is a few URL-safe characters; an offset, a safe
+    // integer): anything else is refused here with a 400, where recover() would throw.
+    epoch: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })),
+    offset: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))
   }),
   // What clients send. Anything else goes to onInvalidMessage, not onMessage.
   message: Type.Object({
@@ -80,8 +82,10 @@ export async function onOpen (session) {
   try {
     // Back from a drop: recover() joins and sends the messages published since the client's
     // position, in order, then the live ones, none twice; or, when the history no longer
-    // has them all (or was lost: another epoch), sends none and says so.
-    const resumed = epoch !== undefined && offset !== undefined && (await room.recover({ epoch, offset })).recovered
+    // has them all (or was lost: another epoch), sends none and says so. It takes a safe
+    // integer only: the schema's bounds refuse the others, but for "Infinity", which Ajv's
+    // coercion lets through any number schema; that one gets the room's last messages.
+    const resumed = epoch !== undefined && Number.isSafeInteger(offset) && (await room.recover({ epoch, offset })).recovered
     // Otherwise, as on a first visit, the room's last messages and their position. Live ones
     // published meanwhile may reach the client before its welcome: it orders them by offset.
     const last = resumed ? null : await room.join().history({ limit: LAST })

@@ -94,11 +94,14 @@ function toHistoryMessage (entry: LogEntry): { offset: number, message: string |
   return { offset: entry.offset, message: options === BINARY ? data : data.toString() }
 }
 
+/** What an offset may be: offsets count messages one by one, so 2^53 is never reached. */
+const SAFE_OFFSET = 'an integer from 0 to 9007199254740991 (Number.MAX_SAFE_INTEGER)'
+
 export function assertPosition (value: unknown, name: string): asserts value is StreamPosition {
   if (value === null || typeof value !== 'object') throw new InvalidArgumentError(name, 'an object { offset, epoch }', describe(value))
   const { offset, epoch } = value as Record<string, unknown>
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0) {
-    throw new InvalidArgumentError(`${name}.offset`, 'an integer >= 0', describe(offset))
+    throw new InvalidArgumentError(`${name}.offset`, SAFE_OFFSET, describe(offset))
   }
   if (typeof epoch !== 'string') throw new InvalidArgumentError(`${name}.epoch`, 'a string', describe(epoch))
 }

@@ -3,7 +3,7 @@
 // (or its creation): memory stays within size × the rooms published to in the last ttl.
 import type { StreamPosition } from '../../types/index'
 import { ClosedError } from '../errors'
-import type { Encoded } from '../transport/frame'
+import { BINARY, Encoded } from '../transport/frame'
 import { buildMessage, newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from './log'
 
 /** Hands a published message to the room's members on this instance. */
@@ -79,8 +79,9 @@ export class MemoryLog implements HistoryLog {
     if (stream.top !== offset - 1 || this.#streams.get(name) !== stream) return this.#append(name, build, exceptId)
     stream.top = offset
     stream.lastWrite = Date.now()
-    stream.push({ offset, encoded, time: stream.lastWrite })
-    this.#deliver(name, stream.epoch, offset, encoded, exceptId)
+    const kept = ownBytes(encoded)
+    stream.push({ offset, encoded: kept, time: stream.lastWrite })
+    this.#deliver(name, stream.epoch, offset, kept, exceptId)
     return { offset, epoch: stream.epoch }
   }
 
@@ -122,4 +123,13 @@ export class MemoryLog implements HistoryLog {
     for (const stream of this.#streams.values()) if (stream.timer !== null) clearTimeout(stream.timer)
     this.#streams.clear()
   }
+}
+
+/**
+ * The message's bytes as they were published: binary data is the caller's own buffer, which it
+ * may reuse once publish() resolved, so it is copied (once: the members are sent the copy too).
+ * A text was encoded into a buffer of its own already.
+ */
+function ownBytes (encoded: Encoded): Encoded {
+  return encoded.options === BINARY ? new Encoded(Buffer.from(encoded.data), BINARY) : encoded
 }
