@@ -232,7 +232,9 @@ export class Session extends SessionQueue implements WebSocketSession<any, any, 
    * does: counted, it would cut a client that keeps up, for the app's own burst. It is memory
    * all the same, and not bounded by the client's socket (ws deflates whether the client reads
    * or not), so it has its own bound, DEFLATE_BACKLOG times the bound: past it, all that ws
-   * holds counts, and the session is full.
+   * holds counts, and the session is full. Not counted only when the socket has unread bytes
+   * too: a client that reads everything would then be cut or not as the kernel's buffers
+   * happened to stand.
    */
   #leftOver (): number {
     const socket = this.#socket
