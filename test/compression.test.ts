@@ -3,7 +3,9 @@
 // same compressed frame to every member that negotiated it, the plain frame to the others.
 // Real clients (ws with and without window-size requests, ws without compression, and a raw
 // client whose inflater keeps its context across messages, as a browser's may) get every
-// message exactly as sent and in order, interleaved with direct sends and pings.
+// message exactly as sent and in order, interleaved with direct sends and pings. And the
+// backpressure bound with compression, ws's per-member one too: readers in a process of their
+// own that read everything are not cut for what waits for ws's deflate; one that reads nothing is.
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import type { Socket } from 'node:net'
