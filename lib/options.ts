@@ -26,7 +26,7 @@ export type OriginCheck = (origin: string, request: FastifyRequest) => boolean |
 
 /** Limits a route may set for itself; the plugin options give their defaults. */
 export interface RouteLimits {
-  /** Bytes queued for a session but not yet written past which a message is not sent. */
+  /** Bytes a session left unread at its socket from earlier turns of the event loop past which a message is not sent. */
   maxBackpressure: number
   /** What happens to a message past maxBackpressure: close the session with 1013, or drop it. */
   backpressurePolicy: Policy

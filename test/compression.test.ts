@@ -3,7 +3,13 @@
 // same compressed frame to every member that negotiated it, the plain frame to the others.
 // Real clients (ws with and without window-size requests, ws without compression, and a raw
 // client whose inflater keeps its context across messages, as a browser's may) get every
-// message exactly as sent and in order, interleaved with direct sends and pings.
+// message exactly as sent and in order, interleaved with direct sends and pings. And the
+// backpressure bound with compression, ws's per-member one too: readers in a process of their
+// own that read everything are not cut for what waits for ws's deflate; one that reads nothing is.
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import type { Socket } from 'node:net'
+import { createInterface } from 'node:readline'
 import { constants, createInflateRaw } from 'node:zlib'
 import Fastify from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
@@ -11,10 +17,11 @@ import { test, type Test } from 'tap'
 import WebSocket from 'ws'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import { DEFLATE_BACKLOG } from '../lib/session/session'
 import { probeDeflate } from '../lib/transport/deflate'
 import { Client, build, connect, listen } from './helpers'
 import { RawClient, opcodes, type ServerFrame } from './raw-client'
-import { until } from './signals'
+import { Events, until } from './signals'
 
 type AnyClass = new (...args: any[]) => any
 
@@ -406,4 +413,147 @@ test('with the app\'s own @fastify/websocket: a warning when its perMessageDefla
     sameMessages(t, (await clients[0]!.messages(1 + expected.sender.length)).slice(1), expected.sender, 'compressed member')
     t.equal(warnings.filter((line) => /compression: 'shared' needs perMessageDeflate/.test(line)).length, perMessageDeflate === true ? 1 : 0, JSON.stringify(perMessageDeflate))
   }
+})
+
+// The backpressure bound with compression. ws deflates a session's own messages on zlib's
+// thread pool (all of them with its per-member perMessageDeflate; with compression: 'shared',
+// a direct send, and the broadcasts that wait behind it in ws): until it is done they wait in
+// ws, counted in bufferedAmount, but they have not reached the client. The bound is about what
+// the client leaves unread at its socket; what waits for ws's deflate has its own, larger bound.
+
+const CHUNK = 64 * 1024
+/** 24 messages of 64 KiB: 1.5 MiB in one turn, past the default maxBackpressure (1 MiB). */
+const BURST = 24
+const READERS = 3
+/** Most messages a flood sends: far more than loopback buffers hold for a peer that does not read. */
+const CAP = 1024
+const SETUPS = [
+  { name: 'ws deflating per member (perMessageDeflate)', options: { websocketOptions: { perMessageDeflate: true } }, directFirst: false },
+  { name: 'compression: \'shared\' after a direct send', options: { compression: 'shared' }, directFirst: true }
+] as const
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i)
+/** The next turn of the event loop: the bound applies to what is left from earlier turns. */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+/** A text message that starts with its number, then JSON that deflates as JSON does. */
+const numberedJson = (i: number): string => `${i} ${jsonOf(CHUNK, i)}`
+/** A binary message that starts with its number, then random bytes, which deflate to as many. */
+function numberedRandom (i: number, size = CHUNK): Buffer {
+  const data = randomBytes(size)
+  data.writeUInt32BE(i)
+  return data
+}
+/** The TCP socket below a session's ws socket: what the client has left unread is there. */
+const tcpOf = (session: { socket: WebSocket }): Socket => (session.socket as any)._socket
+
+interface ReaderReport { reader: number, closed: number | null, messages: string[] }
+
+/**
+ * Starts READERS clients that do nothing but read (test/fixtures/readers.ts), in a child
+ * process of their own, and resolves once they are open. `reports` resolves once each has
+ * `expected` messages or is closed.
+ */
+async function startReaders (t: Test, url: string, expected: number): Promise<{ reports: () => Promise<ReaderReport[]> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', require.resolve('./fixtures/readers.ts')], {
+    env: { ...process.env, READERS_URL: url, READERS_COUNT: String(READERS), READERS_EXPECTED: String(expected) },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const lines = new Events<any>()
+  createInterface({ input: child.stdout }).on('line', (line) => { lines.push(JSON.parse(line)) })
+  await lines.until(1)
+  return { reports: async () => (await lines.until(1 + READERS)).slice(1) }
+}
+
+for (const setup of SETUPS) {
+  test(`${setup.name}: a 1.5 MiB burst in one turn and a message in the next reach readers that read everything; none is cut`, async (t) => {
+    const app = await build(t, { ...setup.options, heartbeatInterval: 0 }) // the default bound, 1 MiB
+    app.registerWebsocket('/ws', { onConnected (session) { session.room('feed').join() } })
+    const numbers = range((setup.directFirst ? 1 : 0) + BURST + 1)
+    const readers = await startReaders(t, `${await listen(app)}/ws`, numbers.length)
+    const feed = app.websocketRooms.room('feed')
+    await until(() => feed.members() === READERS)
+
+    let next = 0
+    if (setup.directFirst) {
+      for (const session of app.websocketSessions.values()) session.send(numberedJson(next))
+      next++
+    }
+    for (let i = 0; i < BURST; i++) feed.broadcast(numberedJson(next++))
+    await nextTurn()
+    feed.broadcast(numberedJson(next++))
+
+    const reports = await readers.reports()
+    t.same(reports.map((report) => report.closed), reports.map(() => null), 'no reader closed')
+    const expected = numbers.map((i) => `${i}:${Buffer.byteLength(numberedJson(i))}`)
+    for (const report of reports) t.same(report.messages, expected, `reader ${report.reader}: every message, whole, in order`)
+    const stats = app.websocketRooms.stats()
+    t.same([stats.closed.backpressure, stats.dropped.backpressure], [0, 0])
+  })
+
+  test(`${setup.name}: a client that does not read is closed with 1013 at the first turn that begins with its unread bytes past the bound`, async (t) => {
+    const SIZE = 4 * CHUNK // large messages, so that few fill the kernel's buffers: each is a round trip to zlib's thread pool
+    const BOUND = 4 * SIZE
+    // Deflated at level 0 (stored): what reaches the socket is as big as what was sent, and ws's deflate, still asynchronous, is quick.
+    const perMessageDeflate = { zlibDeflateOptions: { level: 0 } }
+    const app = await build(t, { ...setup.options, heartbeatInterval: 0, maxBackpressure: BOUND, websocketOptions: { perMessageDeflate } })
+    const leftovers: number[] = []
+    let attempted = 0
+    app.registerWebsocket('/ws', {
+      onConnected (session) { session.room('feed').join() },
+      async handleText (session) {
+        const tcp = tcpOf(session)
+        while (session.isOpen() && attempted < CAP) {
+          leftovers.push(tcp.writableLength)
+          if (setup.directFirst) session.send(numberedRandom(attempted++, SIZE))
+          session.room('feed').broadcast(numberedRandom(attempted++, SIZE))
+          // The next turn's sends wait until ws has deflated this turn's: what counts is what reached the socket.
+          await until(() => !session.isOpen() || session.bufferedAmount === tcp.writableLength)
+        }
+      }
+    })
+    const client = await RawClient.connect(await listen(app), '/ws', { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } })
+    t.teardown(() => client.destroy())
+    client.socket.pause() // reads nothing: the kernel's buffers fill, then the server's
+    client.send(opcodes.text, 'flood')
+    await until(() => app.websocketRooms.stats().closed.backpressure === 1)
+
+    const last = leftovers.at(-1)!
+    t.ok(attempted < CAP, `the bound was reached after ${attempted} messages`)
+    t.ok(last + SIZE > BOUND, `closed in the turn that began with ${last} bytes unread at the socket`)
+    t.ok(leftovers.slice(0, -1).every((left) => left === 0 || left + SIZE <= BOUND), 'not before: every earlier turn began under the bound')
+    client.socket.resume()
+    t.same(await client.closeFrame(), { code: 1013, reason: 'send buffer full' })
+    const frames = client.frames.filter((frame) => frame.opcode === opcodes.binary)
+    t.ok(frames.every((frame) => frame.rsv === 0b100), 'compressed')
+    const inflated = await Promise.all(frames.map(contextInflater()))
+    t.same(inflated.map((data) => data.readUInt32BE(0)), range(app.websocketRooms.stats().messagesOut), 'what was sent arrives, in order')
+  })
+}
+
+test(`past ${DEFLATE_BACKLOG} × maxBackpressure waiting for ws's deflate from earlier turns, a session counts as full however fast its client reads`, async (t) => {
+  const BOUND = 4 * CHUNK
+  const app = await build(t, { heartbeatInterval: 0, maxBackpressure: BOUND, backpressurePolicy: 'drop', websocketOptions: { perMessageDeflate: true } })
+  const overflows: number[] = []
+  app.registerWebsocket('/ws', {
+    onConnected (session) { session.room('feed').join() },
+    onBackpressure (session, bufferedAmount) { overflows.push(bufferedAmount) }
+  })
+  const client = await connect(await listen(app), '/ws', { perMessageDeflate: true })
+  const feed = app.websocketRooms.room('feed')
+  await until(() => feed.members() === 1)
+  // More than the backlog's bound in one turn: ws deflates one message of a session at a time,
+  // each finishing in a later turn, so most of them still wait in the next turn.
+  const burst = Math.ceil(DEFLATE_BACKLOG * BOUND / CHUNK) + 4
+  for (let i = 0; i < burst; i++) feed.broadcast(numberedRandom(i))
+  await nextTurn()
+  feed.broadcast(numberedRandom(burst)) // dropped
+  t.equal(overflows.length, 1, 'onBackpressure ran')
+  t.ok(overflows[0]! > DEFLATE_BACKLOG * BOUND, `with ${overflows[0]} bytes buffered`)
+  await client.messages(burst)
+  feed.broadcast(numberedRandom(burst + 1)) // ws has caught up: sent
+  const numbers = (await client.messages(burst + 1)).map((message) => (message.data as Buffer).readUInt32BE(0))
+  t.same(numbers, [...range(burst), burst + 1], 'the burst, then the message after it: only the one past the bound was dropped')
+  const stats = app.websocketRooms.stats()
+  t.same([stats.dropped.backpressure, stats.closed.backpressure, stats.sessions], [1, 0, 1])
 })

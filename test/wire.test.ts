@@ -2,10 +2,12 @@
 // The direct-write path (lib/transport/wire.ts) probes what a Sender's state means once per
 // class; where it is not what it expects, every message goes through ws.send(): slower, and
 // still whole and in order. The receiver guard (lib/transport/receiver-guard.ts) stands aside.
+// Where the TCP socket below is not found, the backpressure bound counts ws's whole bufferedAmount.
 import WebSocket from 'ws'
 import { test } from 'tap'
-import { probeSender } from '../lib/transport/wire'
-import { build, checkInterleavedBurst, connect, listen } from './helpers'
+import { probeSender, unreadBytes } from '../lib/transport/wire'
+import { build, checkInterleavedBurst, connect, listen, until } from './helpers'
+import { RawClient, opcodes } from './raw-client'
 
 type AnySender = new (...args: any[]) => any
 
@@ -122,4 +124,41 @@ test('session.send() written directly: every frame length form (7-bit, 16-bit, 6
   const got = await client.messages(expected.length)
   t.same(got.map((m) => m.binary), expected.map((m) => typeof m !== 'string'))
   t.ok(got.every((m, i) => typeof expected[i] === 'string' ? m.data === expected[i] : (m.data as Buffer).equals(expected[i] as Buffer)), 'each message whole')
+})
+
+test('unreadBytes: what is left at the TCP socket, without what ws still holds; where no TCP socket is found, ws\'s whole bufferedAmount', async (t) => {
+  const like = (fields: object): WebSocket => fields as WebSocket
+  t.equal(unreadBytes(like({ bufferedAmount: 7, _socket: { writableLength: 3 } })), 3, 'the TCP socket\'s writableLength')
+  t.equal(unreadBytes(like({ bufferedAmount: 7 })), 7, 'no _socket')
+  t.equal(unreadBytes(like({ bufferedAmount: 7, _socket: {} })), 7, 'a _socket without writableLength')
+})
+
+/** A WebSocket whose TCP socket does not say its writableLength: what another ws might look like. */
+class HiddenSocketWebSocket extends WebSocket {
+  setSocket (...args: unknown[]): void {
+    (WebSocket.prototype as any).setSocket.apply(this, args)
+    Object.defineProperty((this as any)._socket, 'writableLength', { get: () => undefined, configurable: true })
+  }
+}
+
+test('where the TCP socket is not found, the backpressure bound counts ws\'s whole bufferedAmount: a client that does not read is still closed with 1013', async (t) => {
+  const SIZE = 64 * 1024
+  const app = await build(t, { heartbeatInterval: 0, maxBackpressure: 4 * SIZE, websocketOptions: { WebSocket: HiddenSocketWebSocket } })
+  let attempted = 0
+  app.registerWebsocket('/ws', {
+    async handleText (session) {
+      while (session.isOpen() && attempted < 1024) {
+        session.send(Buffer.alloc(SIZE, attempted++ % 251))
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+  })
+  const client = await RawClient.connect(await listen(app), '/ws')
+  t.teardown(() => client.destroy())
+  client.socket.pause()
+  client.send(opcodes.text, 'flood')
+  await until(() => app.websocketRooms.stats().closed.backpressure === 1)
+  t.ok(attempted < 1024, `closed after ${attempted} messages`)
+  client.socket.resume()
+  t.same(await client.closeFrame(), { code: 1013, reason: 'send buffer full' })
 })

@@ -98,7 +98,7 @@ declare namespace fastifyWebsocketRooms {
 
   /** Limits each route may set for itself in its handlers object; the plugin options give their defaults. */
   export interface RouteLimitOptions {
-    /** Bytes queued for a session but not yet written past which a message is not sent. Default 1 MiB. */
+    /** Bytes a session left unread at its socket from earlier turns of the event loop past which a message is not sent. Default 1 MiB. */
     maxBackpressure?: number
     /** Past maxBackpressure: 'close' the session with 1013 (default), or 'drop' the message. */
     backpressurePolicy?: LimitPolicy

@@ -20,7 +20,7 @@ import type { RoomIndex } from '../rooms/room-index'
 import { RoomHandle } from '../rooms/room-handle'
 import type { SessionRegistry } from './registry'
 import { guardReceiver } from '../transport/receiver-guard'
-import { directSocketOf, senderIdle, sendWindow, writeFrame } from '../transport/wire'
+import { directSocketOf, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
 import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
 
 /** What the sessions of one route share: its handlers, its limits, and the instance's registries. */
@@ -67,6 +67,13 @@ const ABNORMAL_CLOSURE = 1006 // what 'close' says of a connection cut without a
 const EVENT_HANDLERS = ['connected', 'text', 'binary', 'pong', 'disconnected'] as const
 
 /**
+ * How many times maxBackpressure what waits in ws for its deflate may reach before a session
+ * counts as full (see Session#leftOver): far above the bound, so that a burst the bound lets
+ * through does not count against a client that keeps up, yet a bound on that memory too.
+ */
+export const DEFLATE_BACKLOG = 8
+
+/**
  * The timers of the sessions whose client has gone while a handler still runs (see [kAbandon]):
  * kept here rather than in a field, as few sessions ever need one.
  */
@@ -105,9 +112,9 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
   #protocolErrorCode = 0
   #rateWindowStart = 0
   #rateWindowCount = 0
-  /** The send window (../transport/wire) of this session's last send, and what was buffered when it began. */
+  /** The send window (../transport/wire) of this session's last send, and what was left over when it began (#leftOver). */
   #window = 0
-  #bufferedBefore = 0
+  #leftBefore = 0
 
   constructor (socket: WebSocket, request: FastifyRequest, route: Route) {
     super()
@@ -198,7 +205,8 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
    * bound. The bound applies to what the client has not taken from earlier turns of the event
    * loop, not to this turn's own burst (which is corked until the check phase, so it counts in
    * bufferedAmount however fast the client reads): what a session holds is at most
-   * maxBackpressure plus one turn's writes.
+   * maxBackpressure plus one turn's writes, and, with compression, what waits for ws's
+   * deflate (#leftOver).
    */
   #admit (bytes: number): boolean {
     const socket = this.#socket
@@ -206,15 +214,35 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
     const window = sendWindow()
     if (this.#window !== window) {
       this.#window = window
-      this.#bufferedBefore = socket.bufferedAmount
+      this.#leftBefore = this.#leftOver()
     }
     // With nothing left over the client is keeping up: a message bigger than the bound still goes.
-    const before = this.#bufferedBefore
+    const before = this.#leftBefore
     if (before > 0 && before + bytes > this.#route.limits.maxBackpressure) {
       this.#overflow()
       return false
     }
     return true
+  }
+
+  /**
+   * What earlier turns left over, as the bound counts it: what the client has not read from
+   * its TCP socket. What waits in ws for its asynchronous deflate (every message, with ws's
+   * own per-session compression; a direct send and what queues behind it, with compression:
+   * 'shared') has not reached the client, and leaves ws at zlib's pace whatever the client
+   * does: counted, it would cut a client that keeps up, for the app's own burst. It is memory
+   * all the same, and not bounded by the client's socket (ws deflates whether the client reads
+   * or not), so it has its own bound, DEFLATE_BACKLOG times the bound: past it, all that ws
+   * holds counts, and the session is full. Not counted only when the socket has unread bytes
+   * too: a client that reads everything would then be cut or not as the kernel's buffers
+   * happened to stand.
+   */
+  #leftOver (): number {
+    const socket = this.#socket
+    const buffered = socket.bufferedAmount
+    if (buffered === 0) return 0
+    const unread = unreadBytes(socket)
+    return buffered - unread > DEFLATE_BACKLOG * this.#route.limits.maxBackpressure ? buffered : unread
   }
 
   #sent (bytes: number): void {

@@ -6,7 +6,8 @@
 // and _queue. What they mean is probed once per Sender class (probeSender): where they are
 // not as expected, or where the sender is busy (a compression or a Blob in flight) or
 // permessage-deflate was negotiated without a shared deflate (./deflate), the caller falls
-// back to ws.send().
+// back to ws.send(). The backpressure bound reads what is left unread at _socket (unreadBytes);
+// without it, it counts ws's whole bufferedAmount.
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -79,6 +80,16 @@ export function directSocketOf (socket: WebSocket, log: FastifyBaseLogger, defla
   if (extensions === null) return null
   if (extensions.length === 0 || (deflating && extensions.length === 1 && extensions[0] === 'permessage-deflate')) return ws._socket!
   return null
+}
+
+/**
+ * What the client has left unread at the TCP socket: bufferedAmount without what ws's Sender
+ * still holds (a message being deflated and those queued behind it), which has not reached
+ * the socket. Where the TCP socket is not found, the whole bufferedAmount, as ws counts it.
+ */
+export function unreadBytes (socket: WebSocket): number {
+  const tcp = (socket as unknown as WsInternals)._socket
+  return typeof tcp?.writableLength === 'number' ? tcp.writableLength : socket.bufferedAmount
 }
 
 /** True when ws has nothing of its own waiting to be written, so a direct write keeps the order. */
