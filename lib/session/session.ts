@@ -1,7 +1,12 @@
 // A session: one client connection, its handshake, its attributes and its rooms.
 // Socket events enter the session's ordered queue (./queue) and leave it as handler
 // calls; every send is guarded (open? under the route's backpressure bound?); when the
-// socket closes, the session leaves every room after onDisconnected.
+// socket closes, the session leaves every room after onDisconnected. Its handshake and
+// attributes are ./session-request's.
+//
+// Over 400 lines, for a reason: the send path, the event handling and the close all read and
+// write one set of private fields (one object per connection, its booleans packed in one
+// field); split further, each part would need that state made reachable from outside.
 import { randomUUID } from 'node:crypto'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
@@ -9,7 +14,8 @@ import type { WebSocket } from 'ws'
 import type { WebSocketSession } from '../../types/index'
 import { callHook, isThenable } from '../call-hook'
 import { assertCloseArguments, closeCodes } from '../close-codes'
-import { FAILING, IDLE, SessionQueue, kFail, kHandle, kIdle } from './queue'
+import { FAILING, IDLE, kFail, kHandle, kIdle } from './queue'
+import { SessionRequest } from './session-request'
 import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, TEXT, binaryFrame, textFrame, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
@@ -19,6 +25,7 @@ import { kFinished, kSendEncoded } from '../rooms/member'
 import type { RoomIndex } from '../rooms/room-index'
 import { RoomHandle } from '../rooms/room-handle'
 import type { SessionRegistry } from './registry'
+import { closeCodeSentFor } from '../transport/protocol-errors'
 import { guardReceiver } from '../transport/receiver-guard'
 import { directSocketOf, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
 import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
@@ -91,20 +98,22 @@ export const kAbandon = Symbol('fastify-websocket-rooms.abandon')
 
 /** The session that owns a socket, so the socket listeners can be shared functions. */
 const kSession = Symbol('fastify-websocket-rooms.session')
+/** The socket's events, for the listeners below: symbols, out of reach of a user's session. */
+const kOnMessage = Symbol('fastify-websocket-rooms.onMessage')
+const kOnClose = Symbol('fastify-websocket-rooms.onClose')
+const kOnError = Symbol('fastify-websocket-rooms.onError')
+const kOnPong = Symbol('fastify-websocket-rooms.onPong')
+const kExpire = Symbol('fastify-websocket-rooms.expire')
 type OwnedSocket = WebSocket & { [kSession]: Session }
 
-export class Session extends SessionQueue implements WebSocketSession<unknown, unknown, unknown> {
+export class Session extends SessionRequest implements WebSocketSession<unknown, unknown, unknown> {
   readonly #id: string = newSessionId()
-  readonly request: FastifyRequest
   readonly #socket: OwnedSocket
   readonly #route: Route
-  readonly #remoteAddr: string
   /** The TCP socket below, when broadcasts may write their prebuilt frames to it directly. */
   readonly #tcp: Socket | null
   /** With #tcp, the deflate setting its broadcasts are compressed with; null: uncompressed frames. */
   readonly #deflate: SharedDeflate | null
-  #attributes: Map<string, unknown> | null = null
-  #parameters: URLSearchParams | null = null
   #log: FastifyBaseLogger | null = null
   /** Flag bits (one field for five booleans: 32 bytes less per session). */
   #flags = 0
@@ -117,11 +126,9 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
   #leftBefore = 0
 
   constructor (socket: WebSocket, request: FastifyRequest, route: Route) {
-    super()
-    this.request = request
+    super(request)
     this.#socket = socket as OwnedSocket
     this.#route = route
-    this.#remoteAddr = remoteAddressOf(request)
     this.#deflate = route.sharedCompression ? sharedDeflateOf(socket, request.log) : null
     this.#tcp = directSocketOf(socket, request.log, this.#deflate !== null)
     this.#socket[kSession] = this
@@ -139,9 +146,6 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
   }
 
   get id (): string { return this.#id }
-  get query (): any { return this.request.query }
-  get headers (): any { return this.request.headers }
-  get params (): any { return this.request.params }
   get socket (): WebSocket { return this.#socket }
   get bufferedAmount (): number { return this.#socket.bufferedAmount }
 
@@ -281,7 +285,7 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
     this.#startDeadline()
   }
 
-  /** Starts (or starts again) the closeTimeout after which Session.expire() runs. */
+  /** Starts (or starts again) the closeTimeout after which [kExpire]() runs. */
   #startDeadline (): void {
     const previous = deadlines.get(this)
     if (previous !== undefined) clearTimeout(previous)
@@ -294,11 +298,11 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
    * follows, and starts the deadline again if a handler still runs); a session whose client has
    * gone and whose handler still runs is dropped without it.
    */
-  static expire (session: Session): void {
-    deadlines.delete(session)
-    if ((session.#flags & Flag.Finished) !== 0) return
-    if (session.#socket.readyState !== CLOSED) session.terminate()
-    else session[kAbandon]()
+  [kExpire] (): void {
+    deadlines.delete(this)
+    if ((this.#flags & Flag.Finished) !== 0) return
+    if (this.#socket.readyState !== CLOSED) this.terminate()
+    else this[kAbandon]()
   }
 
   /**
@@ -313,46 +317,6 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
   terminate (): void {
     this.#flags |= Flag.ClosedByServer
     this.#socket.terminate()
-  }
-
-  getParameter (name: string): string | null {
-    if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
-    if (this.#parameters === null) {
-      const url = this.request.url
-      const at = url.indexOf('?')
-      this.#parameters = new URLSearchParams(at === -1 ? '' : url.slice(at + 1))
-    }
-    return this.#parameters.get(name)
-  }
-
-  getHeader (name: string): string | null {
-    if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
-    const value = this.request.headers[name.toLowerCase()]
-    if (value === undefined) return null
-    return Array.isArray(value) ? value.join(', ') : value
-  }
-
-  getRequestPath (): string {
-    const url = this.request.url
-    const at = url.indexOf('?')
-    return at === -1 ? url : url.slice(0, at)
-  }
-
-  getRemoteAddr (): string {
-    return this.#remoteAddr
-  }
-
-  setAttribute (key: string, value: unknown): void {
-    if (typeof key !== 'string') throw new InvalidArgumentError('key', 'a string', describe(key))
-    ;(this.#attributes ??= new Map()).set(key, value)
-  }
-
-  getAttribute (key: string): any {
-    return this.#attributes?.get(key)
-  }
-
-  getAttributes (): Record<string, any> {
-    return this.#attributes === null ? {} : Object.fromEntries(this.#attributes)
   }
 
   room (name: string): RoomHandle<Session> {
@@ -565,85 +529,67 @@ export class Session extends SessionQueue implements WebSocketSession<unknown, u
     return true
   }
 
-  /** Socket listeners: one shared function each, finding their session through the socket. */
-  static onMessage (session: Session, data: Buffer, isBinary: boolean): void {
-    if ((session.#flags & Flag.ClosedByServer) !== 0) return
-    session.#flags &= ~Flag.AwaitingPong // a client that sends is alive, whatever its pongs do
-    const stats = session.#route.sessions.stats
+  /** The socket's events, from the listeners below: one shared function each, finding their session through the socket. */
+  [kOnMessage] (data: Buffer, isBinary: boolean): void {
+    if ((this.#flags & Flag.ClosedByServer) !== 0) return
+    this.#flags &= ~Flag.AwaitingPong // a client that sends is alive, whatever its pongs do
+    const stats = this.#route.sessions.stats
     stats.messagesIn++
     stats.bytesIn += data.length
-    if (session.#overRateLimit()) return
-    const handlers = session.#route.handlers
+    if (this.#overRateLimit()) return
+    const handlers = this.#route.handlers
     if (isBinary ? handlers.binary === undefined : handlers.text === undefined) {
       stats.closedUnsupportedData++
-      session.#closeBy(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
+      this.#closeBy(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
       return
     }
-    if (isBinary) session.enqueue(Event.Binary, data)
-    else session.enqueue(Event.Text, data.toString())
-    if ((session.#flags & Flag.Paused) === 0 && session.queuedEvents >= session.#route.limits.maxQueuedMessages) {
-      session.#flags |= Flag.Paused
+    if (isBinary) this.enqueue(Event.Binary, data)
+    else this.enqueue(Event.Text, data.toString())
+    if ((this.#flags & Flag.Paused) === 0 && this.queuedEvents >= this.#route.limits.maxQueuedMessages) {
+      this.#flags |= Flag.Paused
       stats.paused++
-      session.#socket.pause()
+      this.#socket.pause()
     }
   }
 
-  static onClose (session: Session, code: number, reason: Buffer): void {
+  [kOnClose] (code: number, reason: Buffer): void {
     // After a protocol error ws sends its close code and reads nothing more, so 'close' says
     // 1006: onDisconnected gets the code that was sent to the client instead.
-    if (code === ABNORMAL_CLOSURE && session.#protocolErrorCode !== 0) code = session.#protocolErrorCode
-    session.enqueue(Event.Disconnected, code, reason.toString())
+    if (code === ABNORMAL_CLOSURE && this.#protocolErrorCode !== 0) code = this.#protocolErrorCode
+    this.enqueue(Event.Disconnected, code, reason.toString())
     // A handler still runs: the session waits for it, but not for ever.
-    if ((session.#flags & Flag.Finished) === 0) session.#startDeadline()
+    if ((this.#flags & Flag.Finished) === 0) this.#startDeadline()
   }
 
-  static onError (session: Session, error: Error): void {
-    if (session.#route.logsSocketErrors) session.request.log.debug({ err: error }, 'websocket client error')
-    if (session.#protocolErrorCode === 0) session.#protocolErrorCode = statusCodeOf(error)
+  [kOnError] (error: Error): void {
+    if (this.#route.logsSocketErrors) this.request.log.debug({ err: error }, 'websocket client error')
+    if (this.#protocolErrorCode === 0) this.#protocolErrorCode = closeCodeSentFor(error)
   }
 
-  static onPong (session: Session): void {
-    session.#flags &= ~Flag.AwaitingPong
-    if (session.#route.handlers.pong !== undefined) session.enqueue(Event.Pong)
+  [kOnPong] (): void {
+    this.#flags &= ~Flag.AwaitingPong
+    if (this.#route.handlers.pong !== undefined) this.enqueue(Event.Pong)
   }
 }
 
 function expireSession (session: Session): void {
-  Session.expire(session)
+  session[kExpire]()
 }
 
 function onSocketMessage (this: WebSocket, data: Buffer, isBinary: boolean): void {
-  Session.onMessage((this as OwnedSocket)[kSession], data, isBinary)
+  (this as OwnedSocket)[kSession][kOnMessage](data, isBinary)
 }
 
 function onSocketClose (this: WebSocket, code: number, reason: Buffer): void {
-  Session.onClose((this as OwnedSocket)[kSession], code, reason)
+  (this as OwnedSocket)[kSession][kOnClose](code, reason)
 }
 
 function onSocketPong (this: WebSocket): void {
-  Session.onPong((this as OwnedSocket)[kSession])
+  (this as OwnedSocket)[kSession][kOnPong]()
 }
 
 function onSocketError (this: WebSocket, error: Error): void {
-  Session.onError((this as OwnedSocket)[kSession], error)
-}
-
-/** The close code ws sends for each of its documented protocol error codes; 1002 for the rest. */
-const PROTOCOL_ERROR_CLOSE_CODES: Readonly<Record<string, number>> = {
-  WS_ERR_INVALID_UTF8: closeCodes.INVALID_PAYLOAD,
-  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: closeCodes.MESSAGE_TOO_BIG,
-  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: closeCodes.MESSAGE_TOO_BIG,
-  WS_ERR_TOO_MANY_BUFFERED_PARTS: closeCodes.POLICY_VIOLATION
-}
-
-/** The close code ws sent when it answered a protocol error with a close frame, or 0. */
-function statusCodeOf (error: Error): number {
-  const code = (error as NodeJS.ErrnoException).code
-  if (typeof code !== 'string') return 0
-  // A permessage-deflate message that does not inflate: ws sends 1007 on zlib's own error (Z_DATA_ERROR...).
-  if (code.startsWith('Z_')) return closeCodes.INVALID_PAYLOAD
-  if (!code.startsWith('WS_ERR_')) return 0
-  return PROTOCOL_ERROR_CLOSE_CODES[code] ?? closeCodes.PROTOCOL_ERROR
+  (this as OwnedSocket)[kSession][kOnError](error)
 }
 
 /** True for a socket that belongs to a session of this plugin. */
@@ -665,9 +611,4 @@ function newSessionId (): string {
 
 function toError (value: unknown): Error {
   return value instanceof Error ? value : new Error(String(value))
-}
-
-function remoteAddressOf (request: FastifyRequest): string {
-  // request.ip reads the raw socket, which injectWS requests lack unless the test gives one.
-  return request.raw.socket === undefined ? '' : (request.ip ?? '')
 }

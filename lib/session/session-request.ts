@@ -1,0 +1,68 @@
+// What a session knows of its handshake (the request, its query, headers and params, the
+// client's address) and the attributes the app gives it: the part of a session that is plain
+// data, under the session's queue and its socket (./session).
+import type { FastifyRequest } from 'fastify'
+import { InvalidArgumentError, describe } from '../errors'
+import { SessionQueue } from './queue'
+
+export abstract class SessionRequest extends SessionQueue {
+  readonly request: FastifyRequest
+  readonly #remoteAddr: string
+  #attributes: Map<string, unknown> | null = null
+  #parameters: URLSearchParams | null = null
+
+  constructor (request: FastifyRequest) {
+    super()
+    this.request = request
+    this.#remoteAddr = remoteAddressOf(request)
+  }
+
+  get query (): any { return this.request.query }
+  get headers (): any { return this.request.headers }
+  get params (): any { return this.request.params }
+
+  getParameter (name: string): string | null {
+    if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
+    if (this.#parameters === null) {
+      const url = this.request.url
+      const at = url.indexOf('?')
+      this.#parameters = new URLSearchParams(at === -1 ? '' : url.slice(at + 1))
+    }
+    return this.#parameters.get(name)
+  }
+
+  getHeader (name: string): string | null {
+    if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
+    const value = this.request.headers[name.toLowerCase()]
+    if (value === undefined) return null
+    return Array.isArray(value) ? value.join(', ') : value
+  }
+
+  getRequestPath (): string {
+    const url = this.request.url
+    const at = url.indexOf('?')
+    return at === -1 ? url : url.slice(0, at)
+  }
+
+  getRemoteAddr (): string {
+    return this.#remoteAddr
+  }
+
+  setAttribute (key: string, value: unknown): void {
+    if (typeof key !== 'string') throw new InvalidArgumentError('key', 'a string', describe(key))
+    ;(this.#attributes ??= new Map()).set(key, value)
+  }
+
+  getAttribute (key: string): any {
+    return this.#attributes?.get(key)
+  }
+
+  getAttributes (): Record<string, any> {
+    return this.#attributes === null ? {} : Object.fromEntries(this.#attributes)
+  }
+}
+
+function remoteAddressOf (request: FastifyRequest): string {
+  // request.ip reads the raw socket, which injectWS requests lack unless the test gives one.
+  return request.raw.socket === undefined ? '' : (request.ip ?? '')
+}
