@@ -113,11 +113,6 @@ export class MemoryLog implements HistoryLog {
     }, ms).unref()
   }
 
-  /** Streams kept now (for tests and stats). */
-  get size (): number {
-    return this.#streams.size
-  }
-
   close (): void {
     this.#closed = true
     for (const stream of this.#streams.values()) if (stream.timer !== null) clearTimeout(stream.timer)
