@@ -8,6 +8,7 @@ import { inspect } from 'node:util'
 import { Type } from '@sinclair/typebox'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { test } from 'tap'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebSocketSession } from 'fastify-websocket-rooms'
@@ -227,7 +228,12 @@ test('@fastify/websocket registered after this plugin: app.register() throws FST
       t.pass(`${where}, ${form}`)
     }
   }
-  // Other plugins register as before, and the app starts: nothing was queued.
+  // Other plugins register as before (one that is its own default too, as CommonJS plugins
+  // often are), and the app starts: nothing was queued.
+  const other = Object.assign(fp(async (instance: FastifyInstance) => { instance.decorate('other', true) }, { name: 'other' }), { default: undefined as unknown })
+  other.default = other
+  await app.register(other)
+  t.equal(app.hasDecorator('other'), true)
   await app.register(async (child) => { child.registerWebsocket('/ws', { onConnected (session) { session.send('in') } }) })
   const client = await connect(await listen(app), '/ws')
   t.same(await client.texts(1), ['in'])

@@ -10,10 +10,18 @@ import { reportFallback } from './fallbacks'
 const META = Symbol.for('plugin-meta')
 
 function isWebsocketPlugin (plugin: unknown): boolean {
-  if ((typeof plugin !== 'function' && typeof plugin !== 'object') || plugin === null) return false
-  const meta = (plugin as Record<symbol, { name?: unknown } | undefined>)[META]
-  // An ES module namespace (`app.register(await import('@fastify/websocket'))`) holds it as default.
-  return meta?.name === '@fastify/websocket' || isWebsocketPlugin((plugin as { default?: unknown }).default)
+  // An ES module namespace (`app.register(await import('@fastify/websocket'))`) holds it as
+  // default (and CommonJS plugins often are their own default).
+  return nameOf(plugin) === '@fastify/websocket' || nameOf(propertyOf(plugin, 'default')) === '@fastify/websocket'
+}
+
+function propertyOf (value: unknown, key: string | symbol): unknown {
+  return (typeof value === 'function' || (typeof value === 'object' && value !== null)) ? (value as Record<string | symbol, unknown>)[key] : undefined
+}
+
+/** fastify-plugin's name of a plugin, if any. */
+function nameOf (plugin: unknown): unknown {
+  return propertyOf(propertyOf(plugin, META), 'name')
 }
 
 /** From now on, `fastify.register(@fastify/websocket)` (and in scopes created later) throws. */
