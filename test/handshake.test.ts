@@ -4,10 +4,11 @@ import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import http, { type IncomingHttpHeaders } from 'node:http'
 import { Type } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { test } from 'tap'
 import type WebSocket from 'ws'
-import type { WebSocketSession } from 'fastify-websocket-rooms'
+import websocketRooms, { type WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 
 interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
@@ -372,4 +373,24 @@ test('what ws refuses itself is logged at debug level and answered as ws does, u
   t.equal(app.websocketSessions.size, 0)
   const client = await connect(base, '/ws')
   t.same(await client.texts(1), ['in'], 'a good handshake still passes')
+})
+
+test('with the plugin registered in two scopes on the app\'s @fastify/websocket, what ws refuses is answered once', async (t) => {
+  const lines: LogLine[] = []
+  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(() => app.close())
+  await app.register(fastifyWebsocket)
+  for (const prefix of ['/a', '/b']) {
+    await app.register(async (scope) => {
+      await scope.register(websocketRooms)
+      scope.registerWebsocket('/ws', { onConnected (session) { session.send(prefix) } })
+    }, { prefix })
+  }
+  const base = await listen(app)
+  // Each listener taking the other for the app's, nobody would answer: tap's timeout would end it.
+  const answer = await upgradeRequest(base, '/a/ws', { 'sec-websocket-protocol': 'a b' })
+  t.same({ status: answer.status, body: answer.body }, { status: 400, body: 'Invalid Sec-WebSocket-Protocol header' })
+  t.equal(lines.filter((line) => line.msg.startsWith('fastify-websocket-rooms: WebSocket handshake refused: ')).length, 1, 'logged once')
+  const client = await connect(base, '/b/ws')
+  t.same(await client.texts(1), ['/b'])
 })

@@ -17,6 +17,8 @@ const KEY = /^[+/0-9A-Za-z]{22}==$/
 /** ws's message for a method it refuses, the one refusal that is a 405. */
 const INVALID_METHOD = 'Invalid HTTP method'
 const INVALID_VERSION = 'Missing or invalid Sec-WebSocket-Version header'
+/** The ws servers whose 'wsClientError' this module listens to. */
+const listening = new WeakSet<WebSocketServer>()
 
 /** Header values that are numbers become strings, as Node's HTTP parser gives them. */
 export function stringifyHeaderValues (headers: IncomingHttpHeaders): void {
@@ -72,6 +74,10 @@ export function checkHandshake (request: FastifyRequest, reply: FastifyReply, do
  * offer...) and answers it with ws's own response, unless another listener of the app's does.
  */
 export function logRefusedHandshakes (server: WebSocketServer, log: FastifyBaseLogger): void {
+  // Once per server: two registrations of the plugin on an app's @fastify/websocket would
+  // otherwise each take the other for the app's listener, and neither would answer.
+  if (listening.has(server)) return
+  listening.add(server)
   server.on('wsClientError', function onRefused (error: Error, socket: Duplex, request: IncomingMessage) {
     const reason = error.message
     log.debug({ reason, method: request.method, url: request.url }, `fastify-websocket-rooms: WebSocket handshake refused: ${reason}`)
