@@ -14,11 +14,12 @@ import { Client, build, connect, listen } from './helpers'
 interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
 
 /** Sends a WebSocket upgrade request over plain HTTP and reads the answer (101, or a refusal). */
-function upgradeRequest (base: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+function upgradeRequest (base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
   return new Promise((resolve, reject) => {
     // A fresh connection each time: @fastify/websocket destroys the socket of a refused upgrade.
     const request = http.request(new URL(path, base.replace('ws:', 'http:')), {
       agent: false,
+      method,
       headers: {
         connection: 'Upgrade',
         upgrade: 'websocket',
@@ -356,6 +357,7 @@ test('what ws refuses itself is logged at debug level and answered as ws does, u
   const { app, refused } = await logging(t)
   app.registerWebsocket('/ws', { onConnected (session) { session.send('in') } })
   app.get('/plain', { websocket: true }, (socket) => { socket.send('plain') })
+  app.post('/form', async () => 'posted')
   const base = await listen(app)
 
   const protocol = 'Invalid Sec-WebSocket-Protocol header'
@@ -370,6 +372,11 @@ test('what ws refuses itself is logged at debug level and answered as ws does, u
 
   await t.rejects(app.injectWS('/ws', { headers: { 'sec-websocket-protocol': 'a b' } }), /Unexpected server response: 400/)
   t.same(refused(), [refusedLine(protocol), refusedLine(version), refusedLine(protocol)], 'under injectWS')
+
+  // @fastify/websocket hands ws an upgrade to any route; ws refuses a method other than GET.
+  const posted = await upgradeRequest(base, '/form', {}, 'POST')
+  t.same({ status: posted.status, body: posted.body }, { status: 405, body: 'Invalid HTTP method' })
+  t.same(refused().at(-1), refusedLine('Invalid HTTP method'))
   t.equal(app.websocketSessions.size, 0)
   const client = await connect(base, '/ws')
   t.same(await client.texts(1), ['in'], 'a good handshake still passes')
