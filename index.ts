@@ -23,6 +23,8 @@ import { Session, isSessionSocket, kStart } from './lib/session/session'
 import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 import { serverSharesDeflate } from './lib/transport/deflate'
+import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
+import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -50,7 +52,12 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     }
   } else {
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
+    refuseLaterWebsocket(fastify, fastify.log)
   }
+  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
+  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
+  logRefusedHandshakes(fastify.websocketServer, fastify.log)
+  fastify.addHook('onRoute', normaliseWebsocketRoutes)
 
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
   // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE. Without one, its rooms
@@ -72,7 +79,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
     const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
-    if (checkOrigin !== null) routeOptions.onRequest = [checkOrigin, ...[routeOptions.onRequest ?? []].flat()]
+    routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
       codec.compileAtReady(this, this.prefix + path, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)

@@ -51,6 +51,20 @@ export const OriginNotAllowedError = createError<'FST_WS_ROOMS_ORIGIN_NOT_ALLOWE
   403
 )
 
+/** Answers an upgrade request that ws would refuse (Upgrade, Sec-WebSocket-Key or -Version header). */
+export const InvalidHandshakeError = createError<'FST_WS_ROOMS_INVALID_HANDSHAKE', [string]>(
+  'FST_WS_ROOMS_INVALID_HANDSHAKE',
+  'WebSocket upgrade refused: %s',
+  400
+)
+
+/** app.register(@fastify/websocket) after this plugin, which registered it already. */
+export const WebsocketRegisteredAfterError = createError<'FST_WS_ROOMS_WEBSOCKET_REGISTERED_AFTER'>(
+  'FST_WS_ROOMS_WEBSOCKET_REGISTERED_AFTER',
+  'fastify-websocket-rooms: @fastify/websocket is registered after fastify-websocket-rooms, which registers it itself: register @fastify/websocket before fastify-websocket-rooms (its options then apply), or not at all',
+  500
+)
+
 /** Answers an upgrade past maxSessions, before any socket is opened. */
 export const TooManySessionsError = createError<'FST_WS_ROOMS_TOO_MANY_SESSIONS'>(
   'FST_WS_ROOMS_TOO_MANY_SESSIONS',

@@ -1,22 +1,25 @@
 // The handshake: schemas and route hooks run on the HTTP request before the upgrade, and the
 // session reads what the handshake carried (query, headers, params, path, address, request).
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import http, { type IncomingHttpHeaders } from 'node:http'
 import { Type } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fastifyWebsocket from '@fastify/websocket'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { test } from 'tap'
 import type WebSocket from 'ws'
-import type { WebSocketSession } from 'fastify-websocket-rooms'
+import websocketRooms, { type WebSocketSession } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 
 interface Answer { status: number, headers: IncomingHttpHeaders, body: string }
 
 /** Sends a WebSocket upgrade request over plain HTTP and reads the answer (101, or a refusal). */
-function upgradeRequest (base: string, path: string, headers: Record<string, string> = {}): Promise<Answer> {
+function upgradeRequest (base: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
   return new Promise((resolve, reject) => {
     // A fresh connection each time: @fastify/websocket destroys the socket of a refused upgrade.
     const request = http.request(new URL(path, base.replace('ws:', 'http:')), {
       agent: false,
+      method,
       headers: {
         connection: 'Upgrade',
         upgrade: 'websocket',
@@ -291,4 +294,110 @@ test('app.injectWS drives the same endpoint, schemas and hooks included', async 
   await app.close()
   t.equal(app.websocketSessions.size, 0)
   t.ok(performance.now() - closing < 5000, 'app.close() did not wait closeTimeout (5 s) for the terminated clients')
+})
+
+interface LogLine { level: number, msg: string, reason?: string }
+
+/** An app whose log lines, debug level up, are kept. */
+async function logging (t: Parameters<typeof build>[0]) {
+  const lines: LogLine[] = []
+  const app = await build(t, {}, { logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  /** The reasons of the refused handshakes logged so far, with their level. */
+  const refused = () => lines.filter((line) => line.msg.startsWith('fastify-websocket-rooms: WebSocket handshake refused: '))
+    .map(({ level, msg, reason }) => ({ level, msg, reason }))
+  return { app, refused }
+}
+
+const refusedLine = (reason: string) => ({ level: 20, msg: `fastify-websocket-rooms: WebSocket handshake refused: ${reason}`, reason })
+
+// injectWS's request carries Sec-WebSocket-Version as the number 13, which ws 8.23.1 and
+// later refuse (they compare it with '13'): the plugin makes it the string a socket gives.
+test('app.injectWS reaches plain { websocket: true } routes registered after the plugin', async (t) => {
+  const app = await build(t)
+  app.get('/plain', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(`plain ${String(data)}`)) })
+  await app.register(async (child) => {
+    child.get('/scoped', { websocket: true }, (socket) => { socket.on('message', (data) => socket.send(`scoped ${String(data)}`)) })
+  })
+  await app.ready()
+  for (const path of ['/plain', '/scoped']) {
+    const ws = await app.injectWS(path)
+    const reply = once(ws, 'message')
+    ws.send('hi')
+    t.equal(String((await reply)[0]), `${path.slice(1)} hi`)
+    ws.terminate()
+  }
+})
+
+test('an upgrade that ws would refuse gets a 400 that says why, logged at debug level', async (t) => {
+  const { app, refused } = await logging(t)
+  const calls: string[] = []
+  app.registerWebsocket('/ws', {
+    onRequest: async () => { calls.push('onRequest') },
+    onConnected () { calls.push('connected') }
+  })
+  const base = await listen(app)
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ 'sec-websocket-version': '12' }, 'Missing or invalid Sec-WebSocket-Version header'],
+    [{ 'sec-websocket-key': 'not a key' }, 'Missing or invalid Sec-WebSocket-Key header'],
+    [{ upgrade: 'h2c' }, 'Invalid Upgrade header']
+  ]
+  for (const [sent, reason] of cases) {
+    const answer = await upgradeRequest(base, '/ws', sent)
+    t.equal(answer.status, 400, reason)
+    t.same(JSON.parse(answer.body), { statusCode: 400, code: 'FST_WS_ROOMS_INVALID_HANDSHAKE', error: 'Bad Request', message: `WebSocket upgrade refused: ${reason}` })
+    t.equal(answer.headers['sec-websocket-version'], reason.includes('Version') ? '13, 8' : undefined, 'the versions ws speaks, as ws says them')
+    t.same(refused().at(-1), refusedLine(reason), 'the log says why')
+  }
+  t.equal(refused().length, cases.length)
+  t.same(calls, [], 'before the route\'s own hooks')
+  t.equal(app.websocketSessions.size, 0)
+})
+
+test('what ws refuses itself is logged at debug level and answered as ws does, under injectWS and on plain routes too', async (t) => {
+  const { app, refused } = await logging(t)
+  app.registerWebsocket('/ws', { onConnected (session) { session.send('in') } })
+  app.get('/plain', { websocket: true }, (socket) => { socket.send('plain') })
+  app.post('/form', async () => 'posted')
+  const base = await listen(app)
+
+  const protocol = 'Invalid Sec-WebSocket-Protocol header'
+  const answer = await upgradeRequest(base, '/ws', { 'sec-websocket-protocol': 'a b' })
+  t.same({ status: answer.status, body: answer.body, type: answer.headers['content-type'] }, { status: 400, body: protocol, type: 'text/html' })
+  t.same(refused(), [refusedLine(protocol)])
+
+  const version = 'Missing or invalid Sec-WebSocket-Version header'
+  const plain = await upgradeRequest(base, '/plain', { 'sec-websocket-version': '12' })
+  t.same({ status: plain.status, body: plain.body, versions: plain.headers['sec-websocket-version'] }, { status: 400, body: version, versions: '13, 8' })
+  t.same(refused(), [refusedLine(protocol), refusedLine(version)], 'a plain route\'s refusal, said by ws')
+
+  await t.rejects(app.injectWS('/ws', { headers: { 'sec-websocket-protocol': 'a b' } }), /Unexpected server response: 400/)
+  t.same(refused(), [refusedLine(protocol), refusedLine(version), refusedLine(protocol)], 'under injectWS')
+
+  // @fastify/websocket hands ws an upgrade to any route; ws refuses a method other than GET.
+  const posted = await upgradeRequest(base, '/form', {}, 'POST')
+  t.same({ status: posted.status, body: posted.body }, { status: 405, body: 'Invalid HTTP method' })
+  t.same(refused().at(-1), refusedLine('Invalid HTTP method'))
+  t.equal(app.websocketSessions.size, 0)
+  const client = await connect(base, '/ws')
+  t.same(await client.texts(1), ['in'], 'a good handshake still passes')
+})
+
+test('with the plugin registered in two scopes on the app\'s @fastify/websocket, what ws refuses is answered once', async (t) => {
+  const lines: LogLine[] = []
+  const app = Fastify({ logger: { level: 'debug', stream: { write: (line: string) => { lines.push(JSON.parse(line)) } } } })
+  t.teardown(() => app.close())
+  await app.register(fastifyWebsocket)
+  for (const prefix of ['/a', '/b']) {
+    await app.register(async (scope) => {
+      await scope.register(websocketRooms)
+      scope.registerWebsocket('/ws', { onConnected (session) { session.send(prefix) } })
+    }, { prefix })
+  }
+  const base = await listen(app)
+  // Each listener taking the other for the app's, nobody would answer: tap's timeout would end it.
+  const answer = await upgradeRequest(base, '/a/ws', { 'sec-websocket-protocol': 'a b' })
+  t.same({ status: answer.status, body: answer.body }, { status: 400, body: 'Invalid Sec-WebSocket-Protocol header' })
+  t.equal(lines.filter((line) => line.msg.startsWith('fastify-websocket-rooms: WebSocket handshake refused: ')).length, 1, 'logged once')
+  const client = await connect(base, '/b/ws')
+  t.same(await client.texts(1), ['/b'])
 })

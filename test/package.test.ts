@@ -4,7 +4,9 @@
 // (the types must not need it). Packs the dist/ of the last build (npm run test:ci builds
 // before tap), with --ignore-scripts: the prepack script would rebuild dist/ while other test
 // files are loading it. Slow (npm install, tsc without skipLibCheck): part of `npm run test:ci`,
-// not of `npm test`.
+// not of `npm test`. The projects get the versions installed here (the lockfile's), so that
+// a run is reproducible; test/fresh-install/run.sh (in CI) installs the newest ones instead
+// and runs the injectWS recipe and a Redis app with them.
 import { execFile } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -94,7 +96,36 @@ t.test('the tarball holds the build and the types, and no tests or sources', asy
   for (const lib of libs) t.ok(paths.includes(lib), `${lib} is packed`)
   t.same(paths.filter((path) => /(^|\/)test\//.test(path)), [], 'no test files')
   t.same(paths.filter((path) => path.startsWith('examples/')), [], 'no examples')
+  const docs = readdirSync(join(root, 'docs')).filter((name) => name.endsWith('.md')).map((name) => `docs/${name}`)
+  t.same(paths.filter((path) => path.startsWith('docs/')), docs.sort(), 'the docs the README links to')
   t.same(paths.filter((path) => path.endsWith('.ts') && path !== 'types/index.d.ts'), [], 'no TypeScript sources')
+})
+
+/** GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces as hyphens. */
+function slug (heading: string): string {
+  return heading.trim().toLowerCase().replace(/[^\p{L}\p{N}\s_-]/gu, '').replace(/\s/g, '-')
+}
+
+// The installed README is what npm's site and a user's editor show: its links must lead
+// somewhere in the package (the docs/ it points to are shipped).
+t.test('every relative link of the packed README leads to a file in the tarball, and to a heading there', async (t) => {
+  const installed = join(projects.get('current')!.folder, 'node_modules', 'fastify-websocket-rooms')
+  const readme = readFileSync(join(installed, 'README.md'), 'utf8')
+  const paths = new Set(packed.files.map((file) => file.path))
+  t.ok(paths.has('README.md'), 'the README is packed')
+  const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((match) => match[1]!).filter((link) => !/^[a-z]+:/i.test(link))
+  t.ok(links.filter((link) => link.startsWith('docs/')).length >= 10, `the README links to its docs (${links.length} relative links)`)
+  for (const link of links) {
+    const [file = '', anchor] = link.split('#')
+    const target = file === '' ? 'README.md' : file
+    if (!paths.has(target)) {
+      t.fail(`${link}: ${target} is not in the tarball`)
+      continue
+    }
+    if (anchor === undefined) continue
+    const headings = readFileSync(join(installed, target), 'utf8').split('\n').filter((line) => /^#+ /.test(line)).map((line) => slug(line.replace(/^#+ /, '')))
+    t.ok(headings.includes(anchor), `${link}: ${target} has that heading`)
+  }
 })
 
 // Each script starts a server with the installed plugin, echoes a message to a ws client (ws

@@ -63,6 +63,18 @@ export function typescriptBlocks (markdown: string): CodeBlock[] {
   return blocks
 }
 
+/** The comment before docs/testing.md's injectWS recipe, run as it is written. */
+export const INJECTWS_RECIPE = '<!-- injectWS recipe'
+
+/** The ```ts block right after the HTML comment line starting with `marker` (docs/testing.md's recipe). */
+export function blockAfterComment (markdown: string, marker: string): string {
+  const line = markdown.split('\n').findIndex((text) => text.startsWith(marker)) + 1
+  if (line === 0) throw new Error(`no "${marker}" comment`)
+  const block = typescriptBlocks(markdown).find((candidate) => candidate.line > line)
+  if (block === undefined || block.line !== line + 2) throw new Error(`no \`\`\`ts block right after "${marker}"`)
+  return block.code
+}
+
 /** Names a module declares at its top level (imports, variables, functions, classes, types). */
 function declaredNames (code: string): Set<string> {
   const names = new Set<string>()

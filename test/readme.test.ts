@@ -8,7 +8,7 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { test } from 'tap'
 import { build } from './helpers'
-import { checkBlocks, typescriptBlocks } from './readme-blocks'
+import { INJECTWS_RECIPE, blockAfterComment, checkBlocks, typescriptBlocks } from './readme-blocks'
 import { Events } from './signals'
 
 const root = resolve(__dirname, '..')
@@ -58,13 +58,7 @@ test('every TypeScript block of docs/*.md compiles', async (t) => {
 })
 
 /** The ```ts block that follows the HTML comment starting with `marker` in docs/testing.md. */
-function blockAfter (marker: string): string {
-  const line = testing.split('\n').findIndex((text) => text.startsWith(marker)) + 1
-  if (line === 0) throw new Error(`docs/testing.md has no "${marker}" comment`)
-  const block = typescriptBlocks(testing).find((candidate) => candidate.line > line)
-  if (block === undefined || block.line !== line + 2) throw new Error(`no \`\`\`ts block right after "${marker}"`)
-  return block.code
-}
+const blockAfter = (marker: string): string => blockAfterComment(testing, marker)
 
 /**
  * Runs `code` as a module of its own in a child process (node --import=tsx, from the
@@ -85,7 +79,7 @@ async function runModule (code: string, deadline: number): Promise<{ code: numbe
   }
 }
 
-const RECIPE = '<!-- injectWS recipe'
+const RECIPE = INJECTWS_RECIPE
 
 test('docs/testing.md, injectWS: the recipe, run as it is written, passes and does not wait closeTimeout', async (t) => {
   const recipe = blockAfter(RECIPE)

@@ -8,6 +8,7 @@ import { inspect } from 'node:util'
 import { Type } from '@sinclair/typebox'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify, { type FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
 import { test } from 'tap'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebSocketSession } from 'fastify-websocket-rooms'
@@ -245,16 +246,59 @@ test('@fastify/websocket registered before: its options win, the warning says wh
   t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
 })
 
-// Not in this process: @fastify/websocket's plugin throws synchronously inside avvio, so the
-// error is uncaught and ends the process, as it would end the user's.
-test('@fastify/websocket registered after this plugin ends the process with FST_ERR_DEC_ALREADY_PRESENT', async (t) => {
+test('@fastify/websocket registered after this plugin: app.register() throws FST_WS_ROOMS_WEBSOCKET_REGISTERED_AFTER, saying what to do', async (t) => {
+  const app = await build(t)
+  let scope!: FastifyInstance
+  await app.register(async (child) => { scope = child })
+  for (const [where, instance] of [['the app', app], ['a scope created after', scope]] as const) {
+    for (const [form, plugin] of [['the plugin', fastifyWebsocket], ['an ES module namespace', { default: fastifyWebsocket }]] as const) {
+      throwsLike(t, () => instance.register(plugin as typeof fastifyWebsocket), Error, {
+        code: 'FST_WS_ROOMS_WEBSOCKET_REGISTERED_AFTER',
+        message: 'fastify-websocket-rooms: @fastify/websocket is registered after fastify-websocket-rooms, which registers it itself: ' +
+          'register @fastify/websocket before fastify-websocket-rooms (its options then apply), or not at all'
+      })
+      t.pass(`${where}, ${form}`)
+    }
+  }
+  // Other plugins register as before (one that is its own default too, as CommonJS plugins
+  // often are), and the app starts: nothing was queued.
+  const other = Object.assign(fp(async (instance: FastifyInstance) => { instance.decorate('other', true) }, { name: 'other' }), { default: undefined as unknown })
+  other.default = other
+  await app.register(other)
+  t.equal(app.hasDecorator('other'), true)
+  await app.register(async (child) => { child.registerWebsocket('/ws', { onConnected (session) { session.send('in') } }) })
+  const client = await connect(await listen(app), '/ws')
+  t.same(await client.texts(1), ['in'])
+})
+
+test('a register that cannot be wrapped is left as it is, said once at debug level', async (t) => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const app = bare(t, { logger: { level: 'debug', stream: { write (line: string) { lines.push(JSON.parse(line)) } } } })
+  Object.defineProperty(app, 'register', { value: app.register, writable: false, configurable: true })
+  const register = app.register
+  await app.register(websocketRooms)
+  t.equal(app.register, register, 'register is the same function')
+  t.same(lines.filter((line) => line.msg.startsWith('fastify-websocket-rooms: ')).map(({ level, msg }) => ({ level, msg })), [{
+    level: 20,
+    msg: 'fastify-websocket-rooms: Fastify\'s register could not be wrapped; registering @fastify/websocket after this plugin fails with FST_ERR_DEC_ALREADY_PRESENT'
+  }])
+  app.registerWebsocket('/ws', { onConnected (session) { session.send('in') } })
+  const client = await connect(await listen(app), '/ws')
+  t.same(await client.texts(1), ['in'])
+})
+
+// Without awaiting this plugin's registration, @fastify/websocket's is queued before this
+// plugin has run: its plugin then throws synchronously inside Fastify's loader (avvio), where
+// nothing can catch it, and the process ends, as it would end the user's. Not in this process.
+test('@fastify/websocket registered after this plugin without an await between ends the process with FST_ERR_DEC_ALREADY_PRESENT', async (t) => {
   const program = [
     "import Fastify from 'fastify'",
     "import fastifyWebsocket from '@fastify/websocket'",
     "import websocketRooms from 'fastify-websocket-rooms'",
     'const app = Fastify()',
-    'await app.register(websocketRooms)',
-    'await app.register(fastifyWebsocket)',
+    'app.register(websocketRooms)',
+    'app.register(fastifyWebsocket)',
+    'await app.ready()',
     "console.log('registered')"
   ].join('\n')
   const child = spawn(process.execPath, ['--input-type=module', '-e', program], { cwd: resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 })
