@@ -8,8 +8,9 @@
 // a hash, `{<keyPrefix>}:node:<nodeId>`, whose expiry every heartbeat pushes back, and lists
 // itself in `{<keyPrefix>}:nodes`. A count is the sum of the hashes that still exist, so a node
 // that died without cleaning up stops counting when its hash expires (nodeTimeout). The braces
-// put every state key in one hash slot, so the MULTI works on Redis Cluster too. Presence
-// entries and the rooms' life cycle are kept the same way (./redis-presence).
+// put every state key in one hash slot (Redis Cluster itself is refused for now, see
+// ./redis-connections). Presence entries and the rooms' life cycle are kept the same way
+// (./redis-presence).
 //
 // Commands for every node (to(...).broadcast, disconnectAll, disconnectSession) go on one
 // control channel, `<keyPrefix>:control`, which every node subscribes to.
