@@ -387,9 +387,11 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   }
 
   async #sendBefore (what: string, command: ControlCommand, deadline: number): Promise<void> {
-    const sent = this.#send(this.#controlChannel, encodeControl(this.nodeId, command, deadline))
+    // Away as soon as either connection has noticed: the command connection may notice last.
+    const sent = this.#up ? this.#send(this.#controlChannel, encodeControl(this.nodeId, command, deadline)) : null
     if (sent === null) {
-      const why = this.#client.isReady && !this.#closed ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
+      if (!this.#up) this.#publishFailed++
+      const why = this.#closed ? 'the adapter is closed' : this.#up ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
       throw new RedisUnavailableError(`${what}: ${why}; not sent`)
     }
     let failed: Error | null | undefined
