@@ -391,7 +391,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     const sent = this.#up ? this.#send(this.#controlChannel, encodeControl(this.nodeId, command, deadline)) : null
     if (sent === null) {
       if (!this.#up) this.#publishFailed++
-      const why = this.#closed ? 'the adapter is closed' : this.#up ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
+      const why = this.#closed ? 'the adapter is closed' : this.#up && this.#client.isReady ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
       throw new RedisUnavailableError(`${what}: ${why}; not sent`)
     }
     let failed: Error | null | undefined
