@@ -86,6 +86,13 @@ export const RedisUnavailableError = createError<'FST_WS_ROOMS_REDIS_UNAVAILABLE
   503
 )
 
+/** redisAdapter() given a node of a Redis Cluster, found at registration. */
+export const RedisClusterUnsupportedError = createError<'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED'>(
+  'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED',
+  'fastify-websocket-rooms: redisAdapter() does not support Redis Cluster yet, and this Redis is a cluster node (cluster_enabled:1): give it a standalone Redis',
+  500
+)
+
 /** A text frame on a route with schema.message that is not JSON (or poisons a prototype). */
 export const InvalidJsonMessageError = createError<'FST_WS_ROOMS_INVALID_JSON', [string]>(
   'FST_WS_ROOMS_INVALID_JSON',

@@ -7,8 +7,8 @@ import { createClient } from '@redis/client'
 import websocketRooms, { redisAdapter, type RedisAdapterOptions } from 'fastify-websocket-rooms'
 import * as handlers from './fixtures/cluster-handlers'
 import { connect, listen, throwsLike, type Client } from './helpers'
-import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
-import { Events } from './signals'
+import { PrivateRedis, REDIS_URL, adminClient, clusterNode, redisTest, uniquePrefix } from './redis'
+import { Events, eventually } from './signals'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
@@ -71,6 +71,40 @@ test('a Redis that cannot be reached fails app.register() within connectTimeout'
     message: /Redis is not reachable: no connection within connectTimeout \(300 ms\): .*ECONNREFUSED/
   })
   await app.close()
+})
+
+test('a Redis Cluster node is refused at registration, also when INFO is not allowed; a standalone Redis that does not allow INFO is not', async (t) => {
+  const node = await clusterNode(t)
+  const standalone = await PrivateRedis.start(t)
+  const check = await adminClient(t, node.url)
+  for (const admin of [check, await adminClient(t, standalone.url)]) {
+    await admin.sendCommand(['ACL', 'SETUSER', 'limited', 'on', 'nopass', '~*', '&*', '+@all', '-info'])
+  }
+  const limited = (url: string): string => url.replace('redis://', 'redis://limited@')
+  for (const url of [node.url, limited(node.url)]) {
+    const app = Fastify()
+    app.register(websocketRooms, { adapter: redisAdapter({ url, keyPrefix: uniquePrefix('cluster') }) })
+    await t.rejects(async () => { await app.ready() }, {
+      code: 'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED',
+      statusCode: 500,
+      message: /redisAdapter\(\) does not support Redis Cluster yet, and this Redis is a cluster node \(cluster_enabled:1\)/
+    })
+    await app.close()
+  }
+  await eventually(async () => String(await check.sendCommand(['CLIENT', 'LIST'])).trim().split('\n').length === 1, 'the adapter\'s connections to close: this check\'s is the last one')
+
+  // The app's own connection is refused too, and left open.
+  const client = createClient({ url: node.url })
+  await client.connect()
+  t.teardown(() => client.destroy())
+  const app = Fastify()
+  app.register(websocketRooms, { adapter: redisAdapter({ client, keyPrefix: uniquePrefix('cluster') }) })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED' })
+  await app.close()
+  t.equal(await client.ping(), 'PONG', 'the app\'s connection is still open')
+
+  const ok = await startNode(t, { url: limited(standalone.url), keyPrefix: uniquePrefix('no-info') })
+  t.equal(ok.app.websocketRooms.stats().cluster!.connected, true, 'a standalone Redis is taken, INFO or not')
 })
 
 redisTest('Redis crashes and starts again: local delivery goes on, the rooms are resubscribed, nothing arrives twice', async (t) => {

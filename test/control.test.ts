@@ -127,13 +127,56 @@ redisTest('commands that are not this plugin\'s, or carry a close code that cann
   t.same(await closed(client), { code: 4002, reason: 'from elsewhere' })
 })
 
-redisTest('with Redis away, disconnectAll closes this node\'s members and resolves at once', async (t) => {
+redisTest('with Redis away, disconnectAll closes this node\'s members and rejects at once: the other nodes were not sent the command', async (t) => {
   const redis = await PrivateRedis.start(t)
   const a = await startNode(t, { url: redis.url, keyPrefix: uniquePrefix('control-away') })
   const client = await member(a, 'lobby')
   await redis.crash()
   await until(() => a.app.websocketRooms.stats().cluster!.connected === false)
-  await a.app.websocketRooms.room('lobby').disconnectAll(4000, 'over')
+  await t.rejects(a.app.websocketRooms.room('lobby').disconnectAll(4000, 'over'), {
+    code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /cannot close the members of room "lobby" on the other servers: Redis is away; not sent/
+  })
   t.same(await closed(client), { code: 4000, reason: 'over' })
-  t.ok(a.app.websocketRooms.stats().cluster!.publishFailed >= 1, 'the command for the other nodes is counted as not sent')
+  await t.rejects(a.app.websocketRooms.disconnectSession('elsewhere', 4001, 'kicked'), {
+    code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /cannot close session "elsewhere" on the other servers: Redis is away; not sent/
+  })
+  t.ok(a.app.websocketRooms.stats().cluster!.publishFailed >= 2, 'the commands for the other nodes are counted as not sent')
+})
+
+redisTest('while Redis stalls, disconnectAll and disconnectSession reject after connectTimeout; the other nodes drop the commands when Redis goes on', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('control-stall')
+  const connectTimeout = 1000
+  const a = await startNode(t, { url: redis.url, keyPrefix, connectTimeout })
+  const b = await startNode(t, { url: redis.url, keyPrefix, connectTimeout })
+  const [here, there, other] = [await member(a, 'match-1'), await member(b, 'match-1'), await member(b, 'lobby')]
+  const otherId = b.app.websocketRooms.room('lobby').sessions()[0]!.id
+
+  redis.pause()
+  const calledAt = performance.now()
+  const results = await within(Promise.allSettled([
+    a.app.websocketRooms.room('match-1').disconnectAll(4000, 'match over'),
+    a.app.websocketRooms.disconnectSession(otherId, 4001, 'kicked')
+  ]), 'the two commands to settle')
+  const took = performance.now() - calledAt
+  t.ok(took >= connectTimeout - 5 && took < 3 * connectTimeout, `both settled ${Math.round(took)} ms after their call`)
+  const unanswered = /no answer within connectTimeout \(1000 ms\); the servers that get it later drop it/
+  t.match(results, [
+    { status: 'rejected', reason: { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: /cannot close the members of room "match-1" on the other servers/ } },
+    { status: 'rejected', reason: { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE', message: new RegExp(`cannot close session "${otherId}" on the other servers`) } }
+  ])
+  for (const result of results) t.match((result as PromiseRejectedResult).reason.message, unanswered)
+  t.same(await closed(here), { code: 4000, reason: 'match over' }, 'the member on the sending node was closed at once')
+
+  // Redis now runs the two PUBLISHes it had been sent, past their deadline. A broadcast sent
+  // after them on the same connection reaches node b after them.
+  redis.resume()
+  a.app.websocketRooms.to(['match-1', 'lobby']).broadcast('after the stall')
+  const third = (client: Client): Promise<string> => Promise.race([client.texts(3).then((texts) => texts[2]!), client.closed.then(({ code }) => `closed with ${code}`)])
+  t.equal(await third(there), 'after the stall')
+  t.equal(await third(other), 'after the stall')
+  t.equal(b.app.websocketSessions.size, 2, 'node b dropped the late commands: its sessions are open')
+  // And the next command is carried out.
+  await a.app.websocketRooms.disconnectSession(otherId, 4001, 'kicked')
+  t.same(await closed(other), { code: 4001, reason: 'kicked' })
 })

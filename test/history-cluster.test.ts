@@ -7,7 +7,7 @@ import websocketRooms, { redisAdapter, type RedisAdapterOptions, type StreamPosi
 import type { Test } from 'tap'
 import { Client, connect, listen } from './helpers'
 import { PrivateRedis, REDIS_URL, RedisProxy, adminClient, redisTest, uniquePrefix } from './redis'
-import { eventually, until } from './signals'
+import { eventually, until, within } from './signals'
 import * as historyHandlers from './fixtures/history-handlers'
 
 interface Teardown { teardown (fn: () => unknown): void }
@@ -327,6 +327,45 @@ redisTest('a stalled Redis: publish() rejects after connectTimeout; what Redis t
   t.equal(next.offset, 3, 'the node read the position again')
   await until(() => offsetsOf(client).length === 3)
   t.same(offsetsOf(client), [1, 2, 3])
+})
+
+redisTest('a stalled Redis: each of 1,280 publishes to one room settles within connectTimeout of its own call; none is sent behind the unanswered batch', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const keyPrefix = uniquePrefix('history-stall-burst')
+  const connectTimeout = 1000
+  const a = await startNode(t, { keyPrefix, url: redis.url, connectTimeout })
+  const client = await member(a)
+  await publishText(a, 'first')
+  redis.pause()
+  /** Publishes `count` messages at once; resolves with how long each took to settle, and how. */
+  const wave = async (name: string, count: number): Promise<Array<{ took: number, result: PromiseSettledResult<StreamPosition> }>> => {
+    const calledAt = performance.now()
+    const settled = range(1, count).map(async (i) => {
+      const result = (await Promise.allSettled([publishText(a, `${name}${i}`)]))[0]!
+      return { took: performance.now() - calledAt, result }
+    })
+    return await within(Promise.all(settled), `the ${count} publishes of the ${name} wave to settle`)
+  }
+  const check = (name: string, outcomes: Array<{ took: number, result: PromiseSettledResult<StreamPosition> }>): void => {
+    const took = outcomes.map((outcome) => outcome.took)
+    const [first, last] = [Math.min(...took), Math.max(...took)]
+    t.ok(first >= connectTimeout - 5 && last < 3 * connectTimeout, `the ${name} wave settled ${Math.round(first)} to ${Math.round(last)} ms after its call`)
+    t.same(new Set(outcomes.map(({ result }) => result.status === 'rejected' ? (result.reason as { code: string }).code : 'fulfilled')),
+      new Set(['FST_WS_ROOMS_REDIS_UNAVAILABLE']), `each of the ${name} wave rejected with FST_WS_ROOMS_REDIS_UNAVAILABLE`)
+  }
+  const burst = await wave('burst', 1280)
+  check('burst', burst)
+  const reasons = burst.map(({ result }) => String((result as PromiseRejectedResult).reason.message))
+  t.equal(reasons.filter((reason) => /it may still be published/.test(reason)).length, 128, 'the first batch was sent: it may still be published')
+  t.equal(reasons.filter((reason) => /; not published$/.test(reason)).length, 1280 - 128, 'the others were not sent')
+  // Later publishes wait for their own deadline, not for the stalled batch's.
+  check('later', await wave('later', 200))
+
+  redis.resume()
+  const next = await publishText(a, 'after the stall')
+  t.equal(next.offset, 1 + 128 + 1, 'Redis ran the first batch when it went on, and nothing after it')
+  await until(() => offsetsOf(client).length === next.offset, 'the member to get every message written')
+  t.same(offsetsOf(client), range(1, next.offset), 'in order, each once')
 })
 
 redisTest('a session that goes while its recovery waits for Redis: nothing is sent, nothing is left behind', async (t) => {

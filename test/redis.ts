@@ -4,6 +4,9 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import { createClient } from '@redis/client'
 import { test, type Test } from 'tap'
@@ -200,4 +203,19 @@ export class RedisProxy {
     this.cut()
     await new Promise((resolve) => this.#server.close(resolve))
   }
+}
+
+/**
+ * A redis-server of the test's own with cluster mode on: one node with no slots, which is
+ * enough to answer INFO with cluster_enabled:1. Its cluster config file lives in a directory
+ * of its own, removed once the server has stopped.
+ */
+export async function clusterNode (t: { teardown (fn: () => unknown): void }): Promise<PrivateRedis> {
+  const dir = await mkdtemp(join(tmpdir(), 'websocket-rooms-cluster-'))
+  const redis = await PrivateRedis.start({ teardown () {} }, ['--cluster-enabled', 'yes', '--dir', dir, '--cluster-config-file', 'nodes.conf'])
+  t.teardown(async () => {
+    await redis.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  return redis
 }

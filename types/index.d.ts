@@ -240,7 +240,7 @@ declare namespace fastifyWebsocketRooms {
     subscriber?: RedisConnection
     /** Prefix of every key and channel, so apps (and tests) can share one Redis. No `{` or `}`, and neither contains ":room:" nor ends with ":room" (room channels are `<keyPrefix>:room:<name>`). Default 'fastify-websocket-rooms'. */
     keyPrefix?: string
-    /** Redis 7 sharded pub/sub (SSUBSCRIBE/SPUBLISH), for Redis Cluster. Default false. */
+    /** Redis 7 sharded pub/sub (SSUBSCRIBE/SPUBLISH). Default false. Redis Cluster is not supported yet: a cluster node is refused at registration. */
     sharded?: boolean
     /** How often this node tells Redis it is alive, in ms. Default 5000. */
     nodeHeartbeat?: number

@@ -57,13 +57,23 @@ export function decodeClusterMessage (packet: Buffer): ClusterMessage | null {
 //   byte 2       length n of the origin node's id, then n bytes: the id (ASCII)
 //   4 bytes      length m of the command's arguments, then m bytes: them, as JSON
 //   the rest     for a broadcast, its flags byte (bit 0: binary) and the message
+// A command that closes sessions carries its deadline among its arguments (`deadline`: ms
+// since the epoch, by the sender's clock), past which no node carries it out; a node that
+// predates it ignores the field.
 const CONTROL_VERSION = 3
 
-export function encodeControl (origin: string, command: ControlCommand): Buffer {
+/** A command as it travels: with its deadline (Date.now() past which it is dropped), or null for none. */
+export interface ControlMessage {
+  origin: string
+  command: ControlCommand
+  deadline: number | null
+}
+
+export function encodeControl (origin: string, command: ControlCommand, deadline: number | null): Buffer {
   const originLength = Buffer.byteLength(origin, 'latin1')
   if (originLength > MAX_ID_LENGTH) throw new RangeError('a node id is at most 255 bytes')
   const { kind, encoded, ...args } = command as ControlCommand & { encoded?: Encoded }
-  const json = Buffer.from(JSON.stringify(args))
+  const json = Buffer.from(JSON.stringify(deadline === null ? args : { ...args, deadline }))
   const body = encoded === undefined ? 0 : 1 + encoded.data.length
   const packet = Buffer.allocUnsafe(3 + originLength + 4 + json.length + body)
   packet[0] = CONTROL_VERSION
@@ -79,8 +89,8 @@ export function encodeControl (origin: string, command: ControlCommand): Buffer 
   return packet
 }
 
-/** Reads a control packet: its origin and command, or null when it is not one (any other format). */
-export function decodeControl (packet: Buffer): { origin: string, command: ControlCommand } | null {
+/** Reads a control packet: its origin, command and deadline, or null when it is not one (any other format). */
+export function decodeControl (packet: Buffer): ControlMessage | null {
   if (packet.length < 7 || packet[0] !== CONTROL_VERSION) return null
   const kind = packet[1]!
   const originLength = packet[2]!
@@ -96,18 +106,20 @@ export function decodeControl (packet: Buffer): { origin: string, command: Contr
     return null
   }
   const rest = jsonStart + jsonLength
+  if (args.deadline !== undefined && !Number.isSafeInteger(args.deadline)) return null
+  const deadline = (args.deadline ?? null) as number | null
   const isStrings = (value: unknown): value is string[] => Array.isArray(value) && value.every((item) => typeof item === 'string')
   if (kind === ControlKind.Broadcast) {
     if (!isStrings(args.rooms) || !isStrings(args.except) || packet.length < rest + 1 || (packet[rest]! & ~FLAG_BINARY) !== 0) return null
     const binary = (packet[rest]! & FLAG_BINARY) !== 0
     const data = packet.subarray(rest + 1)
     if (!binary && !isUtf8(data)) return null
-    return { origin, command: { kind, rooms: args.rooms, except: args.except, encoded: new Encoded(data, binary ? BINARY : TEXT) } }
+    return { origin, command: { kind, rooms: args.rooms, except: args.except, encoded: new Encoded(data, binary ? BINARY : TEXT) }, deadline }
   }
   if (packet.length !== rest || !isSendableClose(args.code, args.reason)) return null
   const reason = args.reason as string
-  if (kind === ControlKind.DisconnectRoom && typeof args.room === 'string') return { origin, command: { kind, room: args.room, code: args.code, reason } }
-  if (kind === ControlKind.DisconnectSession && typeof args.sessionId === 'string') return { origin, command: { kind, sessionId: args.sessionId, code: args.code, reason } }
+  if (kind === ControlKind.DisconnectRoom && typeof args.room === 'string') return { origin, command: { kind, room: args.room, code: args.code, reason }, deadline }
+  if (kind === ControlKind.DisconnectSession && typeof args.sessionId === 'string') return { origin, command: { kind, sessionId: args.sessionId, code: args.code, reason }, deadline }
   return null
 }
 

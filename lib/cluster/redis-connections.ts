@@ -1,8 +1,9 @@
 // A cluster node's two Redis connections: one for commands and publishing, one for
 // subscriptions (a subscribed connection runs nothing else). Opens them with a bound on the
-// wait, passes their errors and readiness on, and closes the ones the adapter opened itself.
-import { createClient, type RedisClientType } from '@redis/client'
-import { RedisUnavailableError } from '../errors'
+// wait, refuses a Redis Cluster, passes their errors and readiness on, and closes the ones
+// the adapter opened itself.
+import { ErrorReply, createClient, type RedisClientType } from '@redis/client'
+import { RedisClusterUnsupportedError, RedisUnavailableError } from '../errors'
 import { within } from '../within'
 
 /** A node-redis client, whatever its modules, scripts and protocol. */
@@ -60,12 +61,12 @@ export class RedisConnections {
     this.#listener.onReady()
   }
 
-  /** Resolves once both connections are ready; rejects after `timeout` ms, with both released. */
+  /**
+   * Resolves once both connections are ready and Redis is not a Redis Cluster node; rejects
+   * after `timeout` ms, or for a cluster node, with both released.
+   */
   async open (timeout: number): Promise<void> {
-    for (const connection of [this.client, this.subscriber]) {
-      connection.on('error', this.#onError)
-      connection.on('ready', this.#onReady)
-    }
+    for (const connection of [this.client, this.subscriber]) connection.on('error', this.#onError)
     const ready = (connection: RedisConnection): Promise<unknown> => {
       if (connection.isReady) return Promise.resolve()
       if (!connection.isOpen) return connection.connect()
@@ -84,6 +85,31 @@ export class RedisConnections {
       await this.release()
       const why = this.#lastError === null ? 'no answer' : this.#lastError.message
       throw new RedisUnavailableError(`no connection within connectTimeout (${timeout} ms): ${why}`)
+    }
+    await this.#refuseCluster(timeout)
+    // Told from now on, not before: the node starts only with a Redis it supports.
+    for (const connection of [this.client, this.subscriber]) connection.on('ready', this.#onReady)
+  }
+
+  /**
+   * A Redis Cluster's other nodes own other keys (MOVED) and would not get this node's
+   * broadcasts: counts would fail and broadcasts be lost without a word. Refused until supported.
+   */
+  async #refuseCluster (timeout: number): Promise<void> {
+    let cluster: boolean | null
+    try {
+      cluster = await within(isClusterNode(this.client), timeout, null)
+    } catch (error) {
+      this.cut()
+      throw new RedisUnavailableError(`INFO failed: ${String((error as Error)?.message ?? error)}`)
+    }
+    if (cluster === null) {
+      this.cut() // Redis stalls: closing would wait for its answer
+      throw new RedisUnavailableError(`no answer to INFO within connectTimeout (${timeout} ms)`)
+    }
+    if (cluster) {
+      await this.release()
+      throw new RedisClusterUnsupportedError()
     }
   }
 
@@ -110,5 +136,22 @@ export class RedisConnections {
       // An owned connection keeps its error listener: a late error must not go uncaught.
       if (!this.#owned.includes(connection)) connection.off('error', this.#onError)
     }
+  }
+}
+
+/** Whether Redis is a node of a Redis Cluster; false when it cannot tell (an ACL user allowed neither INFO nor CLUSTER INFO). */
+async function isClusterNode (client: RedisConnection): Promise<boolean> {
+  try {
+    return /^cluster_enabled:1\b/m.test(String(await client.sendCommand(['INFO', 'cluster'])))
+  } catch (error) {
+    if (!(error instanceof ErrorReply)) throw error
+  }
+  // INFO is @dangerous, which ACL users often lack; CLUSTER INFO answers on a cluster node only.
+  try {
+    await client.sendCommand(['CLUSTER', 'INFO'])
+    return true
+  } catch (error) {
+    if (!(error instanceof ErrorReply)) throw error
+    return false
   }
 }

@@ -16,6 +16,9 @@
 // inside Redis, and every node receives a room's published messages in that order. A node
 // publishes a room's messages in batches, one at a time: all those asked for while the
 // previous batch was in Redis go in the next, so one hot room costs one round trip per batch.
+// Each publish settles within connectTimeout of its call: one Redis has not written by then
+// fails (if its script was sent, it may still run). While Redis leaves a script unanswered
+// past that, no other is sent: Redis answers a connection in order, so they would only queue.
 // A script rather than a MULTI, because the check and the writes must be one step; a stream
 // rather than a list, because reads by offset are range queries on its ids.
 import { createHash } from 'node:crypto'
@@ -24,7 +27,7 @@ import type { StreamPosition } from '../../types/index'
 import { ClosedError, PublishBacklogError, RedisUnavailableError } from '../errors'
 import { buildMessage, newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from '../history/log'
 import { BINARY, Encoded, TEXT } from '../transport/frame'
-import { within } from '../within'
+import { within, withinEach } from '../within'
 import { encodePublished } from './codec'
 import type { RedisConnection } from './redis-connections'
 
@@ -121,9 +124,20 @@ const TURN_MS = 1000
 interface Pending {
   build: BuildMessage
   exceptId: string | null
+  /** When it settles at the latest (performance.now()): its call's time plus connectTimeout. */
+  deadline: number
+  /** Its position, once Redis wrote it. */
+  written: StreamPosition | null
+  settled: boolean
   resolve (position: StreamPosition): void
   reject (error: unknown): void
 }
+
+/** Waits for a promise up to a bound: null past it. `why` says what was not done, for the errors. */
+type Wait = <T>(promise: Promise<T>, why: string) => Promise<T | null>
+
+/** What was not done when a script was given up on: waiting behind an unanswered one, or sent and unanswered. */
+interface Reasons { behind: string, unanswered: string }
 
 /** What this node knows of a room's stream, and its publishes waiting for their turn. */
 interface RoomStream {
@@ -163,7 +177,13 @@ export class RedisLog implements HistoryLog {
   /** The node's command connection, with Redis's strings read as Buffers (messages may be binary). */
   readonly #client: RedisConnection
   readonly #streams = new Map<string, RoomStream>()
+  /** Publishes not yet written nor settled. */
   #waiting = 0
+  /**
+   * Settles once Redis answers the last script it left unanswered past its bound: until then
+   * no other is sent, since Redis answers a connection's commands in order. Null when none.
+   */
+  #stalled: Promise<true> | null = null
   #sweep: NodeJS.Timeout | null = null
   #closed = false
 
@@ -193,8 +213,9 @@ export class RedisLog implements HistoryLog {
     }
     stream.used = Date.now()
     const room = stream
+    const deadline = performance.now() + this.#options.connectTimeout
     return new Promise((resolve, reject) => {
-      room.queue.push({ build, exceptId, resolve, reject })
+      room.queue.push({ build, exceptId, deadline, written: null, settled: false, resolve, reject })
       this.#waiting++
       if (!room.sending) {
         room.sending = true
@@ -206,23 +227,17 @@ export class RedisLog implements HistoryLog {
 
   async #drain (name: string, stream: RoomStream): Promise<void> {
     try {
-      let attempts = 0
-      let since = 0
+      let lost = 0
       while (stream.queue.length > 0) {
-        const retry = await this.#write(name, stream, stream.queue.splice(0, MAX_BATCH), attempts >= ATTEMPTS_BEFORE_TURN)
+        const retry = await this.#write(name, stream, stream.queue.splice(0, MAX_BATCH), lost)
         if (retry === null) {
-          attempts = 0
+          lost = 0
           continue
         }
         // Other nodes took the positions: build again with the stream's, in the same order.
         // After a few times this node asks for the room's next turn, so it cannot starve.
-        if (attempts++ === 0) since = Date.now()
-        if (Date.now() - since <= this.#options.connectTimeout) {
-          stream.queue.unshift(...retry)
-          continue
-        }
-        this.#fail(retry, new RedisUnavailableError(`cannot publish to room "${name}": other servers took its next position for longer than connectTimeout (${this.#options.connectTimeout} ms)`))
-        attempts = 0
+        lost++
+        stream.queue.unshift(...retry)
       }
     } finally {
       stream.sending = false
@@ -231,71 +246,140 @@ export class RedisLog implements HistoryLog {
 
   /**
    * Builds a batch at the positions this node expects and writes it; returns what must be
-   * built again (the stream was elsewhere), or null when every publish of it is settled.
+   * built again (the stream was elsewhere), or null when every publish of it is settled or
+   * written. Each publish fails at its deadline if Redis has not written it by then.
    */
-  async #write (name: string, stream: RoomStream, batch: Pending[], askTurn: boolean): Promise<Pending[] | null> {
-    try {
-      await within(this.#node.subscribedFor(name), this.#options.connectTimeout, null)
-      if (stream.epoch === null) {
-        const read = await this.#read(name, { after: null, limit: 0, epoch: null })
-        stream.epoch = read.epoch
-        stream.top = read.top
-      }
-    } catch (error) {
-      this.#fail(batch, error)
-      return null
-    }
-    const epoch = stream.epoch
-    const built: Array<{ pending: Pending, offset: number }> = []
-    const args: Array<string | Buffer> = []
-    for (const pending of batch) {
-      const offset = stream.top + built.length + 1
-      let packet: Buffer
-      try {
-        const encoded = buildMessage(pending.build, { offset, epoch })
-        packet = encodePublished(this.#node.nodeId, { epoch, offset, exceptId: pending.exceptId, encoded })
-        args.push(packet, String(packet.length - encoded.data.length), pending.exceptId ?? '')
-      } catch (error) {
-        this.#waiting--
-        pending.reject(error)
-        continue
-      }
-      built.push({ pending, offset })
-    }
-    if (built.length === 0) return null
+  async #write (name: string, stream: RoomStream, batch: Pending[], lost: number): Promise<Pending[] | null> {
     const { ttl, size, sharded, connectTimeout } = this.#options
-    const run = publishScript.run(this.#client, [this.#metaKey(name), this.#logKey(name)], [
-      this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH',
-      this.#node.nodeId, askTurn ? '1' : '0', String(Math.min(TURN_MS, connectTimeout)), ...args
-    ])
+    const room = `cannot publish to room "${name}"`
+    const wait: Wait = (promise, why) => withinEach(promise, batch.filter(isLive), (pending) => { this.#expire(pending, why) })
+    const behind = `${room}: Redis has not answered an earlier command for connectTimeout (${connectTimeout} ms); not published`
+    if (!await this.#ready(name, stream, batch, lost, wait, behind)) return null
+    const epoch = stream.epoch!
+    const { built, args } = this.#build(stream, epoch, batch)
+    if (built.length === 0) return null
     let reply: unknown
     try {
-      reply = await within(run, connectTimeout, null)
-      if (reply === null) throw new RedisUnavailableError(`no answer within connectTimeout (${connectTimeout} ms) to a publish to room "${name}"; it may still be published`)
+      reply = await this.#ask(publishScript, [this.#metaKey(name), this.#logKey(name)], [
+        this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH',
+        this.#node.nodeId, lost >= ATTEMPTS_BEFORE_TURN ? '1' : '0', String(Math.min(TURN_MS, connectTimeout)), ...args
+      ], wait, { behind, unanswered: `${room}: no answer within connectTimeout (${connectTimeout} ms); it may still be published` })
     } catch (error) {
       stream.epoch = null // whether it was written is unknown: read the position again
-      this.#fail(built.map((item) => item.pending), error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`cannot publish to room "${name}": ${String((error as Error)?.message ?? error)}`))
+      this.#fail(batch, error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`${room}: ${String((error as Error)?.message ?? error)}`))
+      return null
+    }
+    if (reply === null) {
+      stream.epoch = null
       return null
     }
     const [ok, actualEpoch, actualTop] = reply as [number, Buffer | null, Buffer | null]
     if (ok !== 1) {
       stream.epoch = actualEpoch === null ? null : actualEpoch.toString()
       stream.top = actualTop === null ? 0 : Number(actualTop.toString())
-      return built.map((item) => item.pending)
+      const retry = batch.filter(isLive)
+      return retry.length === 0 ? null : retry
     }
     stream.top = Number(actualTop!.toString())
-    this.#waiting -= built.length
-    // Settled once this node's members have it too (it reaches them through the room's
-    // channel), as without an adapter, where they have it before publish() returns.
-    this.#node.deliveredHere(name, epoch, stream.top).then(() => {
-      for (const { pending, offset } of built) pending.resolve({ offset, epoch })
-    }, () => {})
+    this.#written(name, epoch, stream.top, built)
     return null
+  }
+
+  /**
+   * Fails the publishes of a batch past their deadline, then waits until the node is
+   * subscribed to the room and knows the stream's position; false when none is left.
+   */
+  async #ready (name: string, stream: RoomStream, batch: Pending[], lost: number, wait: Wait, behind: string): Promise<boolean> {
+    const room = `cannot publish to room "${name}"`
+    const ms = this.#options.connectTimeout
+    const now = performance.now()
+    const before = lost > 0 ? 'other servers took its next position' : 'the publishes before it waited for Redis'
+    for (const pending of batch) if (pending.deadline <= now) this.#expire(pending, `${room}: ${before} for connectTimeout (${ms} ms); not published`)
+    try {
+      const subscribed = this.#node.subscribedFor(name).then(() => true)
+      if (await wait(subscribed, `${room}: not subscribed to its channel within connectTimeout (${ms} ms); not published`) === null) return false
+      if (stream.epoch !== null) return true
+      const read = await this.#read(name, { after: null, limit: 0, epoch: null }, wait, {
+        behind, unanswered: `${room}: its position was not read within connectTimeout (${ms} ms); not published`
+      })
+      if (read === null) return false
+      stream.epoch = read.epoch
+      stream.top = read.top
+      return true
+    } catch (error) {
+      this.#fail(batch, error)
+      return false
+    }
+  }
+
+  /** Builds the batch's live publishes at the positions after the stream's top: the script's arguments. */
+  #build (stream: RoomStream, epoch: string, batch: Pending[]): { built: Array<{ pending: Pending, offset: number }>, args: Array<string | Buffer> } {
+    const built: Array<{ pending: Pending, offset: number }> = []
+    const args: Array<string | Buffer> = []
+    for (const pending of batch) {
+      if (pending.settled) continue
+      const offset = stream.top + built.length + 1
+      try {
+        const encoded = buildMessage(pending.build, { offset, epoch })
+        const packet = encodePublished(this.#node.nodeId, { epoch, offset, exceptId: pending.exceptId, encoded })
+        args.push(packet, String(packet.length - encoded.data.length), pending.exceptId ?? '')
+      } catch (error) {
+        this.#fail([pending], error)
+        continue
+      }
+      built.push({ pending, offset })
+    }
+    return { built, args }
+  }
+
+  /**
+   * Settles the publishes Redis wrote once this node's members have them too (they reach them
+   * through the room's channel), as without an adapter, where they have them before publish()
+   * returns; at their deadline, whether the members have them yet or not.
+   */
+  #written (name: string, epoch: string, top: number, built: Array<{ pending: Pending, offset: number }>): void {
+    const written: Pending[] = []
+    for (const { pending, offset } of built) {
+      if (pending.settled) continue // its deadline passed: it failed, saying it may still be published
+      pending.written = { offset, epoch }
+      this.#waiting--
+      written.push(pending)
+    }
+    withinEach(this.#node.deliveredHere(name, epoch, top), written, this.#succeed).then(() => {
+      for (const pending of written) this.#succeed(pending)
+    }, () => {})
+  }
+
+  /** Runs a script, once Redis has answered the last one it left unanswered; null when `wait` gave up first. */
+  async #ask (script: Script, keys: string[], args: Array<string | Buffer>, wait: Wait, why: Reasons): Promise<unknown> {
+    if (this.#stalled !== null && await wait(this.#stalled, why.behind) === null) return null
+    const run = script.run(this.#client, keys, args)
+    const reply = await wait(run, why.unanswered)
+    if (reply === null) {
+      const answered = run.then(() => true as const, () => true as const)
+      this.#stalled = answered
+      answered.then(() => { if (this.#stalled === answered) this.#stalled = null }, () => {})
+    }
+    return reply
+  }
+
+  /** Settles a publish at its deadline: one Redis wrote succeeds, the others fail with `why`. */
+  #expire (pending: Pending, why: string): void {
+    if (pending.written !== null) this.#succeed(pending)
+    else this.#fail([pending], new RedisUnavailableError(why))
+  }
+
+  readonly #succeed = (pending: Pending): void => {
+    if (pending.settled) return
+    pending.settled = true
+    pending.resolve(pending.written!)
   }
 
   #fail (batch: Pending[], error: unknown): void {
     for (const pending of batch) {
-      this.#waiting--
+      if (pending.settled) continue
+      pending.settled = true
+      if (pending.written === null) this.#waiting--
       pending.reject(error)
     }
   }
@@ -303,10 +387,14 @@ export class RedisLog implements HistoryLog {
   async read (name: string, query: LogQuery): Promise<LogRead> {
     if (this.#closed) throw new ClosedError('history')
     if (!this.#node.up) throw new RedisUnavailableError(`cannot read the history of room "${name}"`)
+    const deadline = performance.now() + this.#options.connectTimeout
+    const wait: Wait = (promise) => within(promise, deadline - performance.now(), null)
+    const what = `cannot read the history of room "${name}"`
     // Subscribed first, so that what is published after this read reaches this node.
-    const subscribed = await within(this.#node.subscribedFor(name).then(() => true), this.#options.connectTimeout, false)
-    if (!subscribed) throw new RedisUnavailableError(`cannot read the history of room "${name}": no subscription within connectTimeout (${this.#options.connectTimeout} ms)`)
-    const read = await this.#read(name, query)
+    const subscribed = await wait(this.#node.subscribedFor(name).then(() => true), what)
+    if (subscribed === null) throw new RedisUnavailableError(`${what}: no subscription within connectTimeout (${this.#options.connectTimeout} ms)`)
+    const read = await this.#read(name, query, wait, { behind: what, unanswered: what })
+    if (read === null) throw new RedisUnavailableError(`${what}: no answer within connectTimeout (${this.#options.connectTimeout} ms)`)
     const stream = this.#streams.get(name)
     if (stream !== undefined && !stream.sending && (stream.epoch !== read.epoch || stream.top < read.top)) {
       stream.epoch = read.epoch
@@ -315,18 +403,18 @@ export class RedisLog implements HistoryLog {
     return read
   }
 
-  async #read (name: string, query: LogQuery): Promise<LogRead> {
-    const { ttl, connectTimeout } = this.#options
-    const run = readScript.run(this.#client, [this.#metaKey(name), this.#logKey(name)], [
-      newEpoch(), String(ttl), query.after === null ? '' : String(query.after), String(query.limit), query.epoch ?? ''
-    ])
+  /** Reads the stream; null when `wait` gave up. */
+  async #read (name: string, query: LogQuery, wait: Wait, why: Reasons): Promise<LogRead | null> {
+    const { ttl } = this.#options
     let reply: unknown
     try {
-      reply = await within(run, connectTimeout, null)
+      reply = await this.#ask(readScript, [this.#metaKey(name), this.#logKey(name)], [
+        newEpoch(), String(ttl), query.after === null ? '' : String(query.after), String(query.limit), query.epoch ?? ''
+      ], wait, why)
     } catch (error) {
       throw new RedisUnavailableError(`cannot read the history of room "${name}": ${String((error as Error)?.message ?? error)}`)
     }
-    if (reply === null) throw new RedisUnavailableError(`cannot read the history of room "${name}": no answer within connectTimeout (${connectTimeout} ms)`)
+    if (reply === null) return null
     const [epoch, top, now, raw] = reply as [Buffer, Buffer, Buffer, Array<[Buffer, Buffer[]]>]
     const since = Number(now.toString()) - ttl
     const entries: LogEntry[] = []
@@ -341,8 +429,8 @@ export class RedisLog implements HistoryLog {
     // The oldest messages expire first: then read on from the last expired one (once, as far
     // as the history goes), for the first `limit` kept after `after`, as from memory.
     if (query.after !== null && expired >= 0 && raw.length === query.limit && query.limit < this.#options.size) {
-      const more = await this.#read(name, { ...query, after: expired, limit: this.#options.size })
-      if (more.epoch === read.epoch) return { ...more, entries: more.entries.slice(0, query.limit) }
+      const more = await this.#read(name, { ...query, after: expired, limit: this.#options.size }, wait, why)
+      if (more !== null && more.epoch === read.epoch) return { ...more, entries: more.entries.slice(0, query.limit) }
     }
     return read
   }
@@ -365,6 +453,10 @@ export class RedisLog implements HistoryLog {
     if (this.#sweep !== null) clearTimeout(this.#sweep)
     this.#sweep = null
   }
+}
+
+function isLive (pending: Pending): boolean {
+  return !pending.settled
 }
 
 /** An entry of the stream; its offset alone when it is older than `since` (ms); null when it is not one of ours. */

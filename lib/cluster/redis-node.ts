@@ -8,8 +8,9 @@
 // a hash, `{<keyPrefix>}:node:<nodeId>`, whose expiry every heartbeat pushes back, and lists
 // itself in `{<keyPrefix>}:nodes`. A count is the sum of the hashes that still exist, so a node
 // that died without cleaning up stops counting when its hash expires (nodeTimeout). The braces
-// put every state key in one hash slot, so the MULTI works on Redis Cluster too. Presence
-// entries and the rooms' life cycle are kept the same way (./redis-presence).
+// put every state key in one hash slot (Redis Cluster itself is refused for now, see
+// ./redis-connections). Presence entries and the rooms' life cycle are kept the same way
+// (./redis-presence).
 //
 // Commands for every node (to(...).broadcast, disconnectAll, disconnectSession) go on one
 // control channel, `<keyPrefix>:control`, which every node subscribes to.
@@ -22,7 +23,7 @@
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import type { WebsocketRoomsClusterStats } from '../../types/index'
-import type { ClusterHost, ClusterLink, ControlCommand, StoredEntry } from '../rooms/port'
+import { ControlKind, type ClusterHost, type ClusterLink, type ControlCommand, type StoredEntry } from '../rooms/port'
 import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished } from './codec'
 import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
@@ -360,13 +361,45 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     }
     if (message.origin === this.nodeId) return // carried out here when it was sent
     this.#received++
+    if (message.deadline !== null && Date.now() > message.deadline) {
+      // Its sender has told its caller that it failed (a stalled Redis), or the clocks are apart.
+      this.#host.log.warn(`fastify-websocket-rooms: dropped a command from node ${message.origin} that came ${Date.now() - message.deadline} ms past its deadline`)
+      return
+    }
     this.#host.control(message.command)
   }
 
-  /** Sends a command to every other node, as a broadcast is sent: at most once, bounded by maxPublishBacklog. */
+  /**
+   * Sends a command to every other node, as a broadcast is sent: at most once, bounded by
+   * maxPublishBacklog. A broadcast is fire and forget; a command that closes sessions rejects
+   * when it is not sent, or not answered by Redis before its deadline (connectTimeout from
+   * now), which it carries: the nodes that get it after that drop it.
+   */
   command (command: ControlCommand): Promise<void> {
-    const packet = encodeControl(this.nodeId, command)
-    return this.#send(this.#controlChannel, packet) ?? Promise.resolve()
+    if (command.kind === ControlKind.Broadcast) {
+      this.#send(this.#controlChannel, encodeControl(this.nodeId, command, null))
+      return Promise.resolve()
+    }
+    const what = command.kind === ControlKind.DisconnectRoom
+      ? `cannot close the members of room "${command.room}" on the other servers`
+      : `cannot close session "${command.sessionId}" on the other servers`
+    return this.#sendBefore(what, command, Date.now() + this.#options.connectTimeout)
+  }
+
+  async #sendBefore (what: string, command: ControlCommand, deadline: number): Promise<void> {
+    // Away as soon as either connection has noticed: the command connection may notice last.
+    const sent = this.#up ? this.#send(this.#controlChannel, encodeControl(this.nodeId, command, deadline)) : null
+    if (sent === null) {
+      if (!this.#up) this.#publishFailed++
+      const why = this.#closed ? 'the adapter is closed' : this.#up && this.#client.isReady ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
+      throw new RedisUnavailableError(`${what}: ${why}; not sent`)
+    }
+    let failed: Error | null | undefined
+    // Not before the deadline by this clock, so that a node that gets it after this rejection drops it.
+    do failed = await within(sent, deadline - Date.now() + 1, undefined)
+    while (failed === undefined && Date.now() <= deadline)
+    if (failed === undefined) throw new RedisUnavailableError(`${what}: no answer within connectTimeout (${this.#options.connectTimeout} ms); the servers that get it later drop it`)
+    if (failed !== null) throw new RedisUnavailableError(`${what}: ${failed.message}`)
   }
 
   #unsubscribe (names: string[]): Promise<void> {
@@ -462,9 +495,9 @@ export class RedisNode implements ClusterLink, RedisLogNode {
 
   /**
    * PUBLISHes a packet, unless Redis is away or past the backlog bound (then null, counted in
-   * publishFailed); the promise settles with Redis's answer, and never rejects.
+   * publishFailed); the promise resolves with Redis's answer: null, or the error. It never rejects.
    */
-  #send (channel: string, packet: Buffer): Promise<void> | null {
+  #send (channel: string, packet: Buffer): Promise<Error | null> | null {
     if (!this.#client.isReady || this.#closed) {
       this.#publishFailed++
       return null
@@ -486,9 +519,13 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     const sent = this.#options.sharded ? this.#publisher.sPublish(channel, packet) : this.#publisher.publish(channel, packet)
     this.#published++
     this.#publishBacklog += bytes
-    return sent.then(() => { this.#publishBacklog -= bytes }, (error: Error) => {
+    return sent.then(() => {
+      this.#publishBacklog -= bytes
+      return null
+    }, (error: Error) => {
       this.#publishBacklog -= bytes
       this.#onPublishError(error)
+      return error
     })
   }
 

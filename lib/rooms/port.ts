@@ -71,7 +71,12 @@ export interface ClusterLink {
   readonly history: HistoryLog | null
   /** Sends a broadcast, already delivered on this node, to the other nodes. */
   publish (name: string, encoded: Encoded): void
-  /** Sends a command to every other node; resolves once Redis has it, or it could not be sent (at most once). */
+  /**
+   * Sends a command to every other node, at most once. A broadcast is fire and forget; a
+   * command that closes sessions resolves once the backend has it, and rejects with
+   * FST_WS_ROOMS_REDIS_UNAVAILABLE when it was not sent or not answered in time (then no node
+   * carries it out later).
+   */
   command (command: ControlCommand): Promise<void>
   /** Members of a room on every node. */
   clusterMembers (name: string): Promise<number>

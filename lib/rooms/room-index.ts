@@ -308,7 +308,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     return false
   }
 
-  /** Closes every member of a room, on every node; resolves once the other nodes have been sent the command. */
+  /** Closes every member of a room, on every node: here at once; resolves once the other nodes have been sent the command, rejects if they could not be. */
   disconnectRoom (name: string, code: number, reason: string): Promise<void> {
     this.#closeMembers(name, code, reason)
     return this.#link.command({ kind: ControlKind.DisconnectRoom, room: name, code, reason })
@@ -318,7 +318,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     for (const member of this.membersOf(name)) member.close(code, reason)
   }
 
-  /** Closes a session wherever it lives; resolves once closed here, or once the other nodes have been sent the command. */
+  /** Closes a session wherever it lives; resolves once closed here, or once the other nodes have been sent the command (rejects if they could not be). */
   disconnectSession (id: string, code: number, reason: string): Promise<void> {
     const member = this.#findMember(id)
     if (member !== undefined) {
