@@ -13,7 +13,7 @@ import { ControlKind, type ControlCommand } from '../rooms/port'
 import { BINARY, Encoded, TEXT } from '../transport/frame'
 
 const VERSION = 2
-const FLAG_BINARY = 0x01
+export const FLAG_BINARY = 0x01
 const MAX_ID_LENGTH = 255
 
 export interface ClusterMessage {
@@ -145,6 +145,8 @@ function isSendableClose (code: unknown, reason: unknown): code is number {
 //   1 byte       length x of the id of the session left out (0: none), then x bytes: it
 //   the rest     the message, as it goes out in its WebSocket frame
 const PUBLISHED_VERSION = 4
+/** Where a published packet's flags byte is: the history's script keeps it with the message (./history-scripts). */
+export const PUBLISHED_FLAGS_BYTE = 1
 const MAX_OFFSET = 2 ** 48 - 1
 
 export interface PublishedMessage {
@@ -166,7 +168,7 @@ export function encodePublished (origin: string, message: PublishedMessage): Buf
   const headerLength = 3 + originLength + 6 + 1 + epochLength + 1 + exceptLength
   const packet = Buffer.allocUnsafe(headerLength + encoded.data.length)
   packet[0] = PUBLISHED_VERSION
-  packet[1] = encoded.options === BINARY ? FLAG_BINARY : 0
+  packet[PUBLISHED_FLAGS_BYTE] = encoded.options === BINARY ? FLAG_BINARY : 0
   packet[2] = originLength
   let at = 3 + packet.write(origin, 3, 'latin1')
   at = packet.writeUIntBE(offset, at, 6)

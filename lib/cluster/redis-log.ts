@@ -21,98 +21,14 @@
 // past that, no other is sent: Redis answers a connection in order, so they would only queue.
 // A script rather than a MULTI, because the check and the writes must be one step; a stream
 // rather than a list, because reads by offset are range queries on its ids.
-import { createHash } from 'node:crypto'
 import { RESP_TYPES } from '@redis/client'
 import type { StreamPosition } from '../../types/index'
 import { ClosedError, PublishBacklogError, RedisUnavailableError } from '../errors'
 import { buildMessage, newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from '../history/log'
-import { BINARY, Encoded, TEXT } from '../transport/frame'
 import { within, withinEach } from '../within'
 import { encodePublished } from './codec'
+import { FLAGS_AT, decodeStored, publishScript, publishedMessage, readScript } from './history-scripts'
 import type { RedisConnection } from './redis-connections'
-
-const PUBLISH = `
-local m = redis.call('HMGET', KEYS[1], 'e', 'n', 'o', 'u')
-if not m[1] then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', ARGV[6], 'n', '0')
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
-  m = { ARGV[6], '0', false, false }
-end
-local t = redis.call('TIME')
-local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now = string.format('%d', ms)
-local taken = m[3] and m[3] ~= ARGV[8] and tonumber(m[4]) > ms
-if taken or m[1] ~= ARGV[2] or m[2] ~= ARGV[3] then
-  if ARGV[9] == '1' and not taken then
-    redis.call('HSET', KEYS[1], 'o', ARGV[8], 'u', string.format('%d', ms + tonumber(ARGV[10])))
-  end
-  return { 0, m[1], m[2] }
-end
-if m[3] then redis.call('HDEL', KEYS[1], 'o', 'u') end
-local n = tonumber(m[2])
-for i = 11, #ARGV, 3 do
-  n = n + 1
-  local packet = ARGV[i]
-  local data = string.sub(packet, 2, 2) .. string.sub(packet, tonumber(ARGV[i + 1]) + 1)
-  if ARGV[i + 2] == '' then
-    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 't', now, 'd', data)
-  else
-    redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[5], string.format('%d-0', n), 't', now, 'd', data, 'x', ARGV[i + 2])
-  end
-  redis.call(ARGV[7], ARGV[1], packet)
-end
-redis.call('HSET', KEYS[1], 'n', string.format('%d', n))
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return { 1, m[1], string.format('%d', n) }
-`
-
-const READ = `
-local t = redis.call('TIME')
-local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-local m = redis.call('HMGET', KEYS[1], 'e', 'n')
-if not m[1] then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', ARGV[1], 'n', '0')
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return { ARGV[1], '0', now, {} }
-end
-local entries = {}
-local limit = tonumber(ARGV[4])
-if limit > 0 and (ARGV[5] == '' or ARGV[5] == m[1]) then
-  if ARGV[3] == '' then
-    entries = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', limit)
-  else
-    entries = redis.call('XRANGE', KEYS[2], string.format('%d', tonumber(ARGV[3]) + 1), '+', 'COUNT', limit)
-  end
-end
-return { m[1], m[2], now, entries }
-`
-
-/** A script run by its SHA1, sent again in full when Redis does not have it (NOSCRIPT: a restart, SCRIPT FLUSH). */
-class Script {
-  readonly #source: string
-  readonly #sha: string
-
-  constructor (source: string) {
-    this.#source = source
-    this.#sha = createHash('sha1').update(source).digest('hex')
-  }
-
-  async run (client: RedisConnection, keys: string[], args: Array<string | Buffer>): Promise<unknown> {
-    const rest = [String(keys.length), ...keys, ...args]
-    try {
-      return await client.sendCommand(['EVALSHA', this.#sha, ...rest])
-    } catch (error) {
-      if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
-      return await client.sendCommand(['EVAL', this.#source, ...rest])
-    }
-  }
-}
-
-const publishScript = new Script(PUBLISH)
-const readScript = new Script(READ)
 
 /** Most messages in one script call. */
 const MAX_BATCH = 128
@@ -260,10 +176,20 @@ export class RedisLog implements HistoryLog {
     if (built.length === 0) return null
     let reply: unknown
     try {
-      reply = await this.#ask(publishScript, [this.#metaKey(name), this.#logKey(name)], [
-        this.#node.channelOf(name), epoch, String(stream.top), String(ttl), String(size), newEpoch(), sharded ? 'SPUBLISH' : 'PUBLISH',
-        this.#node.nodeId, lost >= ATTEMPTS_BEFORE_TURN ? '1' : '0', String(Math.min(TURN_MS, connectTimeout)), ...args
-      ], wait, { behind, unanswered: `${room}: no answer within connectTimeout (${connectTimeout} ms); it may still be published` })
+      const run = (client: RedisConnection): Promise<unknown> => publishScript.run(client, [this.#metaKey(name), this.#logKey(name)], {
+        channel: this.#node.channelOf(name),
+        epoch,
+        top: String(stream.top),
+        ttl: String(ttl),
+        size: String(size),
+        newEpoch: newEpoch(),
+        publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
+        nodeId: this.#node.nodeId,
+        askTurn: lost >= ATTEMPTS_BEFORE_TURN ? '1' : '0',
+        turnMs: String(Math.min(TURN_MS, connectTimeout)),
+        flagsAt: FLAGS_AT
+      }, args)
+      reply = await this.#ask(run, wait, { behind, unanswered: `${room}: no answer within connectTimeout (${connectTimeout} ms); it may still be published` })
     } catch (error) {
       stream.epoch = null // whether it was written is unknown: read the position again
       this.#fail(batch, error instanceof RedisUnavailableError ? error : new RedisUnavailableError(`${room}: ${String((error as Error)?.message ?? error)}`))
@@ -322,7 +248,7 @@ export class RedisLog implements HistoryLog {
       try {
         const encoded = buildMessage(pending.build, { offset, epoch })
         const packet = encodePublished(this.#node.nodeId, { epoch, offset, exceptId: pending.exceptId, encoded })
-        args.push(packet, String(packet.length - encoded.data.length), pending.exceptId ?? '')
+        args.push(...publishedMessage(packet, packet.length - encoded.data.length, pending.exceptId))
       } catch (error) {
         this.#fail([pending], error)
         continue
@@ -351,9 +277,9 @@ export class RedisLog implements HistoryLog {
   }
 
   /** Runs a script, once Redis has answered the last one it left unanswered; null when `wait` gave up first. */
-  async #ask (script: Script, keys: string[], args: Array<string | Buffer>, wait: Wait, why: Reasons): Promise<unknown> {
+  async #ask (script: (client: RedisConnection) => Promise<unknown>, wait: Wait, why: Reasons): Promise<unknown> {
     if (this.#stalled !== null && await wait(this.#stalled, why.behind) === null) return null
-    const run = script.run(this.#client, keys, args)
+    const run = script(this.#client)
     const reply = await wait(run, why.unanswered)
     if (reply === null) {
       const answered = run.then(() => true as const, () => true as const)
@@ -408,9 +334,14 @@ export class RedisLog implements HistoryLog {
     const { ttl } = this.#options
     let reply: unknown
     try {
-      reply = await this.#ask(readScript, [this.#metaKey(name), this.#logKey(name)], [
-        newEpoch(), String(ttl), query.after === null ? '' : String(query.after), String(query.limit), query.epoch ?? ''
-      ], wait, why)
+      const run = (client: RedisConnection): Promise<unknown> => readScript.run(client, [this.#metaKey(name), this.#logKey(name)], {
+        newEpoch: newEpoch(),
+        ttl: String(ttl),
+        after: query.after === null ? '' : String(query.after),
+        limit: String(query.limit),
+        epoch: query.epoch ?? ''
+      })
+      reply = await this.#ask(run, wait, why)
     } catch (error) {
       throw new RedisUnavailableError(`cannot read the history of room "${name}": ${String((error as Error)?.message ?? error)}`)
     }
@@ -471,8 +402,8 @@ function readEntry (id: Buffer, fields: Buffer[], since: number): LogEntry | num
     else if (field === 'x') exceptId = fields[i + 1]!.toString('latin1')
   }
   const offset = Number.parseInt(id.toString(), 10)
-  if (data === null || data.length < 1 || !Number.isSafeInteger(offset)) return null
+  const encoded = data === null ? null : decodeStored(data)
+  if (encoded === null || !Number.isSafeInteger(offset)) return null
   if (!(time > since)) return offset
-  const encoded = new Encoded(data.subarray(1), (data[0]! & 1) !== 0 ? BINARY : TEXT)
   return exceptId === undefined ? { offset, encoded } : { offset, encoded, exceptId }
 }
