@@ -1,4 +1,6 @@
-// One Fastify instance as a node of a cluster that shares rooms through Redis.
+// One Fastify instance as a node of a cluster that shares rooms through Redis: its state in
+// Redis (counts, presence, heartbeat, dead nodes), its connections' health, and the reads of
+// the cluster's counts and presence; its pub/sub is ./redis-bus's.
 //
 // Interest routing: one channel per room, `<keyPrefix>:room:<name>`, subscribed while the room
 // has members on this node. Membership changes are gathered and applied once per turn of the
@@ -23,15 +25,13 @@
 // Delivery across nodes is at most once: while Redis is away broadcasts reach this node's
 // members only (counted in publishFailed), and nothing is queued for later.
 import type { WebsocketRoomsClusterStats } from '../../types/index'
-import { ControlKind, type ClusterHost, type ClusterLink, type ControlCommand, type StoredEntry } from '../rooms/port'
-import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished } from './codec'
+import type { ClusterHost, ClusterLink, ControlCommand, StoredEntry } from '../rooms/port'
 import { callHook } from '../call-hook'
 import { RedisUnavailableError } from '../errors'
 import type { Encoded } from '../transport/frame'
-import { sendWindow } from '../transport/wire'
 import { within } from '../within'
+import { RedisBus } from './redis-bus'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
-import { PublishedOrder } from './published-order'
 import { RedisLog, type RedisLogNode } from './redis-log'
 import { RedisPresence } from './redis-presence'
 
@@ -47,37 +47,28 @@ export interface RedisNodeOptions extends ConnectionSource {
 
 const NO_ROOMS: ReadonlySet<string> = new Set()
 
+/** The heartbeat's replies, by the command that gave each (see #beat). */
+const Beat = Object.freeze({ Listed: 0, Expiry: 1, Dead: 2, Pruned: 3, Presence: 4 } as const)
+
 /** Publishes waiting for Redis on one node past which publish() fails at once. */
 const MAX_WAITING_PUBLISHES = 10_000
 
 export class RedisNode implements ClusterLink, RedisLogNode {
   readonly nodeId: string
   readonly history: RedisLog | null
-  /** The order of the rooms' published messages here, and what fills their gaps; null without history. */
-  readonly #order: PublishedOrder | null
+  readonly #bus: RedisBus
   readonly #host: ClusterHost
   readonly #options: RedisNodeOptions
   readonly #connections: RedisConnections
   readonly #client: RedisConnection
-  /** The same connection without node-redis's per-command timeout, for PUBLISH: see publish(). */
-  readonly #publisher: RedisConnection
-  readonly #subscriber: RedisConnection
-  readonly #channelPrefix: string
-  readonly #channelPrefixBytes: number
-  /** Where commands for every node go (to(...).broadcast, disconnectAll, disconnectSession). */
-  readonly #controlChannel: string
-  #controlSubscribed = false
   readonly #nodesKey: string
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
   readonly #dirty = new Set<string>()
-  /** publish()es waiting for this node's members to have their message, by room. */
-  readonly #deliveries = new Map<string, Array<{ epoch: string, offset: number, resolve: () => void }>>()
   /** The rooms the update in flight writes and (un)subscribes. */
   #updating: ReadonlySet<string> = NO_ROOMS
   /** Its members' presence entries and its rooms' life cycle, in Redis. */
   readonly #presence: RedisPresence
-  readonly #subscribed = new Set<string>()
   /** The scheduled or running update of the state in Redis; updates run one after the other. */
   #pending: Promise<void> | null = null
   #updateQueued = false
@@ -91,15 +82,6 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   #cut = false
   /** Redis has been away since start: say so when it is back. */
   #wasDown = false
-  #published = 0
-  #publishFailed = 0
-  /** Bytes of broadcasts handed to the client whose PUBLISH has not been answered yet. */
-  #publishBacklog = 0
-  /** The send window (../transport/wire) of the last publish, and the backlog when it began. */
-  #window = 0
-  #backlogBefore = 0
-  #received = 0
-  #malformed = 0
 
   constructor (host: ClusterHost, options: RedisNodeOptions) {
     this.#host = host
@@ -107,11 +89,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     this.#options = options
     this.#connections = new RedisConnections(options, { onError: this.#onConnectionError, onReady: this.#onConnectionReady })
     this.#client = this.#connections.client
-    this.#publisher = withoutCommandTimeout(this.#client)
-    this.#subscriber = this.#connections.subscriber
-    this.#channelPrefix = `${options.keyPrefix}:room:`
-    this.#channelPrefixBytes = Buffer.byteLength(this.#channelPrefix)
-    this.#controlChannel = `${options.keyPrefix}:control`
+    this.#bus = new RedisBus(this, host, this.#client, this.#connections.subscriber, options)
     this.#nodesKey = `{${options.keyPrefix}}:nodes`
     this.#nodeKey = this.#nodeKeyOf(this.nodeId)
     this.#presence = new RedisPresence(host, this.#client, {
@@ -129,53 +107,23 @@ export class RedisNode implements ClusterLink, RedisLogNode {
         connectTimeout: options.connectTimeout,
         maxWaiting: MAX_WAITING_PUBLISHES
       })
-    this.#order = this.history === null ? null : new PublishedOrder(this.#orderHost(this.history, host.history!.size))
+    if (this.history !== null) this.#bus.orderPublished(this.history, host.history!.size)
   }
 
-  #orderHost (log: RedisLog, size: number): ConstructorParameters<typeof PublishedOrder>[0] {
-    return {
-      size,
-      deliver: (name, message) => {
-        this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId)
-        if (this.#deliveries.size !== 0) this.#settleDeliveries(name)
-      },
-      read: (name, after, limit, epoch) => log.read(name, { after, limit, epoch }),
-      readFailed: (name, error) => { this.#host.log.debug({ err: error }, `fastify-websocket-rooms: could not read the messages room "${name}" missed; its members' clients can tell by the offsets`) }
-    }
-  }
-
-  /**
-   * Resolves once this node's members of the room have had its message at `offset`: at once
-   * when it has none there; within connectTimeout at most (the message may come late, after
-   * a lost subscriber connection is back).
-   */
   deliveredHere (name: string, epoch: string, offset: number): Promise<void> {
-    const order = this.#order
-    if (order === null || !this.#subscribed.has(name) || order.reached(name, epoch, offset)) return Promise.resolve()
-    let waiting = this.#deliveries.get(name)
-    if (waiting === undefined) this.#deliveries.set(name, waiting = [])
-    const delivered = new Promise<void>((resolve) => { waiting.push({ epoch, offset, resolve }) })
-    return within(delivered, this.#options.connectTimeout, undefined)
-  }
-
-  #settleDeliveries (name: string): void {
-    const waiting = this.#deliveries.get(name)
-    if (waiting === undefined) return
-    const left = waiting.filter((delivery) => {
-      if (this.#subscribed.has(name) && !this.#order!.reached(name, delivery.epoch, delivery.offset)) return true
-      delivery.resolve()
-      return false
-    })
-    if (left.length === 0) this.#deliveries.delete(name)
-    else this.#deliveries.set(name, left)
+    return this.#bus.deliveredHere(name, epoch, offset)
   }
 
   get up (): boolean {
     return this.#up
   }
 
+  get closed (): boolean {
+    return this.#closed
+  }
+
   channelOf (name: string): string {
-    return this.#channelPrefix + name
+    return this.#bus.channelOf(name)
   }
 
   /**
@@ -186,7 +134,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     // A room subscribed now may be on its way out: its last member left, and the UNSUBSCRIBE
     // is queued or in flight. Then the next update subscribes it again.
     while (this.#up && this.#pending !== null && this.#host.members(name) > 0 &&
-      (!this.#subscribed.has(name) || this.#dirty.has(name) || this.#updating.has(name))) await this.#pending
+      (!this.#bus.isSubscribed(name) || this.#dirty.has(name) || this.#updating.has(name))) await this.#pending
   }
 
   #nodeKeyOf (nodeId: string): string {
@@ -219,8 +167,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     this.#up = true
     // Redis may have lost everything (a restart): write the whole state again, and subscribe
     // every room again (subscribing twice to a channel is harmless).
-    this.#subscribed.clear()
-    this.#controlSubscribed = false
+    this.#bus.resubscribe()
     for (const name of this.#host.roomNames()) this.#dirty.add(name)
     this.#presence.rewriteAll()
     this.#announceReady = true
@@ -290,10 +237,10 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       const members = this.#host.members(name)
       if (members > 0) {
         counts.set(name, members)
-        if (!this.#subscribed.has(name)) subscribe.push(name)
+        if (!this.#bus.isSubscribed(name)) subscribe.push(name)
       } else {
         emptied.push(name)
-        if (this.#subscribed.has(name)) unsubscribe.push(name)
+        if (this.#bus.isSubscribed(name)) unsubscribe.push(name)
       }
     }
     const state = this.#client.multi()
@@ -302,28 +249,16 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     state.pExpire(this.#nodeKey, this.#options.nodeTimeout)
     state.zAdd(this.#nodesKey, { score: Date.now(), value: this.nodeId })
     // A room this node is not subscribed to yet is new here.
-    this.#presence.write(state, (name) => !this.#subscribed.has(name))
-    const subscribeControl = !this.#controlSubscribed
+    this.#presence.write(state, (name) => !this.#bus.isSubscribed(name))
     try {
-      await Promise.all([
-        state.exec(),
-        subscribe.length > 0 ? this.#subscribe(subscribe) : null,
-        unsubscribe.length > 0 ? this.#unsubscribe(unsubscribe) : null,
-        subscribeControl ? this.#subscribeControl() : null
-      ])
+      await Promise.all([state.exec(), this.#bus.subscribe(subscribe), this.#bus.unsubscribe(unsubscribe)])
     } catch (error) {
       for (const name of names) this.#dirty.add(name)
       this.#presence.writeFailed()
       this.#report(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
       return
     }
-    if (subscribeControl) this.#controlSubscribed = true
-    for (const name of subscribe) this.#subscribed.add(name)
-    for (const name of unsubscribe) {
-      this.#subscribed.delete(name)
-      this.#order?.forget(name)
-      this.#settleDeliveries(name)
-    }
+    this.#bus.subscribed(subscribe, unsubscribe)
     if (this.#host.tracksOccupancy) {
       try {
         await this.#presence.updateOccupancy(names)
@@ -334,116 +269,20 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     if (this.#announceReady && this.#dirty.size === 0) {
       this.#announceReady = false
       // Subscribed again: what the rooms missed while Redis was away is read from their history.
-      this.#order?.catchUp()
+      this.#bus.catchUp()
       if (this.#options.onReady !== null) callHook(this.#options.onReady, [], this.#hookFailed('onReady'))
     }
   }
 
-  #subscribe (names: string[]): Promise<void> {
-    const channels = names.map((name) => this.#channelPrefix + name)
-    return this.#options.sharded
-      ? this.#subscriber.sSubscribe(channels, this.#onPacket, true)
-      : this.#subscriber.subscribe(channels, this.#onPacket, true)
-  }
-
-  #subscribeControl (): Promise<void> {
-    return this.#options.sharded
-      ? this.#subscriber.sSubscribe(this.#controlChannel, this.#onControl, true)
-      : this.#subscriber.subscribe(this.#controlChannel, this.#onControl, true)
-  }
-
-  readonly #onControl = (packet: Buffer): void => {
-    const message = decodeControl(packet)
-    if (message === null) {
-      this.#malformed++
-      this.#host.log.debug('fastify-websocket-rooms: ignored a message on the control channel that is not a command of this plugin')
-      return
-    }
-    if (message.origin === this.nodeId) return // carried out here when it was sent
-    this.#received++
-    if (message.deadline !== null && Date.now() > message.deadline) {
-      // Its sender has told its caller that it failed (a stalled Redis), or the clocks are apart.
-      this.#host.log.warn(`fastify-websocket-rooms: dropped a command from node ${message.origin} that came ${Date.now() - message.deadline} ms past its deadline`)
-      return
-    }
-    this.#host.control(message.command)
-  }
-
-  /**
-   * Sends a command to every other node, as a broadcast is sent: at most once, bounded by
-   * maxPublishBacklog. A broadcast is fire and forget; a command that closes sessions rejects
-   * when it is not sent, or not answered by Redis before its deadline (connectTimeout from
-   * now), which it carries: the nodes that get it after that drop it.
-   */
   command (command: ControlCommand): Promise<void> {
-    if (command.kind === ControlKind.Broadcast) {
-      this.#send(this.#controlChannel, encodeControl(this.nodeId, command, null))
-      return Promise.resolve()
-    }
-    const what = command.kind === ControlKind.DisconnectRoom
-      ? `cannot close the members of room "${command.room}" on the other servers`
-      : `cannot close session "${command.sessionId}" on the other servers`
-    return this.#sendBefore(what, command, Date.now() + this.#options.connectTimeout)
-  }
-
-  async #sendBefore (what: string, command: ControlCommand, deadline: number): Promise<void> {
-    // Away as soon as either connection has noticed: the command connection may notice last.
-    const sent = this.#up ? this.#send(this.#controlChannel, encodeControl(this.nodeId, command, deadline)) : null
-    if (sent === null) {
-      if (!this.#up) this.#publishFailed++
-      const why = this.#closed ? 'the adapter is closed' : this.#up && this.#client.isReady ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
-      throw new RedisUnavailableError(`${what}: ${why}; not sent`)
-    }
-    let failed: Error | null | undefined
-    // Not before the deadline by this clock, so that a node that gets it after this rejection drops it.
-    do failed = await within(sent, deadline - Date.now() + 1, undefined)
-    while (failed === undefined && Date.now() <= deadline)
-    if (failed === undefined) throw new RedisUnavailableError(`${what}: no answer within connectTimeout (${this.#options.connectTimeout} ms); the servers that get it later drop it`)
-    if (failed !== null) throw new RedisUnavailableError(`${what}: ${failed.message}`)
-  }
-
-  #unsubscribe (names: string[]): Promise<void> {
-    const channels = names.map((name) => this.#channelPrefix + name)
-    return this.#options.sharded
-      ? this.#subscriber.sUnsubscribe(channels, this.#onPacket, true)
-      : this.#subscriber.unsubscribe(channels, this.#onPacket, true)
-  }
-
-  readonly #onPacket = (packet: Buffer, channel: Buffer): void => {
-    if (isPublished(packet)) {
-      this.#onPublished(packet, channel)
-      return
-    }
-    const message = decodeClusterMessage(packet)
-    if (message === null) {
-      this.#malformed++
-      this.#host.log.debug({ channel: channel.toString() }, 'fastify-websocket-rooms: ignored a message that is not a broadcast of this plugin')
-      return
-    }
-    if (message.origin === this.nodeId) return // delivered here when it was sent
-    this.#received++
-    this.#host.deliver(channel.toString('utf8', this.#channelPrefixBytes), message.encoded)
-  }
-
-  /** A published message, from any node (this one too: it delivers its own from here, in offset order). */
-  #onPublished (packet: Buffer, channel: Buffer): void {
-    const published = decodePublished(packet)
-    if (published === null) {
-      this.#malformed++
-      this.#host.log.debug({ channel: channel.toString() }, 'fastify-websocket-rooms: ignored a malformed published message')
-      return
-    }
-    const { origin, message } = published
-    if (origin !== this.nodeId) this.#received++
-    const name = channel.toString('utf8', this.#channelPrefixBytes)
-    if (this.#order === null) this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId)
-    else this.#order.receive(name, message)
+    return this.#bus.command(command)
   }
 
   readonly #beat = (): void => {
     if (!this.#up) return
     if (this.#dirty.size > 0) this.#queueUpdate()
     const now = Date.now()
+    // In the order of Beat, which reads their replies.
     const beat = this.#client.multi()
       .zAdd(this.#nodesKey, { score: now, value: this.nodeId })
       .pExpire(this.#nodeKey, this.#options.nodeTimeout)
@@ -455,15 +294,15 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     beat.exec()
       .then((replies) => {
         // The hash expired (Redis was away longer than nodeTimeout): write it again.
-        if (Number(replies[1]) === 0) {
+        if (Number(replies[Beat.Expiry]) === 0) {
           this.#presence.rewriteAll()
           this.#markAllDirty()
         }
-        if (this.#presence.takenForDead(replies, 4)) this.#markAllDirty()
+        if (this.#presence.takenForDead(replies, Beat.Presence)) this.#markAllDirty()
         // Only a node that has something to tell claims the dead: one that does not would win
         // the claim and tell nobody. Their entries expire by themselves meanwhile.
         const tells = this.#host.tracksPresence || this.#host.tracksOccupancy
-        const dead = tells ? [...replies[2] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId) : []
+        const dead = tells ? [...replies[Beat.Dead] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId) : []
         for (const nodeId of dead) this.#presence.reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
       }, (error: Error) => {
         this.#report(error, 'could not send its heartbeat to Redis')
@@ -479,60 +318,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     if (any) this.#queueUpdate()
   }
 
-  /**
-   * Fire and forget, bounded: a broadcast is not published while Redis is away, nor while the
-   * PUBLISHes not yet answered hold more than maxPublishBacklog bytes (a Redis that stalls),
-   * so nothing piles up in the client's queue. That bound, rather than node-redis's timeout
-   * per command (a timer and an abort listener for every PUBLISH), is what limits the wait.
-   */
   publish (name: string, encoded: Encoded): void {
-    if (!this.#client.isReady || this.#closed) {
-      this.#publishFailed++
-      return
-    }
-    this.#send(this.#channelPrefix + name, encodeClusterMessage(this.nodeId, encoded))
-  }
-
-  /**
-   * PUBLISHes a packet, unless Redis is away or past the backlog bound (then null, counted in
-   * publishFailed); the promise resolves with Redis's answer: null, or the error. It never rejects.
-   */
-  #send (channel: string, packet: Buffer): Promise<Error | null> | null {
-    if (!this.#client.isReady || this.#closed) {
-      this.#publishFailed++
-      return null
-    }
-    const bytes = packet.length + channel.length
-    // As for a session's backpressure, the bound is on what Redis left unanswered from earlier
-    // turns of the event loop, not on this turn's own burst: at most maxPublishBacklog plus
-    // one turn's broadcasts wait.
-    const window = sendWindow()
-    if (this.#window !== window) {
-      this.#window = window
-      this.#backlogBefore = this.#publishBacklog
-    }
-    const before = this.#backlogBefore
-    if (before > 0 && before + bytes > this.#options.maxPublishBacklog) {
-      this.#publishFailed++
-      return null
-    }
-    const sent = this.#options.sharded ? this.#publisher.sPublish(channel, packet) : this.#publisher.publish(channel, packet)
-    this.#published++
-    this.#publishBacklog += bytes
-    return sent.then(() => {
-      this.#publishBacklog -= bytes
-      return null
-    }, (error: Error) => {
-      this.#publishBacklog -= bytes
-      this.#onPublishError(error)
-      return error
-    })
-  }
-
-  #onPublishError (error: Error): void {
-    this.#published--
-    this.#publishFailed++
-    this.#host.log.debug({ err: error }, 'fastify-websocket-rooms: a broadcast did not reach Redis')
+    this.#bus.publish(name, encoded)
   }
 
   /**
@@ -586,16 +373,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   }
 
   stats (): WebsocketRoomsClusterStats {
-    return {
-      nodeId: this.nodeId,
-      connected: this.#up,
-      subscribedRooms: this.#subscribed.size,
-      published: this.#published,
-      publishFailed: this.#publishFailed,
-      publishBacklog: this.#publishBacklog,
-      received: this.#received,
-      malformed: this.#malformed
-    }
+    return { nodeId: this.nodeId, connected: this.#up, ...this.#bus.stats() }
   }
 
   /**
@@ -607,6 +385,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   async close (): Promise<void> {
     if (this.#closed) return
     this.history?.close()
+    this.#bus.close()
     const gaveUp = await within(this.#leave().then(() => false), this.#options.connectTimeout, true)
     if (!gaveUp) return
     this.#closed = true
@@ -627,7 +406,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       try {
         await Promise.all([
           this.#client.multi().del(this.#nodeKey).del(this.#presence.roomsKey).zRem(this.#nodesKey, this.nodeId).exec(),
-          this.#subscribed.size > 0 ? this.#unsubscribe([...this.#subscribed]) : null
+          this.#bus.unsubscribeAll()
         ])
       } catch (error) {
         this.#report(error as Error, 'could not remove itself from Redis; its entry expires after nodeTimeout')
@@ -636,11 +415,6 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     this.#up = false
     await this.#connections.release()
   }
-}
-
-/** node-redis 6 gives every command a 5 s timeout by default: off for PUBLISH, where the client can say so. */
-function withoutCommandTimeout (client: RedisConnection): RedisConnection {
-  return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as RedisConnection : client
 }
 
 function nextTurn (): Promise<void> {
