@@ -37,7 +37,7 @@ class ServerRoomHandle implements ServerRoom {
   }
 
   members (): number {
-    return this.#rooms.members(this.#name)
+    return this.#rooms.memberCount(this.#name)
   }
 
   clusterMembers (): Promise<number> {
@@ -45,7 +45,7 @@ class ServerRoomHandle implements ServerRoom {
   }
 
   sessions (): Session[] {
-    return this.#rooms.membersOf(this.#name)
+    return this.#rooms.memberList(this.#name)
   }
 
   presence (): Promise<RoomPresence> {

@@ -30,7 +30,7 @@ export class LocalLink implements ClusterLink {
     const changed = this.#changed
     this.#changed = new Set()
     for (const name of changed) {
-      const occupied = this.#host.members(name) > 0
+      const occupied = this.#host.memberCount(name) > 0
       if (occupied === this.#occupied.has(name)) continue
       if (occupied) {
         this.#occupied.add(name)
@@ -55,7 +55,7 @@ export class LocalLink implements ClusterLink {
   }
 
   clusterMembers (name: string): Promise<number> {
-    return Promise.resolve(this.#host.members(name))
+    return Promise.resolve(this.#host.memberCount(name))
   }
 
   stats (): WebsocketRoomsClusterStats | null {

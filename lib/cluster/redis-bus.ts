@@ -9,7 +9,7 @@ import { RedisUnavailableError } from '../errors'
 import type { HistoryLog } from '../history/log'
 import { ControlKind, type ClusterHost, type ControlCommand } from '../rooms/port'
 import type { Encoded } from '../transport/frame'
-import { sendWindow } from '../transport/wire'
+import { pastBound, sendWindow } from '../transport/wire'
 import { within } from '../within'
 import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished } from './codec'
 import { PublishedOrder } from './published-order'
@@ -279,16 +279,13 @@ export class RedisBus {
       return null
     }
     const bytes = packet.length + channel.length
-    // As for a session's backpressure, the bound is on what Redis left unanswered from earlier
-    // turns of the event loop, not on this turn's own burst: at most maxPublishBacklog plus
-    // one turn's broadcasts wait.
+    // As for a session's backpressure: at most maxPublishBacklog plus one turn's broadcasts wait.
     const window = sendWindow()
     if (this.#window !== window) {
       this.#window = window
       this.#backlogBefore = this.#publishBacklog
     }
-    const before = this.#backlogBefore
-    if (before > 0 && before + bytes > this.#options.maxPublishBacklog) {
+    if (pastBound(this.#backlogBefore, bytes, this.#options.maxPublishBacklog)) {
       this.#publishFailed++
       return null
     }

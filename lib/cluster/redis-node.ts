@@ -70,7 +70,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   /** Its members' presence entries and its rooms' life cycle, in Redis. */
   readonly #presence: RedisPresence
   /** The scheduled or running update of the state in Redis; updates run one after the other. */
-  #pending: Promise<void> | null = null
+  #updates: Promise<void> | null = null
   #updateQueued = false
   #heartbeat: NodeJS.Timeout | null = null
   /** Both connections are ready; false from their first error until both are ready again. */
@@ -133,8 +133,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   async subscribedFor (name: string): Promise<void> {
     // A room subscribed now may be on its way out: its last member left, and the UNSUBSCRIBE
     // is queued or in flight. Then the next update subscribes it again.
-    while (this.#up && this.#pending !== null && this.#host.members(name) > 0 &&
-      (!this.#bus.isSubscribed(name) || this.#dirty.has(name) || this.#updating.has(name))) await this.#pending
+    while (this.#up && this.#updates !== null && this.#host.memberCount(name) > 0 &&
+      (!this.#bus.isSubscribed(name) || this.#dirty.has(name) || this.#updating.has(name))) await this.#updates
   }
 
   #nodeKeyOf (nodeId: string): string {
@@ -144,7 +144,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   async start (): Promise<void> {
     await this.#connections.open(this.#options.connectTimeout)
     this.#onConnectionReady()
-    await this.#pending
+    await this.#updates
     this.#heartbeat = setInterval(this.#beat, this.#options.nodeHeartbeat).unref()
   }
 
@@ -202,15 +202,15 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   #queueUpdate (): void {
     if (this.#updateQueued || this.#closed) return
     this.#updateQueued = true
-    const update = (this.#pending ?? Promise.resolve())
+    const update = (this.#updates ?? Promise.resolve())
       .then(nextTurn)
       .then(() => {
         this.#updateQueued = false
         return this.#update()
       })
-    this.#pending = update
+    this.#updates = update
     update.finally(() => {
-      if (this.#pending === update) this.#pending = null
+      if (this.#updates === update) this.#updates = null
     }).catch(() => {}) // #update never rejects
   }
 
@@ -234,7 +234,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     const subscribe: string[] = []
     const unsubscribe: string[] = []
     for (const name of names) {
-      const members = this.#host.members(name)
+      const members = this.#host.memberCount(name)
       if (members > 0) {
         counts.set(name, members)
         if (!this.#bus.isSubscribed(name)) subscribe.push(name)
@@ -356,14 +356,14 @@ export class RedisNode implements ClusterLink, RedisLogNode {
 
   async #readPresence (name: string): Promise<{ entries: StoredEntry[], complete: boolean } | null> {
     if (!this.#up) return null
-    await this.#pending
+    await this.#updates
     if (!this.#up) return null
     return { entries: await this.#presence.read(name), complete: true }
   }
 
   async #count (name: string, what: string): Promise<number> {
     // This node's own changes first, so a count read after a join includes it.
-    await this.#pending
+    await this.#updates
     if (!this.#up) throw new RedisUnavailableError(what)
     const nodes = await this.#client.zRange(this.#nodesKey, 0, -1)
     const counts = await Promise.all(nodes.map((nodeId) => this.#client.hGet(this.#nodeKeyOf(String(nodeId)), name)))
@@ -398,7 +398,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
 
   async #leave (): Promise<void> {
     // The sessions are closed by now: the last update unsubscribes their rooms.
-    await this.#pending
+    await this.#updates
     if (this.#closed) return
     this.#closed = true
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat)

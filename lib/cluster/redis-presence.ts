@@ -109,7 +109,7 @@ export class RedisPresence {
     this.#rewrite = false
     const lifetime = this.#lifetime
     for (const room of changed.keys()) {
-      if (this.#host.members(room) === 0) {
+      if (this.#host.memberCount(room) === 0) {
         state.del(this.#entriesKeyOf(this.#nodeId, room))
         state.sRem(this.roomsKey, room)
       }
@@ -127,7 +127,7 @@ export class RedisPresence {
       return
     }
     for (const [room, sessions] of changed) {
-      if (this.#host.members(room) === 0) continue
+      if (this.#host.memberCount(room) === 0) continue
       const key = this.#entriesKeyOf(this.#nodeId, room)
       const set: Array<[string, string]> = []
       const removed: string[] = []
@@ -160,7 +160,7 @@ export class RedisPresence {
     const added: string[] = []
     const removed: string[] = []
     for (const room of candidates) {
-      const occupied = this.#host.members(room) > 0
+      const occupied = this.#host.memberCount(room) > 0
       if (occupied && !this.#occupying.has(room)) added.push(room)
       else if (!occupied && this.#occupying.has(room)) removed.push(room)
     }

@@ -32,7 +32,7 @@ export interface ClusterHost {
   /** This instance's id, as a node of the cluster. */
   readonly nodeId: string
   /** Members of a room on this node. */
-  members (name: string): number
+  memberCount (name: string): number
   /** Names of the rooms with members on this node. */
   roomNames (): Iterable<string>
   /** Hands a broadcast from another node to this node's members of the room. */

@@ -19,7 +19,7 @@ export function toEntry (stored: StoredEntry): PresenceEntry {
 export class PresenceChanges {
   readonly #interval: number
   readonly #emit: (room: string, diff: PresenceDiff) => void
-  #pending = new Map<string, RoomChanges>()
+  #gathered = new Map<string, RoomChanges>()
   #timer: NodeJS.Timeout | null = null
 
   constructor (interval: number, emit: (room: string, diff: PresenceDiff) => void) {
@@ -43,10 +43,10 @@ export class PresenceChanges {
   }
 
   #changesOf (room: string): RoomChanges {
-    let changes = this.#pending.get(room)
+    let changes = this.#gathered.get(room)
     if (changes === undefined) {
       changes = { joins: new Map(), leaves: new Map() }
-      this.#pending.set(room, changes)
+      this.#gathered.set(room, changes)
     }
     this.#timer ??= setTimeout(this.flush, this.#interval).unref()
     return changes
@@ -56,8 +56,8 @@ export class PresenceChanges {
   readonly flush = (): void => {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    const pending = this.#pending
-    this.#pending = new Map()
+    const pending = this.#gathered
+    this.#gathered = new Map()
     for (const [room, { joins, leaves }] of pending) {
       if (joins.size === 0 && leaves.size === 0) continue
       this.#emit(room, { joins: [...joins.values()].map(toEntry), leaves: [...leaves.values()].map(toEntry) })
@@ -68,6 +68,6 @@ export class PresenceChanges {
   clear (): void {
     if (this.#timer !== null) clearTimeout(this.#timer)
     this.#timer = null
-    this.#pending.clear()
+    this.#gathered.clear()
   }
 }

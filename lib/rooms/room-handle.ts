@@ -63,7 +63,7 @@ export class RoomHandle<M extends Member = Member> implements WebSocketRoom {
   }
 
   members (): number {
-    return this.#index.members(this.#name)
+    return this.#index.memberCount(this.#name)
   }
 
   clusterMembers (): Promise<number> {

@@ -208,12 +208,12 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   }
 
   /** Members of a room on this node. */
-  members (name: string): number {
+  memberCount (name: string): number {
     return this.#rooms.get(name)?.size ?? 0
   }
 
   /** The members of a room on this node. */
-  membersOf (name: string): M[] {
+  memberList (name: string): M[] {
     const members = this.#rooms.get(name)
     return members === undefined ? [] : [...members]
   }
@@ -315,7 +315,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   }
 
   #closeMembers (name: string, code: number, reason: string): void {
-    for (const member of this.membersOf(name)) member.close(code, reason)
+    for (const member of this.memberList(name)) member.close(code, reason)
   }
 
   /** Closes a session wherever it lives; resolves once closed here, or once the other nodes have been sent the command (rejects if they could not be). */

@@ -18,7 +18,7 @@ export abstract class SessionQueue {
   /** The kind of the event being handled (until its promise settles), FAILING, or IDLE. */
   #running = IDLE
   // Flat triples (kind, a, b), read from #head: no object per queued event.
-  #pending: unknown[] | null = null
+  #queued: unknown[] | null = null
   #head = 0
 
   /** Runs one event; may return a promise, which the queue waits for. */
@@ -30,7 +30,7 @@ export abstract class SessionQueue {
 
   /** Number of events waiting behind a handler that has not settled yet. */
   protected get queuedEvents (): number {
-    return this.#pending === null ? 0 : (this.#pending.length - this.#head) / 3
+    return this.#queued === null ? 0 : (this.#queued.length - this.#head) / 3
   }
 
   protected get runningEvent (): number {
@@ -39,9 +39,9 @@ export abstract class SessionQueue {
 
   /** Empties the queue; returns what it held, as flat triples (kind, a, b), or null. */
   protected takePending (): unknown[] | null {
-    const pending = this.#pending
+    const pending = this.#queued
     const head = this.#head
-    this.#pending = null
+    this.#queued = null
     this.#head = 0
     return pending === null ? null : pending.slice(head)
   }
@@ -49,11 +49,11 @@ export abstract class SessionQueue {
   protected enqueue (kind: number, a?: unknown, b?: unknown): void {
     // Also queues events pushed from inside a running handler, so they never run nested.
     if (this.#running !== IDLE) {
-      (this.#pending ??= []).push(kind, a, b)
+      (this.#queued ??= []).push(kind, a, b)
       return
     }
     if (this.#step(kind, a, b)) return
-    if (this.#pending !== null) this.#drain()
+    if (this.#queued !== null) this.#drain()
   }
 
   /** Runs one event; true when it returned a promise, which keeps the queue busy until it settles. */
@@ -91,7 +91,7 @@ export abstract class SessionQueue {
   }
 
   #drain (): void {
-    let pending = this.#pending
+    let pending = this.#queued
     while (pending !== null && this.#head < pending.length) {
       const at = this.#head
       this.#head += 3
@@ -100,10 +100,10 @@ export abstract class SessionQueue {
       const b = pending[at + 2]
       pending[at + 1] = pending[at + 2] = undefined
       if (this.#step(kind, a, b)) return
-      pending = this.#pending
+      pending = this.#queued
     }
     if (pending === null) return
-    this.#pending = null
+    this.#queued = null
     this.#head = 0
     this[kIdle]()
   }

@@ -27,7 +27,7 @@ import { RoomHandle } from '../rooms/room-handle'
 import type { SessionRegistry } from './registry'
 import { closeCodeSentFor } from '../transport/protocol-errors'
 import { guardReceiver } from '../transport/receiver-guard'
-import { directSocketOf, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
+import { directSocketOf, pastBound, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
 import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
 
 /** What the sessions of one route share: its handlers, its limits, and the instance's registries. */
@@ -220,9 +220,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
       this.#window = window
       this.#leftBefore = this.#leftOver()
     }
-    // With nothing left over the client is keeping up: a message bigger than the bound still goes.
-    const before = this.#leftBefore
-    if (before > 0 && before + bytes > this.#route.limits.maxBackpressure) {
+    if (pastBound(this.#leftBefore, bytes, this.#route.limits.maxBackpressure)) {
       this.#overflow()
       return false
     }

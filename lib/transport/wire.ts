@@ -113,6 +113,16 @@ function closeWindow (): void {
   for (const socket of sockets) socket.uncork()
 }
 
+/**
+ * The rule of a bound on what a reader left unread (a client, for a session's maxBackpressure;
+ * Redis, for the adapter's maxPublishBacklog): it counts what was left over from earlier send
+ * windows, `before`, not this window's own burst, which is corked until the window closes;
+ * with nothing left over the reader keeps up, and even a message bigger than the bound goes.
+ */
+export function pastBound (before: number, bytes: number, bound: number): boolean {
+  return before > 0 && before + bytes > bound
+}
+
 /** The number of the current send window, opening one when none is. */
 export function sendWindow (): number {
   if (!windowOpen) {
