@@ -1,6 +1,7 @@
 // fastify-websocket-rooms: WebSocket sessions and rooms for Fastify.
 // Reads top to bottom: check the options, make sure @fastify/websocket is there, decorate
 // the instance, add endpoints through registerWebsocket, and close everything on app.close().
+import { setMaxListeners } from 'node:events'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
@@ -38,6 +39,8 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       : (room: string, ...args: A) => callHook(callback, [serverRooms.room(room), ...args], (error) => { fastify.log.error({ err: error }, `fastify-websocket-rooms: ${name} failed`) })
   /** Aborted when app.close() starts. */
   const closing = new AbortController()
+  // Every origin check still running listens for it: as many as upgrades wait, no leak.
+  setMaxListeners(0, closing.signal)
 
   // @fastify/websocket may be registered by the app already (registering it twice fails).
   // When this plugin registers it, the errorHandler is onSocketError below, which for a

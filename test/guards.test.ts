@@ -140,6 +140,26 @@ test('an allowedOrigins check that never settles does not hold app.close(): the 
   t.equal(counter.connected, 0, 'no session was started')
 })
 
+test('many origin checks waiting at once are no listener leak: no MaxListenersExceededWarning', async (t) => {
+  const app = Fastify()
+  const checks = new Events<string>()
+  await app.register(websocketRooms, { allowedOrigins: (origin) => { checks.push(origin); return new Promise<boolean>(() => {}) } })
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  counted(app, '/ws')
+  const base = await listen(app)
+  const asked = Array.from({ length: 20 }, () => upgradeRequest(base, '/ws', { origin: 'https://app.example.com' }))
+  await checks.until(20)
+  const closed = app.close()
+  t.same((await Promise.all(asked)).map((answer) => answer.status), Array(20).fill(503))
+  await closed
+  // A warning is emitted on the next tick after the listener that crossed the limit.
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning').map(String), [])
+})
+
 const tooMany = { statusCode: 503, code: 'FST_WS_ROOMS_TOO_MANY_SESSIONS', error: 'Service Unavailable', message: 'WebSocket upgrade refused: the server has reached its maximum number of sessions' }
 
 test('maxSessions: past the cap an upgrade gets 503 and no session; a closed session frees its place', async (t) => {

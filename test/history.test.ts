@@ -288,6 +288,9 @@ test('binary data the app changes after publish() resolved: history() and recove
   const expected = ['first', 'second', 'third']
   const kept = await room.history()
   t.same(kept.messages.map((m) => [Buffer.isBuffer(m.message), String(m.message)]), expected.map((text) => [true, text]), 'history() has the bytes as published')
+  // What history() hands out is the app's own: changing it changes nothing kept.
+  for (const message of kept.messages) (message.message as Buffer).fill(89)
+  t.same((await room.history()).messages.map((m) => String(m.message)), expected, 'history() gave copies')
   const back = await connect(base, `/ws?room=chat&offset=0&epoch=${epoch}`)
   const replay = await back.messages(4)
   t.same(replay.slice(0, 3).map((m) => [m.binary, String(m.data)]), expected.map((text) => [true, text]), 'and so has a recovery')

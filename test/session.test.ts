@@ -331,6 +331,7 @@ test('a session keeps its request but not what the upgrade left behind', async (
       t.equal(socket.listenerCount('close'), 1, 'only the session listens for close')
       t.equal(session.getHeader('upgrade'), 'websocket')
       t.equal(session.getHeader('Sec-WebSocket-Version'), '13')
+      for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) t.equal(session.getHeader(name), null, name)
       t.equal(raw.httpVersion, '1.1')
       t.ok(raw.rawHeaders.includes('Upgrade'), 'the raw headers are all there')
       checked()

@@ -89,9 +89,10 @@ export function historyOf (read: LogRead, query: LogQuery): RoomHistory {
   return { epoch: read.epoch, offset: read.top, messages, complete: covers(read.entries, query.after + 1, last) }
 }
 
+/** A kept message for the app: binary data as a copy of its own, which the app may change without changing the history. */
 function toHistoryMessage (entry: LogEntry): { offset: number, message: string | Buffer } {
   const { data, options } = entry.encoded
-  return { offset: entry.offset, message: options === BINARY ? data : data.toString() }
+  return { offset: entry.offset, message: options === BINARY ? Buffer.from(data) : data.toString() }
 }
 
 /** What an offset may be: offsets count messages one by one, so 2^53 is never reached. */

@@ -33,7 +33,11 @@ export abstract class SessionRequest extends SessionQueue {
 
   getHeader (name: string): string | null {
     if (typeof name !== 'string') throw new InvalidArgumentError('name', 'a string', describe(name))
-    const value = this.request.headers[name.toLowerCase()]
+    const headers = this.request.headers
+    const key = name.toLowerCase()
+    // Own headers only: `__proto__` or `constructor` is no header.
+    if (!Object.hasOwn(headers, key)) return null
+    const value = headers[key]
     if (value === undefined) return null
     return Array.isArray(value) ? value.join(', ') : value
   }
