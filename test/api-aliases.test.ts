@@ -53,8 +53,8 @@ async function example (t: Parameters<typeof build>[0], name: string): Promise<{
 }
 
 /** Resolves once the app holds exactly `count` sessions (a closing client's session ends on the server's own schedule). */
-async function untilSessions (app: FastifyInstance, count: number): Promise<void> {
-  while (app.websocketSessions.size !== count) await new Promise((resolve) => setImmediate(resolve))
+function untilSessions (app: FastifyInstance, count: number): Promise<void> {
+  return until(() => app.websocketSessions.size === count, () => `${count} sessions (${app.websocketSessions.size} now)`)
 }
 
 /** The HTTP answer to a handshake the server refuses: its status and its error message. */
