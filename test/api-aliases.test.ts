@@ -16,7 +16,7 @@ import WebSocket from 'ws'
 import type { WebsocketHandlers, WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen } from './helpers'
 import { program } from './programs'
-import { gate, until } from './signals'
+import { gate, until, within } from './signals'
 
 type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'schema'>>
 interface PresenceModule { onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> }
@@ -61,7 +61,7 @@ function untilSessions (app: FastifyInstance, count: number): Promise<void> {
 async function refusal (url: string): Promise<{ status: number, message: string }> {
   const ws = new WebSocket(url)
   ws.on('error', () => {}) // terminate() below aborts the handshake
-  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  const [, response] = await within(once(ws, 'unexpected-response'), `${url} to be refused`) as [unknown, IncomingMessage]
   let body = ''
   for await (const chunk of response) body += chunk
   ws.terminate()
@@ -483,9 +483,9 @@ test('a browser-style client (addEventListener): text and binary, close with a c
   const { base: binaryBase } = await example(t, 'binary')
   const binary = new WebSocket(`${binaryBase}/binary`)
   binary.binaryType = 'nodebuffer'
-  const [data, isBinary] = await once(binary, 'message') as [Buffer, boolean]
+  const [data, isBinary] = await within(once(binary, 'message'), 'the binary example\'s greeting') as [Buffer, boolean]
   t.equal(isBinary, true)
   t.equal(data.toString(), 'Binary hello')
   binary.close()
-  await once(binary, 'close')
+  await within(once(binary, 'close'), 'the binary example\'s client to close')
 })

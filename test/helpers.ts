@@ -95,7 +95,7 @@ export class Client {
 /** Opens a client and waits for the handshake. */
 export async function connect (base: string, path: string, options?: WebSocket.ClientOptions): Promise<Client> {
   const client = new Client(base + path, options)
-  await client.opened
+  await within(client.opened, `${base + path} to open`)
   return client
 }
 
