@@ -53,15 +53,15 @@ async function example (t: Parameters<typeof build>[0], name: string): Promise<{
 }
 
 /** Resolves once the app holds exactly `count` sessions (a closing client's session ends on the server's own schedule). */
-async function untilSessions (app: FastifyInstance, count: number): Promise<void> {
-  while (app.websocketSessions.size !== count) await new Promise((resolve) => setImmediate(resolve))
+function untilSessions (app: FastifyInstance, count: number): Promise<void> {
+  return until(() => app.websocketSessions.size === count, () => `${count} sessions (${app.websocketSessions.size} now)`)
 }
 
 /** The HTTP answer to a handshake the server refuses: its status and its error message. */
 async function refusal (url: string): Promise<{ status: number, message: string }> {
   const ws = new WebSocket(url)
   ws.on('error', () => {}) // terminate() below aborts the handshake
-  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  const [, response] = await within(once(ws, 'unexpected-response'), `${url} to be refused`) as [unknown, IncomingMessage]
   let body = ''
   for await (const chunk of response) body += chunk
   ws.terminate()
@@ -533,9 +533,9 @@ test('a browser-style client (addEventListener): text and binary, close with a c
   const { base: binaryBase } = await example(t, 'binary')
   const binary = new WebSocket(`${binaryBase}/binary`)
   binary.binaryType = 'nodebuffer'
-  const [data, isBinary] = await once(binary, 'message') as [Buffer, boolean]
+  const [data, isBinary] = await within(once(binary, 'message'), 'the binary example\'s greeting') as [Buffer, boolean]
   t.equal(isBinary, true)
   t.equal(data.toString(), 'Binary hello')
   binary.close()
-  await once(binary, 'close')
+  await within(once(binary, 'close'), 'the binary example\'s client to close')
 })

@@ -21,7 +21,7 @@ import type { FastifyInstance } from 'fastify'
 import { type Browser, type Page, chromium } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { Client, build as buildApp, connect, listen } from './helpers'
-import { gate, until } from './signals'
+import { DEADLINE, gate, until } from './signals'
 
 /** CHROMIUM_PATH, else the first Chromium on the PATH; null when there is none. */
 function findChromium (): string | null {
@@ -53,7 +53,7 @@ const args = [
 async function open (browser: Browser, url: string, errors: string[]): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 720, height: 560 } })
   const page = await context.newPage()
-  page.setDefaultTimeout(15_000)
+  page.setDefaultTimeout(DEADLINE)
   page.on('pageerror', (error) => errors.push(`page error: ${error.message}`))
   page.on('console', (message) => { if (message.type() === 'error') errors.push(`console: ${message.text()}`) })
   await page.goto(url)
@@ -264,7 +264,7 @@ test('compression: \'shared\' in headless Chromium: a page in a room gets compre
   const browser = await chromium.launch({ executablePath, headless: true, args })
   t.teardown(() => browser.close())
   const page = await browser.newPage()
-  page.setDefaultTimeout(15_000)
+  page.setDefaultTimeout(DEADLINE)
   const got = await page.evaluate(`new Promise((resolve, reject) => {
     const socket = new WebSocket(${JSON.stringify(url + '/ws')})
     socket.binaryType = 'arraybuffer'

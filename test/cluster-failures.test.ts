@@ -6,7 +6,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { createClient } from '@redis/client'
 import websocketRooms, { redisAdapter, type RedisAdapterOptions } from 'fastify-websocket-rooms'
 import * as handlers from './fixtures/cluster-handlers'
-import { connect, listen, throwsLike, type Client } from './helpers'
+import { connect, listen, throwsLike, until, type Client } from './helpers'
 import { PrivateRedis, REDIS_URL, adminClient, clusterNode, redisTest, uniquePrefix } from './redis'
 import { Events, eventually } from './signals'
 
@@ -149,6 +149,35 @@ redisTest('Redis crashes and starts again: local delivery goes on, the rooms are
   t.same(await b1.texts(3), ['ready', '1', '3'], 'delivery resumed; the message sent while Redis was away was not replayed')
   a1.send('others lobby 5')
   t.same(await b1.texts(4), ['ready', '1', '3', '5'], 'and nothing arrived twice')
+})
+
+redisTest('commands in flight when Redis drops (heartbeats, an update) fail within the outage already reported: one error', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const nodeHeartbeat = 100
+  const errors = new Events<Error>()
+  const ready = new Events<true>()
+  const a = await startNode(t, {
+    url: redis.url,
+    keyPrefix: uniquePrefix('in-flight'),
+    nodeHeartbeat,
+    nodeTimeout: 1000,
+    onError: (error) => errors.push(error),
+    onReady: () => ready.push(true)
+  })
+  await ready.until(1)
+  await member(a, 'lobby')
+
+  redis.pause() // what is sent from now on waits unanswered
+  await connect(a.base, '/ws?rooms=later') // its join queues an update, sent on the next turn
+  // A beat leaves every nodeHeartbeat: no event marks that one did, so this waits on the
+  // clock, for three beats, letting the event loop turn meanwhile.
+  const pausedAt = performance.now()
+  await until(() => performance.now() - pausedAt > 3 * nodeHeartbeat, 'three heartbeats sent to the frozen Redis')
+  await redis.crash()
+  await errors.until(1)
+  await redis.start()
+  await ready.until(2)
+  t.equal(errors.list.length, 1, `one error for the outage (${errors.list.map((error) => error.message).join('; ')})`)
 })
 
 redisTest('a Redis that stalls holds at most maxPublishBacklog bytes (plus one turn) of broadcasts; the rest reach this node only, and publishing resumes after', async (t) => {

@@ -10,6 +10,7 @@ import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import * as handlers from './fixtures/cluster-handlers'
 import { connect, listen, type Client } from './helpers'
 import { PrivateRedis, adminClient, redisTest, uniquePrefix } from './redis'
+import { within } from './signals'
 
 const NODE_HEARTBEAT = 200
 const NODE_TIMEOUT = 1500
@@ -23,7 +24,7 @@ async function startChild (t: { teardown (fn: () => unknown): void }, env: Recor
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const exited = once(child, 'exit').then(([code]) => { throw new Error(`cluster node exited with ${code} before listening`) })
-  const [line] = await Promise.race([once(createInterface({ input: child.stdout! }), 'line'), exited]) as [string]
+  const [line] = await within(Promise.race([once(createInterface({ input: child.stdout! }), 'line'), exited]), 'the cluster node to say it listens') as [string]
   const { port, nodeId } = JSON.parse(line) as { port: number, nodeId: string }
   return { process: child, base: `ws://127.0.0.1:${port}`, nodeId }
 }
@@ -79,7 +80,7 @@ redisTest('nodes in separate processes share rooms; a killed node drops out of t
   t.equal(await count(c1!, 'lobby'), 2, 'on any node')
 
   first.process.kill('SIGTERM')
-  const [code] = await once(first.process, 'exit')
+  const [code] = await within(once(first.process, 'exit'), 'the node to exit on SIGTERM')
   t.equal(code, 0, 'a node stopped with SIGTERM closes cleanly')
   t.equal(await admin.exists(`{${keyPrefix}}:node:${first.nodeId}`), 0, 'and removes its state from Redis at once')
   t.equal(await count(c3!, 'lobby'), 1)

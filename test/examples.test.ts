@@ -14,7 +14,7 @@ import WebSocket from 'ws'
 import { Client, connect, listen } from './helpers'
 import { program } from './programs'
 import { REDIS_URL, redisTest, uniquePrefix } from './redis'
-import { until } from './signals'
+import { until, within } from './signals'
 
 interface Example { build (options?: Record<string, unknown>): Promise<FastifyInstance> }
 
@@ -39,7 +39,7 @@ async function example (t: Test, name: string, options: Record<string, unknown> 
 async function refusal (url: string, options?: WebSocket.ClientOptions): Promise<{ status: number, headers: IncomingMessage['headers'], body: unknown }> {
   const ws = new WebSocket(url, options)
   ws.on('error', () => {}) // terminate() below aborts the handshake
-  const [, response] = await once(ws, 'unexpected-response') as [unknown, IncomingMessage]
+  const [, response] = await within(once(ws, 'unexpected-response'), `${url} to be refused`) as [unknown, IncomingMessage]
   let body = ''
   for await (const chunk of response) body += chunk
   ws.terminate()

@@ -14,7 +14,7 @@ import { constants as zlib, deflateRawSync, inflateRawSync } from 'node:zlib'
 import { test, type Test } from 'tap'
 import { build, connect, listen, until } from './helpers'
 import { RawClient, buildFrame, closePayload, opcodes, type FrameFlags, type ServerFrame } from './raw-client'
-import { Events, turns } from './signals'
+import { DEADLINE, Events, turns } from './signals'
 
 const FUZZ_SEED = process.env.FUZZ_SEED === undefined ? (Date.now() ^ (process.pid << 16)) >>> 0 : Number(process.env.FUZZ_SEED) >>> 0
 const CONNECTIONS = Number(process.env.FUZZ_CONNECTIONS ?? 400)
@@ -22,8 +22,8 @@ const CONNECTIONS = Number(process.env.FUZZ_CONNECTIONS ?? 400)
 const BATCH = 25
 const MAX_PAYLOAD = 65536
 const ROOMS = ['r0', 'r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7']
-/** A batch that has not finished by then has a connection the server never closed. */
-const WATCHDOG_MS = 15_000
+/** A batch that has not finished by then has a connection the server never closed (a test's deadline: see DEADLINE). */
+const WATCHDOG_MS = DEADLINE
 
 /** mulberry32: a tiny seeded PRNG, good enough to pick frames. */
 class Rng {

@@ -8,7 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebsocketHandlers } from 'fastify-websocket-rooms'
-import { Client, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
+import { Client, WS_CLOSE_TIMEOUT, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
 import { RawClient } from './raw-client'
 import { Events, gate, until } from './signals'
 
@@ -318,7 +318,11 @@ test('onDisconnected that throws or rejects, with many rooms per session, still 
 })
 
 test('app.close() with 2000 sessions, 200 of which never answer the close frame: all closed with 1001, in bounded time', async (t) => {
-  const closeTimeout = 300
+  // The plugin's default. The 1800 clients that answer do so at once, but their answers are read
+  // by this same process, after it has sent 2000 close frames: on a busy machine that takes far
+  // more than a few hundred ms, and a client whose answer was not read by closeTimeout is cut
+  // off like a silent one. With the default, only whether a client answers decides.
+  const closeTimeout = 5000
   const app = await build(t, { closeTimeout })
   const codes: number[] = []
   let n = 0
@@ -342,7 +346,8 @@ test('app.close() with 2000 sessions, 200 of which never answer the close frame:
   const startedAt = performance.now()
   await app.close()
   const took = performance.now() - startedAt
-  t.ok(took >= closeTimeout - 5 && took < 10_000, `close() took ${Math.round(took)} ms`)
+  // The silent ones hold close() for closeTimeout, and no longer: ws alone would wait 30 s for them.
+  t.ok(took >= closeTimeout - 5 && took < WS_CLOSE_TIMEOUT, `close() took ${Math.round(took)} ms`)
   t.equal(codes.length, 2000, 'every onDisconnected ran')
   t.equal(codes.filter((code) => code === 1001).length, 1800, 'the answering clients finished the close handshake')
   t.equal(codes.filter((code) => code === 1006).length, 200, 'the silent ones were cut off')

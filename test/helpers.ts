@@ -12,6 +12,13 @@ import { until, within } from './signals'
 
 export { until }
 
+/**
+ * How long ws waits for the answer to a close frame before it cuts the connection by itself
+ * (its own constant): a bound on how long the plugin's closeTimeout may take to cut a client
+ * that never answers, however busy the machine, which tells the plugin's cut-off from ws's.
+ */
+export const WS_CLOSE_TIMEOUT = 30_000
+
 interface Teardown { teardown (fn: () => unknown): void }
 
 export async function build (t: Teardown, options: WebsocketRoomsOptions = {}, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
@@ -88,7 +95,7 @@ export class Client {
 /** Opens a client and waits for the handshake. */
 export async function connect (base: string, path: string, options?: WebSocket.ClientOptions): Promise<Client> {
   const client = new Client(base + path, options)
-  await client.opened
+  await within(client.opened, `${base + path} to open`)
   return client
 }
 

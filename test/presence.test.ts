@@ -10,7 +10,7 @@ import { test } from 'tap'
 import websocketRooms, { redisAdapter, type PresenceDiff, type PresenceEntry, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { type Client, build, connect, listen, throwsLike, untilNoSessions } from './helpers'
 import { PrivateRedis, REDIS_URL, adminClient, redisTest, uniquePrefix } from './redis'
-import { Events, eventually, until } from './signals'
+import { Events, eventually, until, within } from './signals'
 import * as clusterHandlers from './fixtures/cluster-handlers'
 
 interface Call { room: string, joins: Array<[string, unknown]>, leaves: Array<[string, unknown]> }
@@ -244,7 +244,7 @@ redisTest('a node killed with members: one survivor tells their leaves, once, an
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const [line] = await within(once(createInterface({ input: child.stdout! }), 'line'), 'the node in a child process to say it listens') as [string]
   const { port } = JSON.parse(line) as { port: number }
   const doomed = `ws://127.0.0.1:${port}`
   const [a, b] = [await node(t, keyPrefix, redis.url), await node(t, keyPrefix, redis.url)]
@@ -359,7 +359,7 @@ redisTest('a room whose only members were on a node that died is told vacated by
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const [line] = await within(once(createInterface({ input: child.stdout! }), 'line'), 'the node in a child process to say it listens') as [string]
   const doomed = `ws://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`
   const adapter = (): WebsocketRoomsOptions['adapter'] => redisAdapter({ url: redis.url, keyPrefix, nodeHeartbeat: NODE_HEARTBEAT, nodeTimeout: NODE_TIMEOUT })
   const [a, b] = [await lifeCycleApp(t, adapter()), await lifeCycleApp(t, adapter())]
@@ -390,7 +390,7 @@ redisTest('a survivor with nothing to tell (no onPresence) never claims a dead n
   const settings = { REDIS_URL: redis.url, KEY_PREFIX: keyPrefix, NODE_HEARTBEAT: String(NODE_HEARTBEAT), NODE_TIMEOUT: String(NODE_TIMEOUT) }
   const child = spawn(process.execPath, ['--import', 'tsx', require.resolve('./fixtures/cluster-node.ts')], { env: { ...process.env, ...settings }, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const [line] = await once(createInterface({ input: child.stdout! }), 'line') as [string]
+  const [line] = await within(once(createInterface({ input: child.stdout! }), 'line'), 'the node in a child process to say it listens') as [string]
   const doomed = `ws://127.0.0.1:${(JSON.parse(line) as { port: number }).port}`
   // Several quiet survivors, so that one of them would win the claim if quiet ones took part.
   for (let i = 0; i < 3; i++) {

@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { Test } from 'tap'
+import { within } from './signals'
 
 const examples = resolve(__dirname, '..', 'examples')
 
@@ -40,7 +41,7 @@ export function program (t: Test, name: string, env: Record<string, string>): Pr
     messages,
     url (label, http = false) {
       const pattern = new RegExp(`^(?:${typeof label === 'string' ? label : label.source}): (${http ? 'http' : 'ws'}://127\\.0\\.0\\.1:\\d+/\\S*)$`)
-      return new Promise((resolve, reject) => {
+      const logged = new Promise<string>((resolve, reject) => {
         const check = (message: string): void => {
           const found = pattern.exec(message)
           if (found !== null) resolve(found[1]!)
@@ -49,10 +50,11 @@ export function program (t: Test, name: string, env: Record<string, string>): Pr
         waiters.push(check)
         outputEnded.then(() => reject(new Error(`examples/${name} exited before it logged a URL matching ${pattern}`)), reject)
       })
+      return within(logged, () => `examples/${name} to log a URL matching ${pattern} (logged: ${JSON.stringify(messages).slice(0, 300)})`)
     },
     async stop (signal = 'SIGTERM') {
       child.kill(signal)
-      await outputEnded
+      await within(outputEnded, `examples/${name} to exit on ${signal}`)
       return { exit: await exited }
     }
   }

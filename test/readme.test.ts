@@ -8,12 +8,63 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { test } from 'tap'
 import { build } from './helpers'
-import { INJECTWS_RECIPE, blockAfterComment, checkBlocks, typescriptBlocks } from './readme-blocks'
+import { INJECTWS_RECIPE, blockAfterComment, type BlockError, type CodeBlock, checkBlocks, typescriptBlocks } from './readme-blocks'
 import { Events } from './signals'
 
 const root = resolve(__dirname, '..')
 const readme = readFileSync(resolve(root, 'README.md'), 'utf8')
 const testing = readFileSync(resolve(root, 'docs', 'testing.md'), 'utf8')
+const documents = readdirSync(resolve(root, 'docs')).filter((name) => name.endsWith('.md'))
+
+/** A Markdown text with a mistake in each of its blocks, to show the check finds them, each at its line. */
+const SAMPLE = [
+  '# A README', //                                                 1
+  '', //                                                           2
+  '```ts', //                                                      3
+  "session.room('lobby').join()", //                               4
+  'session.writeText(42)', //                                      5
+  '```', //                                                        6
+  '', //                                                           7
+  '```js', //                                                      8
+  'this is not checked', //                                        9
+  '```', //                                                        10
+  '', //                                                           11
+  '```ts', //                                                      12
+  'const app = 42 // the block declares app: no preamble for it', // 13
+  "app.registerWebsocket('/ws', { onOpen () {} })", //             14
+  "import { Type } from '@sinclair/typebox'", //                   15
+  'Type.Object({})', //                                            16
+  '```', //                                                        17
+  '', //                                                           18
+  '<!-- check in examples/chat -->', //                            19
+  '```ts', //                                                      20
+  "const chat = await import('./chat.mjs')", //                    21
+  "app.registerWebsocket('/ws', { ...chat, onConect () {} })", //  22
+  '```', //                                                        23
+  '```ts', //                                                      24
+  "await import('./chat.mjs') // the directive applied once", //   25
+  '```' //                                                         26
+].join('\n')
+
+const readmeBlocks = typescriptBlocks(readme)
+const documentBlocks = new Map(documents.map((name) => [name, typescriptBlocks(readFileSync(resolve(root, 'docs', name), 'utf8'))]))
+const sampleBlocks = typescriptBlocks(SAMPLE)
+
+let checked: BlockError[] | undefined
+/**
+ * The errors of every block (the README's, docs/*.md's, the sample's), checked in one program:
+ * the package's, Fastify's and Node's types are loaded and resolved once, not once per test
+ * (each block is a module of its own, so they do not see each other).
+ */
+function allErrors (): BlockError[] {
+  checked ??= checkBlocks([...readmeBlocks, ...[...documentBlocks.values()].flat(), ...sampleBlocks])
+  return checked
+}
+
+/** The errors in `blocks`, in the order checkBlocks() reports them. */
+function errorsIn (blocks: CodeBlock[]): BlockError[] {
+  return allErrors().filter((error) => error.block !== undefined && blocks.includes(error.block))
+}
 
 // A user's document, kept short enough to read: detail goes to docs/.
 test('the README stays under 25,000 bytes', async (t) => {
@@ -35,22 +86,19 @@ test('docs/errors.md has one row for each error code of lib/errors.ts, and the d
 })
 
 test('every TypeScript block of the README compiles', async (t) => {
-  const blocks = typescriptBlocks(readme)
+  const blocks = readmeBlocks
   t.ok(blocks.length >= 5, `the README has its TypeScript blocks (${blocks.length})`)
   t.ok(blocks.some((block) => /\.recover\(/.test(block.code) && /\.publish\(/.test(block.code)), 'History and recovery\'s example among them')
-  const errors = checkBlocks(blocks)
+  const errors = errorsIn(blocks)
   t.same(errors.map(({ line, message }) => `README.md:${line}: ${message}`), [], 'no type error')
 })
 
 test('every TypeScript block of docs/*.md compiles', async (t) => {
-  const documents = readdirSync(resolve(root, 'docs')).filter((name) => name.endsWith('.md'))
   t.ok(documents.length > 0, 'docs/ has its documents')
-  // One program for all of them: the compiler loads the package's types (and Fastify's) once.
-  const blocks = new Map(documents.map((name) => [name, typescriptBlocks(readFileSync(resolve(root, 'docs', name), 'utf8'))]))
-  const errors = checkBlocks([...blocks.values()].flat())
-  t.same(errors.filter((error) => error.block === undefined).map(({ message }) => message), [], 'no error of the whole program')
+  const blocks = documentBlocks
+  t.same(allErrors().filter((error) => error.block === undefined).map(({ message }) => message), [], 'no error of the whole program')
   for (const [name, own] of blocks) {
-    const mine = errors.filter((error) => error.block !== undefined && own.includes(error.block))
+    const mine = errorsIn(own)
     t.same(mine.map(({ line, message }) => `docs/${name}:${line}: ${message}`), [], `docs/${name}: no type error`)
   }
   const total = [...blocks.values()].reduce((sum, own) => sum + own.length, 0)
@@ -106,42 +154,14 @@ test('docs/testing.md, injectWS: the recipe without its app.ready() does not pas
 })
 
 test('the check finds what is wrong, at its line of the Markdown file', async (t) => {
-  const markdown = [
-    '# A README', //                                                 1
-    '', //                                                           2
-    '```ts', //                                                      3
-    "session.room('lobby').join()", //                               4
-    'session.writeText(42)', //                                      5
-    '```', //                                                        6
-    '', //                                                           7
-    '```js', //                                                      8
-    'this is not checked', //                                        9
-    '```', //                                                        10
-    '', //                                                           11
-    '```ts', //                                                      12
-    'const app = 42 // the block declares app: no preamble for it', // 13
-    "app.registerWebsocket('/ws', { onOpen () {} })", //             14
-    "import { Type } from '@sinclair/typebox'", //                   15
-    'Type.Object({})', //                                            16
-    '```', //                                                        17
-    '', //                                                           18
-    '<!-- check in examples/chat -->', //                            19
-    '```ts', //                                                      20
-    "const chat = await import('./chat.mjs')", //                    21
-    "app.registerWebsocket('/ws', { ...chat, onConect () {} })", //  22
-    '```', //                                                        23
-    '```ts', //                                                      24
-    "await import('./chat.mjs') // the directive applied once", //   25
-    '```' //                                                         26
-  ].join('\n')
-  const blocks = typescriptBlocks(markdown)
+  const blocks = sampleBlocks
   t.same(blocks.map(({ line, folder }) => ({ line, folder })), [
     { line: 4, folder: '.' },
     { line: 13, folder: '.' },
     { line: 21, folder: 'examples/chat' },
     { line: 25, folder: '.' }
   ])
-  const errors = checkBlocks(blocks)
+  const errors = errorsIn(blocks)
   t.match(errors, [
     { line: 5, message: /Argument of type 'number' is not assignable to parameter of type 'string'/ },
     { line: 14, message: /Property 'registerWebsocket' does not exist on type '42'/ },

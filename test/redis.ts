@@ -139,7 +139,9 @@ export class PrivateRedis {
     if (child === null || child.exitCode !== null || child.signalCode !== null) return
     this.#process = null
     const exited = once(child, 'exit')
-    child.kill('SIGCONT') // a paused server would never see the SIGTERM
+    // A paused server would never see the SIGTERM. A SIGKILL ends it as it is: woken first, it
+    // could still answer what waits in its connections before it dies.
+    if (signal !== 'SIGKILL') child.kill('SIGCONT')
     child.kill(signal)
     await exited
   }

@@ -1,8 +1,14 @@
 // Ways for a test to await what happens on the server, with no timers but a deadline: a
 // regression fails the test at once with what was awaited, not after tap's own timeout.
 
-/** How long a test waits for something that should happen before it fails. */
-export const DEADLINE = 15_000
+/**
+ * How long a test waits for something that should happen before it fails: most of tap's
+ * per-file timeout (TAP_TIMEOUT, in seconds: package.json's "timeout"; tap's default, 30, when
+ * the file runs alone), so that a busy machine only makes a test slower, while a wait that never
+ * ends still fails with what it awaited before tap kills the file with a bare "timeout!".
+ */
+const tapTimeout = Number(process.env.TAP_TIMEOUT)
+export const DEADLINE = (tapTimeout > 0 ? tapTimeout : 30) * 900
 
 /**
  * Resolves as `promise` does, or rejects after `ms` with an error that names what was awaited

@@ -184,6 +184,18 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     if (this.#options.onError !== null) callHook(this.#options.onError, [error], this.#hookFailed('onError'))
   }
 
+  /**
+   * A command that failed. One in flight when the connection dropped (a heartbeat, an update)
+   * fails after the loss was reported: it is part of that outage, not news.
+   */
+  #commandFailed (error: Error, what: string): void {
+    if (!this.#up) {
+      this.#host.log.debug({ err: error }, `fastify-websocket-rooms: node ${this.nodeId} ${what} (Redis unreachable)`)
+      return
+    }
+    this.#report(error, what)
+  }
+
   #hookFailed (name: string): (error: unknown) => void {
     return (error) => { this.#host.log.error({ err: error }, `fastify-websocket-rooms: redisAdapter ${name} failed`) }
   }
@@ -255,7 +267,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     } catch (error) {
       for (const name of names) this.#dirty.add(name)
       this.#presence.writeFailed()
-      this.#report(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
+      this.#commandFailed(error as Error, 'could not update its rooms in Redis; it tries again on its next heartbeat')
       return
     }
     this.#bus.subscribed(subscribe, unsubscribe)
@@ -263,7 +275,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       try {
         await this.#presence.updateOccupancy(names)
       } catch (error) {
-        this.#report(error as Error, 'could not update its rooms\' occupancy in Redis; it tries again with its next update')
+        this.#commandFailed(error as Error, 'could not update its rooms\' occupancy in Redis; it tries again with its next update')
       }
     }
     if (this.#announceReady && this.#dirty.size === 0) {
@@ -303,9 +315,9 @@ export class RedisNode implements ClusterLink, RedisLogNode {
         // the claim and tell nobody. Their entries expire by themselves meanwhile.
         const tells = this.#host.tracksPresence || this.#host.tracksOccupancy
         const dead = tells ? [...replies[Beat.Dead] as unknown as Iterable<unknown>].map(String).filter((nodeId) => nodeId !== this.nodeId) : []
-        for (const nodeId of dead) this.#presence.reap(nodeId).catch((error: Error) => { this.#report(error, `could not read the presence of dead node ${nodeId}`) })
+        for (const nodeId of dead) this.#presence.reap(nodeId).catch((error: Error) => { this.#commandFailed(error, `could not read the presence of dead node ${nodeId}`) })
       }, (error: Error) => {
-        this.#report(error, 'could not send its heartbeat to Redis')
+        this.#commandFailed(error, 'could not send its heartbeat to Redis')
       })
   }
 
