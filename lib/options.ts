@@ -7,7 +7,7 @@ import { isAdapter, type Adapter } from './rooms/port'
 import { InvalidOptionError, describe } from './errors'
 import { sharedPerMessageDeflate } from './transport/deflate'
 import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
-import { didYouMean } from './suggest'
+import { closest, didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
 
@@ -97,6 +97,8 @@ const OPTION_NAMES = [
 ] as const
 typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
 const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
+/** The plugin's options that a route cannot set for itself. */
+export const PLUGIN_ONLY_OPTIONS: ReadonlySet<string> = new Set(OPTION_NAMES.filter((name) => !(ROUTE_LIMIT_NAMES as readonly string[]).includes(name)))
 
 /** An unknown option is a misspelt one: refused, with the closest name, rather than ignored. */
 function refuseUnknown (options: Record<string, unknown>): void {
@@ -106,6 +108,11 @@ function refuseUnknown (options: Record<string, unknown>): void {
 }
 
 const FORBIDDEN_WS_OPTIONS = ['noServer', 'server', 'port', 'host', 'path', 'maxPayload'] as const
+/** ws's server options an app may give: ws ignores a key it does not know, so a near miss is refused here. */
+const WS_OPTION_NAMES = [
+  'allowSynchronousEvents', 'autoPong', 'backlog', 'clientTracking', 'handleProtocols',
+  'perMessageDeflate', 'skipUTF8Validation', 'verifyClient', 'WebSocket'
+] as const satisfies ReadonlyArray<keyof WsServerOptions>
 
 /** An integer option, of the plugin's or of an adapter's; a null fallback makes it required. */
 export function integer (name: string, value: unknown, fallback: number | null, min: number, unit?: string): number {
@@ -163,6 +170,11 @@ export function resolveOptions (options: unknown): ResolvedOptions {
   const websocketOptions = options.websocketOptions === undefined ? {} : options.websocketOptions
   if (!isPlainObject(websocketOptions)) {
     throw new InvalidOptionError('websocketOptions', 'an object of ws server options', describe(websocketOptions))
+  }
+  for (const key of Object.keys(websocketOptions)) {
+    if ((WS_OPTION_NAMES as readonly string[]).includes(key)) continue
+    const meant = closest(key, WS_OPTION_NAMES, 2)
+    if (meant !== null) throw new InvalidOptionError(`websocketOptions.${key}`, `a ws server option (did you mean "${meant}"?)`, 'an unknown option')
   }
   for (const key of FORBIDDEN_WS_OPTIONS) {
     if (key in websocketOptions) {

@@ -16,13 +16,19 @@ function distance (a: string, b: string): number {
   return row[b.length]!
 }
 
-/** ` (did you mean "name"?)` for the closest of `names` within three edits, else ''. */
-export function didYouMean (key: string, names: Iterable<string>): string {
-  let best = ''
+/** The closest of `names` within `edits` edits (letters compared without case), or null. */
+export function closest (key: string, names: Iterable<string>, edits = 3): string | null {
+  let best: string | null = null
   let bestDistance = Infinity
   for (const name of names) {
     const d = distance(key, name)
     if (d < bestDistance) { best = name; bestDistance = d }
   }
-  return bestDistance <= 3 ? ` (did you mean "${best}"?)` : ''
+  return bestDistance <= edits ? best : null
+}
+
+/** ` (did you mean "name"?)` for the closest of `names` within three edits, else ''. */
+export function didYouMean (key: string, names: Iterable<string>): string {
+  const best = closest(key, names)
+  return best === null ? '' : ` (did you mean "${best}"?)`
 }

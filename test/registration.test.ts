@@ -129,6 +129,37 @@ test('a misspelt handler is refused with a suggestion', async (t) => {
   })
 })
 
+test('a misspelt route option is refused, never ignored; a plugin option on a route says where it goes', async (t) => {
+  const app = await build(t)
+  const cases: Array<[string, string]> = [
+    ['allowedOrigin', 'unknown option "allowedOrigin" (did you mean "allowedOrigins"?)'],
+    ['alowedOrigins', 'unknown option "alowedOrigins" (did you mean "allowedOrigins"?)'],
+    ['allowed_origins', 'unknown option "allowed_origins" (did you mean "allowedOrigins"?)'],
+    ['maxBackpresure', 'unknown option "maxBackpresure" (did you mean "maxBackpressure"?)'],
+    ['maxQueuedMessage', 'unknown option "maxQueuedMessage" (did you mean "maxQueuedMessages"?)'],
+    ['rateLimits', 'unknown option "rateLimits" (did you mean "rateLimit"?)'],
+    ['rate_limit', 'unknown option "rate_limit" (did you mean "rateLimit"?)'],
+    ['ratelimit', 'unknown option "ratelimit" (did you mean "rateLimit"?)']
+  ]
+  for (const [key, message] of cases) {
+    throwsLike(t, () => app.registerWebsocket('/ws', { onOpen () {}, [key]: ['https://app.example.com'] } as any), TypeError, {
+      code: 'FST_WS_ROOMS_INVALID_HANDLERS', message: `fastify-websocket-rooms: registerWebsocket("/ws"): ${message}`
+    })
+  }
+  for (const key of ['maxPayload', 'heartbeatInterval', 'closeTimeout', 'history', 'compression']) {
+    throwsLike(t, () => app.registerWebsocket('/ws', { onOpen () {}, [key]: 1 } as any), TypeError, {
+      code: 'FST_WS_ROOMS_INVALID_HANDLERS', message: `"${key}" is an option of the plugin, for every route: give it to app.register(websocketRooms, { ${key} })`
+    })
+  }
+  // A module namespace may export more than handlers: keys far from any name are left alone.
+  t.ok(app.registerWebsocket('/ns', { onOpen () {}, helpers: {}, VERSION: 1, schemas: {} } as any))
+})
+
+test('a misspelt ws server option in websocketOptions is refused with the closest one', async (t) => {
+  const error = await bare(t).register(websocketRooms, { websocketOptions: { perMessageDefalte: true } as any }).then(() => null, (err: unknown) => err)
+  t.match(error, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: 'fastify-websocket-rooms: option "websocketOptions.perMessageDefalte" must be a ws server option (did you mean "perMessageDeflate"?), got an unknown option' })
+})
+
 test('the keys of a plain @fastify/websocket route are refused with what to do instead', async (t) => {
   const app = await build(t)
   const cases: Array<[Record<string, unknown>, RegExp]> = [

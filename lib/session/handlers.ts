@@ -2,9 +2,9 @@
 // either of their two names (aliases), and the Fastify route options that run before the upgrade.
 // The object may be a frozen ES module namespace, so it is only ever read.
 import { InvalidHandlersError, describe } from '../errors'
-import { ROUTE_LIMIT_NAMES } from '../options'
+import { PLUGIN_ONLY_OPTIONS, ROUTE_LIMIT_NAMES } from '../options'
 import type { HandshakeRouteOptions, SessionHandlers } from '../../types/index'
-import { didYouMean } from '../suggest'
+import { closest } from '../suggest'
 import { typesAgree, type SameKeys } from '../type-checks'
 
 export interface Handlers {
@@ -69,8 +69,30 @@ function looksLikeHandler (key: string): boolean {
   return /^(on|handle|pre)[A-Z]/.test(key) || LOWERCASE_NAMES.has(key.toLowerCase())
 }
 
-function suggestion (key: string): string {
-  return didYouMean(key, [...HANDLER_NAMES, ...ROUTE_NAMES, ...LIMIT_NAMES])
+const KNOWN_NAMES = [...HANDLER_NAMES, ...ROUTE_NAMES, ...LIMIT_NAMES]
+/** The options (not handlers nor hooks) among them. */
+const OPTION_NAMES = [...LIMIT_NAMES, ...[...ROUTE_NAMES].filter((name) => !/^(on|pre)[A-Z]/.test(name))]
+/** The route's limits, with the spellings they are mistaken for (allowed_origins). */
+const LIMIT_SPELLINGS = new Map([...LIMIT_NAMES].map((name) => [spelling(name), name]))
+
+function spelling (key: string): string {
+  return key.toLowerCase().replace(/[_-]/g, '')
+}
+
+/**
+ * A limit misspelt (allowedOrigin, maxBackpresure, rate_limit): an unknown key this close to
+ * one is refused, since ignoring it would silently drop a limit (allowedOrigins is a guard).
+ * Other unknown keys are ignored: a module namespace may export more than handlers.
+ */
+function nearLimit (key: string): boolean {
+  return LIMIT_SPELLINGS.has(spelling(key)) || closest(key, LIMIT_NAMES, 2) !== null
+}
+
+/** Why an unknown key is refused: the handler, hook or option it is closest to. */
+function unknownKey (path: string, key: string): Error {
+  const meant = LIMIT_SPELLINGS.get(spelling(key)) ?? closest(key, KNOWN_NAMES)
+  const kind = meant !== null && OPTION_NAMES.includes(meant) ? 'option' : 'handler'
+  return new InvalidHandlersError(path, `unknown ${kind} "${key}"${meant === null ? '' : ` (did you mean "${meant}"?)`}`)
 }
 
 export interface RouteDefinition {
@@ -125,8 +147,10 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
       if (value !== undefined) routeOptions[key] = value
     } else if (OWN_ROUTE_KEYS.has(key)) {
       throw new InvalidHandlersError(path, OWN_ROUTE_KEYS.get(key)!)
-    } else if (!HANDLER_NAMES.has(key) && looksLikeHandler(key)) {
-      throw new InvalidHandlersError(path, `unknown handler "${key}"${suggestion(key)}`)
+    } else if (PLUGIN_ONLY_OPTIONS.has(key)) {
+      throw new InvalidHandlersError(path, `"${key}" is an option of the plugin, for every route: give it to app.register(websocketRooms, { ${key} })`)
+    } else if (!HANDLER_NAMES.has(key) && (looksLikeHandler(key) || nearLimit(key))) {
+      throw unknownKey(path, key)
     }
   }
   // After the unknown keys, so that a lone misspelt handler gets its suggestion.
