@@ -205,7 +205,7 @@ function validationError (result: unknown, value?: unknown, union: TaggedUnion |
   if (result instanceof Error) {
     error = result
   } else if (Array.isArray(result)) {
-    error = new Error(explain(result as ValidationIssue[], value, union).map((e) => `message${e.instancePath ?? ''} ${e.message ?? 'is invalid'}`).join(', '))
+    error = new Error(explain(result as ValidationFault[], value, union).map((e) => `message${e.instancePath ?? ''} ${e.message ?? 'is invalid'}`).join(', '))
     error.validation = result
   } else {
     error = new Error('message is invalid')
@@ -217,7 +217,7 @@ function validationError (result: unknown, value?: unknown, union: TaggedUnion |
 }
 
 /** The part of ajv's ErrorObject read here; other validators' lists may have less. */
-interface ValidationIssue {
+interface ValidationFault {
   instancePath?: string
   schemaPath?: string
   message?: string
@@ -258,8 +258,8 @@ function taggedUnion (schema: unknown): TaggedUnion | null {
  * for a tagged union, only the errors of the branch the message's tag names are kept, or,
  * when it names none, which tags there are.
  */
-function explain (issues: ValidationIssue[], value: unknown, union: TaggedUnion | null): ValidationIssue[] {
-  if (union === null) return issues
+function explain (faults: ValidationFault[], value: unknown, union: TaggedUnion | null): ValidationFault[] {
+  if (union === null) return faults
   const oneOf = `one of ${union.tags.map((candidate) => JSON.stringify(candidate)).join(', ')}`
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return [{ instancePath: '', message: `must be an object whose "${union.property}" is ${oneOf}` }]
@@ -269,6 +269,6 @@ function explain (issues: ValidationIssue[], value: unknown, union: TaggedUnion 
   const branch = union.tags.findIndex((candidate) => candidate === tag)
   if (branch === -1) return [{ instancePath: `/${union.property}`, message: `must be ${oneOf}` }]
   const prefix = `#/${union.keyword}/${branch}/`
-  const own = issues.filter((issue) => issue.schemaPath?.startsWith(prefix) === true)
-  return own.length > 0 ? own : issues
+  const own = faults.filter((fault) => fault.schemaPath?.startsWith(prefix) === true)
+  return own.length > 0 ? own : faults
 }
