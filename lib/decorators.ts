@@ -1,64 +1,28 @@
 // The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
 // routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
-import type { BroadcastTarget, RoomHistory, RoomPresence, ServerRoom, StreamPosition, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { BroadcastTarget, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
 import { InvalidArgumentError, describe } from './errors'
-import { historyQuery, type BuildMessage } from './history/log'
 import type { RoomIndex } from './rooms/room-index'
+import { RoomView, kIndex, kName } from './rooms/room-view'
 import type { SessionRegistry } from './session/registry'
 import { stringify } from './session/message-codec'
 import type { Session } from './session/session'
 import type { Message } from './transport/frame'
 
 /** app.websocketRooms.room(name). */
-class ServerRoomHandle implements ServerRoom {
-  readonly #rooms: RoomIndex<Session>
-  readonly #name: string
-
+class ServerRoomHandle extends RoomView<Session> implements ServerRoom {
   constructor (rooms: RoomIndex<Session>, name: string) {
-    this.#rooms = rooms
-    this.#name = name
-  }
-
-  broadcast (message: Message): void {
-    this.#rooms.broadcast(this.#name, message, null)
-  }
-
-  broadcastJson (value: unknown): void {
-    this.#rooms.broadcast(this.#name, stringify(value), null)
-  }
-
-  publish (build: BuildMessage): Promise<StreamPosition> {
-    return this.#rooms.roomHistory.publish(this.#name, build, null)
-  }
-
-  history (query?: { limit?: number, since?: StreamPosition }): Promise<RoomHistory> {
-    return this.#rooms.roomHistory.read(this.#name, historyQuery(query, this.#rooms.history?.size ?? 0))
-  }
-
-  members (): number {
-    return this.#rooms.memberCount(this.#name)
-  }
-
-  clusterMembers (): Promise<number> {
-    return this.#rooms.clusterMembers(this.#name)
+    super(rooms, name, stringify)
   }
 
   sessions (): Session[] {
-    return this.#rooms.memberList(this.#name)
-  }
-
-  presence (): Promise<RoomPresence> {
-    return this.#rooms.presence(this.#name)
+    return this[kIndex].memberList(this[kName])
   }
 
   disconnectAll (code: number = closeCodes.NORMAL, reason: string = ''): Promise<void> {
     assertCloseArguments(code, reason)
-    return this.#rooms.disconnectRoom(this.#name, code, reason)
-  }
-
-  getName (): string {
-    return this.#name
+    return this[kIndex].disconnectRoom(this[kName], code, reason)
   }
 }
 
