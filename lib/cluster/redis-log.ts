@@ -1,6 +1,10 @@
 // Rooms' history in Redis, for a cluster: any node publishes to a room's stream and any node
 // reads it, so a session recovers on another node than the one it was on.
 //
+// Just over 400 lines, for a reason: the batches, their deadlines and the reads share the
+// rooms' known positions and the script Redis left unanswered (a read waits behind it too);
+// the scripts themselves are ./history-scripts' and ./scripts/*.lua.
+//
 // Per room, two keys in the `{<keyPrefix>}` slot, both expiring `ttl` after the last message:
 // `{p}:history-meta:<room>`, a hash with the stream's epoch and last offset (and a turn), and
 // `{p}:history:<room>`, a Redis stream capped at `size` entries whose ids are the offsets.

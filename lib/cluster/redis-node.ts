@@ -2,6 +2,10 @@
 // Redis (counts, presence, heartbeat, dead nodes), its connections' health, and the reads of
 // the cluster's counts and presence; its pub/sub is ./redis-bus's.
 //
+// Over 400 lines, for a reason: the state updates, the heartbeat, the connections' health
+// and the reads all wait on one update chain and read one up/down state and one set of
+// rooms to write; apart, each would need them made reachable from outside.
+//
 // Interest routing: one channel per room, `<keyPrefix>:room:<name>`, subscribed while the room
 // has members on this node. Membership changes are gathered and applied once per turn of the
 // event loop (one SUBSCRIBE, one UNSUBSCRIBE, one MULTI for all of them).
