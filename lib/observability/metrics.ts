@@ -27,6 +27,22 @@ export interface MetricsSource {
 const kStarted = Symbol('fastify-websocket-rooms.metrics.started')
 type Timed = HandlerRunContext & { [kStarted]?: number }
 
+/** Sets a counter or gauge to totals read from the plugin. */
+function totals (metric: Counter | Gauge, read: (add: (labels: Record<string, string>, value: number) => void) => void): void {
+  const values = new Map<string, { labels: Record<string, string>, value: number }>()
+  read((labels, value) => {
+    const key = JSON.stringify(labels)
+    const entry = values.get(key)
+    if (entry === undefined) values.set(key, { labels, value })
+    else entry.value += value
+  })
+  metric.reset()
+  for (const { labels, value } of values.values()) {
+    if ('set' in metric) metric.set(labels, value)
+    else metric.inc(labels, value)
+  }
+}
+
 const sets = new WeakMap<Registry, Map<string, MetricSet>>()
 
 /** Registers an instance's metrics; returns what unregisters them (at app.close()). */
@@ -36,6 +52,8 @@ export function registerMetrics (settings: MetricsSettings, source: MetricsSourc
   let set = byPrefix.get(settings.prefix)
   if (set === undefined) byPrefix.set(settings.prefix, set = new MetricSet(settings))
   set.sources.set(source.nodeId, source)
+  // Redis's series only where there is a Redis: a 0 from a server without one would alarm.
+  if (source.stats().cluster !== null) set.addRedis()
   return () => {
     set.sources.delete(source.nodeId)
     if (set.sources.size > 0) return
@@ -49,31 +67,17 @@ class MetricSet {
   readonly #registry: Registry
   readonly #names: string[] = []
   readonly #unsubscribe: Array<() => void> = []
+  readonly #settings: MetricsSettings
+  #redis = false
 
-  constructor ({ client, registry, prefix }: MetricsSettings) {
-    this.#registry = registry
+  constructor (settings: MetricsSettings) {
+    this.#settings = settings
+    this.#registry = settings.registry
     const sources = this.sources
-    const gauge = (name: string, help: string, labelNames: string[], collect: (this: Gauge) => void): Gauge =>
-      this.#add(name, () => new client.Gauge({ name: prefix + name, help, labelNames, registers: [], collect }))
-    const counter = (name: string, help: string, labelNames: string[], collect?: (this: Counter) => void): Counter =>
-      this.#add(name, () => new client.Counter({ name: prefix + name, help, labelNames, registers: [], ...(collect === undefined ? {} : { collect }) }))
+    const gauge = this.#gauge.bind(this)
+    const counter = this.#counter.bind(this)
     const histogram = (name: string, help: string, labelNames: string[], buckets: number[]): Histogram =>
-      this.#add(name, () => new client.Histogram({ name: prefix + name, help, labelNames, buckets, registers: [] }))
-    /** Sets a counter or gauge to totals read from the plugin. */
-    const totals = (metric: Counter | Gauge, read: (add: (labels: Record<string, string>, value: number) => void) => void): void => {
-      const values = new Map<string, { labels: Record<string, string>, value: number }>()
-      read((labels, value) => {
-        const key = JSON.stringify(labels)
-        const entry = values.get(key)
-        if (entry === undefined) values.set(key, { labels, value })
-        else entry.value += value
-      })
-      metric.reset()
-      for (const { labels, value } of values.values()) {
-        if ('set' in metric) metric.set(labels, value)
-        else metric.inc(labels, value)
-      }
-    }
+      this.#add(name, () => new settings.client.Histogram({ name: settings.prefix + name, help, labelNames, buckets, registers: [] }))
 
     gauge('sessions', 'Open WebSocket sessions, by route.', ['route'], function () {
       totals(this, (add) => {
@@ -113,15 +117,6 @@ class MetricSet {
           add({ action: 'close' }, stats.closed.backpressure)
         }
       })
-    })
-    gauge('redis_connected', 'With redisAdapter: 1 while connected to Redis, else 0.', [], function () {
-      totals(this, (add) => { for (const source of sources.values()) { const cluster = source.stats().cluster; if (cluster !== null) add({}, cluster.connected ? 1 : 0) } })
-    })
-    gauge('redis_publish_backlog_bytes', 'With redisAdapter: bytes of broadcasts handed to Redis and not yet answered.', [], function () {
-      totals(this, (add) => { for (const source of sources.values()) { const cluster = source.stats().cluster; if (cluster !== null) add({}, cluster.publishBacklog) } })
-    })
-    counter('redis_publish_failures_total', 'With redisAdapter: broadcasts that reached this server\'s members only (Redis away, or past maxPublishBacklog).', [], function () {
-      totals(this, (add) => { for (const source of sources.values()) { const cluster = source.stats().cluster; if (cluster !== null) add({}, cluster.publishFailed) } })
     })
     counter('history_recoveries_total', 'With history: recover() calls, by result (recovered, not_recovered).', ['result'], function () {
       totals(this, (add) => {
@@ -164,6 +159,32 @@ class MetricSet {
     }
     handlerRun.subscribe(handlers)
     this.#unsubscribe.push(() => handlerRun.unsubscribe(handlers))
+  }
+
+  #gauge (name: string, help: string, labelNames: string[], collect: (this: Gauge) => void): Gauge {
+    const { client, prefix } = this.#settings
+    return this.#add(name, () => new client.Gauge({ name: prefix + name, help, labelNames, registers: [], collect }))
+  }
+
+  #counter (name: string, help: string, labelNames: string[], collect?: (this: Counter) => void): Counter {
+    const { client, prefix } = this.#settings
+    return this.#add(name, () => new client.Counter({ name: prefix + name, help, labelNames, registers: [], ...(collect === undefined ? {} : { collect }) }))
+  }
+
+  /** The Redis adapter's series, once the first instance with one joins. */
+  addRedis (): void {
+    if (this.#redis) return
+    this.#redis = true
+    const sources = this.sources
+    this.#gauge('redis_connected', 'With redisAdapter: 1 while connected to Redis, else 0.', [], function () {
+      totals(this, (add) => { for (const source of sources.values()) { const cluster = source.stats().cluster; if (cluster !== null) add({}, cluster.connected ? 1 : 0) } })
+    })
+    this.#gauge('redis_publish_backlog_bytes', 'With redisAdapter: bytes of broadcasts handed to Redis and not yet answered.', [], function () {
+      totals(this, (add) => { for (const source of sources.values()) { const cluster = source.stats().cluster; if (cluster !== null) add({}, cluster.publishBacklog) } })
+    })
+    this.#counter('redis_publish_failures_total', 'With redisAdapter: broadcasts that reached this server\'s members only (Redis away, or past maxPublishBacklog).', [], function () {
+      totals(this, (add) => { for (const source of sources.values()) { const cluster = source.stats().cluster; if (cluster !== null) add({}, cluster.publishFailed) } })
+    })
   }
 
   /** Registers a metric, or says which name is taken by a metric of someone else's. */
