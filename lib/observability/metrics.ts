@@ -95,8 +95,14 @@ class MetricSet {
         for (const { rooms } of sources.values()) for (const name of rooms.roomNames()) add({}, rooms.memberCount(name))
       })
     })
-    const received = counter('messages_received_total', 'Messages received from clients, by route (and type, with message routes).', ['route', 'type'])
-    const receivedBytes = counter('received_bytes_total', 'Bytes of the messages received from clients, by route (and type).', ['route', 'type'])
+    // Counted here by route and type, one Map lookup a message; handed to prom-client at scrape time.
+    const received = new Map<string, { labels: Record<string, string>, messages: number, bytes: number }>()
+    counter('messages_received_total', 'Messages received from clients, by route (and type, with message routes).', ['route', 'type'], function () {
+      totals(this, (add) => { for (const count of received.values()) add(count.labels, count.messages) })
+    })
+    counter('received_bytes_total', 'Bytes of the messages received from clients, by route (and type).', ['route', 'type'], function () {
+      totals(this, (add) => { for (const count of received.values()) add(count.labels, count.bytes) })
+    })
     counter('messages_sent_total', 'Messages sent to clients, by route of the session.', ['route'], function () {
       totals(this, (add) => { for (const source of sources.values()) for (const [route, sent] of source.routes) add({ route }, sent.messages) })
     })
@@ -135,9 +141,11 @@ class MetricSet {
     const ours = (event: { nodeId: string | null }): boolean => event.nodeId !== null && sources.has(event.nodeId)
     this.#on(channels.messageIn, (event: MessageInEvent) => {
       if (!ours(event)) return
-      const labels = event.type === undefined ? { route: event.route } : { route: event.route, type: event.type }
-      received.inc(labels)
-      receivedBytes.inc(labels, event.bytes)
+      const key = event.type === undefined ? event.route : `${event.route}\n${event.type}`
+      let count = received.get(key)
+      if (count === undefined) received.set(key, count = { labels: event.type === undefined ? { route: event.route } : { route: event.route, type: event.type }, messages: 0, bytes: 0 })
+      count.messages++
+      count.bytes += event.bytes
     })
     this.#on(channels.sessionClose, (event: SessionCloseEvent) => { if (ours(event)) closes.inc({ code: String(event.code) }) })
     this.#on(channels.handshakeRefused, (event: HandshakeRefusedEvent) => { if (ours(event)) refusals.inc({ reason: event.reason }) })
