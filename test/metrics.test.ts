@@ -2,6 +2,7 @@
 // refused and go, the exposition parsed; its gauges read from the plugin's own state; two
 // instances on one registry; bad options and a missing prom-client.
 import { spawnSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry, register as defaultRegistry } from 'prom-client'
@@ -193,10 +194,10 @@ test('without prom-client or @opentelemetry/api installed, the option fails regi
   }
 })
 
-redisTest('with redisAdapter: Redis connected, its publish backlog and failures', async (t) => {
+redisTest('with redisAdapter: Redis connected, its publish backlog and failures; the documented series and the Grafana dashboard\'s are those there are', async (t) => {
   const registry = new Registry()
   const app = Fastify()
-  await app.register(websocketRooms, { metrics: { registry }, adapter: redisAdapter({ url: REDIS_URL, keyPrefix: uniquePrefix('metrics') }) })
+  await app.register(websocketRooms, { metrics: { registry }, history: true, adapter: redisAdapter({ url: REDIS_URL, keyPrefix: uniquePrefix('metrics') }) })
   t.teardown(() => app.close())
   app.registerWebsocket('/ws', { onConnected (session) { session.room('r').join() }, onMessage (session, text: string) { session.room('r').broadcast(text) } })
   const client = await connect(await listen(app), '/ws')
@@ -208,4 +209,16 @@ redisTest('with redisAdapter: Redis connected, its publish backlog and failures'
   t.same([value('websocket_rooms_redis_connected'), value('websocket_rooms_redis_publish_failures_total')], [1, 0])
   t.type(value('websocket_rooms_redis_publish_backlog_bytes'), 'number')
   await client.close()
+
+  const registered = [...parse(await registry.metrics()).types.keys()].map((name) => name.replace(/^websocket_rooms_/, '')).sort()
+  const docs = readFileSync(resolve(__dirname, '..', 'docs', 'observability.md'), 'utf8')
+  const documented = new Set<string>()
+  for (const row of docs.split('\n').filter((line) => /^\| `[a-z_]+`.*\| (gauge|counter|histogram) \|/.test(line))) {
+    for (const [, name] of row.split(' | ')[0]!.matchAll(/`([a-z_]+)`/g)) documented.add(name!)
+  }
+  t.same([...documented].sort(), registered, 'docs/observability.md has a row for each series, and for no other')
+  const grafana = readFileSync(resolve(__dirname, '..', 'docs', 'grafana-dashboard.json'), 'utf8')
+  const used = new Set([...grafana.matchAll(/websocket_rooms_([a-z_]+?)(?:_bucket|_count|_sum)?\{/g)].map(([, name]) => name!))
+  t.same([...used].filter((name) => !registered.includes(name)), [], 'the Grafana dashboard queries only series there are')
+  t.ok(used.size >= 15, `and most of them (${used.size})`)
 })
