@@ -165,9 +165,17 @@ declare namespace fastifyWebsocketRooms {
     tracing?: boolean | null
   }
 
+  /** What the plugin uses of a prom-client Registry (of any copy of prom-client). */
+  export interface MetricsRegistry {
+    registerMetric (metric: any): void
+    getSingleMetric (name: string): unknown
+    removeSingleMetric (name: string): void
+    metrics (): Promise<string>
+  }
+
   export interface MetricsOptions {
     /** A prom-client Registry (fastify-metrics' own, say). Default: prom-client's default registry. */
-    registry?: unknown
+    registry?: MetricsRegistry
     /** Before every metric's name. Default 'websocket_rooms_'. */
     prefix?: string
   }
