@@ -42,6 +42,7 @@ test('session open, messages in, handler runs, broadcasts, publishes and closes,
   app.register(async (scoped) => {
     scoped.registerWebsocket('/ws', {
       onConnected (session) { session.room('lobby').join() },
+      handleBinary () { throw new Error('thrown at once') },
       async onMessage (session, text: string) {
         if (text === 'throw') throw new Error('boom')
         if (text === 'publish') {
@@ -89,6 +90,13 @@ test('session open, messages in, handler runs, broadcasts, publishes and closes,
   await b.close()
   await until(() => closes.length === 2)
   t.equal(closes[1].code, 1005, 'a close frame with no code: 1005')
+
+  const c = await connect(base, '/api/ws')
+  c.send(Buffer.from('bytes'))
+  t.equal((await c.closed).code, 1011)
+  const thrown = runs.filter(([, context]) => context.event === 'binary')
+  t.same(thrown.map(([kind]) => kind), ['start', 'error', 'end'], 'a handler that throws at once: start, error, end')
+  t.equal(thrown[1]![1].error.message, 'thrown at once')
 })
 
 test('handshake refusals, each with its reason: a bad handshake, an origin, maxSessions', async (t) => {

@@ -6,6 +6,7 @@ import { context, trace, SpanStatusCode } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import Fastify from 'fastify'
+import { Registry } from 'prom-client'
 import { test } from 'tap'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { decodeClusterMessage, encodeClusterMessage } from '../lib/cluster/codec'
@@ -24,9 +25,11 @@ const PARENT_ID = '00f067aa0ba902b7'
 const spansOf = (sessionId: string) => exporter.getFinishedSpans().filter((span) => span.attributes['websocket.session_id'] === sessionId)
 
 test('a span per handler run, child of the handshake\'s traceparent, active while the handler runs', async (t) => {
-  const app = await build(t, { tracing: true, heartbeatInterval: 0 })
+  // With metrics on too: the handler runs are traced for both.
+  const app = await build(t, { tracing: true, metrics: { registry: new Registry() }, heartbeatInterval: 0 })
   app.registerWebsocket('/ws', {
     onConnected () {},
+    handleBinary () { throw new Error('thrown at once') },
     async onMessage (session, text: string) {
       await trace.getTracer('app').startActiveSpan('app work', async (span) => {
         await new Promise((resolve) => setImmediate(resolve))
@@ -70,7 +73,11 @@ test('a span per handler run, child of the handshake\'s traceparent, active whil
   const spans = spansOf(id!)
   t.equal(spans.length, 2)
   t.equal(spans[0]!.parentSpanContext, undefined, 'a malformed traceparent: a trace of its own')
-  await plain.close()
+  plain.send(Buffer.from('bytes'))
+  t.equal((await plain.closed).code, 1011)
+  await until(() => spansOf(id!).some((span) => span.name === 'websocket binary /ws'))
+  const thrown = spansOf(id!).find((span) => span.name === 'websocket binary /ws')!
+  t.equal(thrown.status.code, SpanStatusCode.ERROR, 'a handler that throws at once: its span says so')
 })
 
 redisTest('across two servers: the trace context rides in the cluster packet; the delivery span links to the sender\'s', async (t) => {
@@ -90,8 +97,12 @@ redisTest('across two servers: the trace context rides in the cluster packet; th
   const receiver = await connect(b.base, '/ws')
   await until(() => a.app.websocketSessions.size === 1 && b.app.websocketSessions.size === 1)
   while (await a.app.websocketRooms.room('lobby').clusterMembers() < 2) await new Promise((resolve) => setImmediate(resolve))
+  // A broadcast from outside any span (an HTTP route, a job): its packet carries no trace context.
+  a.app.websocketRooms.room('lobby').broadcast('from a job')
+  t.same(await receiver.texts(1), ['from a job'])
+  t.equal(exporter.getFinishedSpans().filter((span) => span.name === 'websocket deliver').length, 0, 'no delivery span without a sending span')
   sender.send('across')
-  t.same(await receiver.texts(1), ['across'])
+  t.same(await receiver.texts(2), ['from a job', 'across'])
   const [senderId] = a.app.websocketSessions.keys()
   await until(() => spansOf(senderId!).some((span) => span.name === 'websocket message /ws'))
   const handler = spansOf(senderId!).find((span) => span.name === 'websocket message /ws')!
