@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry, register as defaultRegistry } from 'prom-client'
 import { test } from 'tap'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
+import { bulkHistogram } from '../lib/transport/prom-histogram'
 import { build, connect, listen, until } from './helpers'
 import { REDIS_URL, redisTest, uniquePrefix } from './redis'
 
@@ -172,9 +173,9 @@ test('a metric name taken by someone else, and bad options, fail registration', 
     [{ registy: registry }, /option "metrics.registy" must be unset/]
   ]
   for (const [metrics, message] of bad) {
-    await t.rejects(Fastify().register(websocketRooms, { metrics } as never).ready(), { code: 'FST_WS_ROOMS_INVALID_OPTION', message }, JSON.stringify(metrics))
+    await t.rejects(async () => { await Fastify().register(websocketRooms, { metrics } as never).ready() }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message }, JSON.stringify(metrics))
   }
-  await t.rejects(Fastify().register(websocketRooms, { tracing: 'on' } as never).ready(), { code: 'FST_WS_ROOMS_INVALID_OPTION', message: /option "tracing" must be true or false/ })
+  await t.rejects(async () => { await Fastify().register(websocketRooms, { tracing: 'on' } as never).ready() }, { code: 'FST_WS_ROOMS_INVALID_OPTION', message: /option "tracing" must be true or false/ })
 })
 
 test('without prom-client or @opentelemetry/api installed, the option fails registration and says what to install', async (t) => {
@@ -221,4 +222,35 @@ redisTest('with redisAdapter: Redis connected, its publish backlog and failures;
   const used = new Set([...grafana.matchAll(/websocket_rooms_([a-z_]+?)(?:_bucket|_count|_sum)?\{/g)].map(([, name]) => name!))
   t.same([...used].filter((name) => !registered.includes(name)), [], 'the Grafana dashboard queries only series there are')
   t.ok(used.size >= 15, `and most of them (${used.size})`)
+})
+
+test('a histogram counted in bulk exports what prom-client\'s own observe() would; another shape of its map falls back to observe()', async (t) => {
+  const { Histogram } = await import('prom-client')
+  const bounds = [0.001, 0.01, 0.1, 1]
+  const registry = new Registry()
+  const made = (name: string): InstanceType<typeof Histogram> => new Histogram({ name, help: 'h', labelNames: ['route', 'event'], buckets: bounds, registers: [registry] })
+  const direct = made('direct')
+  let bulk: ReturnType<typeof bulkHistogram> | null = null
+  const counted = new Histogram({ name: 'counted', help: 'h', labelNames: ['route', 'event'], buckets: bounds, registers: [registry], collect () { bulk!.flush() } })
+  bulk = bulkHistogram(counted, bounds, { route: '', event: '' })
+  t.ok(bulk.bulk, 'prom-client\'s map is the shape expected')
+  const labels = [{ route: '/a', event: 'message' }, { route: '/b', event: 'connected' }]
+  const values = [0.0005, 0.001, 0.002, 0.05, 0.5, 1, 3, 0]
+  for (const [i, value] of values.entries()) {
+    const set = labels[i % 2]!
+    direct.observe(set, value)
+    bulk.observe(`${set.route}\n${set.event}`, set, value)
+  }
+  const text = await registry.metrics()
+  const of = (name: string): string[] => text.split('\n').filter((line) => line.startsWith(name + '_')).map((line) => line.slice(name.length)).sort()
+  t.same(of('counted'), of('direct'), 'the same buckets, sums and counts')
+  t.equal(of('direct').length, 2 * (bounds.length + 3))
+
+  const observed: unknown[] = []
+  const other = { zero () {}, reset () {}, observe (...args: unknown[]) { observed.push(args) } }
+  const fallback = bulkHistogram(other as never, bounds, {})
+  t.notOk(fallback.bulk, 'no map of the shape expected')
+  fallback.observe('k', { route: '/a' }, 0.5)
+  fallback.flush()
+  t.same(observed, [[{ route: '/a' }, 0.5]], 'through observe()')
 })

@@ -9,6 +9,7 @@
 // series add up, as the servers of one process. Distinct prefixes keep them apart.
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client'
+import { bulkHistogram, type BulkHistogram } from '../transport/prom-histogram'
 import { InvalidOptionError } from '../errors'
 import { channels, handlerRun, type BroadcastEvent, type HandlerRunContext, type HandshakeRefusedEvent, type MessageInEvent, type PublishEvent, type SessionCloseEvent } from './channels'
 import type { MetricsSettings } from './settings'
@@ -76,8 +77,13 @@ class MetricSet {
     const sources = this.sources
     const gauge = this.#gauge.bind(this)
     const counter = this.#counter.bind(this)
-    const histogram = (name: string, help: string, labelNames: string[], buckets: number[]): Histogram =>
-      this.#add(name, () => new settings.client.Histogram({ name: settings.prefix + name, help, labelNames, buckets, registers: [] }))
+    /** A histogram counted in bulk (../transport/prom-histogram), written into prom-client's at scrape time. */
+    const histogram = (name: string, help: string, labelNames: string[], buckets: number[], probe: Record<string, string>): BulkHistogram => {
+      let bulk: BulkHistogram | null = null
+      const metric = this.#add(name, () => new settings.client.Histogram({ name: settings.prefix + name, help, labelNames, buckets, registers: [], collect () { bulk?.flush() } }))
+      bulk = bulkHistogram(metric, buckets, probe)
+      return bulk
+    }
 
     gauge('sessions', 'Open WebSocket sessions, by route.', ['route'], function () {
       totals(this, (add) => {
@@ -110,9 +116,9 @@ class MetricSet {
       totals(this, (add) => { for (const source of sources.values()) for (const [route, sent] of source.routes) add({ route }, sent.bytes) })
     })
     const duration = histogram('handler_duration_seconds', 'Time from a handler\'s call to its return, or to the settling of the promise it returned, by route, event and type.', ['route', 'event', 'type'],
-      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], { route: '', event: '' })
     const fanOut = histogram('broadcast_recipients', 'Sessions of this server a broadcast or published message was sent to.', [],
-      [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000])
+      [0, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000], {})
     const closes = counter('closes_total', 'Sessions closed, by close code.', ['code'])
     const refusals = counter('handshake_refusals_total', 'Upgrade requests refused, by reason (handshake, origin, max-sessions).', ['reason'])
     counter('backpressure_total', 'Messages not sent past maxBackpressure (action="drop") and sessions closed for it (action="close").', ['action'], function () {
@@ -149,13 +155,15 @@ class MetricSet {
     })
     this.#on(channels.sessionClose, (event: SessionCloseEvent) => { if (ours(event)) closes.inc({ code: String(event.code) }) })
     this.#on(channels.handshakeRefused, (event: HandshakeRefusedEvent) => { if (ours(event)) refusals.inc({ reason: event.reason }) })
-    this.#on(channels.broadcast, (event: BroadcastEvent) => { if (ours(event)) fanOut.observe(event.recipients) })
-    this.#on(channels.publish, (event: PublishEvent) => { if (ours(event)) fanOut.observe(event.recipients) })
+    const all = {}
+    this.#on(channels.broadcast, (event: BroadcastEvent) => { if (ours(event)) fanOut.observe('', all, event.recipients) })
+    this.#on(channels.publish, (event: PublishEvent) => { if (ours(event)) fanOut.observe('', all, event.recipients) })
     const observe = (context: Timed): void => {
       const started = context[kStarted]
       if (started === undefined) return
-      const labels = context.type === undefined ? { route: context.route, event: context.event } : { route: context.route, event: context.event, type: context.type }
-      duration.observe(labels, (performance.now() - started) / 1000)
+      const seconds = (performance.now() - started) / 1000
+      const key = context.type === undefined ? `${context.route}\n${context.event}` : `${context.route}\n${context.event}\n${context.type}`
+      duration.observe(key, context.type === undefined ? { route: context.route, event: context.event } : { route: context.route, event: context.event, type: context.type }, seconds)
     }
     const handlers = {
       start: (context: Timed) => { if (ours(context)) context[kStarted] = performance.now() },
