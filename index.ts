@@ -26,6 +26,7 @@ import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
+import { buildAsyncApi, handlerRouteRecord, serveAsyncApi, type RouteRecord } from './lib/asyncapi/route'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -71,7 +72,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
-  const serverRooms = new ServerRooms(rooms, sessions)
+  // What each route declares, for the AsyncAPI document.
+  const routeRecords: RouteRecord[] = []
+  const asyncApiDocument = (): Record<string, unknown> => buildAsyncApi(routeRecords, resolved.asyncapi.info)
+  if (resolved.asyncapi.path !== null) serveAsyncApi(fastify, resolved.asyncapi.path, asyncApiDocument)
+  const serverRooms = new ServerRooms(rooms, sessions, asyncApiDocument)
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
@@ -80,6 +85,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
+    routeRecords.push(handlerRouteRecord(this, path, routeOptions.schema as Record<string, unknown> | undefined, messageSchema, outboundSchema))
     const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
