@@ -73,12 +73,12 @@ test('message routes: a receive operation per type with its reply, a send operat
   const channel = document.channels.chat
   t.equal(channel.address, '/chat')
   t.same(channel.bindings.ws, { method: 'GET', query: { type: 'object', required: ['user'], properties: { user: { type: 'string' } } }, bindingVersion: '0.1.0' })
-  t.same(Object.keys(channel.messages), ['chat.send', 'chat.send.reply', 'reply.error', 'room.join', 'chat.message'])
+  t.same(Object.keys(channel.messages), ['chat.send', 'chat.send.reply', 'reply.error', 'room.join', 'chat.message', 'ask.reply'])
   t.same(channel.messages['chat.send'].payload, {
     type: 'object',
     properties: {
       type: { const: 'chat.send' },
-      id: { type: ['string', 'integer'], description: 'Chosen by the asker; the reply carries it back.' },
+      id: { description: 'Chosen by the sender to get a reply, which carries it back.', anyOf: [{ type: 'string', maxLength: 128 }, { type: 'integer', minimum: -(2 ** 53 - 1), maximum: 2 ** 53 - 1 }] },
       data: { type: 'object', required: ['room', 'text'], properties: { room: { type: 'string' }, text: { type: 'string', maxLength: 2000 } } }
     },
     required: ['type', 'data']
@@ -86,7 +86,8 @@ test('message routes: a receive operation per type with its reply, a send operat
   t.match(channel.messages['chat.send.reply'].payload, { properties: { type: { const: 'reply' }, data: { properties: { offset: { type: 'integer' } } } }, required: ['type', 'id', 'data'] })
   t.match(channel.messages['reply.error'].payload, { properties: { type: { const: 'reply' }, error: { required: ['code', 'message'] } }, required: ['type', 'id', 'error'] })
   t.same(channel.messages['chat.message'].payload.required, ['type', 'data'])
-  t.notOk('id' in channel.messages['chat.message'].payload.properties, 'an event carries no id')
+  t.same(channel.messages['chat.message'].payload.properties.id.type, 'string', 'an event may carry the server\'s id: an ask')
+  t.match(channel.messages['ask.reply'].payload, { properties: { type: { const: 'reply' }, id: { type: 'string' }, data: {}, error: { required: ['code', 'message'] } }, required: ['type', 'id'] })
 
   const ref = (message: string) => ({ $ref: `#/channels/chat/messages/${message}` })
   t.same(document.operations, {
@@ -97,7 +98,8 @@ test('message routes: a receive operation per type with its reply, a send operat
       reply: { channel: { $ref: '#/channels/chat' }, messages: [ref('chat.send.reply'), ref('reply.error')] }
     },
     'chat.receive.room.join': { action: 'receive', channel: { $ref: '#/channels/chat' }, messages: [ref('room.join')] },
-    'chat.send.chat.message': { action: 'send', channel: { $ref: '#/channels/chat' }, messages: [ref('chat.message')] }
+    'chat.send.chat.message': { action: 'send', channel: { $ref: '#/channels/chat' }, messages: [ref('chat.message')] },
+    'chat.receive.ask.reply': { action: 'receive', channel: { $ref: '#/channels/chat' }, messages: [ref('ask.reply')] }
   })
   t.equal(JSON.stringify(asyncApiDocument([chat], INFO)), JSON.stringify(document), 'the same routes give the same document')
 })
@@ -180,8 +182,8 @@ test('odd type names and paths: valid, unique ids; the names as they are', async
   const messages = Object.values(document.channels.x_y.messages) as any[]
   const constants = messages.map((m) => m.payload?.properties.type.const)
   for (const type of odd) t.equal(constants.filter((c) => c === type).length, 2, `"${type}" is received and sent, under its own name`)
-  t.equal(new Set(Object.keys(document.channels.x_y.messages)).size, odd.length * 3 + 1, 'a message, a reply and an event per type, and the error reply')
-  t.equal(Object.keys(document.operations).length, odd.length * 2 + 4)
+  t.equal(new Set(Object.keys(document.channels.x_y.messages)).size, odd.length * 3 + 2, 'a message, a reply and an event per type, the error reply and the answer to asks')
+  t.equal(Object.keys(document.operations).length, odd.length * 2 + 5)
   t.equal(JSON.stringify(asyncApiDocument(routes, INFO)), JSON.stringify(document), 'the same routes give the same document')
 })
 

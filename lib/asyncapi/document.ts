@@ -33,8 +33,13 @@ export const ASYNCAPI_VERSION = '3.0.0'
 /** The type of a reply's envelope, whatever the route's field names. */
 const REPLY_TYPE = 'reply'
 const JSON_TYPE = 'application/json'
-/** The client's or the server's id of a request, to which its reply carries it back. */
-const REQUEST_ID = { type: ['string', 'integer'], description: 'Chosen by the asker; the reply carries it back.' }
+/** The id of a message that asks for a reply (the client's choice), which the reply carries back. */
+const REQUEST_ID = {
+  description: 'Chosen by the sender to get a reply, which carries it back.',
+  anyOf: [{ type: 'string', maxLength: 128 }, { type: 'integer', minimum: -Number.MAX_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER }]
+}
+/** The id of an event the server sends as a question (session.ask()): "s1", "s2"... */
+const ASK_ID = { type: 'string', description: 'Present when the server asks (session.ask()): the client\'s reply carries it back.' }
 const ERROR = {
   type: 'object',
   properties: { code: { type: 'string' }, message: { type: 'string' } },
@@ -108,10 +113,23 @@ class DocumentBuilder {
         addOperation('receive', messageId, reply)
       }
     }
+    // On a route with messages, the server may ask (session.ask()): an event with an id, which
+    // the client's reply carries back.
+    const asks = route.messages !== undefined
     for (const [type, value] of Object.entries(route.events ?? {})) {
       const messageId = messageIds.take(type, 'event')
-      channel.messages[messageId] = envelopeMessage(type, env, { [env.type]: { const: type } }, [env.type], value, (v) => data(v, messageId, `events["${type}"]`))
+      const fields = asks ? { [env.type]: { const: type }, [env.id]: ASK_ID } : { [env.type]: { const: type } }
+      channel.messages[messageId] = envelopeMessage(type, env, fields, [env.type], value, (v) => data(v, messageId, `events["${type}"]`))
       addOperation('send', messageId)
+    }
+    if (asks && route.events !== undefined && Object.keys(route.events).length > 0) {
+      addOperation('receive', addMessage('ask.reply', {
+        name: REPLY_TYPE,
+        title: 'Answer to an ask',
+        summary: 'The client\'s answer to an event the server sent with an id (session.ask()): its data, or an error.',
+        contentType: JSON_TYPE,
+        payload: { type: 'object', properties: { [env.type]: { const: REPLY_TYPE }, [env.id]: ASK_ID, [env.data]: {}, error: ERROR }, required: [env.type, env.id] }
+      }))
     }
 
     // A route without message routes: its one schema of each way, or messages of any payload.
