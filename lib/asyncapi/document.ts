@@ -132,14 +132,13 @@ class DocumentBuilder {
       }))
     }
 
-    // A route without message routes: its one schema of each way, or messages of any payload.
+    // A route without message routes: its one schema of each way; a way without one, any
+    // payload (one message for both ways when neither has a schema).
     const { message, outbound } = route.schema
-    if (route.messages === undefined && message === undefined && outbound === undefined && route.events === undefined) {
-      const plain = addMessage('message', plainMessage())
-      addOperation('receive', plain)
-      addOperation('send', plain)
-    } else if (route.messages === undefined) {
-      addOperation('receive', message === undefined ? addMessage('message', plainMessage()) : this.#typedMessage(channel, messageIds, 'message', message, schema, at))
+    if (route.messages === undefined) {
+      const inbound = message === undefined ? addMessage('message', plainMessage()) : this.#typedMessage(channel, messageIds, 'message', message, schema, at)
+      addOperation('receive', inbound)
+      if (outbound === undefined && route.events === undefined) addOperation('send', message === undefined ? inbound : addMessage('outbound', plainMessage()))
     }
     if (outbound !== undefined) addOperation('send', this.#typedMessage(channel, messageIds, 'outbound', outbound, schema, at))
   }
