@@ -8,9 +8,11 @@ import { Type } from '@sinclair/typebox'
 import { test, type Test } from 'tap'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
-import { asyncApiDocument, type RouteRecord } from '../lib/asyncapi/document'
+import type { RouteRecord } from '../lib/asyncapi/document'
 import { build, throwsLike } from './helpers'
 
+// The built module, which coverage counts (the tests run dist/, as users do), typed by its source.
+const { asyncApiDocument } = require('../dist/lib/asyncapi/document') as typeof import('../lib/asyncapi/document')
 const parser = new Parser()
 const ENVELOPE = { type: 'type', id: 'id', data: 'data' }
 const INFO = { title: 'Chat', version: '2.1.0' }
@@ -286,7 +288,16 @@ test('app.websocketRooms.asyncapi(): before app.ready(), the routes registered s
   const first = app.websocketRooms.asyncapi()
   t.same(Object.keys(first.channels), ['a'])
   first.channels.a!.address = '/changed'
+  const payload = (document: any) => document.channels.a.messages.message
+  payload(first).summary = 'changed'
   t.equal(app.websocketRooms.asyncapi().channels.a!.address, '/a', 'what a caller changes is its own copy')
+  t.equal(payload(app.websocketRooms.asyncapi()).summary, 'Any text or binary message: the route declares no schema for it.')
+  const info = { title: 'T', version: '1', contact: { name: 'me' } }
+  const document: any = asyncApiDocument([chat], info)
+  document.info.contact.name = 'changed'
+  document.channels.chat.messages['chat.send'].payload.properties.id.anyOf.pop()
+  t.equal(info.contact.name, 'me', 'the info given is not the document\'s')
+  t.equal((asyncApiDocument([chat], info) as any).channels.chat.messages['chat.send'].payload.properties.id.anyOf.length, 2)
   t.equal(app.hasRoute({ method: 'GET', url: '/asyncapi.json' }), false, 'not served without asyncapi.path')
 })
 

@@ -203,10 +203,11 @@ export function asyncApiDocument (routes: readonly RouteRecord[], info: AsyncApi
   for (const route of routes) builder.addRoute(route)
   const document: Record<string, unknown> = {
     asyncapi: ASYNCAPI_VERSION,
-    info: { ...info },
+    info,
     channels: builder.channels,
     operations: builder.operations
   }
   if (Object.keys(builder.components.schemas).length > 0) document.components = { schemas: builder.components.schemas }
-  return document
+  // A copy that shares nothing (the constants above, the app's info): the caller may change it.
+  return JSON.parse(JSON.stringify(document))
 }
