@@ -27,6 +27,7 @@ import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
 import { startObservers } from './lib/observability/index'
+import { buildAsyncApi, handlerRouteRecord, serveAsyncApi, type RouteRecord } from './lib/asyncapi/route'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -69,7 +70,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
-  const serverRooms = new ServerRooms(rooms, sessions)
+  // What each route declares, for the AsyncAPI document.
+  const routeRecords: RouteRecord[] = []
+  const asyncApiDocument = (): Record<string, unknown> => buildAsyncApi(routeRecords, resolved.asyncapi.info)
+  if (resolved.asyncapi.path !== null) serveAsyncApi(fastify, resolved.asyncapi.path, asyncApiDocument)
+  const serverRooms = new ServerRooms(rooms, sessions, asyncApiDocument)
   // A handshake that ws refuses says why in the log; one from injectWS is not refused for
   // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
   logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
@@ -84,6 +89,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
     const fullPath = this.prefix + path
+    routeRecords.push(handlerRouteRecord(this, path, routeOptions.schema as Record<string, unknown> | undefined, messageSchema, outboundSchema))
     const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: fullPath, sent: observers.route(fullPath), handlerRuns: observers.handlerRuns }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]

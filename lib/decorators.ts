@@ -1,6 +1,6 @@
 // The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
 // routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
-import type { BroadcastTarget, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { AsyncApiDocument, BroadcastTarget, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
 import { InvalidArgumentError, describe } from './errors'
 import type { RoomIndex } from './rooms/room-index'
@@ -63,10 +63,16 @@ class Recipients implements BroadcastTarget {
 export class ServerRooms implements WebsocketRooms {
   readonly #rooms: RoomIndex<Session>
   readonly #sessions: SessionRegistry<Session>
+  readonly #asyncapi: () => Record<string, unknown>
 
-  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>) {
+  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>, asyncapi: () => Record<string, unknown>) {
     this.#rooms = rooms
     this.#sessions = sessions
+    this.#asyncapi = asyncapi
+  }
+
+  asyncapi (): AsyncApiDocument {
+    return this.#asyncapi() as unknown as AsyncApiDocument
   }
 
   get nodeId (): string {

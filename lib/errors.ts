@@ -107,6 +107,13 @@ export const MessageSchemaBuildError = createError<'FST_WS_ROOMS_SCHEMA_BUILD', 
   500
 )
 
+/** A schema the AsyncAPI document cannot hold (not JSON, or a $ref to no known schema). */
+export const AsyncApiSchemaError = createError<'FST_WS_ROOMS_ASYNCAPI_SCHEMA', [string, string]>(
+  'FST_WS_ROOMS_ASYNCAPI_SCHEMA',
+  'fastify-websocket-rooms: the AsyncAPI document cannot hold %s: it %s',
+  500
+)
+
 /** publish(), recover() or history() on an instance registered without the history option. */
 export const HistoryDisabledError = createError<'FST_WS_ROOMS_NO_HISTORY', [string]>(
   'FST_WS_ROOMS_NO_HISTORY',
