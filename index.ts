@@ -13,11 +13,12 @@ import { InvalidArgumentError, describe } from './lib/errors'
 import { originGuard, sessionCapGuard } from './lib/session/guards'
 import { readHandlers } from './lib/session/handlers'
 import { MessageCodec } from './lib/session/message-codec'
+import { EventCatalog, MessageRouter, noEvents, plainRouteRecord } from './lib/session/message-routes'
 import { Heartbeat } from './lib/session/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
 import { localAdapter } from './lib/cluster/local-link'
 import { redisAdapter } from './lib/cluster/redis-adapter'
-import { ServerRooms, SessionsView } from './lib/decorators'
+import { ServerRooms, SessionsView, kRouteDefinitions } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
 import { Session, isSessionSocket, kStart } from './lib/session/session'
@@ -71,22 +72,34 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
-  const serverRooms = new ServerRooms(rooms, sessions)
+  // Server-side emits belong to no route: they find each event type among every route's.
+  const events = new EventCatalog()
+  const serverRooms = new ServerRooms(rooms, sessions, events)
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown>) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
+    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, handshakeSchema, routing } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
-    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
+    const url = this.prefix + path
+    const router = routing === null ? null : new MessageRouter(url, routing, fastify.initialConfig)
+    if (router !== null) {
+      events.add(router, routing!.events)
+      if (router.routesMessages) handlers.text = router.dispatch
+    }
+    const route = { handlers, handlerNames, limits, codec, router, events: router ?? noEvents, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
-      codec.compileAtReady(this, this.prefix + path, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      codec.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
       preHandler.push(codec.compileHook)
+    }
+    if (router !== null) {
+      router.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      preHandler.push(router.compileHook)
     }
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
     if (checkSessionCap !== null) preHandler.push(checkSessionCap)
@@ -107,6 +120,9 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       untrack(fastify.websocketServer, socket, request.log)
       session[kStart]()
     })
+    serverRooms[kRouteDefinitions].push(router === null
+      ? plainRouteRecord(url, handshakeSchema, messageSchema, outboundSchema)
+      : router.record(url, handshakeSchema, messageSchema, outboundSchema))
     return this
   })
 

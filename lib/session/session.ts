@@ -20,6 +20,9 @@ import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, TEXT, binaryFrame, textFrame, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
 import { stringify, type MessageCodec, type ReadMessage } from './message-codec'
+import { ANSWERED, kAnswer, kInvalidMessage, type MessageRouter } from './message-routes'
+import { answer, ask, askTimeout, endAsks } from './asks'
+import type { EventEncoder } from '../rooms/room-view'
 import type { RouteLimits } from '../options'
 import { kFinished, kSendEncoded } from '../rooms/member'
 import type { RoomIndex } from '../rooms/room-index'
@@ -38,6 +41,10 @@ export interface Route {
   limits: RouteLimits
   /** The route's message schemas (and JSON.stringify for sendJson when it has none). */
   codec: MessageCodec
+  /** The route's `messages` and `events`, or null without either. */
+  router: MessageRouter | null
+  /** What emit() encodes with: the router, or an encoder that refuses every type. */
+  events: EventEncoder
   /** How long a session whose client has gone waits for its handlers before it is dropped, in ms. */
   closeTimeout: number
   /** Socket errors are logged (debug) by the session, not by @fastify/websocket's errorHandler. */
@@ -278,6 +285,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
 
   #closeBy (code: number, reason: string): void {
     this.#flags |= Flag.ClosedByServer
+    endAsks(this)
     this.#socket.close(code, reason)
     // ws would wait 30 s for the client's answer; a client that does not answer is cut off sooner.
     this.#startDeadline()
@@ -320,11 +328,31 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   room (name: string): RoomHandle<Session> {
     const rooms: RoomIndex<Session> = this.#route.rooms
     rooms.assertRoomName(name)
-    return new RoomHandle(rooms, this, name, this.#route.codec.serialize)
+    return new RoomHandle(rooms, this, name, this.#route.codec.serialize, this.#route.events)
   }
 
   roomNames (): string[] {
     return this.#route.rooms.roomsOf(this)
+  }
+
+  emit (type: string, data: unknown): void {
+    const text = this.#route.events.encodeEvent(type, data)
+    this.#write(text, Buffer.byteLength(text), TEXT)
+  }
+
+  ask (type: string, data: unknown, options?: { timeout?: number }): Promise<unknown> {
+    const router = this.#route.router
+    if (router === null || !router.routesMessages) throw new TypeError(`fastify-websocket-rooms: ask() needs a route with "messages", through which the client's reply comes ("${this.getRequestPath()}" has none)`)
+    const timeout = askTimeout(options)
+    const open = this.#socket.readyState === OPEN && (this.#flags & Flag.ClosedByServer) === 0
+    return ask(this, open, type, timeout, (id) => {
+      const text = router.encodeAsk(type, id, data)
+      this.#write(text, Buffer.byteLength(text), TEXT)
+    })
+  }
+
+  [kAnswer] (id: string | number, data: unknown, error: unknown): boolean {
+    return answer(this, id, data, error)
   }
 
   setPresence (info: unknown): void {
@@ -374,7 +402,11 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
         return handlers.connected!(this)
       case Event.Text:
         if ((this.#flags & Flag.ClosedByServer) !== 0) return undefined
-        return this.#route.codec.readsMessages ? this.#readMessage(a as string) : handlers.text!(this, a as string)
+        // What the last message went through is over: only a text event asks (#handlerName).
+        this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
+        if (this.#route.codec.readsMessages) return this.#readMessage(a as string)
+        // b: with `messages`, the value the router read at arrival.
+        return b === undefined ? handlers.text!(this, a as string) : handlers.text!(this, a as string, b)
       case Event.Binary:
         return (this.#flags & Flag.ClosedByServer) !== 0 ? undefined : handlers.binary!(this, a as Buffer)
       case Event.Pong:
@@ -386,8 +418,6 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
 
   /** A text message on a route with schema.message: its handler gets the value, once it is valid JSON that matches. */
   #readMessage (text: string): unknown {
-    // What the last message went through is over: only a text event asks (#handlerName).
-    this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
     const read = this.#route.codec.read(text)
     if (!(read instanceof Promise)) return this.#handleMessage(read, text)
     this.#flags |= Flag.Validating
@@ -401,13 +431,22 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     // An asynchronous validator may settle after the session was closed or dropped.
     if ((this.#flags & (Flag.ClosedByServer | Flag.Finished)) !== 0) return undefined
     if (read.valid) return this.#route.handlers.text!(this, read.value)
+    return this[kInvalidMessage](read.error, text, null)
+  }
+
+  /** An invalid message: counted and logged; `reply` (an error reply) is sent, else onInvalidMessage runs, else the session closes with 1007. */
+  [kInvalidMessage] (error: Error, text: string, reply: string | null): unknown {
     const stats = this.#route.sessions.stats
     stats.invalidMessages++
-    this.log.debug({ err: read.error }, 'invalid message')
+    this.log.debug({ err: error }, 'invalid message')
+    if (reply !== null) {
+      this.writeText(reply)
+      return undefined
+    }
     const handler = this.#route.handlers.invalidMessage
     if (handler !== undefined) {
       this.#flags |= Flag.InInvalidMessage
-      return handler(this, read.error, text)
+      return handler(this, error, text)
     }
     stats.closedInvalidMessage++
     this.#closeBy(closeCodes.INVALID_PAYLOAD, 'invalid message')
@@ -467,6 +506,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
       this.#flags &= ~Flag.Paused
       this.#route.sessions.stats.paused--
     }
+    endAsks(this)
     this.#route.rooms.leaveAll(this)
     this.#route.sessions.remove(this)
   }
@@ -541,8 +581,18 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
       this.#closeBy(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
       return
     }
-    if (isBinary) this.enqueue(Event.Binary, data)
-    else this.enqueue(Event.Text, data.toString())
+    if (isBinary) {
+      this.enqueue(Event.Binary, data)
+    } else {
+      const text = data.toString()
+      const router = this.#route.router
+      if (router === null || !router.routesMessages) {
+        this.enqueue(Event.Text, text)
+      } else {
+        const value = router.receive(this, text)
+        if (value !== ANSWERED) this.enqueue(Event.Text, text, value)
+      }
+    }
     if ((this.#flags & Flag.Paused) === 0 && this.queuedEvents >= this.#route.limits.maxQueuedMessages) {
       this.#flags |= Flag.Paused
       stats.paused++
@@ -554,6 +604,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     // After a protocol error ws sends its close code and reads nothing more, so 'close' says
     // 1006: onDisconnected gets the code that was sent to the client instead.
     if (code === ABNORMAL_CLOSURE && this.#protocolErrorCode !== 0) code = this.#protocolErrorCode
+    endAsks(this)
     this.enqueue(Event.Disconnected, code, reason.toString())
     // A handler still runs: the session waits for it, but not for ever.
     if ((this.#flags & Flag.Finished) === 0) this.#startDeadline()
