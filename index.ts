@@ -2,7 +2,7 @@
 // Reads top to bottom: check the options, make sure @fastify/websocket is there, decorate
 // the instance, add endpoints through registerWebsocket, and close everything on app.close().
 import { setMaxListeners } from 'node:events'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifyTypeProviderDefault } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
@@ -78,7 +78,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
-  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown>) {
+  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown, FastifyTypeProviderDefault, unknown, unknown, unknown>) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
     const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, handshakeSchema, routing } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
