@@ -320,7 +320,7 @@ declare namespace fastifyWebsocketRooms {
   export type EventType<Events> = keyof Events & string
 
   /** A room as seen from one session: a handle that does not join by itself. */
-  export interface WebSocketRoom<Outbound = unknown, Events = Record<string, unknown>> {
+  export interface WebSocketRoom<Outbound = unknown, Events = {}> {
     /** Joins the room (created on first join). Idempotent; a no-op once the session is closed. */
     join (): this
     /** Leaves the room (deleted when empty). Idempotent. */
@@ -427,7 +427,7 @@ declare namespace fastifyWebsocketRooms {
     Headers = IncomingHttpHeaders,
     Params = Record<string, string>,
     Outbound = unknown,
-    Events = Record<string, unknown>
+    Events = {}
   > {
     /** Unique id of this session (a UUID). */
     readonly id: string
@@ -473,7 +473,7 @@ declare namespace fastifyWebsocketRooms {
     setAttribute (key: string, value: unknown): void
     getAttribute<T = any> (key: string): T | undefined
     getAttributes (): Record<string, any>
-    /** Sends the event `{"type","data"}`, serialized through the route's events[type]. A no-op once closed. */
+    /** Sends the event `{"type","data"}`, serialized through the route's events[type] (`Events`: their data by type; none without events). A no-op once closed. */
     emit<Type extends EventType<Events>> (type: Type, data: Events[Type]): void
     /**
      * Sends the event with an id (`{"type","id":"s1","data"}`) and resolves with the data of the
@@ -519,7 +519,7 @@ declare namespace fastifyWebsocketRooms {
   /** A route's `messages`: Schemas and Replies are each type's schemas, inferred from the object. */
   export type MessageRoutes<Session, Schemas, Replies, Provider extends FastifyTypeProvider = FastifyTypeProviderDefault> =
     { [Type in keyof Schemas]: MessageRoute<Session, Schemas[Type], Type extends keyof Replies ? Replies[Type] : undefined, Provider> } &
-    { [Type in keyof Replies]: { reply?: Replies[Type] } }
+    { [Type in keyof Replies]: Type extends keyof Schemas ? { reply?: Replies[Type] } : MessageRoute<Session, undefined, Replies[Type], Provider> }
 
   /**
    * What onInvalidMessage gets for a text message that is not JSON (code
@@ -616,25 +616,29 @@ declare namespace fastifyWebsocketRooms {
     Query = unknown, Headers = unknown, Params = unknown, Message = undefined, Outbound = undefined,
     Provider extends FastifyTypeProvider = FastifyTypeProviderDefault,
     Schemas = {}, Replies = {}, Events = undefined
-  > = SessionHandlers<RouteSession<Query, Headers, Params, Outbound, Provider, Events>, MessageOf<Message, Provider>> &
+  > = SessionHandlers<WebSocketSession<
+    Parsed<Query, Record<string, unknown>, Provider>,
+    Parsed<Headers, IncomingHttpHeaders, Provider>,
+    Parsed<Params, Record<string, string>, Provider>,
+    OutboundOf<Outbound, Provider>,
+    EventsOf<Events, Provider>
+  >, MessageOf<Message, Provider>> &
     HandshakeRouteOptions<Query, Headers, Params, Provider> & RouteLimitOptions & {
       schema?: HandshakeSchema<Query, Headers, Params, Message, Outbound>
       /** A handler and a schema per message type (`{"type","id"?,"data"}`); replaces onMessage/handleText and schema.message. */
-      messages?: MessageRoutes<RouteSession<Query, Headers, Params, Outbound, Provider, Events>, Schemas, Replies, Provider>
+      messages?: MessageRoutes<WebSocketSession<
+        Parsed<Query, Record<string, unknown>, Provider>,
+        Parsed<Headers, IncomingHttpHeaders, Provider>,
+        Parsed<Params, Record<string, string>, Provider>,
+        OutboundOf<Outbound, Provider>,
+        EventsOf<Events, Provider>
+      >, Schemas, Replies, Provider>
       /** What the server emits: a schema per event type, which emit() serializes through. */
       events?: Events
       /** The field names of the messages, events and replies. */
       envelope?: MessageEnvelope
     }
 
-  /** The session of a route, typed from its schemas. */
-  type RouteSession<Query, Headers, Params, Outbound, Provider extends FastifyTypeProvider, Events> = WebSocketSession<
-    Parsed<Query, Record<string, unknown>, Provider>,
-    Parsed<Headers, IncomingHttpHeaders, Provider>,
-    Parsed<Params, Record<string, string>, Provider>,
-    OutboundOf<Outbound, Provider>,
-    EventsOf<Events, Provider>
-  >
 
   /** The close codes this plugin sends. */
   export const closeCodes: {

@@ -44,8 +44,10 @@ export function ask (session: object, open: boolean, type: string, timeout: numb
   let state = asks.get(session)
   if (state === undefined) asks.set(session, state = { next: 0, byId: new Map() })
   if (state.byId.size >= MAX_PENDING_ASKS) return Promise.reject(new TooManyAsksError(MAX_PENDING_ASKS))
-  const id = `s${++state.next}`
+  // Counted once sent: an ask that send() refuses takes no id.
+  const id = `s${state.next + 1}`
   send(id)
+  state.next++
   const byId = state.byId
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
