@@ -639,7 +639,6 @@ declare namespace fastifyWebsocketRooms {
       envelope?: MessageEnvelope
     }
 
-
   /** The close codes this plugin sends. */
   export const closeCodes: {
     readonly NORMAL: 1000
