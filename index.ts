@@ -2,7 +2,7 @@
 // Reads top to bottom: check the options, make sure @fastify/websocket is there, decorate
 // the instance, add endpoints through registerWebsocket, and close everything on app.close().
 import { setMaxListeners } from 'node:events'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest, FastifyTypeProviderDefault } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
@@ -13,11 +13,12 @@ import { InvalidArgumentError, describe } from './lib/errors'
 import { originGuard, sessionCapGuard } from './lib/session/guards'
 import { readHandlers } from './lib/session/handlers'
 import { MessageCodec } from './lib/session/message-codec'
+import { EventCatalog, MessageRouter, noEvents, plainRouteRecord } from './lib/session/message-routes'
 import { Heartbeat } from './lib/session/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
 import { localAdapter } from './lib/cluster/local-link'
 import { redisAdapter } from './lib/cluster/redis-adapter'
-import { ServerRooms, SessionsView } from './lib/decorators'
+import { ServerRooms, SessionsView, kRouteDefinitions } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
 import { Session, isSessionSocket, kRoutePath, kStart } from './lib/session/session'
@@ -27,7 +28,7 @@ import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
 import { startObservers } from './lib/observability/index'
-import { buildAsyncApi, handlerRouteRecord, serveAsyncApi, type RouteRecord } from './lib/asyncapi/route'
+import { buildAsyncApi, serveAsyncApi } from './lib/asyncapi/route'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -70,11 +71,12 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
-  // What each route declares, for the AsyncAPI document.
-  const routeRecords: RouteRecord[] = []
-  const asyncApiDocument = (): Record<string, unknown> => buildAsyncApi(routeRecords, resolved.asyncapi.info)
+  // Server-side emits belong to no route: they find each event type among every route's.
+  const events = new EventCatalog()
+  // The AsyncAPI document of the routes registered so far (serverRooms[kRouteDefinitions]).
+  const asyncApiDocument = (): Record<string, unknown> => buildAsyncApi(serverRooms[kRouteDefinitions], resolved.asyncapi.info)
   if (resolved.asyncapi.path !== null) serveAsyncApi(fastify, resolved.asyncapi.path, asyncApiDocument)
-  const serverRooms = new ServerRooms(rooms, sessions, asyncApiDocument)
+  const serverRooms = new ServerRooms(rooms, sessions, events, asyncApiDocument)
   // A handshake that ws refuses says why in the log; one from injectWS is not refused for
   // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
   logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
@@ -83,20 +85,28 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
-  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown>) {
+  fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown, FastifyTypeProviderDefault, unknown, unknown, unknown>) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
+    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, handshakeSchema, routing } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
-    const fullPath = this.prefix + path
-    routeRecords.push(handlerRouteRecord(this, path, routeOptions.schema as Record<string, unknown> | undefined, messageSchema, outboundSchema))
-    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: fullPath, sent: observers.route(fullPath), handlerRuns: observers.handlerRuns }
+    const url = this.prefix + path
+    const router = routing === null ? null : new MessageRouter(url, routing, fastify.initialConfig)
+    if (router !== null) {
+      events.add(router, routing!.events)
+      if (router.routesMessages) handlers.text = router.dispatch
+    }
+    const route = { handlers, handlerNames, limits, codec, router, events: router ?? noEvents, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: url, sent: observers.route(url), handlerRuns: observers.handlerRuns }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
-      codec.compileAtReady(this, fullPath, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      codec.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
       preHandler.push(codec.compileHook)
+    }
+    if (router !== null) {
+      router.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      preHandler.push(router.compileHook)
     }
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
     if (checkSessionCap !== null) preHandler.push(checkSessionCap)
@@ -117,6 +127,12 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       untrack(fastify.websocketServer, socket, request.log)
       session[kStart]()
     })
+    const record = router === null
+      ? plainRouteRecord(url, handshakeSchema, messageSchema, outboundSchema)
+      : router.record(url, handshakeSchema, messageSchema, outboundSchema)
+    // The schemas added with this scope's addSchema(), which the route's may refer to by $id.
+    record.sharedSchemas = () => this.getSchemas()
+    serverRooms[kRouteDefinitions].push(record)
     return this
   })
 

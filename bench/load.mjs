@@ -281,6 +281,7 @@ function onEngineIo (conn, buffer, start, end) {
   if (type === 0x34) { // '4': a Socket.IO packet
     const packet = buffer[start + 1]
     if (packet === 0x32) onText(conn, buffer, start + SIO_PAYLOAD_OFFSET, end) // '42["msg","…
+    else if (packet === 0x33) onAck(conn, buffer, start + 2, end) // '43<id>[{…}]': an emitWithAck's answer
     else if (packet === 0x30 && conn.state === OPEN) ready(conn) // '40{"sid":…}': in the namespace, and the room
     else if (packet === 0x34) conn.fail(new Error('Socket.IO connect error: ' + buffer.toString('latin1', start, end)))
   } else if (type === 0x30) { // '0{…}': Engine.IO open; connect to the main namespace
@@ -290,12 +291,27 @@ function onEngineIo (conn, buffer, start, end) {
   }
 }
 
-// 'P<publisher>,<seq>,<µs>' or 'E<client>,<seq>,<µs>', parsed in place; or a JSON echo.
+/** A Socket.IO acknowledgement: '43<id>[<data>]', the data of the echo's request. */
+function onAck (conn, buffer, start, end) {
+  let at = start
+  while (buffer[at] !== 0x5b) at++ // '['
+  const [data] = JSON.parse(buffer.toString('utf8', at, end))
+  echo.reply(conn, data.seq, data.sent)
+}
+
+// 'P<publisher>,<seq>,<µs>' or 'E<client>,<seq>,<µs>', parsed in place; or JSON: an echo, a
+// reply ({"type":"reply","id","data"}), or a fan-out message as an event ({"type":"said","data":{"text":"P…"}}).
 function onText (conn, buffer, start, end) {
   const kind = buffer[start]
   if (kind === CH_BRACE) {
     const message = JSON.parse(buffer.toString('utf8', start, end))
-    echo.reply(conn, message.seq, message.sent)
+    if (message.type === 'said') {
+      const [, seq, sent] = message.data.text.split(',')
+      fanout.deliver(conn, Number(seq), Number(sent))
+      return
+    }
+    const body = message.type === 'reply' ? message.data : message
+    echo.reply(conn, body.seq, body.sent)
     return
   }
   let at = start + 1
@@ -543,11 +559,21 @@ const echo = {
 
   /** Send JSON objects ({ type, client, seq, sent }) rather than 'E…' texts. */
   json: false,
+  /** Send requests that ask for a reply: {"type":"echo","id","data"} (ws), emitWithAck's packet (sio). */
+  request: false,
 
   send (conn) {
     const sent = Math.round(performance.now() * 1000)
-    if (this.json) sendText(conn, `{"type":"echo","client":${conn.id},"seq":${conn.seq++},"sent":${sent}}`)
-    else sendText(conn, `E${conn.id},${conn.seq++},${sent}`)
+    if (this.request) {
+      const seq = conn.seq++
+      const data = `{"client":${conn.id},"seq":${seq},"sent":${sent}}`
+      if (protocol === 'sio') sendRaw(conn, `42${seq}["echo",${data}]`)
+      else sendText(conn, `{"type":"echo","id":${seq},"data":${data}}`)
+    } else if (this.json) {
+      sendText(conn, `{"type":"echo","client":${conn.id},"seq":${conn.seq++},"sent":${sent}}`)
+    } else {
+      sendText(conn, `E${conn.id},${conn.seq++},${sent}`)
+    }
   },
 
   reply (conn, seq, sent) {
@@ -564,9 +590,10 @@ const echo = {
   }
 }
 
-async function runEcho ({ warmupMs, durationMs, json = false }) {
+async function runEcho ({ warmupMs, durationMs, json = false, request = false }) {
   const clients = connections.echo
   echo.json = json
+  echo.request = request
   echo.running = true
   echo.measuring = false
   for (const conn of clients) {

@@ -63,7 +63,7 @@ const config = {
   maxSeconds: number('BENCH_MAX_SECONDS', 600)
 }
 
-const PLUGIN = { protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, publishPath: '/ws-publish' }
+const PLUGIN = { protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, requestPath: '/ws-request', publishPath: '/ws-publish', emitPaths: { emit: '/ws-emit', json: '/ws-emit-json' } }
 const ALL_SERVERS = [
   { name: 'plugin', file: 'plugin.mjs', ...PLUGIN },
   { name: 'plugin+metrics', file: 'plugin.mjs', ...PLUGIN, env: { BENCH_OBSERVE: 'metrics' } },
@@ -73,7 +73,7 @@ const ALL_SERVERS = [
   { name: 'ws+frame', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'frame' } },
   { name: 'ws+cork', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'cork' } },
   { name: 'fastify-ws', file: 'fastify-ws.mjs', protocol: 'ws', path: '/ws?user=bench' },
-  { name: 'socket.io', file: 'socketio.mjs', protocol: 'sio' }
+  { name: 'socket.io', file: 'socketio.mjs', protocol: 'sio', requests: true }
 ]
 const DEFAULT_SERVERS = 'plugin,ws,ws+cork,fastify-ws,socket.io'
 const selected = (process.env.BENCH_SERVERS || DEFAULT_SERVERS).split(',').map((name) => name.trim())
@@ -171,6 +171,24 @@ async function session (server, { profile = null } = {}) {
       result.jsonEcho = combineEchoes(typed)
     }
 
+    // Request/reply: a message route's reply (the plugin) and emitWithAck (Socket.IO); for the
+    // plugin in ABBA order with the plain text echo, its own baseline.
+    if ((server.requestPath !== undefined || server.requests === true) && profile === null) {
+      const echoOn = async (path, request) => {
+        await load.call('connect', { role: 'echo', count: config.echoClients, path })
+        const measured = await load.call('echo', { warmupMs: config.echoWarmupMs, durationMs: Math.round(config.echoMs / 2), request })
+        await load.call('close', { role: 'echo', settleMs: 300 })
+        return measured
+      }
+      const requestPath = server.requestPath ?? server.path
+      const plain = [await echoOn(server.path, false)]
+      const requests = [await echoOn(requestPath, true)]
+      requests.push(await echoOn(requestPath, true))
+      plain.push(await echoOn(server.path, false))
+      result.requestEcho = combineEchoes(requests)
+      result.plainEcho = combineEchoes(plain)
+    }
+
     // Idle memory: RSS and heap before and after opening N connections, after forced GCs.
     const before = await srv.call('mem')
     await load.call('connect', { role: 'pub', count: 1, path: server.path })
@@ -221,6 +239,24 @@ async function session (server, { profile = null } = {}) {
       result.publishSmall = { window: await load.call('fanout', { mode: 'window', window: config.window, warmup: config.warmupMessages, durationMs: config.fanoutMs, drainMs: config.drainMs }) }
       await load.call('close', { role: 'recv', settleMs: 0 })
       await load.call('close', { role: 'pub', settleMs: 500 })
+    }
+
+    // room.emit() against broadcastJson() of the same object through schema.outbound, N = small, ABBA.
+    if (server.emitPaths !== undefined) {
+      const fanoutOn = async (path) => {
+        await load.call('connect', { role: 'pub', count: 1, path })
+        await load.call('connect', { role: 'recv', count: config.small, path })
+        const window = await load.call('fanout', { mode: 'window', window: config.window, warmup: config.warmupMessages, durationMs: Math.round(config.fanoutMs / 2), drainMs: config.drainMs })
+        await load.call('close', { role: 'recv', settleMs: 0 })
+        await load.call('close', { role: 'pub', settleMs: 500 })
+        return window
+      }
+      const json = [await fanoutOn(server.emitPaths.json)]
+      const emit = [await fanoutOn(server.emitPaths.emit)]
+      emit.push(await fanoutOn(server.emitPaths.emit))
+      json.push(await fanoutOn(server.emitPaths.json))
+      result.emitSmall = { window: combineFanouts(emit) }
+      result.emitJsonSmall = { window: combineFanouts(json) }
     }
 
     const handshakes = (path, count) => load.call('handshakes', { path, count, concurrency: config.handshakeConcurrency })
@@ -287,6 +323,15 @@ function combineEchoes (parts) {
   }
 }
 
+/** Fan-out phases as one; losses summed, the latencies weighted by each phase's time. */
+function combineFanouts (parts) {
+  return {
+    lost: parts.reduce((total, part) => total + part.lost, 0),
+    duplicated: parts.reduce((total, part) => total + part.duplicated, 0),
+    ...combinePhases(parts, 'deliveries', 'deliveriesPerSec', 'deliveriesPerCpuSec', ['p50', 'p99'])
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // Report
 
@@ -335,6 +380,12 @@ function rows () {
     { section: `**Echo of a JSON object, ${config.echoClients} clients** (ratios to raw ws's text echo)` },
     { label: 'round trips per second of server CPU, checked by hand (JSON.parse, JSON.stringify)', path: 'jsonEchoByHand.roundTripsPerCpuSec', format: si, base: 'echo.roundTripsPerCpuSec' },
     { label: 'round trips per second of server CPU, schema.message + sendJson', path: 'jsonEcho.roundTripsPerCpuSec', format: si, base: 'echo.roundTripsPerCpuSec' },
+    { section: `**Request/reply, ${config.echoClients} clients** (a message route's reply; Socket.IO's emitWithAck; ratios to each server's own text echo, in the same phases)` },
+    { label: 'round trips per second of server CPU', path: 'requestEcho.roundTripsPerCpuSec', format: si, base: 'plainEcho.roundTripsPerCpuSec' },
+    { label: 'round trip p50 / p99 (ms)', pair: ['requestEcho.p50', 'requestEcho.p99'], format: msFormat },
+    { section: `**Events to N = ${small.toLocaleString('en')}** (room.emit(); ratios to broadcastJson() of the same object through schema.outbound)` },
+    { label: 'deliveries per second of server CPU, room.emit()', path: 'emitSmall.window.deliveriesPerCpuSec', format: si, base: 'emitJsonSmall.window.deliveriesPerCpuSec' },
+    { label: 'lost (sum over rounds; must be 0)', sum: ['emitSmall.window.lost', 'emitSmall.window.duplicated', 'emitJsonSmall.window.lost', 'emitJsonSmall.window.duplicated'] },
     { section: `**Idle memory at ${large.toLocaleString('en')} connections** (after forced GC)` },
     { label: 'server RSS per connection', path: 'memory.rssPerConn', format: kib },
     { label: 'server heap + external per connection', path: 'memory.heapPerConn', format: kib },
@@ -410,6 +461,14 @@ function targets (results) {
   lines.push(check('echo round trips/s against fastify-ws', med('plugin', 'echo.roundTripsPerSec'), med('fastify-ws', 'echo.roundTripsPerSec'), 0.9))
   lines.push(check('JSON echo round trips per server CPU-second, schema.message + sendJson against checked by hand',
     med('plugin', 'jsonEcho.roundTripsPerCpuSec'), med('plugin', 'jsonEchoByHand.roundTripsPerCpuSec'), 0.9))
+  lines.push(check('request/reply round trips per server CPU-second, a message route against Socket.IO\'s emitWithAck',
+    med('plugin', 'requestEcho.roundTripsPerCpuSec'), med('socket.io', 'requestEcho.roundTripsPerCpuSec'), 2))
+  lines.push(check('request/reply round trips per server CPU-second, a message route against the plugin\'s plain text echo',
+    med('plugin', 'requestEcho.roundTripsPerCpuSec'), med('plugin', 'plainEcho.roundTripsPerCpuSec'), 0.9))
+  lines.push(check('request/reply round trips per server CPU-second, a message route against schema.message + sendJson',
+    med('plugin', 'requestEcho.roundTripsPerCpuSec'), med('plugin', 'jsonEcho.roundTripsPerCpuSec'), 0.9))
+  lines.push(check(`room.emit() to N = ${config.small}, deliveries per server CPU-second against broadcastJson()`,
+    med('plugin', 'emitSmall.window.deliveriesPerCpuSec'), med('plugin', 'emitJsonSmall.window.deliveriesPerCpuSec'), 0.95))
   lines.push(check('handshakes/s with a TypeBox query schema against fastify-ws without one',
     med('plugin', 'handshakesSchema.handshakesPerSec'), med('fastify-ws', 'handshakes.handshakesPerSec'), 0.8))
   return lines.join('\n')

@@ -4,7 +4,8 @@ import type { AsyncApiDocument, BroadcastTarget, ServerRoom, WebsocketRooms, Web
 import { assertCloseArguments, closeCodes } from './close-codes'
 import { InvalidArgumentError, describe } from './errors'
 import type { RoomIndex } from './rooms/room-index'
-import { RoomView, kIndex, kName } from './rooms/room-view'
+import { RoomView, kIndex, kName, type EventEncoder } from './rooms/room-view'
+import type { RouteRecord } from './session/message-routes'
 import type { SessionRegistry } from './session/registry'
 import { stringify } from './session/message-codec'
 import type { Session } from './session/session'
@@ -12,8 +13,8 @@ import type { Message } from './transport/frame'
 
 /** app.websocketRooms.room(name). */
 class ServerRoomHandle extends RoomView<Session> implements ServerRoom {
-  constructor (rooms: RoomIndex<Session>, name: string) {
-    super(rooms, name, stringify)
+  constructor (rooms: RoomIndex<Session>, name: string, events: EventEncoder) {
+    super(rooms, name, stringify, events)
   }
 
   sessions (): Session[] {
@@ -39,15 +40,22 @@ class Recipients implements BroadcastTarget {
   readonly #rooms: RoomIndex<Session>
   readonly #to: string[]
   readonly #except: string[]
+  readonly #events: EventEncoder
 
-  constructor (rooms: RoomIndex<Session>, to: string[], except: string[]) {
+  constructor (rooms: RoomIndex<Session>, to: string[], except: string[], events: EventEncoder) {
     this.#rooms = rooms
     this.#to = to
     this.#except = except
+    this.#events = events
   }
 
   except (rooms: string | string[]): BroadcastTarget {
-    return new Recipients(this.#rooms, this.#to, [...new Set([...this.#except, ...roomList(this.#rooms, rooms, 'except')])])
+    return new Recipients(this.#rooms, this.#to, [...new Set([...this.#except, ...roomList(this.#rooms, rooms, 'except')])], this.#events)
+  }
+
+  /** An event (the routes' events: see EventCatalog) to each recipient once, encoded once. */
+  emit (type: string, data: unknown): void {
+    this.#rooms.broadcastTo(this.#to, this.#except, this.#events.encodeEvent(type, data))
   }
 
   broadcast (message: Message): void {
@@ -59,15 +67,25 @@ class Recipients implements BroadcastTarget {
   }
 }
 
+/**
+ * The routes of the instance, as registered (path, schemas, message types, events, envelope):
+ * app.websocketRooms[kRouteDefinitions], for what is derived from them (documents).
+ */
+export const kRouteDefinitions = Symbol('fastify-websocket-rooms.routeDefinitions')
+
 /** The app.websocketRooms decorator. */
 export class ServerRooms implements WebsocketRooms {
   readonly #rooms: RoomIndex<Session>
   readonly #sessions: SessionRegistry<Session>
+  readonly #events: EventEncoder
   readonly #asyncapi: () => Record<string, unknown>
+  /** Every route registerWebsocket() added, in order. */
+  readonly [kRouteDefinitions]: RouteRecord[] = []
 
-  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>, asyncapi: () => Record<string, unknown>) {
+  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>, events: EventEncoder, asyncapi: () => Record<string, unknown>) {
     this.#rooms = rooms
     this.#sessions = sessions
+    this.#events = events
     this.#asyncapi = asyncapi
   }
 
@@ -81,7 +99,7 @@ export class ServerRooms implements WebsocketRooms {
 
   room (name: string): ServerRoom {
     this.#rooms.assertRoomName(name)
-    return new ServerRoomHandle(this.#rooms, name)
+    return new ServerRoomHandle(this.#rooms, name, this.#events)
   }
 
   roomNames (): string[] {
@@ -89,7 +107,7 @@ export class ServerRooms implements WebsocketRooms {
   }
 
   to (rooms: string | string[]): BroadcastTarget {
-    return new Recipients(this.#rooms, roomList(this.#rooms, rooms, 'rooms'), [])
+    return new Recipients(this.#rooms, roomList(this.#rooms, rooms, 'rooms'), [], this.#events)
   }
 
   disconnectSession (sessionId: string, code: number = closeCodes.NORMAL, reason: string = ''): Promise<void> {

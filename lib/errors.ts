@@ -103,7 +103,7 @@ export const InvalidJsonMessageError = createError<'FST_WS_ROOMS_INVALID_JSON', 
 /** A route's schema.message or schema.outbound that its compiler refused (answers the handshake). */
 export const MessageSchemaBuildError = createError<'FST_WS_ROOMS_SCHEMA_BUILD', [string, string, string]>(
   'FST_WS_ROOMS_SCHEMA_BUILD',
-  'fastify-websocket-rooms: schema.%s of "%s" does not compile: %s',
+  'fastify-websocket-rooms: %s of "%s" does not compile: %s',
   500
 )
 
@@ -140,6 +140,56 @@ export const ClosedError = createError<'FST_WS_ROOMS_CLOSED', [string]>(
   'FST_WS_ROOMS_CLOSED',
   'fastify-websocket-rooms: %s() after app.close()',
   503
+)
+
+/** A message of a route with `messages` whose type names none of them (an error reply, or an invalid message). */
+export const UnknownMessageTypeError = createError<'FST_WS_ROOMS_UNKNOWN_TYPE', [string, string]>(
+  'FST_WS_ROOMS_UNKNOWN_TYPE',
+  'unknown message type %s%s',
+  400
+)
+
+/** A message of a route with `messages` that is not an object with a string type, or whose id cannot be echoed. */
+export const InvalidEnvelopeError = createError<'FST_WS_ROOMS_INVALID_ENVELOPE', [string]>(
+  'FST_WS_ROOMS_INVALID_ENVELOPE',
+  'message %s',
+  400
+)
+
+/** What a message handler threw without a code of its own, in the error reply. */
+export const HandlerError = createError<'FST_WS_ROOMS_HANDLER_ERROR', [string]>(
+  'FST_WS_ROOMS_HANDLER_ERROR',
+  '%s',
+  500
+)
+
+/** session.ask() that the client did not answer within its timeout. */
+export const RequestTimeoutError = createError<'FST_WS_ROOMS_REQUEST_TIMEOUT', [string, number]>(
+  'FST_WS_ROOMS_REQUEST_TIMEOUT',
+  'fastify-websocket-rooms: the client did not answer ask(%s) within %d ms',
+  504
+)
+
+/** session.ask() on a session that closed before the client answered (or was closed already). */
+export const SessionClosedError = createError<'FST_WS_ROOMS_CLOSED', [string]>(
+  'FST_WS_ROOMS_CLOSED',
+  'fastify-websocket-rooms: the session closed before the client answered ask(%s)',
+  503
+)
+
+/** session.ask() past the pending asks a session may have. */
+export const TooManyAsksError = createError<'FST_WS_ROOMS_TOO_MANY_ASKS', [number]>(
+  'FST_WS_ROOMS_TOO_MANY_ASKS',
+  'fastify-websocket-rooms: a session may have at most %d asks waiting for their answer',
+  500,
+  RangeError
+)
+
+/** session.ask() answered by the client with an error: its code and message are the client's. */
+export const ClientError = createError<'FST_WS_ROOMS_CLIENT_ERROR', [string, string]>(
+  'FST_WS_ROOMS_CLIENT_ERROR',
+  'fastify-websocket-rooms: the client answered ask(%s) with an error: %s',
+  502
 )
 
 /** Describes a bad value for an error message: its type, and the value itself when short. */

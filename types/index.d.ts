@@ -30,9 +30,9 @@ declare module 'fastify' {
      * type the session and the messages: TypeBox's by themselves, others through the
      * instance's type provider (`app.withTypeProvider<...>()`).
      */
-    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown, Message = undefined, Outbound = undefined>(
+    registerWebsocket<Query = unknown, Headers = unknown, Params = unknown, Message = undefined, Outbound = undefined, Schemas = {}, Replies = {}, Events = undefined>(
       path: string,
-      handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params, Message, Outbound, TypeProvider>
+      handlers: fastifyWebsocketRooms.WebsocketHandlers<Query, Headers, Params, Message, Outbound, TypeProvider, Schemas, Replies, Events>
     ): this
     /** Rooms of this instance, for HTTP routes and jobs. */
     websocketRooms: fastifyWebsocketRooms.WebsocketRooms
@@ -74,6 +74,10 @@ type Parsed<Schema, Fallback, Provider extends FastifyTypeProvider = FastifyType
 type MessageOf<Schema, Provider extends FastifyTypeProvider> = [Schema] extends [undefined] ? string : Parsed<Schema, unknown, Provider>
 /** What sendJson() and broadcastJson() accept: anything without schema.outbound (undefined), else what it describes. */
 type OutboundOf<Schema, Provider extends FastifyTypeProvider> = [Schema] extends [undefined] ? unknown : Parsed<Schema, unknown, Provider, 'serializer'>
+/** A route's events, as the data each type takes: none without `events` (undefined). */
+type EventsOf<Events, Provider extends FastifyTypeProvider> = [Events] extends [undefined] ? {} : { [K in keyof Events]: Parsed<Events[K], unknown, Provider, 'serializer'> }
+/** What a message handler returns: anything without a reply schema (undefined), else what it describes. */
+type ReplyOf<Schema, Provider extends FastifyTypeProvider> = [Schema] extends [undefined] ? unknown : Parsed<Schema, unknown, Provider, 'serializer'>
 
 declare namespace fastifyWebsocketRooms {
   /** A message: a string goes out as a text frame, binary data as a binary frame. */
@@ -385,8 +389,11 @@ declare namespace fastifyWebsocketRooms {
     replayed: number
   }
 
+  /** The event types a session or room may emit (`Events`: each type's data), as a string. */
+  export type EventType<Events> = keyof Events & string
+
   /** A room as seen from one session: a handle that does not join by itself. */
-  export interface WebSocketRoom<Outbound = unknown> {
+  export interface WebSocketRoom<Outbound = unknown, Events = {}> {
     /** Joins the room (created on first join). Idempotent; a no-op once the session is closed. */
     join (): this
     /** Leaves the room (deleted when empty). Idempotent. */
@@ -399,6 +406,10 @@ declare namespace fastifyWebsocketRooms {
     broadcastJson (value: Outbound): void
     /** Sends a value as JSON text to every member but this session, serialized once. */
     broadcastExceptJson (value: Outbound): void
+    /** Sends the event `{"type","data"}` to every member, serialized once through the route's events[type]. */
+    emit<Type extends EventType<Events>> (type: Type, data: Events[Type]): void
+    /** As emit(), to every member but this session. */
+    emitExcept<Type extends EventType<Events>> (type: Type, data: Events[Type]): void
     /** Number of members of the room on this server. */
     members (): number
     /** Number of members of the room on every server of the cluster (this server's without an adapter). */
@@ -431,6 +442,8 @@ declare namespace fastifyWebsocketRooms {
     broadcast (message: Message): void
     /** Sends a value as JSON text (JSON.stringify, once) to every member. */
     broadcastJson (value: unknown): void
+    /** Sends the event `{"type","data"}` to every member, serialized once through the events[type] of the route that declares it. */
+    emit (type: string, data: unknown): void
     /** Sends to every member the message `build` makes with the room's next position, kept in its history; resolves with that position. */
     publish (build: BuildPublished): Promise<StreamPosition>
     /** The room's kept messages, oldest first (option history). */
@@ -459,6 +472,8 @@ declare namespace fastifyWebsocketRooms {
     broadcast (message: Message): void
     /** Sends a value as JSON text (JSON.stringify, once) to each recipient once. */
     broadcastJson (value: unknown): void
+    /** Sends the event `{"type","data"}` to each recipient once, serialized once through the events[type] of the route that declares it. */
+    emit (type: string, data: unknown): void
   }
 
   export interface WebsocketRooms {
@@ -486,7 +501,8 @@ declare namespace fastifyWebsocketRooms {
     Query = Record<string, unknown>,
     Headers = IncomingHttpHeaders,
     Params = Record<string, string>,
-    Outbound = unknown
+    Outbound = unknown,
+    Events = {}
   > {
     /** Unique id of this session (a UUID). */
     readonly id: string
@@ -532,8 +548,16 @@ declare namespace fastifyWebsocketRooms {
     setAttribute (key: string, value: unknown): void
     getAttribute<T = any> (key: string): T | undefined
     getAttributes (): Record<string, any>
+    /** Sends the event `{"type","data"}`, serialized through the route's events[type] (`Events`: their data by type; none without events). A no-op once closed. */
+    emit<Type extends EventType<Events>> (type: Type, data: Events[Type]): void
+    /**
+     * Sends the event with an id (`{"type","id":"s1","data"}`) and resolves with the data of the
+     * client's reply (`{"type":"reply","id":"s1","data"}`); rejects with FST_WS_ROOMS_REQUEST_TIMEOUT
+     * after `timeout` ms (default 10000), FST_WS_ROOMS_CLOSED when the session ends first. On a route with `messages`.
+     */
+    ask<Type extends EventType<Events>> (type: Type, data: Events[Type], options?: AskOptions): Promise<unknown>
     /** A handle on a room; it does not join. */
-    room (name: string): WebSocketRoom<Outbound>
+    room (name: string): WebSocketRoom<Outbound, Events>
     /** Names of the rooms this session is in. */
     roomNames (): string[]
     /** Sets the info presence lists show for this session, in every room it is in (a JSON value; default null). */
@@ -541,6 +565,36 @@ declare namespace fastifyWebsocketRooms {
   }
 
   type Maybe<T> = T | Promise<T>
+
+  export interface AskOptions {
+    /** How long to wait for the client's reply, in ms. Default 10000. */
+    timeout?: number
+  }
+
+  /** The field names of a route's messages, events and replies. Default `{ type: 'type', id: 'id', data: 'data' }`. */
+  export interface MessageEnvelope {
+    type?: string
+    id?: string
+    data?: string
+  }
+
+  /**
+   * One message type of a route's `messages`: the schema of its data, its handler, the schema
+   * its reply is serialized through, and hooks that run before the handler (a throw refuses the message).
+   */
+  export interface MessageRoute<Session, Schema, Reply, Provider extends FastifyTypeProvider = FastifyTypeProviderDefault> {
+    schema?: Schema
+    reply?: Reply
+    preHandler?: MessagePreHandler<Session, Parsed<Schema, unknown, Provider>> | Array<MessagePreHandler<Session, Parsed<Schema, unknown, Provider>>>
+    handler: (session: Session, data: Parsed<Schema, unknown, Provider>) => Maybe<ReplyOf<Reply, Provider>>
+  }
+
+  export type MessagePreHandler<Session, Data> = (session: Session, data: Data) => Maybe<unknown>
+
+  /** A route's `messages`: Schemas and Replies are each type's schemas, inferred from the object. */
+  export type MessageRoutes<Session, Schemas, Replies, Provider extends FastifyTypeProvider = FastifyTypeProviderDefault> =
+    { [Type in keyof Schemas]: MessageRoute<Session, Schemas[Type], Type extends keyof Replies ? Replies[Type] : undefined, Provider> } &
+    { [Type in keyof Replies]: Type extends keyof Schemas ? { reply?: Replies[Type] } : MessageRoute<Session, undefined, Replies[Type], Provider> }
 
   /**
    * What onInvalidMessage gets for a text message that is not JSON (code
@@ -635,15 +689,30 @@ declare namespace fastifyWebsocketRooms {
    */
   export type WebsocketHandlers<
     Query = unknown, Headers = unknown, Params = unknown, Message = undefined, Outbound = undefined,
-    Provider extends FastifyTypeProvider = FastifyTypeProviderDefault
+    Provider extends FastifyTypeProvider = FastifyTypeProviderDefault,
+    Schemas = {}, Replies = {}, Events = undefined
   > = SessionHandlers<WebSocketSession<
     Parsed<Query, Record<string, unknown>, Provider>,
     Parsed<Headers, IncomingHttpHeaders, Provider>,
     Parsed<Params, Record<string, string>, Provider>,
-    OutboundOf<Outbound, Provider>
-  >, MessageOf<Message, Provider>> & HandshakeRouteOptions<Query, Headers, Params, Provider> & RouteLimitOptions & {
-    schema?: HandshakeSchema<Query, Headers, Params, Message, Outbound>
-  }
+    OutboundOf<Outbound, Provider>,
+    EventsOf<Events, Provider>
+  >, MessageOf<Message, Provider>> &
+    HandshakeRouteOptions<Query, Headers, Params, Provider> & RouteLimitOptions & {
+      schema?: HandshakeSchema<Query, Headers, Params, Message, Outbound>
+      /** A handler and a schema per message type (`{"type","id"?,"data"}`); replaces onMessage/handleText and schema.message. */
+      messages?: MessageRoutes<WebSocketSession<
+        Parsed<Query, Record<string, unknown>, Provider>,
+        Parsed<Headers, IncomingHttpHeaders, Provider>,
+        Parsed<Params, Record<string, string>, Provider>,
+        OutboundOf<Outbound, Provider>,
+        EventsOf<Events, Provider>
+      >, Schemas, Replies, Provider>
+      /** What the server emits: a schema per event type, which emit() serializes through. */
+      events?: Events
+      /** The field names of the messages, events and replies. */
+      envelope?: MessageEnvelope
+    }
 
   /** The close codes this plugin sends. */
   export const closeCodes: {

@@ -8,6 +8,10 @@
 // typed messages would: JSON.parse, a check of each field, JSON.stringify.
 // /ws-publish is /ws with 'P…' sent by publishExcept() (history on), its position appended
 // (',<offset>,<epoch>', which the load generator's parser stops before).
+// /ws-request answers {"type":"echo","id","data"} with a reply through a message route
+// (schema and reply schema), as /ws-json does with onMessage and sendJson. /ws-emit sends each
+// 'P…' to the room as the event {"type":"said","data":{"text":"P…"}} with room.emitExcept(),
+// /ws-emit-json the same object with broadcastExceptJson() and schema.outbound.
 // BENCH_COMPRESSION=shared registers the plugin with compression: 'shared' (the compressed fan-out).
 // BENCH_OBSERVE=metrics turns the metrics option on (a registry of its own, scraped every
 // second as Prometheus would); BENCH_OBSERVE=tracing turns tracing on, with OpenTelemetry's
@@ -45,6 +49,32 @@ const jsonEcho = {
   schema: { message: Echo, outbound: Echo },
   onMessage (session, message) {
     session.sendJson(message)
+  }
+}
+
+const EchoData = Type.Object({ client: Type.Integer(), seq: Type.Integer(), sent: Type.Number() })
+const request = {
+  messages: {
+    echo: { schema: EchoData, reply: EchoData, handler: (session, data) => data }
+  }
+}
+
+const Said = Type.Object({ text: Type.String() })
+const joining = (session) => { session.room('bench').join() }
+const emitting = {
+  events: { said: Said },
+  onConnected: joining,
+  handleText (session, text) {
+    if (text.charCodeAt(0) === P) session.room('bench').emitExcept('said', { text })
+    else session.send(text)
+  }
+}
+const emittingJson = {
+  schema: { outbound: Type.Object({ type: Type.String(), data: Said }) },
+  onConnected: joining,
+  handleText (session, text) {
+    if (text.charCodeAt(0) === P) session.room('bench').broadcastExceptJson({ type: 'said', data: { text } })
+    else session.send(text)
   }
 }
 
@@ -104,6 +134,9 @@ await serve(async () => {
   app.registerWebsocket('/ws-publish', publishing)
   app.registerWebsocket('/ws-json', jsonEcho)
   app.registerWebsocket('/ws-json-hand', jsonEchoByHand)
+  app.registerWebsocket('/ws-request', request)
+  app.registerWebsocket('/ws-emit', emitting)
+  app.registerWebsocket('/ws-emit-json', emittingJson)
   await app.listen({ host: '127.0.0.1', port: 0 })
   return app.server.address().port
 })

@@ -1,6 +1,7 @@
 // Socket.IO 4 with rooms, WebSocket transport only: every socket joins 'bench'; 'P…' goes to
 // the room but the sender (socket.to('bench').emit), 'E…' back to the sender. Pings are
-// pushed out of the way (pingInterval of an hour). BENCH_SIO_DEFLATE=1 turns permessage-deflate
+// pushed out of the way (pingInterval of an hour). 'echo' events are acknowledged with their data
+// (a client's emitWithAck). BENCH_SIO_DEFLATE=1 turns permessage-deflate
 // on (perMessageDeflate: true: Engine.IO's default threshold of 1024 bytes, ws's other defaults).
 import { createServer } from 'node:http'
 import { Server } from 'socket.io'
@@ -23,6 +24,8 @@ await serve(async () => {
       if (text[0] === 'P') socket.to('bench').emit('msg', text)
       else socket.emit('msg', text)
     })
+    // Request/reply: the client's emitWithAck('echo', data), answered with its data.
+    socket.on('echo', (data, ack) => { ack(data) })
   })
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
   return server.address().port

@@ -4,22 +4,11 @@
 // declared) and a send operation per event the server emits, each message written out
 // with its envelope ({ type, id, data }), so the document says what goes over the wire.
 import { IdSet, idFor } from './ids'
+import type { RouteRecord } from '../session/message-routes'
 import { SchemaComponents, plainCopy, type JsonSchema } from './schema'
 
-/** What the plugin keeps of each route for its document (written at registration). */
-export interface RouteRecord {
-  /** The route's full path, prefix included, in Fastify's syntax (`/rooms/:room`). */
-  path: string
-  schema: { querystring?: unknown, headers?: unknown, params?: unknown, message?: unknown, outbound?: unknown }
-  /** Message routes: each type a client may send, its data schema and its reply's. */
-  messages?: Record<string, { schema?: unknown, reply?: unknown }>
-  /** What the server emits: each type's data schema. */
-  events?: Record<string, unknown>
-  /** The envelope's field names on the wire. */
-  envelope: { type: string, id: string, data: string }
-  /** The shared schemas (app.addSchema) the route's schemas may refer to by $id. */
-  sharedSchemas?: () => Record<string, unknown>
-}
+/** What the plugin keeps of each route (written at registration): this document's input. */
+export type { RouteRecord }
 
 /** The document's info object: title and version, and any other field AsyncAPI's info takes. */
 export interface AsyncApiInfo {

@@ -5,13 +5,13 @@ import { assertPosition, type BuildMessage } from '../history/log'
 import type { Message } from '../transport/frame'
 import type { Member } from './member'
 import type { RoomIndex } from './room-index'
-import { RoomView, kIndex, kName, kSerialize } from './room-view'
+import { RoomView, kEvents, kIndex, kName, kSerialize, type EventEncoder } from './room-view'
 
 export class RoomHandle<M extends Member = Member> extends RoomView<M> implements WebSocketRoom {
   readonly #member: M
 
-  constructor (index: RoomIndex<M>, member: M, name: string, serialize: (value: unknown) => string) {
-    super(index, name, serialize)
+  constructor (index: RoomIndex<M>, member: M, name: string, serialize: (value: unknown) => string, events: EventEncoder) {
+    super(index, name, serialize, events)
     this.#member = member
   }
 
@@ -31,6 +31,10 @@ export class RoomHandle<M extends Member = Member> extends RoomView<M> implement
 
   broadcastExceptJson (value: unknown): void {
     this[kIndex].broadcast(this[kName], this[kSerialize](value), this.#member)
+  }
+
+  emitExcept (type: string, data: unknown): void {
+    this[kIndex].broadcast(this[kName], this[kEvents].encodeEvent(type, data), this.#member)
   }
 
   publishExcept (build: BuildMessage): Promise<StreamPosition> {

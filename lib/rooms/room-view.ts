@@ -12,17 +12,30 @@ import type { RoomIndex } from './room-index'
 export const kIndex = Symbol('fastify-websocket-rooms.index')
 export const kName = Symbol('fastify-websocket-rooms.name')
 export const kSerialize = Symbol('fastify-websocket-rooms.serialize')
+export const kEvents = Symbol('fastify-websocket-rooms.events')
+
+/** Encodes an event (`{"type":...,"data":...}`) through its schema: a route's events, or every route's. */
+export interface EventEncoder {
+  /** The JSON text of the event; a TypeError for a type that is not one. */
+  encodeEvent (type: string, data: unknown): string
+}
 
 export abstract class RoomView<M extends Member> {
   readonly #index: RoomIndex<M>
   readonly #name: string
   /** JSON text of a value: the member's route's outbound schema, or JSON.stringify. */
   readonly #serialize: (value: unknown) => string
+  readonly #events: EventEncoder
 
-  constructor (index: RoomIndex<M>, name: string, serialize: (value: unknown) => string) {
+  constructor (index: RoomIndex<M>, name: string, serialize: (value: unknown) => string, events: EventEncoder) {
     this.#index = index
     this.#name = name
     this.#serialize = serialize
+    this.#events = events
+  }
+
+  get [kEvents] (): EventEncoder {
+    return this.#events
   }
 
   get [kIndex] (): RoomIndex<M> {
@@ -43,6 +56,11 @@ export abstract class RoomView<M extends Member> {
 
   broadcastJson (value: unknown): void {
     this.#index.broadcast(this.#name, this.#serialize(value), null)
+  }
+
+  /** An event to every member, encoded once (the same path as broadcastJson). */
+  emit (type: string, data: unknown): void {
+    this.#index.broadcast(this.#name, this.#events.encodeEvent(type, data), null)
   }
 
   publish (build: BuildMessage): Promise<StreamPosition> {

@@ -6,11 +6,12 @@ import { PLUGIN_ONLY_OPTIONS, ROUTE_LIMIT_NAMES } from '../options'
 import type { HandshakeRouteOptions, SessionHandlers } from '../../types/index'
 import { closest } from '../suggest'
 import { typesAgree, type SameKeys } from '../type-checks'
+import { readRouting, type Routing } from './message-routes'
 
 export interface Handlers {
   connected: ((session: any) => unknown) | undefined
   /** Gets the text, or with schema.message the validated value. */
-  text: ((session: any, message: any) => unknown) | undefined
+  text: ((session: any, message: any, value?: any) => unknown) | undefined
   binary: ((session: any, data: Buffer) => unknown) | undefined
   pong: ((session: any) => unknown) | undefined
   disconnected: ((session: any, code: number, reason: string) => unknown) | undefined
@@ -58,7 +59,9 @@ const OWN_ROUTE_KEYS = new Map<string, string>([
   ['url', '"url" is not taken: the path is registerWebsocket()\'s first argument']
 ])
 
-const HANDLER_NAMES = new Set<string>(EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]))
+/** The message routes' keys (./message-routes). */
+const ROUTING_NAMES = ['messages', 'events', 'envelope']
+const HANDLER_NAMES = new Set<string>([...EVENT_NAMES.flatMap(([, a, b]) => b === null ? [a] : [a, b]), ...ROUTING_NAMES])
 const ROUTE_NAMES = new Set<string>(ROUTE_OPTION_NAMES)
 const LIMIT_NAMES = new Set<string>(ROUTE_LIMIT_NAMES)
 /** Known names in lowercase, to catch the browser's spelling (onmessage, onopen). */
@@ -105,6 +108,10 @@ export interface RouteDefinition {
   /** schema.message and schema.outbound, taken out of the schema Fastify gets; undefined when absent. */
   messageSchema: unknown
   outboundSchema: unknown
+  /** The handshake's schemas as given (querystring, headers, params...). */
+  handshakeSchema: Record<string, unknown>
+  /** `messages`, `events` and `envelope`, or null without them. */
+  routing: Routing | null
 }
 
 export function readHandlers (path: string, source: unknown): RouteDefinition {
@@ -117,6 +124,9 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   for (const [event, name, alias] of EVENT_NAMES) {
     const value = object[name]
     const aliasValue = alias === null ? undefined : object[alias]
+    if (event === 'text' && object.messages !== undefined && (value ?? aliasValue) !== undefined) {
+      throw new InvalidHandlersError(path, `"messages" and "${value === undefined ? alias : name}" both handle the text messages: give one (a handler per message type in "messages", or one handler for every message)`)
+    }
     if (value !== undefined && aliasValue !== undefined) {
       throw new InvalidHandlersError(path, `"${name}" and "${alias}" are two names for one event: give only one`)
     }
@@ -131,6 +141,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   const limits: Record<string, unknown> = {}
   let messageSchema: unknown
   let outboundSchema: unknown
+  let handshakeSchema: Record<string, unknown> = {}
   for (const key of Object.keys(object)) {
     if (LIMIT_NAMES.has(key)) {
       limits[key] = object[key]
@@ -141,7 +152,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
       const { message, outbound, ...handshake } = object.schema as Record<string, unknown>
       messageSchema = checkSchema(path, 'message', message)
       outboundSchema = checkSchema(path, 'outbound', outbound)
-      routeOptions.schema = handshake
+      routeOptions.schema = handshakeSchema = handshake
     } else if (ROUTE_NAMES.has(key)) {
       const value = object[key]
       if (value !== undefined) routeOptions[key] = value
@@ -153,17 +164,22 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
       throw unknownKey(path, key)
     }
   }
+  const routing = readRouting(path, object)
+  if (routing?.messages != null && messageSchema !== undefined) {
+    throw new InvalidHandlersError(path, '"messages" and schema.message both describe the text messages: give one (a schema per message type in "messages", or schema.message with onMessage)')
+  }
   // After the unknown keys, so that a lone misspelt handler gets its suggestion.
-  if (!EVENT_NAMES.some(([event]) => event !== 'error' && event !== 'backpressure' && event !== 'invalidMessage' && handlers[event] !== undefined)) {
+  if (routing?.messages == null && !EVENT_NAMES.some(([event]) => event !== 'error' && event !== 'backpressure' && event !== 'invalidMessage' && handlers[event] !== undefined)) {
     throw new InvalidHandlersError(path, 'no session handler given (onConnected/onOpen, handleText/onMessage, handleBinary, onPong or onDisconnected/onClose)')
   }
   if (messageSchema !== undefined && handlers.text === undefined) {
     throw new InvalidHandlersError(path, 'schema.message describes text messages, but no handleText/onMessage handler is given')
   }
-  if (messageSchema === undefined && handlers.invalidMessage !== undefined) {
-    throw new InvalidHandlersError(path, 'onInvalidMessage is given, but no schema.message to validate messages against')
+  if (messageSchema === undefined && routing?.messages == null && handlers.invalidMessage !== undefined) {
+    throw new InvalidHandlersError(path, 'onInvalidMessage is given, but no schema.message nor "messages" to validate messages against')
   }
-  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema }
+  if (routing?.messages != null) handlerNames.text = 'a handler of "messages"'
+  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema, handshakeSchema, routing }
 }
 
 /** A message schema: a JSON schema object (TypeBox's included) or a boolean, or undefined when absent. */

@@ -37,8 +37,23 @@ export function stringify (value: unknown, name = 'value'): string {
   return text
 }
 
+/** How a codec names its schemas and values in errors: a route's schema.message, or a message type's schema of `messages`. */
+export interface CodecLabels {
+  /** The schema checking what comes in ('schema.message'). */
+  message: string
+  /** The schema serializing what goes out ('schema.outbound'). */
+  outbound: string
+  /** The argument serialize() is given ('value'). */
+  argument: string
+  /** The checked value, as validation errors name it ('message'). */
+  checked: string
+}
+
+const ROUTE_LABELS: CodecLabels = { message: 'schema.message', outbound: 'schema.outbound', argument: 'value', checked: 'message' }
+
 export class MessageCodec {
   readonly #path: string
+  readonly #labels: CodecLabels
   readonly #messageSchema: unknown
   readonly #outboundSchema: unknown
   readonly #union: TaggedUnion | null
@@ -49,8 +64,9 @@ export class MessageCodec {
   #buildError: Error | null = null
 
   /** `messageSchema`, `outboundSchema`: undefined when the route has none. */
-  constructor (path: string, messageSchema: unknown, outboundSchema: unknown, poisoning: PoisoningActions) {
+  constructor (path: string, messageSchema: unknown, outboundSchema: unknown, poisoning: PoisoningActions, labels: CodecLabels = ROUTE_LABELS) {
     this.#path = path
+    this.#labels = labels
     this.#messageSchema = messageSchema
     this.#outboundSchema = outboundSchema
     this.#union = taggedUnion(messageSchema)
@@ -89,12 +105,12 @@ export class MessageCodec {
 
   /** Compiles with compilers found without a request; the error that fails app.ready() when a schema does not compile. */
   #compileWith (validatorCompiler: FastifySchemaCompiler<unknown> | undefined, serializerCompiler: FastifySerializerCompiler<unknown> | undefined, url: string): Error | null {
-    let part = 'message'
+    let part = this.#labels.message
     try {
       if (this.#messageSchema !== undefined && validatorCompiler !== undefined) {
         this.#validate = validatorCompiler({ schema: this.#messageSchema as object, method: 'GET', url, httpPart: 'body' }) as Validate
       }
-      part = 'outbound'
+      part = this.#labels.outbound
       if (this.#outboundSchema !== undefined && serializerCompiler !== undefined) {
         this.#serialize = serializerCompiler({ schema: this.#outboundSchema as object, method: 'GET', url, httpStatus: '200' }) as Serialize
       }
@@ -108,8 +124,18 @@ export class MessageCodec {
 
   /** The route's preHandler that compiles the schemas, in its first handshake (once they compiled, it only returns). */
   readonly compileHook: preHandlerHookHandler = (request, reply, done) => {
+    done(this.compileFor(request, reply))
+  }
+
+  /** What compileHook does, for a hook that compiles several codecs: the error that answers the handshake, if any. */
+  compileFor (request: FastifyRequest, reply: FastifyReply): Error | undefined {
     if (!this.#compiled) this.#buildError ??= this.#compile(request, reply) ?? null
-    done(this.#buildError ?? undefined)
+    return this.#buildError ?? undefined
+  }
+
+  /** True once every schema it has is compiled. */
+  get compiled (): boolean {
+    return this.#compiled
   }
 
   get #compiled (): boolean {
@@ -123,12 +149,12 @@ export class MessageCodec {
    * request differently (TypeBox's converts the querystring's strings, never a body) treat it so.
    */
   #compile (request: FastifyRequest, reply: FastifyReply): Error | undefined {
-    let part = 'message'
+    let part = this.#labels.message
     try {
       if (this.#messageSchema !== undefined && this.#validate === null) {
         this.#validate = request.compileValidationSchema(this.#messageSchema as object, 'body') as Validate
       }
-      part = 'outbound'
+      part = this.#labels.outbound
       if (this.#outboundSchema !== undefined && this.#serialize === null) {
         this.#serialize = reply.compileSerializationSchema(this.#outboundSchema as Record<string, unknown>) as Serialize
       }
@@ -147,10 +173,25 @@ export class MessageCodec {
   read (text: string): ReadMessage | Promise<ReadMessage> {
     let value: unknown
     try {
-      value = parseJson(text, null, this.#parseOptions)
+      value = this.parse(text)
     } catch (error) {
-      return { valid: false, error: validationError(new InvalidJsonMessageError((error as Error).message)) }
+      return { valid: false, error: validationError(error, undefined, null, this.#labels.checked) }
     }
+    return this.check(value)
+  }
+
+  /** A text frame's JSON value, refusing prototype poisoning as Fastify does for bodies; throws FST_WS_ROOMS_INVALID_JSON. */
+  parse (text: string): unknown {
+    try {
+      return parseJson(text, null, this.#parseOptions)
+    } catch (error) {
+      throw new InvalidJsonMessageError((error as Error).message)
+    }
+  }
+
+  /** Validates a parsed value against the message schema (which must be there). A promise only for an asynchronous validator. */
+  check (value: unknown): ReadMessage | Promise<ReadMessage> {
+    const checked = this.#labels.checked
     // A root that ajv replaces (coercion, defaults) is written back to its parent; other
     // validators are called with the value alone, as Fastify calls them.
     const parent = { message: value }
@@ -161,7 +202,7 @@ export class MessageCodec {
     } catch (error) {
       // A validator that throws: a recursive schema on a deeply nested value overflows the stack.
       const failed = new Error(`message could not be validated: ${(error as Error)?.message ?? String(error)}`, { cause: error })
-      return { valid: false, error: validationError(failed) }
+      return { valid: false, error: validationError(failed, undefined, null, checked) }
     }
     if (isThenable(result)) {
       // ajv's asynchronous validators resolve with the value itself, which may well hold an
@@ -169,7 +210,7 @@ export class MessageCodec {
       const resolvesValue = this.#validate!.$async === true
       return (result as Promise<unknown>).then(
         (outcome) => resolvesValue ? { valid: true, value: parent.message } : this.#outcome(outcome, parent.message),
-        (error: unknown) => ({ valid: false, error: validationError((error as { errors?: unknown }).errors ?? error, parent.message, this.#union) })
+        (error: unknown) => ({ valid: false, error: validationError((error as { errors?: unknown }).errors ?? error, parent.message, this.#union, checked) })
       )
     }
     return this.#outcome(result, parent.message)
@@ -177,11 +218,11 @@ export class MessageCodec {
 
   /** A validator's answer, read as Fastify reads it; `value`: the parsed value, as the validator left it. */
   #outcome (result: unknown, value: unknown): ReadMessage {
-    if (result === false) return { valid: false, error: validationError(this.#validate!.errors, value, this.#union) }
+    if (result === false) return { valid: false, error: validationError(this.#validate!.errors, value, this.#union, this.#labels.checked) }
     // Custom compilers (TypeBox's for one) answer { value } or { error }, read as Fastify reads them.
     if (result !== null && typeof result === 'object') {
       const { error, value: checked } = result as { error?: unknown, value?: unknown }
-      if (error) return { valid: false, error: validationError(error, value, this.#union) }
+      if (error) return { valid: false, error: validationError(error, value, this.#union, this.#labels.checked) }
       if (checked) return { valid: true, value: checked }
     }
     return { valid: true, value }
@@ -194,21 +235,21 @@ export class MessageCodec {
     try {
       return serialize(value)
     } catch (error) {
-      throw new InvalidArgumentError('value', 'a value that schema.outbound can serialize', `${describe(value)} (${(error as Error).message})`)
+      throw new InvalidArgumentError(this.#labels.argument, `a value that ${this.#labels.outbound} can serialize`, `${describe(value)} (${(error as Error).message})`)
     }
   }
 }
 
 /** An error in the shape Fastify gives validation errors: code, `validation`, `validationContext`. */
-function validationError (result: unknown, value?: unknown, union: TaggedUnion | null = null): Error {
+export function validationError (result: unknown, value: unknown, union: TaggedUnion | null, checked: string): Error {
   let error: Error & { code?: string, statusCode?: number, validation?: unknown, validationContext?: string }
   if (result instanceof Error) {
     error = result
   } else if (Array.isArray(result)) {
-    error = new Error(explain(result as ValidationFault[], value, union).map((e) => `message${e.instancePath ?? ''} ${e.message ?? 'is invalid'}`).join(', '))
+    error = new Error(explain(result as ValidationFault[], value, union).map((e) => `${checked}${e.instancePath ?? ''} ${e.message ?? 'is invalid'}`).join(', '))
     error.validation = result
   } else {
-    error = new Error('message is invalid')
+    error = new Error(`${checked} is invalid`)
   }
   error.statusCode ??= 400
   error.code ??= 'FST_ERR_VALIDATION'

@@ -20,6 +20,9 @@ import { InvalidArgumentError, describe } from '../errors'
 import { BINARY, TEXT, binaryFrame, textFrame, toBuffer, type Encoded } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
 import { stringify, type MessageCodec, type ReadMessage } from './message-codec'
+import { ANSWERED, kAnswer, kInvalidMessage, type MessageRouter } from './message-routes'
+import { answer, ask, askTimeout, endAsks } from './asks'
+import type { EventEncoder } from '../rooms/room-view'
 import type { RouteLimits } from '../options'
 import { kFinished, kSendEncoded } from '../rooms/member'
 import type { RoomIndex } from '../rooms/room-index'
@@ -40,6 +43,10 @@ export interface Route {
   limits: RouteLimits
   /** The route's message schemas (and JSON.stringify for sendJson when it has none). */
   codec: MessageCodec
+  /** The route's `messages` and `events`, or null without either. */
+  router: MessageRouter | null
+  /** What emit() encodes with: the router, or an encoder that refuses every type. */
+  events: EventEncoder
   /** How long a session whose client has gone waits for its handlers before it is dropped, in ms. */
   closeTimeout: number
   /** Socket errors are logged (debug) by the session, not by @fastify/websocket's errorHandler. */
@@ -297,6 +304,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
 
   #closeBy (code: number, reason: string): void {
     this.#flags |= Flag.ClosedByServer
+    endAsks(this)
     this.#socket.close(code, reason)
     // ws would wait 30 s for the client's answer; a client that does not answer is cut off sooner.
     this.#startDeadline()
@@ -339,11 +347,31 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   room (name: string): RoomHandle<Session> {
     const rooms: RoomIndex<Session> = this.#route.rooms
     rooms.assertRoomName(name)
-    return new RoomHandle(rooms, this, name, this.#route.codec.serialize)
+    return new RoomHandle(rooms, this, name, this.#route.codec.serialize, this.#route.events)
   }
 
   roomNames (): string[] {
     return this.#route.rooms.roomsOf(this)
+  }
+
+  emit (type: string, data: unknown): void {
+    const text = this.#route.events.encodeEvent(type, data)
+    this.#write(text, Buffer.byteLength(text), TEXT)
+  }
+
+  ask (type: string, data: unknown, options?: { timeout?: number }): Promise<unknown> {
+    const router = this.#route.router
+    if (router === null || !router.routesMessages) throw new TypeError(`fastify-websocket-rooms: ask() needs a route with "messages", through which the client's reply comes ("${this.getRequestPath()}" has none)`)
+    const timeout = askTimeout(options)
+    const open = this.#socket.readyState === OPEN && (this.#flags & Flag.ClosedByServer) === 0
+    return ask(this, open, type, timeout, (id) => {
+      const text = router.encodeAsk(type, id, data)
+      this.#write(text, Buffer.byteLength(text), TEXT)
+    })
+  }
+
+  [kAnswer] (id: string | number, data: unknown, error: unknown): boolean {
+    return answer(this, id, data, error)
   }
 
   setPresence (info: unknown): void {
@@ -388,7 +416,11 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     // An event that reaches a session dropped by [kAbandon]: its 'close' after terminate().
     if ((this.#flags & Flag.Finished) !== 0) return undefined
     const runs = this.#route.handlerRuns
-    if (runs.active) return runs.run(this, this.#route.path, EVENT_NAMES[kind as Event]!, undefined, () => this.#dispatch(kind, a, b))
+    if (runs.active) {
+      // With message routes, a text event's b is what the router read: its type labels the run.
+      const type = kind === Event.Text && b !== undefined ? this.#route.router?.typeOf(b) : undefined
+      return runs.run(this, this.#route.path, EVENT_NAMES[kind as Event]!, type, () => this.#dispatch(kind, a, b))
+    }
     return this.#dispatch(kind, a, b)
   }
 
@@ -399,7 +431,11 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
         return handlers.connected!(this)
       case Event.Text:
         if ((this.#flags & Flag.ClosedByServer) !== 0) return undefined
-        return this.#route.codec.readsMessages ? this.#readMessage(a as string) : handlers.text!(this, a as string)
+        // What the last message went through is over: only a text event asks (#handlerName).
+        this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
+        if (this.#route.codec.readsMessages) return this.#readMessage(a as string)
+        // b: with `messages`, the value the router read at arrival.
+        return b === undefined ? handlers.text!(this, a as string) : handlers.text!(this, a as string, b)
       case Event.Binary:
         return (this.#flags & Flag.ClosedByServer) !== 0 ? undefined : handlers.binary!(this, a as Buffer)
       case Event.Pong:
@@ -411,8 +447,6 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
 
   /** A text message on a route with schema.message: its handler gets the value, once it is valid JSON that matches. */
   #readMessage (text: string): unknown {
-    // What the last message went through is over: only a text event asks (#handlerName).
-    this.#flags &= ~(Flag.Validating | Flag.InInvalidMessage)
     const read = this.#route.codec.read(text)
     if (!(read instanceof Promise)) return this.#handleMessage(read, text)
     this.#flags |= Flag.Validating
@@ -426,13 +460,22 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     // An asynchronous validator may settle after the session was closed or dropped.
     if ((this.#flags & (Flag.ClosedByServer | Flag.Finished)) !== 0) return undefined
     if (read.valid) return this.#route.handlers.text!(this, read.value)
+    return this[kInvalidMessage](read.error, text, null)
+  }
+
+  /** An invalid message: counted and logged; `reply` (an error reply) is sent, else onInvalidMessage runs, else the session closes with 1007. */
+  [kInvalidMessage] (error: Error, text: string, reply: string | null): unknown {
     const stats = this.#route.sessions.stats
     stats.invalidMessages++
-    this.log.debug({ err: read.error }, 'invalid message')
+    this.log.debug({ err: error }, 'invalid message')
+    if (reply !== null) {
+      this.writeText(reply)
+      return undefined
+    }
     const handler = this.#route.handlers.invalidMessage
     if (handler !== undefined) {
       this.#flags |= Flag.InInvalidMessage
-      return handler(this, read.error, text)
+      return handler(this, error, text)
     }
     stats.closedInvalidMessage++
     this.#closeBy(closeCodes.INVALID_PAYLOAD, 'invalid message')
@@ -494,6 +537,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
       this.#flags &= ~Flag.Paused
       this.#route.sessions.stats.paused--
     }
+    endAsks(this)
     this.#route.rooms.leaveAll(this)
     this.#route.sessions.remove(this)
   }
@@ -561,17 +605,32 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     const stats = this.#route.sessions.stats
     stats.messagesIn++
     stats.bytesIn += data.length
-    // type: a route that dispatches messages by type names it here once it has read it.
-    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, binary: isBinary, bytes: data.length, type: undefined })
-    if (this.#overRateLimit()) return
+    if (this.#overRateLimit()) {
+      this.#tellMessageIn(data, isBinary, undefined)
+      return
+    }
     const handlers = this.#route.handlers
     if (isBinary ? handlers.binary === undefined : handlers.text === undefined) {
+      this.#tellMessageIn(data, isBinary, undefined)
       stats.closedUnsupportedData++
       this.#closeBy(closeCodes.UNSUPPORTED_DATA, isBinary ? 'binary messages are not accepted' : 'text messages are not accepted')
       return
     }
-    if (isBinary) this.enqueue(Event.Binary, data)
-    else this.enqueue(Event.Text, data.toString())
+    if (isBinary) {
+      this.#tellMessageIn(data, isBinary, undefined)
+      this.enqueue(Event.Binary, data)
+    } else {
+      const text = data.toString()
+      const router = this.#route.router
+      if (router === null || !router.routesMessages) {
+        this.#tellMessageIn(data, isBinary, undefined)
+        this.enqueue(Event.Text, text)
+      } else {
+        const value = router.receive(this, text)
+        this.#tellMessageIn(data, isBinary, value === ANSWERED ? undefined : router.typeOf(value))
+        if (value !== ANSWERED) this.enqueue(Event.Text, text, value)
+      }
+    }
     if ((this.#flags & Flag.Paused) === 0 && this.queuedEvents >= this.#route.limits.maxQueuedMessages) {
       this.#flags |= Flag.Paused
       stats.paused++
@@ -579,10 +638,16 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     }
   }
 
+  /** message:in on diagnostics_channel; type: the declared message type, with message routes. */
+  #tellMessageIn (data: Buffer, isBinary: boolean, type: string | undefined): void {
+    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, binary: isBinary, bytes: data.length, type })
+  }
+
   [kOnClose] (code: number, reason: Buffer): void {
     // After a protocol error ws sends its close code and reads nothing more, so 'close' says
     // 1006: onDisconnected gets the code that was sent to the client instead.
     if (code === ABNORMAL_CLOSURE && this.#protocolErrorCode !== 0) code = this.#protocolErrorCode
+    endAsks(this)
     this.enqueue(Event.Disconnected, code, reason.toString())
     // A handler still runs: the session waits for it, but not for ever.
     if ((this.#flags & Flag.Finished) === 0) this.#startDeadline()

@@ -214,7 +214,7 @@ test('handlers use the session in their body as it is typed', () => {
     handleText (session, text) {
       // @ts-expect-error: Argument of type 'number' is not assignable to parameter of type 'string'
       session.writeText(text.length)
-      // @ts-expect-error: Property 'emit' does not exist on type
+      // @ts-expect-error: Argument of type '"message"' is not assignable to parameter of type 'never'
       session.emit('message', text)
     }
   })
