@@ -126,6 +126,35 @@ test('/metrics, scraped while clients come, talk, are refused and go', async (t)
   await a2.close()
 })
 
+test('with message routes: messages and handler runs by declared type; a type no route declares is no label', async (t) => {
+  const registry = new Registry()
+  const app = await build(t, { metrics: { registry, prefix: 'ws_' }, heartbeatInterval: 0 })
+  serveMetrics(app, registry)
+  app.registerWebsocket('/routes', {
+    messages: {
+      'chat.send': { async handler () { await new Promise((resolve) => setImmediate(resolve)); return { ok: true } } },
+      'room.join': { handler () {} }
+    }
+  })
+  const base = await listen(app)
+  const client = await connect(base, '/routes')
+  client.send(JSON.stringify({ type: 'chat.send', id: 1, data: {} }))
+  client.send(JSON.stringify({ type: 'chat.send', data: {} }))
+  client.send(JSON.stringify({ type: 'room.join', id: 2, data: {} }))
+  client.send(JSON.stringify({ type: `made-up-${'x'.repeat(40)}`, id: 3, data: {} }))
+  const replies = await client.json(3)
+  t.same(replies.map((reply) => [reply.id, reply.error?.code ?? null]), [[1, null], [2, null], [3, 'FST_WS_ROOMS_UNKNOWN_TYPE']])
+  await until(() => app.websocketRooms.stats().messagesIn === 4)
+  const m = await scrape(base.replace(/^ws/, 'http'))
+  t.equal(m.value('ws_messages_received_total', { route: '/routes', type: 'chat.send' }), 2)
+  t.equal(m.value('ws_messages_received_total', { route: '/routes', type: 'room.join' }), 1)
+  t.equal(m.value('ws_messages_received_total', { route: '/routes' }), 1, 'the unknown type counts under the route alone')
+  t.equal(m.value('ws_handler_duration_seconds_count', { route: '/routes', event: 'message', type: 'chat.send' }), 2)
+  t.equal(m.value('ws_handler_duration_seconds_count', { route: '/routes', event: 'message', type: 'room.join' }), 1)
+  t.notOk(m.text.includes('made-up'), 'what a client makes up never becomes a label')
+  await client.close()
+})
+
 test('metrics: true registers with prom-client\'s default registry, and app.close() takes them out', async (t) => {
   const app = Fastify()
   await app.register(websocketRooms, { metrics: true })
