@@ -17,7 +17,7 @@ export class ClusterRedis implements RedisEngine {
   readonly shardedByDefault = true
   #buffers: RedisClusterConnection | null = null
   readonly #owned: boolean
-  /** The shards' connections (by address) that failed and are not ready again. */
+  /** The nodes (by address) whose connection failed and is not ready again. */
   readonly #down = new Set<string>()
   #onError: ((error: Error) => void) | null = null
   #onReady: (() => void) | null = null
@@ -42,18 +42,20 @@ export class ClusterRedis implements RedisEngine {
     this.publisher = withoutCommandTimeout(this.cluster) as unknown as RedisConnection
   }
 
+  /** Ready, and no master of the topology as the client knows it now has a failed connection. */
   get ready (): boolean {
-    return this.cluster.isReady && this.#down.size === 0
+    return this.cluster.isReady && !this.cluster.masters.some((master) => this.#down.has(`${master.host}:${master.port}`))
   }
 
   readonly #nodeError = (error: Error, node: NodeAddress): void => {
     this.#down.add(`${node.host}:${node.port}`)
-    this.#onError?.(error)
+    // A node that no longer serves slots (a master replaced by its replica) is no outage.
+    if (this.cluster.masters.some((master) => master.host === node.host && master.port === node.port)) this.#onError?.(error)
   }
 
   readonly #nodeBack = (node: NodeAddress): void => {
     // Ready again, or gone from the topology (its slots have a new master).
-    if (!this.#down.delete(`${node.host}:${node.port}`)) return
+    this.#down.delete(`${node.host}:${node.port}`)
     if (this.ready) this.#onReady?.()
   }
 
