@@ -44,10 +44,10 @@ function publisher (nodes: Node[], room: string): { stop: () => Promise<void>, o
   const ok: StreamPosition[] = []
   const failed: Error[] = []
   let slowest = 0
-  let running = true
+  const state = { running: true }
   let sent = 0
   const loops = nodes.map(async (node, i) => {
-    while (running) {
+    while (state.running) {
       const started = performance.now()
       const text = `${i}-${sent++}`
       try {
@@ -66,7 +66,7 @@ function publisher (nodes: Node[], room: string): { stop: () => Promise<void>, o
     slowest: () => slowest,
     count: () => ok.length,
     stop: async () => {
-      running = false
+      state.running = false
       await Promise.all(loops)
     }
   }
