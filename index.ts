@@ -20,12 +20,13 @@ import { redisAdapter } from './lib/cluster/redis-adapter'
 import { ServerRooms, SessionsView } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
-import { Session, isSessionSocket, kStart } from './lib/session/session'
+import { Session, isSessionSocket, kRoutePath, kStart } from './lib/session/session'
 import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
+import { startObservers } from './lib/observability/index'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -57,9 +58,6 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
     refuseLaterWebsocket(fastify, fastify.log)
   }
-  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
-  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
-  logRefusedHandshakes(fastify.websocketServer, fastify.log)
   fastify.addHook('onRoute', normaliseWebsocketRoutes)
 
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
@@ -72,6 +70,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
   const serverRooms = new ServerRooms(rooms, sessions)
+  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
+  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
+  logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
+  // diagnostics_channel's subscribers, and the metrics and tracing options (docs/observability.md).
+  const observers = startObservers(resolved, rooms, { sessionRoutes: function * () { for (const session of sessions.values()) yield session[kRoutePath] }, stats: () => serverRooms.stats() })
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
@@ -80,12 +83,13 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
-    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
+    const fullPath = this.prefix + path
+    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: fullPath, sent: observers.route(fullPath), handlerRuns: observers.handlerRuns }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
-      codec.compileAtReady(this, this.prefix + path, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      codec.compileAtReady(this, fullPath, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
       preHandler.push(codec.compileHook)
     }
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
@@ -131,6 +135,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   })
 
   fastify.addHook('onClose', async function () {
+    observers.close()
     await rooms.close()
     sessions.clear()
   })

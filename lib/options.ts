@@ -10,6 +10,7 @@ import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
 import { closest, didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
+import { metricsOption, tracingOption, type MetricsSettings } from './observability/settings'
 
 export type Policy = 'close' | 'drop'
 
@@ -67,6 +68,10 @@ export interface ResolvedOptions extends RouteLimits {
   onRoomVacated: NonNullable<WebsocketRoomsOptions['onRoomVacated']> | null
   /** Rooms' history for publish() and recover(): messages kept per room, and for how long; null: off. */
   history: HistoryLimits | null
+  /** Prometheus metrics: the registry and prefix; null: off. */
+  metrics: MetricsSettings | null
+  /** OpenTelemetry spans around handler runs. */
+  tracing: boolean
 }
 
 export const defaults = Object.freeze({
@@ -93,7 +98,7 @@ typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 const OPTION_NAMES = [
   'maxPayload', 'closeTimeout', 'heartbeatInterval', 'maxSessions', 'maxRoomsPerSession', 'maxRoomNameLength',
   'websocketOptions', 'adapter', 'compression', 'presenceInterval', 'onPresence', 'onRoomOccupied', 'onRoomVacated',
-  'history', ...ROUTE_LIMIT_NAMES
+  'history', 'metrics', 'tracing', ...ROUTE_LIMIT_NAMES
 ] as const
 typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
 const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
@@ -205,7 +210,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     onPresence: onPresence as ResolvedOptions['onPresence'],
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
     onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated'],
-    history: history(options.history)
+    history: history(options.history),
+    metrics: metricsOption(options.metrics),
+    tracing: tracingOption(options.tracing)
   }
 }
 
