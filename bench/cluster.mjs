@@ -12,6 +12,11 @@
 //   two      2 nodes: N/2 receivers on each
 //   remote   2 nodes, remote: the publisher alone on node 1, all N receivers on node 2
 //   publish  2 nodes as `two`, with publishExcept() (history in Redis) instead of broadcastExcept()
+//   cluster  2 nodes as `two`, on a Redis Cluster of 3 masters (bench/lib/redis-cluster.mjs
+//            starts one, or BENCH_CLUSTER_URL names a node of yours, on this machine)
+//   cluster-publish  as `publish`, on that Redis Cluster
+// On the cluster, the Redis CPU is the masters' sum, and the report says how many commands
+// each master ran in each phase (INFO commandstats).
 // Phases, each measured with the CPU of every process: saturated fan-out to N receivers with
 // a window of messages in flight (as bench/run.mjs), then publish-to-arrival latency at a
 // paced rate of messages per second to small rooms.
@@ -40,6 +45,7 @@ import { ms, pct, report, si } from './lib/cluster-report.mjs'
 import { clockTicks, metered, processTicks, quiet } from './lib/meter.mjs'
 import { summarize, toMarkdown } from './lib/profile.mjs'
 import { environment } from './lib/environment.mjs'
+import { operations, startCluster } from './lib/redis-cluster.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const QUICK = process.env.BENCH_QUICK === '1'
@@ -73,13 +79,16 @@ const ALL_SCENARIOS = [
   { id: 'one', name: '1 node', file: 'plugin-redis.mjs', nodes: 1, place: (count) => [count] },
   { id: 'two', name: '2 nodes', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half },
   { id: 'remote', name: '2 nodes, remote', file: 'plugin-redis.mjs', nodes: 2, place: (count) => [0, count] },
-  { id: 'publish', name: '2 nodes, publish()', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half, env: { BENCH_PUBLISH: '1' } }
+  { id: 'publish', name: '2 nodes, publish()', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half, env: { BENCH_PUBLISH: '1' } },
+  { id: 'cluster', name: '2 nodes, Redis Cluster', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half, cluster: true },
+  { id: 'cluster-publish', name: '2 nodes, Redis Cluster, publish()', file: 'plugin-redis.mjs', nodes: 2, split: true, place: half, cluster: true, env: { BENCH_PUBLISH: '1' } }
 ]
 const LEGEND = 'Scenarios: `1 node, no adapter` bench/servers/plugin.mjs, rooms in memory; ' +
   '`1 node` bench/servers/plugin-redis.mjs, which publishes every broadcast to Redis and, being subscribed to the room, gets it back and drops it; ' +
   '`2 nodes` the same on two processes, the receivers split evenly; ' +
   '`2 nodes, remote` the publisher alone on node 1 and every receiver on node 2, so every delivery crosses Redis; ' +
-  '`2 nodes, publish()` as `2 nodes`, each message sent with `room.publishExcept()` (history in Redis: the script that assigns its position, appends it to the room\'s stream and PUBLISHes it) instead of `broadcastExcept()`.'
+  '`2 nodes, publish()` as `2 nodes`, each message sent with `room.publishExcept()` (history in Redis: the script that assigns its position, appends it to the room\'s stream and PUBLISHes it) instead of `broadcastExcept()`; ' +
+  '`Redis Cluster` the same two on a Redis Cluster of 3 masters (sharded pub/sub), its `redis` CPU the masters\' sum.'
 const selected = list('BENCH_SCENARIOS', ALL_SCENARIOS.map((scenario) => scenario.id).join(','))
 for (const id of selected) {
   if (!ALL_SCENARIOS.some((scenario) => scenario.id === id)) throw new Error(`BENCH_SCENARIOS: unknown scenario ${id}`)
@@ -99,6 +108,8 @@ setTimeout(() => {
 
 let redisPid = 0
 let redisInfo = ''
+/** The Redis Cluster of the cluster scenarios: { url, masters: [{ address, url, pid }], stop() }. */
+let redisCluster = null
 
 // ---------------------------------------------------------------------------------------
 // One scenario, one round: fresh servers (a key prefix of their own), a fresh load generator.
@@ -106,6 +117,7 @@ let redisInfo = ''
 /** Starts the nodes and the load generator; `run(nodes, load)`, then stops them all. */
 async function withProcesses (scenario, round, run) {
   const env = { BENCH_REDIS_URL: config.redisUrl, BENCH_KEY_PREFIX: `bench-cluster-${runId}-${round}-${scenario.id}`, ...scenario.env }
+  if (scenario.cluster) env.BENCH_CLUSTER_URL = redisCluster.url
   const nodes = Array.from({ length: scenario.nodes }, (_, i) =>
     start(join(here, 'servers', scenario.file), { env, label: `${scenario.name}: node ${i + 1}` }))
   const loader = start(join(here, 'load.mjs'), { label: 'load generator' })
@@ -127,7 +139,9 @@ async function withProcesses (scenario, round, run) {
 async function session (scenario, round, { profile = null } = {}) {
   const adapter = scenario.file === 'plugin-redis.mjs'
   return withProcesses(scenario, round, async (nodes, load, loaderPid) => {
-    const pids = { load: loaderPid, redis: redisPid }
+    const pids = { load: loaderPid }
+    if (scenario.cluster) redisCluster.masters.forEach((master, i) => { pids[`redis${i + 1}`] = master.pid })
+    else pids.redis = redisPid
     nodes.forEach((node, i) => { pids[`node${i + 1}`] = node.child.pid })
     const writers = nodes.map((_, i) => `node${i + 1}`)
 
@@ -155,8 +169,14 @@ async function session (scenario, round, { profile = null } = {}) {
     }
     const phase = async (name, args) => {
       if (profile !== null) await Promise.all(nodes.map((node) => node.call('profile-start', {})))
+      const before = scenario.cluster ? await operations(redisCluster.masters) : null
       const result = await metered(pids, writers, () => load('fanout', { ...args, drainMs: config.drainMs }))
       if (profile !== null) await Promise.all(nodes.map((node, i) => node.call('profile-stop', { file: profile(name, i) })))
+      if (scenario.cluster) {
+        const after = await operations(redisCluster.masters)
+        result.shardOps = Object.fromEntries(Object.entries(after).map(([address, calls]) => [address, calls - before[address]]))
+        result.cpu.redis = redisCluster.masters.reduce((sum, _, i) => sum + result.cpu[`redis${i + 1}`], 0)
+      }
       const serverCpu = Object.entries(result.cpu).filter(([key]) => key.startsWith('node') || key === 'redis').reduce((sum, [, value]) => sum + value, 0)
       result.perCpu = serverCpu > 0 ? result.deliveriesPerSec / (serverCpu / 100) : null
       // Over the whole phase, warm-up included, as the write calls are counted (nothing is lost).
@@ -205,6 +225,29 @@ async function inspectRedis () {
     throw new Error(`Redis at ${config.redisUrl} runs as pid ${redisPid}, which this machine does not show: its CPU cannot be measured (in a container, or on another host?)`)
   }
   redisInfo = `Redis ${field('redis_version')} (io-threads ${ioThreads})`
+}
+
+/** The commands each master of the cluster ran per phase, median over the rounds: how evenly the shards share the load. */
+function shardTable (results) {
+  const clustered = scenarios.filter((scenario) => scenario.cluster)
+  if (clustered.length === 0) return ''
+  let text = '\n## Redis Cluster: commands per master\n\nINFO commandstats calls run by each of the 3 masters during each phase (median over rounds; share of the phase\'s total).\n\n'
+  for (const scenario of clustered) {
+    const runs = results[scenario.id].filter((run) => run.phases !== undefined)
+    if (runs.length === 0) continue
+    const addresses = Object.keys(Object.values(runs[0].phases)[0].shardOps)
+    text += `| ${scenario.name} | ${addresses.map((_, i) => `master ${i + 1}`).join(' | ')} |\n| --- |${addresses.map(() => ' ---: |').join('')}\n`
+    for (const phase of Object.keys(runs[0].phases)) {
+      const medians = addresses.map((address) => {
+        const values = runs.map((run) => run.phases[phase].shardOps[address]).sort((x, y) => x - y)
+        return values[Math.floor(values.length / 2)]
+      })
+      const total = medians.reduce((sum, value) => sum + value, 0) || 1
+      text += `| ${phase} | ${medians.map((value) => `${si(value)} (${Math.round(100 * value / total)} %)`).join(' | ')} |\n`
+    }
+    text += '\n'
+  }
+  return text
 }
 
 function summaryLine ({ phases }) {
@@ -268,10 +311,19 @@ async function main () {
   const env = environment()
   console.log(`cluster benchmark: ${scenarios.map((scenario) => scenario.name).join(', ')}; ${config.rounds} round(s)${QUICK ? ' (BENCH_QUICK)' : ''}`)
   console.log(`node ${env.node}, ${env.nproc} CPU(s) (${env.cpu}), load average ${env.loadavg}; ${redisInfo}`)
-  const { results, skipped } = await rounds(began)
-  const profileText = await profiles()
+  if (scenarios.some((scenario) => scenario.cluster)) {
+    redisCluster = await startCluster()
+    console.log(`Redis Cluster: masters ${redisCluster.masters.map((master) => master.address).join(', ')}`)
+  }
+  let results, skipped, profileText
+  try {
+    ({ results, skipped } = await rounds(began))
+    profileText = await profiles()
+  } finally {
+    await redisCluster?.stop()
+  }
   const markdown = report({
-    results, scenarios, config, env, redisInfo, skipped, legend: LEGEND, profiles: profileText, totalSeconds: (performance.now() - began) / 1000
+    results, scenarios, config, env, redisInfo, skipped, legend: LEGEND, profiles: shardTable(results) + profileText, totalSeconds: (performance.now() - began) / 1000
   })
   console.log('\n' + markdown)
   writeFileSync(join(here, 'results-cluster.md'), markdown)

@@ -86,10 +86,10 @@ export const RedisUnavailableError = createError<'FST_WS_ROOMS_REDIS_UNAVAILABLE
   503
 )
 
-/** redisAdapter() given a node of a Redis Cluster, found at registration. */
+/** redisAdapter() given a client of one Redis (createClient()) connected to a Redis Cluster node, found at registration. */
 export const RedisClusterUnsupportedError = createError<'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED'>(
   'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED',
-  'fastify-websocket-rooms: redisAdapter() does not support Redis Cluster yet, and this Redis is a cluster node (cluster_enabled:1): give it a standalone Redis',
+  'fastify-websocket-rooms: redisAdapter() was given a client of one Redis, and it is a Redis Cluster node (cluster_enabled:1), whose other nodes own other keys: give a createCluster() client, the cluster: { rootNodes: [{ url }] } option, or the node\'s url',
   500
 )
 

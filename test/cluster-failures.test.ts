@@ -3,7 +3,7 @@
 // and connections owned by the app rather than the adapter.
 import { test } from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { createClient } from '@redis/client'
+import { createClient, createCluster } from '@redis/client'
 import websocketRooms, { redisAdapter, type RedisAdapterOptions } from 'fastify-websocket-rooms'
 import * as handlers from './fixtures/cluster-handlers'
 import { connect, listen, throwsLike, until, type Client } from './helpers'
@@ -31,11 +31,14 @@ test('redisAdapter() refuses bad options with a TypeError naming the option', as
   const invalid = { code: 'FST_WS_ROOMS_INVALID_OPTION' }
   const cases: Array<[unknown, RegExp]> = [
     [undefined, /redisAdapter options" must be an object/],
-    [{}, /exactly one of url .* and client/],
+    [{}, /exactly one of url .*, cluster .* and client/],
+    [{ cluster: { rootNodes: [] } }, /"redisAdapter cluster" must be the options of createCluster\(\) from redis or @redis\/client: \{ rootNodes: \[\{ url \}\], ... \}/],
+    [{ cluster: { rootNodes: [{ url: REDIS_URL }] }, url: REDIS_URL }, /exactly one of url/],
     [{ url: REDIS_URL, client: createClient() }, /exactly one of url/],
     [{ url: 'http://127.0.0.1:6379' }, /"redisAdapter url" must be a redis:\/\/ or rediss:\/\/ URL, got "http/],
     [{ client: { publish () {} } }, /"redisAdapter client" must be a node-redis client/],
-    [{ url: REDIS_URL, subscriber: createClient() }, /"redisAdapter subscriber" must be a node-redis client, given with client/],
+    [{ url: REDIS_URL, subscriber: createClient() }, /"redisAdapter subscriber" must be a node-redis client, given with a client of createClient\(\)/],
+    [{ client: createCluster({ rootNodes: [{ url: REDIS_URL }] }), subscriber: createClient() }, /"redisAdapter subscriber" .* \(a cluster client subscribes by itself\)/],
     [{ url: REDIS_URL, keyPrefix: '' }, /"redisAdapter keyPrefix" must be a non-empty, well-formed string without \{ or \}, that neither contains ":room:" nor ends with ":room"/],
     [{ url: REDIS_URL, keyPrefix: 'app{1}' }, /keyPrefix/],
     [{ url: REDIS_URL, keyPrefix: 'app:room:x' }, /keyPrefix/],
@@ -47,7 +50,7 @@ test('redisAdapter() refuses bad options with a TypeError naming the option', as
     [{ url: REDIS_URL, connectTimeout: 1.5 }, /connectTimeout/],
     [{ url: REDIS_URL, maxPublishBacklog: 0 }, /"redisAdapter maxPublishBacklog" must be an integer >= 1 \(bytes\), got number 0/],
     [{ url: REDIS_URL, onError: 'log' }, /"redisAdapter onError" must be a function/],
-    [{ url: REDIS_URL, keyprefix: 'app' }, /"redisAdapter keyprefix" must be one of url, client, subscriber, keyPrefix, .* \(did you mean "keyPrefix"\?\), got "keyprefix"/]
+    [{ url: REDIS_URL, keyprefix: 'app' }, /"redisAdapter keyprefix" must be one of url, cluster, client, subscriber, keyPrefix, .* \(did you mean "keyPrefix"\?\), got "keyprefix"/]
   ]
   for (const [options, message] of cases) {
     throwsLike(t, () => redisAdapter(options as RedisAdapterOptions), TypeError, { ...invalid, message })
@@ -73,7 +76,7 @@ test('a Redis that cannot be reached fails app.register() within connectTimeout'
   await app.close()
 })
 
-test('a Redis Cluster node is refused at registration, also when INFO is not allowed; a standalone Redis that does not allow INFO is not', async (t) => {
+test('a client of one Redis connected to a Redis Cluster node is refused at registration, also when INFO is not allowed; a standalone Redis that does not allow INFO is not', async (t) => {
   const node = await clusterNode(t)
   const standalone = await PrivateRedis.start(t)
   const check = await adminClient(t, node.url)
@@ -82,26 +85,22 @@ test('a Redis Cluster node is refused at registration, also when INFO is not all
   }
   const limited = (url: string): string => url.replace('redis://', 'redis://limited@')
   for (const url of [node.url, limited(node.url)]) {
+    // The app's own connection is refused, and left open (a URL of a node opens its cluster: test/redis-cluster.test.ts).
+    const client = createClient({ url })
+    await client.connect()
+    t.teardown(() => client.destroy())
     const app = Fastify()
-    app.register(websocketRooms, { adapter: redisAdapter({ url, keyPrefix: uniquePrefix('cluster') }) })
+    app.register(websocketRooms, { adapter: redisAdapter({ client, keyPrefix: uniquePrefix('cluster') }) })
     await t.rejects(async () => { await app.ready() }, {
       code: 'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED',
       statusCode: 500,
-      message: /redisAdapter\(\) does not support Redis Cluster yet, and this Redis is a cluster node \(cluster_enabled:1\)/
+      message: /redisAdapter\(\) was given a client of one Redis, and it is a Redis Cluster node \(cluster_enabled:1\).*give a createCluster\(\) client/
     })
     await app.close()
+    t.equal(await client.ping(), 'PONG', 'the app\'s connection is still open')
+    client.destroy()
   }
   await eventually(async () => String(await check.sendCommand(['CLIENT', 'LIST'])).trim().split('\n').length === 1, 'the adapter\'s connections to close: this check\'s is the last one')
-
-  // The app's own connection is refused too, and left open.
-  const client = createClient({ url: node.url })
-  await client.connect()
-  t.teardown(() => client.destroy())
-  const app = Fastify()
-  app.register(websocketRooms, { adapter: redisAdapter({ client, keyPrefix: uniquePrefix('cluster') }) })
-  await t.rejects(async () => { await app.ready() }, { code: 'FST_WS_ROOMS_REDIS_CLUSTER_UNSUPPORTED' })
-  await app.close()
-  t.equal(await client.ping(), 'PONG', 'the app\'s connection is still open')
 
   const ok = await startNode(t, { url: limited(standalone.url), keyPrefix: uniquePrefix('no-info') })
   t.equal(ok.app.websocketRooms.stats().cluster!.connected, true, 'a standalone Redis is taken, INFO or not')
@@ -141,7 +140,7 @@ redisTest('Redis crashes and starts again: local delivery goes on, the rooms are
   await Promise.all([ready.a.until(2), ready.b.until(2)])
   t.equal(errors.a.list.length, 1, `one error reported per outage, however many reconnection attempts (${errors.a.list.map((error) => error.message).join('; ')})`)
   const check = await adminClient(t, redis.url)
-  t.same((await check.pubSubNumSub(`${keyPrefix}:room:lobby`)), { [`${keyPrefix}:room:lobby`]: 2 }, 'both nodes subscribed again')
+  t.same((await check.pubSubNumSub(`{${keyPrefix}:room:lobby}`)), { [`{${keyPrefix}:room:lobby}`]: 2 }, 'both nodes subscribed again')
   t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 3, 'the counts were written again')
   a1.send('others lobby 3')
   b1.send('others lobby 4')
@@ -271,7 +270,7 @@ redisTest('app.close() with a stalled Redis waits connectTimeout at most, then c
   redis.resume()
   const check = await adminClient(t, redis.url)
   // The DEL written before the cut may still reach Redis once it goes on; if not, the hash expires.
-  const ttl = await check.pTTL(`{${keyPrefix}}:node:${nodeId}`)
+  const ttl = await check.pTTL(`{${keyPrefix}:node:${nodeId}}`)
   t.ok(ttl === -2 || (ttl > 0 && ttl <= nodeTimeout), `the node's hash is gone or expires (${ttl} ms)`)
 })
 
@@ -293,7 +292,7 @@ redisTest('connections the app passes in stay open after app.close(); the adapte
   await a.app.close()
   t.equal(client.isReady, true, 'the app\'s client is still open')
   t.equal(subscriber.isReady, true, 'and so is its subscriber')
-  t.same(await redis.pubSubNumSub(`${keyPrefix}:room:lobby`), { [`${keyPrefix}:room:lobby`]: 1 }, 'which is no longer subscribed to the node\'s rooms')
+  t.same(await redis.pubSubNumSub(`{${keyPrefix}:room:lobby}`), { [`{${keyPrefix}:room:lobby}`]: 1 }, 'which is no longer subscribed to the node\'s rooms')
   t.equal(await client.ping(), 'PONG')
 })
 
@@ -332,7 +331,7 @@ redisTest('a node whose state expired while it was stalled writes it again on it
   await member(node, 'news')
   const admin = await adminClient(t, redis.url)
   const events = await adminClient(t, redis.url)
-  const nodeKey = `{${keyPrefix}}:node:${node.app.websocketRooms.stats().cluster!.nodeId}`
+  const nodeKey = `{${keyPrefix}:node:${node.app.websocketRooms.stats().cluster!.nodeId}}`
   let onRewritten!: () => void
   const rewritten = new Promise<void>((resolve) => { onRewritten = resolve })
   await events.subscribe('__keyevent@0__:hset', (key) => { if (key === nodeKey) onRewritten() })

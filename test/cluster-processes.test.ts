@@ -66,7 +66,7 @@ redisTest('nodes in separate processes share rooms; a killed node drops out of t
 
   const admin = await adminClient(t, redis.url)
   const events = await adminClient(t, redis.url)
-  const secondKey = `{${keyPrefix}}:node:${second.nodeId}`
+  const secondKey = `{${keyPrefix}:node:${second.nodeId}}`
   let onExpired!: () => void
   const expired = new Promise<void>((resolve) => { onExpired = resolve })
   await events.subscribe('__keyevent@0__:expired', (key) => { if (key === secondKey) onExpired() })
@@ -82,6 +82,6 @@ redisTest('nodes in separate processes share rooms; a killed node drops out of t
   first.process.kill('SIGTERM')
   const [code] = await within(once(first.process, 'exit'), 'the node to exit on SIGTERM')
   t.equal(code, 0, 'a node stopped with SIGTERM closes cleanly')
-  t.equal(await admin.exists(`{${keyPrefix}}:node:${first.nodeId}`), 0, 'and removes its state from Redis at once')
+  t.equal(await admin.exists(`{${keyPrefix}:node:${first.nodeId}}`), 0, 'and removes its state from Redis at once')
   t.equal(await count(c3!, 'lobby'), 1)
 })

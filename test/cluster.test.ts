@@ -99,7 +99,7 @@ redisTest('clusterMembers() counts every node; members() stays local; leaving an
   await until(() => b.app.websocketRooms.room('lobby').members() === 0)
   t.equal(await b.app.websocketRooms.room('lobby').clusterMembers(), 2, 'a leave is counted once the node has written it')
 
-  const nodeKey = (node: Node): string => `{${keyPrefix}}:node:${node.nodeId}`
+  const nodeKey = (node: Node): string => `{${keyPrefix}:node:${node.nodeId}}`
   t.equal(await redis.exists(nodeKey(c)), 1)
   await c.app.close()
   t.equal(await redis.exists(nodeKey(c)), 0, 'app.close() removes the node\'s counts')
@@ -112,7 +112,7 @@ redisTest('clusterMembers() counts every node; members() stays local; leaving an
 redisTest('a node subscribes to the rooms it has members in, and only those', async (t) => {
   const keyPrefix = uniquePrefix('interest')
   const redis = await adminClient(t)
-  const channels = async (): Promise<string[]> => (await redis.pubSubChannels(`${keyPrefix}:room:*`)).map(String).sort()
+  const channels = async (): Promise<string[]> => (await redis.pubSubChannels(`{${keyPrefix}:room:*`)).map(String).sort()
   const a = await startNode(t, { keyPrefix })
   const b = await startNode(t, { keyPrefix })
   t.same(await channels(), [], 'no members, no room subscriptions')
@@ -121,9 +121,9 @@ redisTest('a node subscribes to the rooms it has members in, and only those', as
   const a1 = await member(a, 'lobby')
   await member(a, 'news')
   const b1 = await member(b, 'news')
-  t.same(await channels(), [`${keyPrefix}:room:lobby`, `${keyPrefix}:room:news`])
-  t.same(await redis.pubSubNumSub([`${keyPrefix}:room:lobby`, `${keyPrefix}:room:news`]),
-    { [`${keyPrefix}:room:lobby`]: 1, [`${keyPrefix}:room:news`]: 2 }, 'one subscriber per node with members')
+  t.same(await channels(), [`{${keyPrefix}:room:lobby}`, `{${keyPrefix}:room:news}`])
+  t.same(await redis.pubSubNumSub([`{${keyPrefix}:room:lobby}`, `{${keyPrefix}:room:news}`]),
+    { [`{${keyPrefix}:room:lobby}`]: 1, [`{${keyPrefix}:room:news}`]: 2 }, 'one subscriber per node with members')
   t.equal(b.app.websocketRooms.stats().cluster!.subscribedRooms, 1)
 
   a1.send('all lobby only for a')
@@ -135,11 +135,11 @@ redisTest('a node subscribes to the rooms it has members in, and only those', as
   b1.send('leave news')
   await until(() => b.app.websocketRooms.room('news').members() === 0)
   await b.app.websocketRooms.room('news').clusterMembers()
-  t.same(await redis.pubSubNumSub(`${keyPrefix}:room:news`), { [`${keyPrefix}:room:news`]: 1 }, 'unsubscribed once its last member left')
+  t.same(await redis.pubSubNumSub(`{${keyPrefix}:room:news}`), { [`{${keyPrefix}:room:news}`]: 1 }, 'unsubscribed once its last member left')
   await a1.close()
   await until(() => a.app.websocketRooms.room('lobby').members() === 0)
   await a.app.websocketRooms.room('lobby').clusterMembers()
-  t.same(await channels(), [`${keyPrefix}:room:news`])
+  t.same(await channels(), [`{${keyPrefix}:room:news}`])
 })
 
 redisTest('joins and leaves of one turn of the event loop reach Redis as one SUBSCRIBE and one MULTI', async (t) => {
@@ -164,8 +164,8 @@ redisTest('joins and leaves of one turn of the event loop reach Redis as one SUB
   t.equal(subscribes.length, 1, 'one SUBSCRIBE')
   t.equal(subscribes[0]!.split(`${keyPrefix}:room:`).length - 1, 50, 'for the 50 rooms')
   const hsets = seen.filter((line) => /"hset"/i.test(line))
-  t.equal(hsets.filter((line) => line.includes(`{${keyPrefix}}:node:`)).length, 1, 'one HSET for their counts')
-  t.equal(hsets.filter((line) => line.includes(`{${keyPrefix}}:presence:`)).length, 50, 'one for each room\'s presence')
+  t.equal(hsets.filter((line) => line.includes(`"{${keyPrefix}:node:${a.nodeId}}"`)).length, 1, 'one HSET for their counts')
+  t.equal(hsets.filter((line) => line.includes(`"{${keyPrefix}:node:${a.nodeId}}:presence:`)).length, 50, 'one for each room\'s presence')
 })
 
 redisTest('sharded pub/sub (Redis 7 SSUBSCRIBE/SPUBLISH) carries the same broadcasts', async (t) => {
@@ -175,8 +175,8 @@ redisTest('sharded pub/sub (Redis 7 SSUBSCRIBE/SPUBLISH) carries the same broadc
   const b = await startNode(t, { keyPrefix, sharded: true })
   const a1 = await member(a, 'lobby')
   const b1 = await member(b, 'lobby')
-  t.same((await redis.sendCommand(['PUBSUB', 'SHARDCHANNELS', `${keyPrefix}:*`]) as string[]).map(String).sort(), [`${keyPrefix}:control`, `${keyPrefix}:room:lobby`])
-  t.same(await redis.pubSubChannels(`${keyPrefix}:*`), [], 'no classic channel')
+  t.same((await redis.sendCommand(['PUBSUB', 'SHARDCHANNELS', `*${keyPrefix}:*`]) as string[]).map(String).sort(), [`${keyPrefix}:control`, `{${keyPrefix}:room:lobby}`])
+  t.same(await redis.pubSubChannels(`*${keyPrefix}:*`), [], 'no classic channel')
   a1.send('others lobby sharded hello')
   t.same(await texts(b1, 2), ['ready', 'sharded hello'])
   b1.send('binary lobby sharded bytes')
@@ -248,7 +248,7 @@ redisTest('a message on a room channel that is not a broadcast of this plugin is
   const redis = await adminClient(t)
   const a = await startNode(t, { keyPrefix })
   const a1 = await member(a, 'lobby')
-  const channel = `${keyPrefix}:room:lobby`
+  const channel = `{${keyPrefix}:room:lobby}`
   await redis.publish(channel, 'not ours')
   await redis.publish(channel, Buffer.from([2, 0, 1, 0x41, 0xff, 0xfe])) // text that is not UTF-8
   await redis.publish(channel, Buffer.from([2, 0, 5, 0x41])) // truncated header

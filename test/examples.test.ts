@@ -14,6 +14,7 @@ import WebSocket from 'ws'
 import { Client, connect, listen } from './helpers'
 import { program } from './programs'
 import { REDIS_URL, redisTest, uniquePrefix } from './redis'
+import { clusterTest } from './redis-cluster'
 import { until, within } from './signals'
 
 interface Example { build (options?: Record<string, unknown>): Promise<FastifyInstance> }
@@ -325,7 +326,14 @@ redisTest('cluster: members on two servers share a room: one list of who is onli
 })
 
 redisTest('cluster: a client that was on one server resumes on the other from its position: what it missed, in order, then the live ones', async (t) => {
-  const options = { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster-resume') }
+  await resumesAcross(t, { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster-resume') })
+})
+
+clusterTest('cluster on a Redis Cluster (REDIS_CLUSTER_URL): a client resumes on the other server, what it missed in order, then the live ones', async (t, url) => {
+  await resumesAcross(t, { clusterUrl: url, keyPrefix: uniquePrefix('example-cluster-sharded') })
+})
+
+async function resumesAcross (t: Test, options: Record<string, unknown>): Promise<void> {
   const a = await example(t, 'cluster', options)
   const b = await example(t, 'cluster', options)
   const messages = (client: Client): any[] => parsed(client).filter((message) => message.type === 'message')
@@ -349,7 +357,7 @@ redisTest('cluster: a client that was on one server resumes on the other from it
   bob.send(say('five'))
   await until(() => messages(back).length === 4, 'five, live')
   t.same(messages(back).map((message) => message.offset), [2, 3, 4, 5], 'in order, none twice')
-})
+}
 
 /** What each example's program offers first, to check that it serves. */
 const programs: Record<string, (client: Client, t: Test) => Promise<void>> = {

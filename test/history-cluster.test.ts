@@ -182,7 +182,7 @@ redisTest('the history is bounded: size entries in the stream, and both keys exp
   const keyPrefix = uniquePrefix('history-bounds')
   const a = await startNode(t, { keyPrefix }, { size: 3, ttl: 400 })
   const admin = await adminClient(t)
-  const [meta, log] = [`{${keyPrefix}}:history-meta:chat`, `{${keyPrefix}}:history:chat`]
+  const [meta, log] = [`{${keyPrefix}:room:chat}:history-meta`, `{${keyPrefix}:room:chat}:history`]
   for (const text of ['a', 'b', 'c', 'd', 'e']) await publishText(a, text)
   t.equal(await admin.xLen(log), 3, 'the stream holds size entries')
   for (const key of [meta, log]) {
@@ -210,7 +210,7 @@ redisTest('a malformed published packet on a room\'s channel is ignored and coun
   const a = await startNode(t, { keyPrefix })
   const client = await member(a)
   const admin = await adminClient(t)
-  await admin.publish(`${keyPrefix}:room:chat`, Buffer.from([4, 0, 1, 0x41, 0, 0]))
+  await admin.publish(`{${keyPrefix}:room:chat}`, Buffer.from([4, 0, 1, 0x41, 0, 0]))
   await until(() => a.app.websocketRooms.stats().cluster!.malformed === 1)
   await publishText(a, 'fine')
   await until(() => offsetsOf(client).length === 1)
@@ -293,7 +293,7 @@ redisTest('a member that stays connected while its node is away from Redis, and 
   const c = await startNode(t, { keyPrefix })
   const admin = await adminClient(t)
   await awayWhileRenewed(t, { a, b, publisher: c, proxy }, async () => {
-    await eventually(async () => await admin.exists([`{${keyPrefix}}:history-meta:chat`, `{${keyPrefix}}:history:chat`]) === 0, 'the stream to expire')
+    await eventually(async () => await admin.exists([`{${keyPrefix}:room:chat}:history-meta`, `{${keyPrefix}:room:chat}:history`]) === 0, 'the stream to expire')
   })
 })
 
@@ -469,7 +469,7 @@ redisTest('history({ since, limit }) past expired messages: the first `limit` st
   const admin = await adminClient(t)
   const room = a.app.websocketRooms.room('chat')
   const { epoch } = await publishText(a, 'one')
-  await eventually(async () => await admin.pTTL(`{${keyPrefix}}:history-meta:chat`) < 500, 'half the ttl to pass')
+  await eventually(async () => await admin.pTTL(`{${keyPrefix}:room:chat}:history-meta`) < 500, 'half the ttl to pass')
   for (const text of ['two', 'three', 'four']) await publishText(a, text)
   await eventually(async () => (await room.history()).messages.length === 3, '"one" to expire')
   const page = await room.history({ since: { offset: 0, epoch }, limit: 2 })
@@ -488,5 +488,5 @@ redisTest('publishers on two nodes contending for one room: every publish goes t
   t.same(results.flat().sort((x, y) => x - y), range(1, 1200), 'each of the 1,200 publishes got its own position')
   for (const offsets of results) t.same(offsets, [...offsets].sort((x, y) => x - y), 'each publisher\'s in the order it published them')
   const admin = await adminClient(t)
-  t.same(await admin.hmGet(`{${keyPrefix}}:history-meta:chat`, ['n', 'o', 'u']), ['1200', null, null])
+  t.same(await admin.hmGet(`{${keyPrefix}:room:chat}:history-meta`, ['n', 'o', 'u']), ['1200', null, null])
 })

@@ -290,12 +290,12 @@ redisTest('a node the cluster took for dead (it could not beat for nodeTimeout) 
   const [aId] = sessionIds(a.app)
   // What a survivor does to a node it takes for dead: claims it and deletes its entries.
   const admin = await adminClient(t)
-  await admin.set(`{${keyPrefix}}:reaped:${a.app.websocketRooms.nodeId}`, b.app.websocketRooms.nodeId)
-  await admin.del(`{${keyPrefix}}:presence:${a.app.websocketRooms.nodeId}:lobby`)
+  await admin.set(`{${keyPrefix}:node:${a.app.websocketRooms.nodeId}}:reaped`, b.app.websocketRooms.nodeId)
+  await admin.del(`{${keyPrefix}:node:${a.app.websocketRooms.nodeId}}:presence:lobby`)
   const [, back] = await a.calls.until(2)
   t.same(back, { room: 'lobby', joins: [[aId, null]], leaves: [] }, 'its member is told back')
   await eventually(async () => (await b.app.websocketRooms.room('lobby').presence()).members.length === 1, 'node B to list it again')
-  t.equal(await admin.exists(`{${keyPrefix}}:reaped:${a.app.websocketRooms.nodeId}`), 0, 'the claim is gone')
+  t.equal(await admin.exists(`{${keyPrefix}:node:${a.app.websocketRooms.nodeId}}:reaped`), 0, 'the claim is gone')
 })
 
 // ---------------------------------------------------------------------------------------

@@ -298,8 +298,8 @@ declare namespace fastifyWebsocketRooms {
   }
 
   /**
-   * A connection of the official Redis client (`createClient()` from `redis` or `@redis/client`,
-   * version 5 or 6). Typed loosely so that clients with any modules, scripts or protocol fit.
+   * A connection of the official Redis client (`createClient()` or `createCluster()` from `redis`
+   * or `@redis/client`, version 5 or 6). Typed loosely so that clients with any modules, scripts or protocol fit.
    */
   export interface RedisConnection {
     readonly isOpen: boolean
@@ -308,16 +308,31 @@ declare namespace fastifyWebsocketRooms {
     publish (...args: any[]): Promise<any>
   }
 
+  /**
+   * A Redis Cluster for redisAdapter(): the options of `createCluster()` (from `redis` or
+   * `@redis/client`), typed loosely. The adapter adds its own defaults (no offline queue, its
+   * connectTimeout and reconnection backoff) and closes the cluster client on app.close().
+   */
+  export interface RedisClusterAdapterOptions {
+    /** Some of the cluster's nodes, to find the others from. */
+    rootNodes: Array<{ url?: string, [option: string]: any }>
+    /** Options for every node's connection: credentials, TLS, timeouts. */
+    defaults?: Record<string, any>
+    [option: string]: any
+  }
+
   export interface RedisAdapterOptions {
-    /** Where Redis is (`redis://` or `rediss://`); the adapter opens and closes its two connections. Give this or `client`. */
+    /** Where Redis is (`redis://` or `rediss://`); the adapter opens and closes its two connections. A Redis Cluster node's URL opens that cluster. Give this, `cluster` or `client`. */
     url?: string
-    /** Your own connection, for commands and publishing (connected by the adapter if it is not yet, never closed by it). Give this or `url`. */
+    /** A Redis Cluster: `{ rootNodes: [{ url }] }` and any other option of `createCluster()`. Give this, `url` or `client`. */
+    cluster?: RedisClusterAdapterOptions
+    /** Your own connection (`createClient()`), or cluster client (`createCluster()`), connected by the adapter if it is not yet, never closed by it. Give this, `url` or `cluster`. */
     client?: RedisConnection
-    /** Your own connection for subscriptions, with `client`. Default: `client.duplicate()`, closed by the adapter. */
+    /** Your own connection for subscriptions, with a `client` of `createClient()`. Default: `client.duplicate()`, closed by the adapter. */
     subscriber?: RedisConnection
-    /** Prefix of every key and channel, so apps (and tests) can share one Redis. No `{` or `}`, and neither contains ":room:" nor ends with ":room" (room channels are `<keyPrefix>:room:<name>`). Default 'fastify-websocket-rooms'. */
+    /** Prefix of every key and channel, so apps (and tests) can share one Redis. No `{` or `}`, and neither contains ":room:" nor ends with ":room" (room channels are `{<keyPrefix>:room:<name>}`). Default 'fastify-websocket-rooms'. */
     keyPrefix?: string
-    /** Redis 7 sharded pub/sub (SSUBSCRIBE/SPUBLISH). Default false. Redis Cluster is not supported yet: a cluster node is refused at registration. */
+    /** Redis 7 sharded pub/sub (SSUBSCRIBE/SPUBLISH). Default: true on a Redis Cluster (a room's messages stay on the shard of its channel), false on one Redis. */
     sharded?: boolean
     /** How often this node tells Redis it is alive, in ms. Default 5000. */
     nodeHeartbeat?: number

@@ -1,5 +1,6 @@
 // This plugin with the Redis adapter, for bench/cluster.mjs: one node of a cluster whose
-// nodes share room 'bench' through the Redis at BENCH_REDIS_URL, under BENCH_KEY_PREFIX. The
+// nodes share room 'bench' through the Redis at BENCH_REDIS_URL (or the Redis Cluster of which
+// BENCH_CLUSTER_URL is a node), under BENCH_KEY_PREFIX. The
 // protocol is bench/servers/plugin.mjs's: every session joins room 'bench'; 'P…' is
 // broadcast to the room but the sender (on every node), 'E…' is echoed. The heartbeat is off
 // so no pings interfere. With BENCH_PUBLISH=1, 'P…' goes out with publishExcept() instead
@@ -30,7 +31,10 @@ await serve(async () => {
   await app.register(websocketRooms, {
     heartbeatInterval: 0,
     history: PUBLISH ? { size: 1000, ttl: 60_000 } : false,
-    adapter: redisAdapter({ url: process.env.BENCH_REDIS_URL, keyPrefix: process.env.BENCH_KEY_PREFIX })
+    adapter: redisAdapter({
+      ...(process.env.BENCH_CLUSTER_URL ? { cluster: { rootNodes: [{ url: process.env.BENCH_CLUSTER_URL }] } } : { url: process.env.BENCH_REDIS_URL }),
+      keyPrefix: process.env.BENCH_KEY_PREFIX
+    })
   })
   app.registerWebsocket('/ws', handlers)
   await app.listen({ host: '127.0.0.1', port: 0 })

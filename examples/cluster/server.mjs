@@ -5,7 +5,8 @@
 // server, the notices onPresence broadcasts reach them all, and the rooms' history and
 // positions live in Redis, so a page that reconnects to the other server resumes there. PORT_A and PORT_B (default 3001, 3002), HOST
 // (default 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379) and KEY_PREFIX (default
-// cluster-chat) change where they listen and what they share. One process runs both here,
+// cluster-chat) change where they listen and what they share; REDIS_CLUSTER_URL, a node of a
+// Redis Cluster, puts them on that cluster instead. One process runs both here,
 // for the demo; in production each server is a process (or a machine) of its own running build().
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
@@ -18,14 +19,16 @@ const page = await readFile(new URL('../chat/index.html', import.meta.url))
 
 /** One server of the cluster: the chat of examples/chat with the Redis adapter. */
 export async function build (options = {}) {
-  const { redisUrl = 'redis://127.0.0.1:6379', keyPrefix = 'cluster-chat', history: kept = history, ...fastifyOptions } = options
+  const { redisUrl = 'redis://127.0.0.1:6379', clusterUrl, keyPrefix = 'cluster-chat', history: kept = history, ...fastifyOptions } = options
   const app = Fastify(fastifyOptions)
   // Fails with FST_WS_ROOMS_REDIS_UNAVAILABLE when Redis does not answer within connectTimeout.
   // onPresence runs once in the cluster for each change, on the server where it happened, so
   // a page gets one notice for it, not one per server. While Redis is away, that notice
   // reaches this server's members only (docs/examples.md#cluster-two-servers-sharing-rooms-through-redis).
-  // The history is in Redis, under `{keyPrefix}:history…` keys that expire with it.
-  await app.register(websocketRooms, { adapter: redisAdapter({ url: redisUrl, keyPrefix }), onPresence, history: kept })
+  // The history is in Redis, under `{keyPrefix:room:NAME}:history…` keys that expire with it:
+  // on a Redis Cluster, each room's on the shard of its slot.
+  const connection = clusterUrl === undefined ? { url: redisUrl } : { cluster: { rootNodes: [{ url: clusterUrl }] } }
+  await app.register(websocketRooms, { adapter: redisAdapter({ ...connection, keyPrefix }), onPresence, history: kept })
 
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
   app.registerWebsocket('/ws/chat', await import('../chat/chat.mjs'))
@@ -39,7 +42,7 @@ export async function build (options = {}) {
 async function main () {
   const env = process.env
   const host = env.HOST ?? '127.0.0.1'
-  const shared = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379', keyPrefix: env.KEY_PREFIX ?? 'cluster-chat' }
+  const shared = { redisUrl: env.REDIS_URL ?? 'redis://127.0.0.1:6379', clusterUrl: env.REDIS_CLUSTER_URL, keyPrefix: env.KEY_PREFIX ?? 'cluster-chat' }
   const apps = []
   try {
     for (const [node, port] of [['A', env.PORT_A ?? 3001], ['B', env.PORT_B ?? 3002]]) {
@@ -51,7 +54,7 @@ async function main () {
     }
   } catch (error) {
     console.error(error.code === 'FST_WS_ROOMS_REDIS_UNAVAILABLE'
-      ? `No Redis at ${shared.redisUrl} (${error.message}). Start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
+      ? `No Redis at ${shared.clusterUrl ?? shared.redisUrl} (${error.message}). Start one with:\n  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`
       : error)
     await Promise.all(apps.map((app) => app.close()))
     process.exitCode = 1

@@ -7,7 +7,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BINARY, Encoded, TEXT } from '../transport/frame'
 import { FLAG_BINARY, PUBLISHED_FLAGS_BYTE } from './codec'
-import type { RedisConnection } from './redis-connections'
+
+/** Sends a raw command to the shard of `key` (any shard of one Redis), with Redis's strings as Buffers. */
+export type SendCommand = (key: string, args: Array<string | Buffer>) => Promise<unknown>
 
 /** A script run by its SHA1, sent again in full when Redis does not have it (NOSCRIPT: a restart, SCRIPT FLUSH). */
 class Script<Names extends readonly string[]> {
@@ -23,13 +25,13 @@ class Script<Names extends readonly string[]> {
   }
 
   /** Runs it with its named arguments, then `rest` (a script's repeated arguments). */
-  async run (client: RedisConnection, keys: string[], named: Record<Names[number], string>, rest: Array<string | Buffer> = []): Promise<unknown> {
+  async run (send: SendCommand, keys: string[], named: Record<Names[number], string>, rest: Array<string | Buffer> = []): Promise<unknown> {
     const args = [String(keys.length), ...keys, ...this.names.map((name: Names[number]) => named[name]), ...rest]
     try {
-      return await client.sendCommand(['EVALSHA', this.#sha, ...args])
+      return await send(keys[0]!, ['EVALSHA', this.#sha, ...args])
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error
-      return await client.sendCommand(['EVAL', this.source, ...args])
+      return await send(keys[0]!, ['EVAL', this.source, ...args])
     }
   }
 }

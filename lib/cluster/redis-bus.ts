@@ -1,4 +1,4 @@
-// A node's pub/sub through Redis: the rooms' channels (`<keyPrefix>:room:<name>`, subscribed
+// A node's pub/sub through Redis: the rooms' channels (`{<keyPrefix>:room:<name>}`, subscribed
 // while a room has members on this node) and the control channel (`<keyPrefix>:control`),
 // what goes out on them (broadcasts and commands, fire and forget, bounded by
 // maxPublishBacklog) and what comes in (other nodes' broadcasts and commands, and every
@@ -13,11 +13,10 @@ import { pastBound, sendWindow } from '../transport/wire'
 import { within } from '../within'
 import { decodeClusterMessage, decodeControl, decodePublished, encodeClusterMessage, encodeControl, isPublished } from './codec'
 import { PublishedOrder } from './published-order'
-import type { RedisConnection } from './redis-connections'
+import type { RedisConnections } from './redis-connections'
+import type { RedisKeys } from './redis-keys'
 
 export interface RedisBusOptions {
-  keyPrefix: string
-  sharded: boolean
   connectTimeout: number
   maxPublishBacklog: number
 }
@@ -29,6 +28,8 @@ export interface BusNode {
   readonly up: boolean
   /** The node has left the cluster. */
   readonly closed: boolean
+  /** Sharded pub/sub (SSUBSCRIBE/SPUBLISH). */
+  readonly sharded: boolean
 }
 
 /** The bus's counters, for stats().cluster. */
@@ -38,13 +39,9 @@ export class RedisBus {
   readonly #node: BusNode
   readonly #host: ClusterHost
   readonly #options: RedisBusOptions
-  /** The command connection, to tell whether Redis is reachable now. */
-  readonly #client: RedisConnection
-  /** The same connection without node-redis's per-command timeout, for PUBLISH: see publish(). */
-  readonly #publisher: RedisConnection
-  readonly #subscriber: RedisConnection
-  readonly #channelPrefix: string
-  readonly #channelPrefixBytes: number
+  /** One Redis or a cluster: the command connection (to tell whether Redis is reachable now), the publisher, the subscriptions. */
+  readonly #connections: RedisConnections
+  readonly #keys: RedisKeys
   /** Where commands for every node go (to(...).broadcast, disconnectAll, disconnectSession). */
   readonly #controlChannel: string
   #controlSubscribed = false
@@ -64,16 +61,13 @@ export class RedisBus {
   #received = 0
   #malformed = 0
 
-  constructor (node: BusNode, host: ClusterHost, client: RedisConnection, subscriber: RedisConnection, options: RedisBusOptions) {
+  constructor (node: BusNode, host: ClusterHost, connections: RedisConnections, keys: RedisKeys, options: RedisBusOptions) {
     this.#node = node
     this.#host = host
     this.#options = options
-    this.#client = client
-    this.#publisher = withoutCommandTimeout(client)
-    this.#subscriber = subscriber
-    this.#channelPrefix = `${options.keyPrefix}:room:`
-    this.#channelPrefixBytes = Buffer.byteLength(this.#channelPrefix)
-    this.#controlChannel = `${options.keyPrefix}:control`
+    this.#connections = connections
+    this.#keys = keys
+    this.#controlChannel = keys.control
   }
 
   /** Puts the rooms' published messages in offset order, filling gaps from `log`. */
@@ -90,7 +84,7 @@ export class RedisBus {
   }
 
   channelOf (name: string): string {
-    return this.#channelPrefix + name
+    return this.#keys.channel(name)
   }
 
   isSubscribed (name: string): boolean {
@@ -99,29 +93,20 @@ export class RedisBus {
 
   /** Subscribes these rooms' channels, and the control channel the first time; marked subscribed by subscribed(). */
   subscribe (names: string[]): Promise<unknown> {
-    const rooms = names.length === 0
-      ? null
-      : this.#options.sharded
-        ? this.#subscriber.sSubscribe(names.map((name) => this.#channelPrefix + name), this.#onPacket, true)
-        : this.#subscriber.subscribe(names.map((name) => this.#channelPrefix + name), this.#onPacket, true)
-    const control = this.#controlSubscribed
-      ? null
-      : this.#options.sharded
-        ? this.#subscriber.sSubscribe(this.#controlChannel, this.#onControl, true)
-        : this.#subscriber.subscribe(this.#controlChannel, this.#onControl, true)
+    const engine = this.#connections.engine
+    const sharded = this.#node.sharded
+    const rooms = names.length === 0 ? null : engine.subscribe(sharded, names.map((name) => this.#keys.channel(name)), this.#onPacket)
+    const control = this.#controlSubscribed ? null : engine.subscribe(sharded, [this.#controlChannel], this.#onControl)
     return Promise.all([rooms, control])
   }
 
-  unsubscribe (names: string[]): Promise<void> | null {
+  unsubscribe (names: string[]): Promise<unknown> | null {
     if (names.length === 0) return null
-    const channels = names.map((name) => this.#channelPrefix + name)
-    return this.#options.sharded
-      ? this.#subscriber.sUnsubscribe(channels, this.#onPacket, true)
-      : this.#subscriber.unsubscribe(channels, this.#onPacket, true)
+    return this.#connections.engine.unsubscribe(this.#node.sharded, names.map((name) => this.#keys.channel(name)), this.#onPacket)
   }
 
   /** Unsubscribes every room (the node leaves). */
-  unsubscribeAll (): Promise<void> | null {
+  unsubscribeAll (): Promise<unknown> | null {
     return this.unsubscribe([...this.#subscribed])
   }
 
@@ -203,7 +188,7 @@ export class RedisBus {
     }
     if (message.origin === this.#node.nodeId) return // delivered here when it was sent
     this.#received++
-    const name = channel.toString('utf8', this.#channelPrefixBytes)
+    const name = this.#keys.roomOf(channel)
     const tracing = this.#host.clusterTracing
     if (message.traceparent !== null && tracing !== null) tracing.delivered(message.traceparent, name, () => { this.#host.deliver(name, message.encoded) })
     else this.#host.deliver(name, message.encoded)
@@ -219,7 +204,7 @@ export class RedisBus {
     }
     const { origin, message } = published
     if (origin !== this.#node.nodeId) this.#received++
-    const name = channel.toString('utf8', this.#channelPrefixBytes)
+    const name = this.#keys.roomOf(channel)
     if (this.#order === null) this.#host.deliverPublished(name, message.epoch, message.offset, message.encoded, message.exceptId)
     else this.#order.receive(name, message)
   }
@@ -231,11 +216,11 @@ export class RedisBus {
    * per command (a timer and an abort listener for every PUBLISH), is what limits the wait.
    */
   publish (name: string, encoded: Encoded): void {
-    if (!this.#client.isReady || this.#node.closed) {
+    if (!this.#connections.client.isReady || this.#node.closed) {
       this.#publishFailed++
       return
     }
-    this.#send(this.#channelPrefix + name, encodeClusterMessage(this.#node.nodeId, encoded, this.#host.clusterTracing?.current() ?? null))
+    this.#send(this.#keys.channel(name), encodeClusterMessage(this.#node.nodeId, encoded, this.#host.clusterTracing?.current() ?? null))
   }
 
   /**
@@ -261,7 +246,7 @@ export class RedisBus {
     const sent = up ? this.#send(this.#controlChannel, encodeControl(this.#node.nodeId, command, deadline)) : null
     if (sent === null) {
       if (!up) this.#publishFailed++
-      const why = this.#node.closed ? 'the adapter is closed' : up && this.#client.isReady ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
+      const why = this.#node.closed ? 'the adapter is closed' : up && this.#connections.client.isReady ? `Redis has not answered maxPublishBacklog (${this.#options.maxPublishBacklog}) bytes of broadcasts` : 'Redis is away'
       throw new RedisUnavailableError(`${what}: ${why}; not sent`)
     }
     let failed: Error | null | undefined
@@ -277,7 +262,7 @@ export class RedisBus {
    * publishFailed); the promise resolves with Redis's answer: null, or the error. It never rejects.
    */
   #send (channel: string, packet: Buffer): Promise<Error | null> | null {
-    if (!this.#client.isReady || this.#node.closed) {
+    if (!this.#connections.client.isReady || this.#node.closed) {
       this.#publishFailed++
       return null
     }
@@ -292,7 +277,8 @@ export class RedisBus {
       this.#publishFailed++
       return null
     }
-    const sent = this.#options.sharded ? this.#publisher.sPublish(channel, packet) : this.#publisher.publish(channel, packet)
+    const publisher = this.#connections.engine.publisher
+    const sent = this.#node.sharded ? publisher.sPublish(channel, packet) : publisher.publish(channel, packet)
     this.#published++
     this.#publishBacklog += bytes
     return sent.then(() => {
@@ -322,9 +308,4 @@ export class RedisBus {
   close (): void {
     this.#order?.clear()
   }
-}
-
-/** node-redis 6 gives every command a 5 s timeout by default: off for PUBLISH, where the client can say so. */
-function withoutCommandTimeout (client: RedisConnection): RedisConnection {
-  return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as RedisConnection : client
 }

@@ -1,18 +1,26 @@
-// A cluster node's two Redis connections: one for commands and publishing, one for
-// subscriptions (a subscribed connection runs nothing else). Opens them with a bound on the
-// wait, refuses a Redis Cluster, passes their errors and readiness on, and closes the ones
-// the adapter opened itself.
-import { ErrorReply, createClient, type RedisClientType } from '@redis/client'
-import { RedisClusterUnsupportedError, RedisUnavailableError } from '../errors'
+// A server's connections to Redis, whatever Redis is: one Redis (./redis-standalone: a
+// connection for commands, one for subscriptions) or a Redis Cluster (./redis-cluster: node-redis's
+// cluster client, which routes each command to the shard of its key). Opens them with a bound
+// on the wait, passes their errors and readiness on, and closes the ones the adapter opened.
+// What differs between the two is behind RedisEngine; the rest of the adapter has one code
+// path. A `url` that turns out to be a cluster node is opened again as a cluster's root node.
+import type { RedisClientType, RedisClusterOptions, RedisClusterType } from '@redis/client'
+import { RedisUnavailableError } from '../errors'
 import { within } from '../within'
+import { ClusterRedis } from './redis-cluster'
+import { StandaloneRedis } from './redis-standalone'
 
 /** A node-redis client, whatever its modules, scripts and protocol. */
 export type RedisConnection = RedisClientType<any, any, any, any, any>
+/** node-redis's Redis Cluster client, whatever its modules, scripts and protocol. */
+export type RedisClusterConnection = RedisClusterType<any, any, any, any, any>
 
 export interface ConnectionSource {
   url: string | null
-  client: RedisConnection | null
+  client: RedisConnection | RedisClusterConnection | null
   subscriber: RedisConnection | null
+  /** Options of a Redis Cluster client the adapter creates (the `cluster` option). */
+  cluster: RedisClusterOptions | null
   connectTimeout: number
 }
 
@@ -21,35 +29,61 @@ export interface ConnectionListener {
   onReady (): void
 }
 
-export class RedisConnections {
+type PubSubListener = (message: Buffer, channel: Buffer) => void
+
+/** What differs between one Redis and a Redis Cluster. */
+export interface RedisEngine {
+  /** Commands routed by their first key (a cluster's typed commands look like a client's). */
   readonly client: RedisConnection
-  readonly subscriber: RedisConnection
-  /** The connections opened here, and closed here; the app's own are left open. */
-  readonly #owned: RedisConnection[]
+  /** The same, with no timeout per command (for PUBLISH: see ./redis-bus). */
+  readonly publisher: RedisConnection
+  /** Both (or all) connections are ready. */
+  readonly ready: boolean
+  /** Sharded pub/sub unless told otherwise: a cluster's, so a room's messages stay on its shard. */
+  readonly shardedByDefault: boolean
+  /** Connects; resolves once ready; true when Redis turned out to be a cluster node this engine cannot serve. */
+  connect (onError: (error: Error) => void): Promise<boolean>
+  /** Starts telling readiness (after an outage) once started. */
+  listen (onReady: () => void): void
+  /** Runs a raw command (a script) on the shard of `key`, replies as Buffers with `buffers`. */
+  send (key: string, args: Array<string | Buffer>, buffers: boolean): Promise<unknown>
+  subscribe (sharded: boolean, channels: string[], listener: PubSubListener): Promise<unknown>
+  unsubscribe (sharded: boolean, channels: string[], listener: PubSubListener): Promise<unknown>
+  /** Closes the connections opened here once their commands are answered. */
+  release (): Promise<void>
+  /** Closes the connections opened here at once: their pending commands fail. */
+  cut (): void
+}
+
+export function isClusterClient (value: unknown): value is RedisClusterConnection {
+  return value !== null && typeof value === 'object' && typeof (value as RedisClusterConnection).getSlotMaster === 'function'
+}
+
+export class RedisConnections {
+  #engine: RedisEngine
+  readonly #source: ConnectionSource
   readonly #listener: ConnectionListener
   /** The last connection error, for the message when the first connection never comes. */
   #lastError: Error | null = null
 
   constructor (source: ConnectionSource, listener: ConnectionListener) {
+    this.#source = source
     this.#listener = listener
-    if (source.client === null) {
-      // Our own connections never queue commands while Redis is away: that queue has no bound.
-      this.client = createClient({
-        url: source.url!,
-        disableOfflineQueue: true,
-        socket: { connectTimeout: source.connectTimeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) }
-      }) as RedisConnection
-      this.subscriber = this.client.duplicate()
-      this.#owned = [this.client, this.subscriber]
-    } else {
-      this.client = source.client
-      this.subscriber = source.subscriber ?? source.client.duplicate({ disableOfflineQueue: true })
-      this.#owned = source.subscriber === null ? [this.subscriber] : []
-    }
+    this.#engine = source.cluster !== null || isClusterClient(source.client)
+      ? new ClusterRedis(source, source.cluster)
+      : new StandaloneRedis(source)
+  }
+
+  get engine (): RedisEngine {
+    return this.#engine
+  }
+
+  get client (): RedisConnection {
+    return this.#engine.client
   }
 
   get ready (): boolean {
-    return this.client.isReady && this.subscriber.isReady
+    return this.#engine.ready
   }
 
   readonly #onError = (error: Error): void => {
@@ -57,101 +91,53 @@ export class RedisConnections {
     this.#listener.onError(error)
   }
 
-  readonly #onReady = (): void => {
-    this.#listener.onReady()
-  }
-
   /**
-   * Resolves once both connections are ready and Redis is not a Redis Cluster node; rejects
-   * after `timeout` ms, or for a cluster node, with both released.
+   * Resolves once the connections are ready; rejects after `timeout` ms, or for a Redis it
+   * cannot serve (a cluster node behind a client of the app's that is not a cluster client),
+   * with the connections released. A `url` to a cluster node is opened again as a cluster.
    */
   async open (timeout: number): Promise<void> {
-    for (const connection of [this.client, this.subscriber]) connection.on('error', this.#onError)
-    const ready = (connection: RedisConnection): Promise<unknown> => {
-      if (connection.isReady) return Promise.resolve()
-      if (!connection.isOpen) return connection.connect()
-      return new Promise((resolve) => connection.once('ready', resolve))
+    const deadline = performance.now() + timeout
+    let clusterNode = await this.#connect(this.#engine, timeout)
+    if (clusterNode && this.#source.url !== null) {
+      this.#engine = new ClusterRedis(this.#source, { rootNodes: [{ url: this.#source.url }] })
+      clusterNode = await this.#connect(this.#engine, Math.max(1, deadline - performance.now()))
     }
-    const connected = Promise.all([ready(this.client), ready(this.subscriber)]).then(() => true)
+    if (clusterNode) throw new Error('a Redis Cluster node was taken for a standalone Redis') // not reached: each engine refuses by itself
+    // Told from now on, not before: the node starts only with a Redis it supports.
+    this.#engine.listen(this.#listener.onReady)
+  }
+
+  async #connect (engine: RedisEngine, timeout: number): Promise<boolean> {
+    const connected = engine.connect(this.#onError)
     connected.catch(() => {}) // after a timeout it settles late, once the connections are released
-    let opened: boolean
+    let answer: boolean | null
     try {
-      opened = await within(connected, timeout, false)
+      answer = await within(connected, timeout, null)
     } catch (error) {
-      await this.release()
-      throw error
+      await engine.release()
+      throw error instanceof RedisUnavailableError || (error as { code?: string }).code?.startsWith('FST_') === true
+        ? error
+        : new RedisUnavailableError(String((error as Error)?.message ?? error))
     }
-    if (!opened) {
-      await this.release()
+    if (answer === null) {
+      engine.cut()
       const why = this.#lastError === null ? 'no answer' : this.#lastError.message
       throw new RedisUnavailableError(`no connection within connectTimeout (${timeout} ms): ${why}`)
     }
-    await this.#refuseCluster(timeout)
-    // Told from now on, not before: the node starts only with a Redis it supports.
-    for (const connection of [this.client, this.subscriber]) connection.on('ready', this.#onReady)
+    return answer
   }
 
-  /**
-   * A Redis Cluster's other nodes own other keys (MOVED) and would not get this node's
-   * broadcasts: counts would fail and broadcasts be lost without a word. Refused until supported.
-   */
-  async #refuseCluster (timeout: number): Promise<void> {
-    let cluster: boolean | null
-    try {
-      cluster = await within(isClusterNode(this.client), timeout, null)
-    } catch (error) {
-      this.cut()
-      throw new RedisUnavailableError(`INFO failed: ${String((error as Error)?.message ?? error)}`)
-    }
-    if (cluster === null) {
-      this.cut() // Redis stalls: closing would wait for its answer
-      throw new RedisUnavailableError(`no answer to INFO within connectTimeout (${timeout} ms)`)
-    }
-    if (cluster) {
-      await this.release()
-      throw new RedisClusterUnsupportedError()
-    }
+  release (): Promise<void> {
+    return this.#engine.release()
   }
 
-  /** Stops listening, and closes the connections opened here once their commands are answered. */
-  async release (): Promise<void> {
-    this.#stopListening()
-    await Promise.all(this.#owned.map(async (connection) => {
-      if (connection.isReady) await connection.close()
-      else if (connection.isOpen) connection.destroy()
-    }))
-  }
-
-  /** Stops listening, and closes the connections opened here at once: their pending commands fail. */
   cut (): void {
-    this.#stopListening()
-    for (const connection of this.#owned) {
-      if (connection.isOpen) connection.destroy()
-    }
-  }
-
-  #stopListening (): void {
-    for (const connection of [this.client, this.subscriber]) {
-      connection.off('ready', this.#onReady)
-      // An owned connection keeps its error listener: a late error must not go uncaught.
-      if (!this.#owned.includes(connection)) connection.off('error', this.#onError)
-    }
+    this.#engine.cut()
   }
 }
 
-/** Whether Redis is a node of a Redis Cluster; false when it cannot tell (an ACL user allowed neither INFO nor CLUSTER INFO). */
-async function isClusterNode (client: RedisConnection): Promise<boolean> {
-  try {
-    return /^cluster_enabled:1\b/m.test(String(await client.sendCommand(['INFO', 'cluster'])))
-  } catch (error) {
-    if (!(error instanceof ErrorReply)) throw error
-  }
-  // INFO is @dangerous, which ACL users often lack; CLUSTER INFO answers on a cluster node only.
-  try {
-    await client.sendCommand(['CLUSTER', 'INFO'])
-    return true
-  } catch (error) {
-    if (!(error instanceof ErrorReply)) throw error
-    return false
-  }
+/** node-redis 6 gives every command a 5 s timeout by default: off, where the client can say so. */
+export function withoutCommandTimeout<T extends RedisConnection | RedisClusterConnection> (client: T): T {
+  return typeof client.withCommandOptions === 'function' ? client.withCommandOptions({ timeout: 0 }) as T : client
 }

@@ -5,9 +5,10 @@
 // rooms' known positions and the script Redis left unanswered (a read waits behind it too);
 // the scripts themselves are ./history-scripts' and ./scripts/*.lua.
 //
-// Per room, two keys in the `{<keyPrefix>}` slot, both expiring `ttl` after the last message:
-// `{p}:history-meta:<room>`, a hash with the stream's epoch and last offset (and a turn), and
-// `{p}:history:<room>`, a Redis stream capped at `size` entries whose ids are the offsets.
+// Per room, two keys in the room's hash slot (with its channel, ./redis-keys), both expiring
+// `ttl` after the last message: `{<p>:room:<name>}:history-meta`, a hash with the stream's epoch
+// and last offset (and a turn), and `{<p>:room:<name>}:history`, a Redis stream capped at `size`
+// entries whose ids are the offsets.
 //
 // Offsets are assigned by a script that is also the only writer: the app builds a message
 // once it knows its position, so a node builds with the position it expects (its last known
@@ -25,14 +26,14 @@
 // past that, no other is sent: Redis answers a connection in order, so they would only queue.
 // A script rather than a MULTI, because the check and the writes must be one step; a stream
 // rather than a list, because reads by offset are range queries on its ids.
-import { RESP_TYPES } from '@redis/client'
 import type { StreamPosition } from '../../types/index'
 import { ClosedError, PublishBacklogError, RedisUnavailableError } from '../errors'
 import { buildMessage, newEpoch, type BuildMessage, type HistoryLimits, type HistoryLog, type LogEntry, type LogQuery, type LogRead } from '../history/log'
 import { within, withinEach } from '../within'
 import { encodePublished } from './codec'
 import { FLAGS_AT, decodeStored, publishScript, publishedMessage, readScript } from './history-scripts'
-import type { RedisConnection } from './redis-connections'
+import type { RedisConnections } from './redis-connections'
+import type { RedisKeys } from './redis-keys'
 
 /** Most messages in one script call. */
 const MAX_BATCH = 128
@@ -71,8 +72,6 @@ interface RoomStream {
 }
 
 export interface RedisLogOptions extends HistoryLimits {
-  keyPrefix: string
-  sharded: boolean
   connectTimeout: number
   /** Publishes waiting for Redis on this node past which publish() fails. */
   maxWaiting: number
@@ -83,6 +82,8 @@ export interface RedisLogNode {
   readonly nodeId: string
   /** Redis is reachable. */
   readonly up: boolean
+  /** Sharded pub/sub (SPUBLISH). */
+  readonly sharded: boolean
   /** The room's channel. */
   channelOf (name: string): string
   /** Resolves once this node, when it has members in the room, is subscribed to its channel. */
@@ -94,8 +95,9 @@ export interface RedisLogNode {
 export class RedisLog implements HistoryLog {
   readonly #node: RedisLogNode
   readonly #options: RedisLogOptions
-  /** The node's command connection, with Redis's strings read as Buffers (messages may be binary). */
-  readonly #client: RedisConnection
+  /** One Redis or a cluster: runs a script on its keys' shard, Redis's strings read as Buffers (messages may be binary). */
+  readonly #connections: RedisConnections
+  readonly #keys: RedisKeys
   readonly #streams = new Map<string, RoomStream>()
   /** Publishes not yet written nor settled. */
   #waiting = 0
@@ -107,19 +109,22 @@ export class RedisLog implements HistoryLog {
   #sweep: NodeJS.Timeout | null = null
   #closed = false
 
-  constructor (node: RedisLogNode, client: RedisConnection, options: RedisLogOptions) {
+  constructor (node: RedisLogNode, connections: RedisConnections, keys: RedisKeys, options: RedisLogOptions) {
     this.#node = node
     this.#options = options
-    this.#client = client.withTypeMapping({ [RESP_TYPES.BLOB_STRING]: Buffer }) as RedisConnection
+    this.#connections = connections
+    this.#keys = keys
   }
 
   #metaKey (name: string): string {
-    return `{${this.#options.keyPrefix}}:history-meta:${name}`
+    return this.#keys.historyMeta(name)
   }
 
   #logKey (name: string): string {
-    return `{${this.#options.keyPrefix}}:history:${name}`
+    return this.#keys.history(name)
   }
+
+  readonly #send = (key: string, args: Array<string | Buffer>): Promise<unknown> => this.#connections.engine.send(key, args, true)
 
   publish (name: string, build: BuildMessage, exceptId: string | null): Promise<StreamPosition> {
     if (this.#closed) return Promise.reject(new ClosedError('publish'))
@@ -170,7 +175,7 @@ export class RedisLog implements HistoryLog {
    * written. Each publish fails at its deadline if Redis has not written it by then.
    */
   async #write (name: string, stream: RoomStream, batch: Pending[], lost: number): Promise<Pending[] | null> {
-    const { ttl, size, sharded, connectTimeout } = this.#options
+    const { ttl, size, connectTimeout } = this.#options
     const room = `cannot publish to room "${name}"`
     const wait: Wait = (promise, why) => withinEach(promise, batch.filter(isLive), (pending) => { this.#expire(pending, why) })
     const behind = `${room}: Redis has not answered an earlier command for connectTimeout (${connectTimeout} ms); not published`
@@ -180,14 +185,14 @@ export class RedisLog implements HistoryLog {
     if (built.length === 0) return null
     let reply: unknown
     try {
-      const run = (client: RedisConnection): Promise<unknown> => publishScript.run(client, [this.#metaKey(name), this.#logKey(name)], {
+      const run = (): Promise<unknown> => publishScript.run(this.#send, [this.#metaKey(name), this.#logKey(name)], {
         channel: this.#node.channelOf(name),
         epoch,
         top: String(stream.top),
         ttl: String(ttl),
         size: String(size),
         newEpoch: newEpoch(),
-        publishCommand: sharded ? 'SPUBLISH' : 'PUBLISH',
+        publishCommand: this.#node.sharded ? 'SPUBLISH' : 'PUBLISH',
         nodeId: this.#node.nodeId,
         askTurn: lost >= ATTEMPTS_BEFORE_TURN ? '1' : '0',
         turnMs: String(Math.min(TURN_MS, connectTimeout)),
@@ -281,9 +286,9 @@ export class RedisLog implements HistoryLog {
   }
 
   /** Runs a script, once Redis has answered the last one it left unanswered; null when `wait` gave up first. */
-  async #ask (script: (client: RedisConnection) => Promise<unknown>, wait: Wait, why: Reasons): Promise<unknown> {
+  async #ask (script: () => Promise<unknown>, wait: Wait, why: Reasons): Promise<unknown> {
     if (this.#stalled !== null && await wait(this.#stalled, why.behind) === null) return null
-    const run = script(this.#client)
+    const run = script()
     const reply = await wait(run, why.unanswered)
     if (reply === null) {
       const answered = run.then(() => true as const, () => true as const)
@@ -338,7 +343,7 @@ export class RedisLog implements HistoryLog {
     const { ttl } = this.#options
     let reply: unknown
     try {
-      const run = (client: RedisConnection): Promise<unknown> => readScript.run(client, [this.#metaKey(name), this.#logKey(name)], {
+      const run = (): Promise<unknown> => readScript.run(this.#send, [this.#metaKey(name), this.#logKey(name)], {
         newEpoch: newEpoch(),
         ttl: String(ttl),
         after: query.after === null ? '' : String(query.after),

@@ -6,17 +6,16 @@
 // and the reads all wait on one update chain and read one up/down state and one set of
 // rooms to write; apart, each would need them made reachable from outside.
 //
-// Interest routing: one channel per room, `<keyPrefix>:room:<name>`, subscribed while the room
+// Interest routing: one channel per room, `{<keyPrefix>:room:<name>}`, subscribed while the room
 // has members on this node. Membership changes are gathered and applied once per turn of the
-// event loop (one SUBSCRIBE, one UNSUBSCRIBE, one MULTI for all of them).
+// event loop (one SUBSCRIBE, one UNSUBSCRIBE, one MULTI of this node's state for all of them).
 //
 // Cluster counts without request/response: each node keeps its rooms' local member counts in
-// a hash, `{<keyPrefix>}:node:<nodeId>`, whose expiry every heartbeat pushes back, and lists
+// a hash, `{<keyPrefix>:node:<nodeId>}`, whose expiry every heartbeat pushes back, and lists
 // itself in `{<keyPrefix>}:nodes`. A count is the sum of the hashes that still exist, so a node
-// that died without cleaning up stops counting when its hash expires (nodeTimeout). The braces
-// put every state key in one hash slot (Redis Cluster itself is refused for now, see
-// ./redis-connections). Presence entries and the rooms' life cycle are kept the same way
-// (./redis-presence).
+// that died without cleaning up stops counting when its hash expires (nodeTimeout). Which keys
+// share a hash slot on Redis Cluster, and why, is ./redis-keys'. Presence entries and the
+// rooms' life cycle are kept the same way (./redis-presence).
 //
 // Commands for every node (to(...).broadcast, disconnectAll, disconnectSession) go on one
 // control channel, `<keyPrefix>:control`, which every node subscribes to.
@@ -36,13 +35,15 @@ import type { Encoded } from '../transport/frame'
 import { within } from '../within'
 import { RedisBus } from './redis-bus'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
+import { RedisKeys } from './redis-keys'
 import { RedisLog, type RedisLogNode } from './redis-log'
 import { RedisPresence } from './redis-presence'
 import { channels } from '../observability/channels'
 
 export interface RedisNodeOptions extends ConnectionSource {
   keyPrefix: string
-  sharded: boolean
+  /** Sharded pub/sub; null: as the engine prefers (a cluster's yes, one Redis's no). */
+  sharded: boolean | null
   nodeHeartbeat: number
   nodeTimeout: number
   maxPublishBacklog: number
@@ -52,8 +53,9 @@ export interface RedisNodeOptions extends ConnectionSource {
 
 const NO_ROOMS: ReadonlySet<string> = new Set()
 
-/** The heartbeat's replies, by the command that gave each (see #beat). */
-const Beat = Object.freeze({ Listed: 0, Expiry: 1, Dead: 2, Pruned: 3, Presence: 4 } as const)
+/** The heartbeat's replies, by the command that gave each: on the list of nodes, and on this node's keys (see #beat). */
+const Beat = Object.freeze({ Listed: 0, Dead: 1, Pruned: 2 } as const)
+const OwnBeat = Object.freeze({ Expiry: 0, Presence: 1 } as const)
 
 /** Publishes waiting for Redis on one node past which publish() fails at once. */
 const MAX_WAITING_PUBLISHES = 10_000
@@ -65,7 +67,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   readonly #host: ClusterHost
   readonly #options: RedisNodeOptions
   readonly #connections: RedisConnections
-  readonly #client: RedisConnection
+  readonly #keys: RedisKeys
   readonly #nodesKey: string
   readonly #nodeKey: string
   /** Rooms whose local membership changed since the state in Redis was last written. */
@@ -87,6 +89,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   #cut = false
   /** Redis has been away since start: say so when it is back. */
   #wasDown = false
+  #sharded = false
   /** When the outage being reported began (Date.now()), or 0. */
   #downSince = 0
 
@@ -95,22 +98,15 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     this.nodeId = host.nodeId
     this.#options = options
     this.#connections = new RedisConnections(options, { onError: this.#onConnectionError, onReady: this.#onConnectionReady })
-    this.#client = this.#connections.client
-    this.#bus = new RedisBus(this, host, this.#client, this.#connections.subscriber, options)
-    this.#nodesKey = `{${options.keyPrefix}}:nodes`
-    this.#nodeKey = this.#nodeKeyOf(this.nodeId)
-    this.#presence = new RedisPresence(host, this.#client, {
-      keyPrefix: options.keyPrefix,
-      nodeTimeout: options.nodeTimeout,
-      nodesKey: this.#nodesKey,
-      nodeKeyOf: (nodeId) => this.#nodeKeyOf(nodeId)
-    })
+    this.#keys = new RedisKeys(options.keyPrefix)
+    this.#bus = new RedisBus(this, host, this.#connections, this.#keys, options)
+    this.#nodesKey = this.#keys.nodes
+    this.#nodeKey = this.#keys.node(this.nodeId)
+    this.#presence = new RedisPresence(host, this.#connections, this.#keys, { nodeTimeout: options.nodeTimeout })
     this.history = host.history === null
       ? null
-      : new RedisLog(this, this.#client, {
+      : new RedisLog(this, this.#connections, this.#keys, {
         ...host.history,
-        keyPrefix: options.keyPrefix,
-        sharded: options.sharded,
         connectTimeout: options.connectTimeout,
         maxWaiting: MAX_WAITING_PUBLISHES
       })
@@ -129,6 +125,15 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     return this.#closed
   }
 
+  get sharded (): boolean {
+    return this.#sharded
+  }
+
+  /** Commands, routed on a cluster to the shard of their first key. */
+  get #client (): RedisConnection {
+    return this.#connections.client
+  }
+
   channelOf (name: string): string {
     return this.#bus.channelOf(name)
   }
@@ -144,12 +149,9 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       (!this.#bus.isSubscribed(name) || this.#dirty.has(name) || this.#updating.has(name))) await this.#updates
   }
 
-  #nodeKeyOf (nodeId: string): string {
-    return `{${this.#options.keyPrefix}}:node:${nodeId}`
-  }
-
   async start (): Promise<void> {
     await this.#connections.open(this.#options.connectTimeout)
+    this.#sharded = this.#options.sharded ?? this.#connections.engine.shardedByDefault
     this.#onConnectionReady()
     await this.#updates
     this.#heartbeat = setInterval(this.#beat, this.#options.nodeHeartbeat).unref()
@@ -268,15 +270,16 @@ export class RedisNode implements ClusterLink, RedisLogNode {
         if (this.#bus.isSubscribed(name)) unsubscribe.push(name)
       }
     }
+    // This node's keys share a hash slot (./redis-keys): one MULTI; the list of nodes is elsewhere.
     const state = this.#client.multi()
     if (counts.size > 0) state.hSet(this.#nodeKey, counts)
     if (emptied.length > 0) state.hDel(this.#nodeKey, emptied)
     state.pExpire(this.#nodeKey, this.#options.nodeTimeout)
-    state.zAdd(this.#nodesKey, { score: Date.now(), value: this.nodeId })
     // A room this node is not subscribed to yet is new here.
     this.#presence.write(state, (name) => !this.#bus.isSubscribed(name))
+    const listed = this.#client.zAdd(this.#nodesKey, { score: Date.now(), value: this.nodeId })
     try {
-      await Promise.all([state.exec(), this.#bus.subscribe(subscribe), this.#bus.unsubscribe(unsubscribe)])
+      await Promise.all([state.exec(), listed, this.#bus.subscribe(subscribe), this.#bus.unsubscribe(unsubscribe)])
     } catch (error) {
       for (const name of names) this.#dirty.add(name)
       this.#presence.writeFailed()
@@ -307,23 +310,24 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     if (!this.#up) return
     if (this.#dirty.size > 0) this.#queueUpdate()
     const now = Date.now()
-    // In the order of Beat, which reads their replies.
-    const beat = this.#client.multi()
+    // In the order of Beat and OwnBeat, which read their replies: one MULTI on the list of
+    // nodes, one on this node's keys (a hash slot each on a cluster), and the rooms' occupancy.
+    const nodes = this.#client.multi()
       .zAdd(this.#nodesKey, { score: now, value: this.nodeId })
-      .pExpire(this.#nodeKey, this.#options.nodeTimeout)
       // Nodes that stopped beating a nodeTimeout ago: dead, their presence to be told gone.
       .zRangeByScore(this.#nodesKey, '-inf', now - this.#options.nodeTimeout)
       // Entries of nodes long gone; their hashes expired already, so they count for nothing.
       .zRemRangeByScore(this.#nodesKey, '-inf', now - 4 * this.#options.nodeTimeout)
-    this.#presence.refresh(beat)
-    beat.exec()
-      .then((replies) => {
+    const own = this.#client.multi().pExpire(this.#nodeKey, this.#options.nodeTimeout)
+    const occupancy = this.#presence.refresh(own)
+    Promise.all([nodes.exec(), own.exec(), occupancy])
+      .then(([replies, ownReplies]) => {
         // The hash expired (Redis was away longer than nodeTimeout): write it again.
-        if (Number(replies[Beat.Expiry]) === 0) {
+        if (Number(ownReplies[OwnBeat.Expiry]) === 0) {
           this.#presence.rewriteAll()
           this.#markAllDirty()
         }
-        if (this.#presence.takenForDead(replies, Beat.Presence)) this.#markAllDirty()
+        if (this.#presence.takenForDead(ownReplies, OwnBeat.Presence)) this.#markAllDirty()
         // Only a node that has something to tell claims the dead: one that does not would win
         // the claim and tell nobody. Their entries expire by themselves meanwhile.
         const tells = this.#host.tracksPresence || this.#host.tracksOccupancy
@@ -391,7 +395,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     await this.#updates
     if (!this.#up) throw new RedisUnavailableError(what)
     const nodes = await this.#client.zRange(this.#nodesKey, 0, -1)
-    const counts = await Promise.all(nodes.map((nodeId) => this.#client.hGet(this.#nodeKeyOf(String(nodeId)), name)))
+    const counts = await Promise.all(nodes.map((nodeId) => this.#client.hGet(this.#keys.node(String(nodeId)), name)))
     let total = 0
     for (const count of counts) total += count === null ? 0 : Number(count)
     return total
@@ -430,7 +434,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     if (this.#up) {
       try {
         await Promise.all([
-          this.#client.multi().del(this.#nodeKey).del(this.#presence.roomsKey).zRem(this.#nodesKey, this.nodeId).exec(),
+          this.#client.multi().del(this.#nodeKey).del(this.#presence.roomsKey).exec(),
+          this.#client.zRem(this.#nodesKey, this.nodeId),
           this.#bus.unsubscribeAll()
         ])
       } catch (error) {

@@ -2,19 +2,22 @@
 // its updates and keeps them alive with its heartbeat).
 //
 // Presence as the counts are kept: each node keeps its members' entries of each room (session
-// id to info) in a hash, `{<keyPrefix>}:presence:<nodeId>:<room>`, with the list of those rooms
-// in `{<keyPrefix>}:presence-rooms:<nodeId>`, kept alive by its heartbeat, but for longer than
-// its counts (LIFETIMES × nodeTimeout): a node that stops beating for nodeTimeout is dead, and
-// one surviving node, the first to claim it (`{<keyPrefix>}:reaped:<nodeId>`, set if absent),
-// reads its entries to tell their leaves (onPresence), then deletes them.
+// id to info) in a hash, `{<keyPrefix>:node:<nodeId>}:presence:<room>`, with the list of those
+// rooms in `{<keyPrefix>:node:<nodeId>}:presence-rooms`, kept alive by its heartbeat, but for
+// longer than its counts (LIFETIMES × nodeTimeout): a node that stops beating for nodeTimeout
+// is dead, and one surviving node, the first to claim it (`{<keyPrefix>:node:<nodeId>}:reaped`,
+// set if absent), reads its entries to tell their leaves (onPresence), then deletes them. A
+// node's keys share its hash slot (./redis-keys), so its writes are one MULTI.
 //
 // A room's life cycle across the cluster (onRoomOccupied, onRoomVacated), when the app listens
-// for it: each node lists itself in the room's set, `{<keyPrefix>}:occupied:<room>`, while it
-// has members there; the node whose SADD makes the set one node long tells the room occupied,
-// the one whose SREM empties it (its own, or a dead node's) tells it vacated. MULTI makes each
-// step one, so two nodes never both tell it. The sets live as long as presence entries do.
+// for it: each node lists itself in the room's set, `{<keyPrefix>:room:<name>}:occupied`, while
+// it has members there; the node whose SADD makes the set one node long tells the room occupied,
+// the one whose SREM empties it (its own, or a dead node's) tells it vacated. A MULTI per room
+// makes each step one, so two nodes never both tell it. The sets live as long as presence
+// entries do.
 import type { ClusterHost, StoredEntry } from '../rooms/port'
-import type { RedisConnection } from './redis-connections'
+import type { RedisConnection, RedisConnections } from './redis-connections'
+import type { RedisKeys } from './redis-keys'
 
 /** How many nodeTimeouts a node's presence entries outlive its last heartbeat: time for a survivor to tell their leaves. */
 const LIFETIMES = 3
@@ -22,17 +25,13 @@ const LIFETIMES = 3
 type Multi = ReturnType<RedisConnection['multi']>
 
 export interface RedisPresenceOptions {
-  keyPrefix: string
   nodeTimeout: number
-  /** The sorted set of the cluster's nodes, by last heartbeat. */
-  nodesKey: string
-  /** A node's hash of room counts, which expires with it. */
-  nodeKeyOf: (nodeId: string) => string
 }
 
 export class RedisPresence {
   readonly #host: ClusterHost
-  readonly #client: RedisConnection
+  readonly #connections: RedisConnections
+  readonly #keys: RedisKeys
   readonly #options: RedisPresenceOptions
   readonly #nodeId: string
   /** This node's list of the rooms it has presence entries in. */
@@ -46,32 +45,33 @@ export class RedisPresence {
   /** Compare every room with #occupying at the next update (after an outage, or a failed write). */
   #recheck = false
 
-  constructor (host: ClusterHost, client: RedisConnection, options: RedisPresenceOptions) {
+  constructor (host: ClusterHost, connections: RedisConnections, keys: RedisKeys, options: RedisPresenceOptions) {
     this.#host = host
-    this.#client = client
+    this.#connections = connections
+    this.#keys = keys
     this.#options = options
     this.#nodeId = host.nodeId
-    this.roomsKey = this.#roomsKeyOf(this.#nodeId)
+    this.roomsKey = keys.presenceRooms(this.#nodeId)
   }
 
-  #key (name: string): string {
-    return `{${this.#options.keyPrefix}}:${name}`
+  get #client (): RedisConnection {
+    return this.#connections.client
   }
 
   #entriesKeyOf (nodeId: string, room: string): string {
-    return this.#key(`presence:${nodeId}:${room}`)
+    return this.#keys.presence(nodeId, room)
   }
 
   #roomsKeyOf (nodeId: string): string {
-    return this.#key(`presence-rooms:${nodeId}`)
+    return this.#keys.presenceRooms(nodeId)
   }
 
   #claimKeyOf (nodeId: string): string {
-    return this.#key(`reaped:${nodeId}`)
+    return this.#keys.reaped(nodeId)
   }
 
   #occupiedKeyOf (room: string): string {
-    return this.#key(`occupied:${room}`)
+    return this.#keys.occupied(room)
   }
 
   get #lifetime (): number {
@@ -165,33 +165,41 @@ export class RedisPresence {
       else if (!occupied && this.#occupying.has(room)) removed.push(room)
     }
     if (added.length === 0 && removed.length === 0) return
-    const step = this.#client.multi()
-    for (const room of added) step.sAdd(this.#occupiedKeyOf(room), this.#nodeId).pExpire(this.#occupiedKeyOf(room), this.#lifetime).sCard(this.#occupiedKeyOf(room))
-    for (const room of removed) step.sRem(this.#occupiedKeyOf(room), this.#nodeId).sCard(this.#occupiedKeyOf(room))
-    let replies: unknown[]
-    try {
-      replies = await step.exec() as unknown[]
-    } catch (error) {
-      this.#recheck = true
-      throw error
-    }
+    // A MULTI per room: each room's set has a hash slot of its own on a cluster.
+    const steps = [
+      ...added.map((room) => this.#client.multi().sAdd(this.#occupiedKeyOf(room), this.#nodeId).pExpire(this.#occupiedKeyOf(room), this.#lifetime).sCard(this.#occupiedKeyOf(room)).exec()),
+      ...removed.map((room) => this.#client.multi().sRem(this.#occupiedKeyOf(room), this.#nodeId).sCard(this.#occupiedKeyOf(room)).exec())
+    ]
+    const replies = await Promise.allSettled(steps)
+    const failed = replies.find((reply) => reply.status === 'rejected')
     added.forEach((room, i) => {
+      const reply = replies[i]!
+      if (reply.status === 'rejected') return
       this.#occupying.add(room)
-      if (Number(replies[3 * i + 2]) === 1) this.#host.roomOccupied(room)
+      if (Number(reply.value[2]) === 1) this.#host.roomOccupied(room)
     })
-    const at = 3 * added.length
     removed.forEach((room, i) => {
+      const reply = replies[added.length + i]!
+      if (reply.status === 'rejected') return
       this.#occupying.delete(room)
-      if (Number(replies[at + 2 * i]) === 1 && Number(replies[at + 2 * i + 1]) === 0) this.#host.roomVacated(room)
+      if (Number(reply.value[0]) === 1 && Number(reply.value[1]) === 0) this.#host.roomVacated(room)
     })
+    if (failed !== undefined) {
+      this.#recheck = true
+      throw failed.reason
+    }
   }
 
-  /** Adds to the heartbeat's MULTI: first whether this node was taken for dead (see takenForDead), then the expiries it pushes back. */
-  refresh (beat: Multi): void {
+  /**
+   * Adds to the heartbeat's MULTI on this node's keys: first whether this node was taken for
+   * dead (see takenForDead), then the expiries it pushes back; and pushes back those of the
+   * rooms' occupancy sets (each in its room's hash slot).
+   */
+  refresh (beat: Multi): Promise<unknown> {
     const lifetime = this.#lifetime
     beat.get(this.#claimKeyOf(this.#nodeId)).pExpire(this.roomsKey, lifetime)
     for (const room of this.#host.roomNames()) beat.pExpire(this.#entriesKeyOf(this.#nodeId, room), lifetime)
-    for (const room of this.#occupying) beat.pExpire(this.#occupiedKeyOf(room), lifetime)
+    return Promise.all([...this.#occupying].map((room) => this.#client.pExpire(this.#occupiedKeyOf(room), lifetime)))
   }
 
   /**
@@ -222,28 +230,32 @@ export class RedisPresence {
     const roomsKey = this.#roomsKeyOf(nodeId)
     const rooms = [...await this.#client.sMembers(roomsKey)].map(String)
     const hashes = await Promise.all(rooms.map((room) => this.#client.hGetAll(this.#entriesKeyOf(nodeId, room))))
-    const cleanup = this.#client.multi().del(roomsKey).zRem(this.#options.nodesKey, nodeId)
-    for (const room of rooms) cleanup.del(this.#entriesKeyOf(nodeId, room)).sRem(this.#occupiedKeyOf(room), nodeId).sCard(this.#occupiedKeyOf(room))
-    const replies = await cleanup.exec() as unknown[]
+    // The dead node's keys in one MULTI (its hash slot), each room's set in one of its own.
+    const cleanup = this.#client.multi().del(roomsKey)
+    for (const room of rooms) cleanup.del(this.#entriesKeyOf(nodeId, room))
+    const [, , vacated] = await Promise.all([
+      cleanup.exec(),
+      this.#client.zRem(this.#keys.nodes, nodeId),
+      Promise.all(rooms.map((room) => this.#client.multi().sRem(this.#occupiedKeyOf(room), nodeId).sCard(this.#occupiedKeyOf(room)).exec()))
+    ])
     rooms.forEach((room, i) => {
       const entries = pairsOf(hashes[i]).map(([sessionId, info]) => ({ sessionId, nodeId, info }))
       if (entries.length > 0) this.#host.presenceLeft(room, entries)
-      if (Number(replies[2 + 3 * i + 1]) === 1 && Number(replies[2 + 3 * i + 2]) === 0) this.#host.roomVacated(room)
+      if (Number(vacated[i]![0]) === 1 && Number(vacated[i]![1]) === 0) this.#host.roomVacated(room)
     })
   }
 
   /** Every node's entries of a room: this node's from memory, the other live nodes' from Redis. */
   async read (room: string): Promise<StoredEntry[]> {
-    const nodes = (await this.#client.zRange(this.#options.nodesKey, 0, -1)).map(String).filter((nodeId) => nodeId !== this.#nodeId)
-    const read = this.#client.multi()
-    // A node's count says whether it is alive (its hash expires with it) and has members here.
-    for (const nodeId of nodes) read.hGet(this.#options.nodeKeyOf(nodeId), room).hGetAll(this.#entriesKeyOf(nodeId, room))
-    const replies = nodes.length === 0 ? [] : await read.exec() as unknown[]
+    const nodes = (await this.#client.zRange(this.#keys.nodes, 0, -1)).map(String).filter((nodeId) => nodeId !== this.#nodeId)
+    // A node's count says whether it is alive (its hash expires with it) and has members here;
+    // read with its entries in one MULTI, in its hash slot.
+    const replies = await Promise.all(nodes.map((nodeId) => this.#client.multi().hGet(this.#keys.node(nodeId), room).hGetAll(this.#entriesKeyOf(nodeId, room)).exec()))
     const entries = this.#host.localPresence(room)
     nodes.forEach((nodeId, i) => {
-      const count = replies[2 * i]
+      const [count, hash] = replies[i] as unknown[]
       if (count === null || count === undefined || Number(count) === 0) return
-      for (const [sessionId, info] of pairsOf(replies[2 * i + 1])) entries.push({ sessionId, nodeId, info })
+      for (const [sessionId, info] of pairsOf(hash)) entries.push({ sessionId, nodeId, info })
     })
     return entries
   }

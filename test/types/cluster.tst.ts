@@ -1,7 +1,7 @@
 // Type tests (tstyche) of the Redis adapter: its options, the connections it accepts, the
 // `adapter` plugin option, clusterMembers() and the cluster counters.
 import Fastify from 'fastify'
-import { createClient } from '@redis/client'
+import { createClient, createCluster } from '@redis/client'
 import { expect, test } from 'tstyche'
 import websocketRooms, {
   redisAdapter,
@@ -27,6 +27,12 @@ test('redisAdapter() takes a URL or the app\'s own connections, and returns the 
   })
   await app.register(websocketRooms, { adapter: redisAdapter({ url: 'redis://127.0.0.1:6379' }) })
   await app.register(websocketRooms, { adapter: null })
+
+  // A Redis Cluster: createCluster()'s options, or its client.
+  redisAdapter({ cluster: { rootNodes: [{ url: 'redis://10.0.0.1:7000' }], defaults: { password: 'secret' }, useReplicas: false } })
+  redisAdapter({ client: createCluster({ rootNodes: [{ url: 'redis://10.0.0.1:7000' }] }), keyPrefix: 'myapp' })
+  // @ts-expect-error: Property 'rootNodes' is missing
+  redisAdapter({ cluster: { nodes: ['redis://10.0.0.1:7000'] } })
 
   // @ts-expect-error: 'keyprefix' does not exist in type 'RedisAdapterOptions'
   redisAdapter({ url: 'redis://127.0.0.1:6379', keyprefix: 'myapp' })
