@@ -10,6 +10,7 @@ import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
 import { closest, didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
+import type { ResumeOptions } from './resume/resumer'
 
 export type Policy = 'close' | 'drop'
 
@@ -67,6 +68,8 @@ export interface ResolvedOptions extends RouteLimits {
   onRoomVacated: NonNullable<WebsocketRoomsOptions['onRoomVacated']> | null
   /** Rooms' history for publish() and recover(): messages kept per room, and for how long; null: off. */
   history: HistoryLimits | null
+  /** Sessions kept for `window` ms after a lost connection, resumed with a token in the handshake's `param`; null: off. */
+  resume: ResumeOptions | null
 }
 
 export const defaults = Object.freeze({
@@ -93,7 +96,7 @@ typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 const OPTION_NAMES = [
   'maxPayload', 'closeTimeout', 'heartbeatInterval', 'maxSessions', 'maxRoomsPerSession', 'maxRoomNameLength',
   'websocketOptions', 'adapter', 'compression', 'presenceInterval', 'onPresence', 'onRoomOccupied', 'onRoomVacated',
-  'history', ...ROUTE_LIMIT_NAMES
+  'history', 'resume', ...ROUTE_LIMIT_NAMES
 ] as const
 typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
 const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
@@ -205,7 +208,8 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     onPresence: onPresence as ResolvedOptions['onPresence'],
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
     onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated'],
-    history: history(options.history)
+    history: history(options.history),
+    resume: resume(options.resume)
   }
 }
 
@@ -219,6 +223,22 @@ function history (value: unknown): HistoryLimits | null {
   // The longest a Node.js timer waits; the streams' expiry timers would fire at once past it.
   if (ttl > MAX_TIMER) throw new InvalidOptionError('history.ttl', `an integer from 1 to ${MAX_TIMER} (about 24.8 days)`, describe(ttl))
   return { size: integer('history.size', value.size, defaults.history.size, 1), ttl }
+}
+
+/** A handshake query parameter's name: what a URL carries as it is. */
+const PARAM_NAME = /^[A-Za-z0-9._~-]{1,64}$/
+
+function resume (value: unknown): ResumeOptions | null {
+  if (value === undefined || value === null || value === false) return null
+  if (!isPlainObject(value)) throw new InvalidOptionError('resume', 'false or an object { window, param? }', describe(value))
+  for (const key of Object.keys(value)) {
+    if (key !== 'window' && key !== 'param') throw new InvalidOptionError(`resume.${key}`, `unset: resume takes window and param${didYouMean(key, ['window', 'param'])}`, 'an unknown option')
+  }
+  const window = integer('resume.window', value.window, null, 1, 'ms')
+  if (window > MAX_TIMER) throw new InvalidOptionError('resume.window', `an integer from 1 to ${MAX_TIMER} (ms, about 24.8 days)`, describe(window))
+  const param = value.param ?? 'resume'
+  if (typeof param !== 'string' || !PARAM_NAME.test(param)) throw new InvalidOptionError('resume.param', 'a query parameter name of 1 to 64 letters, digits, ".", "_", "~" or "-"', describe(param))
+  return { window, param }
 }
 
 /** An application callback option: a function, or null when absent. */

@@ -152,7 +152,24 @@ declare namespace fastifyWebsocketRooms {
      * message. In this process without an adapter, in Redis with one. Default: off.
      */
     history?: HistoryOptions | boolean | null
+    /**
+     * Sessions that survive a lost connection: kept `window` ms in their rooms, what they are
+     * sent kept for them, and resumed by a handshake that brings `session.resumeToken` in the
+     * query parameter `param` (default 'resume'); app.close() closes with 1012 instead of
+     * 1001. A route opts out with `resume: false`. Default: off.
+     */
+    resume?: ResumeOptions | false | null
   }
+
+  export interface ResumeOptions {
+    /** How long a session whose connection was lost is kept, in ms. */
+    window: number
+    /** The handshake query parameter that carries the token, taken out of `query`. Default 'resume'. */
+    param?: string
+  }
+
+  /** Why a handshake's resume token did not resume its session. */
+  export type ResumeFailure = 'expired' | 'unknown' | 'overflow' | 'history' | 'lost'
 
   export interface HistoryOptions {
     /** Messages kept per room. Default 100. */
@@ -463,6 +480,12 @@ declare namespace fastifyWebsocketRooms {
     roomNames (): string[]
     /** Sets the info presence lists show for this session, in every room it is in (a JSON value; default null). */
     setPresence (info: unknown): void
+    /** True when this connection resumed a kept session (same id, attributes, presence info, rooms; what it missed was sent before onOpen). */
+    readonly resumed: boolean
+    /** The token a client brings back to resume this session (new at each resume); null on a route that does not resume. */
+    readonly resumeToken: string | null
+    /** Why the token this handshake brought did not resume a session; null when it did, or when none was given. */
+    readonly resumeFailure: ResumeFailure | null
   }
 
   type Maybe<T> = T | Promise<T>
@@ -568,6 +591,8 @@ declare namespace fastifyWebsocketRooms {
     OutboundOf<Outbound, Provider>
   >, MessageOf<Message, Provider>> & HandshakeRouteOptions<Query, Headers, Params, Provider> & RouteLimitOptions & {
     schema?: HandshakeSchema<Query, Headers, Params, Message, Outbound>
+    /** false: this route's sessions do not resume, whatever the plugin's resume option. */
+    resume?: false
   }
 
   /** The close codes this plugin sends. */

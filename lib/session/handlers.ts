@@ -105,6 +105,8 @@ export interface RouteDefinition {
   /** schema.message and schema.outbound, taken out of the schema Fastify gets; undefined when absent. */
   messageSchema: unknown
   outboundSchema: unknown
+  /** False when the route opts out of the plugin's resume option (`resume: false`). */
+  resumes: boolean
 }
 
 export function readHandlers (path: string, source: unknown): RouteDefinition {
@@ -131,8 +133,13 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   const limits: Record<string, unknown> = {}
   let messageSchema: unknown
   let outboundSchema: unknown
+  let resumes = true
   for (const key of Object.keys(object)) {
-    if (LIMIT_NAMES.has(key)) {
+    if (key === 'resume') {
+      // The one plugin option a route may turn off for itself.
+      if (object.resume !== false && object.resume !== undefined) throw new InvalidHandlersError(path, `"resume" may only be false here (the route opts out of the plugin's resume option), got ${describe(object.resume)}`)
+      resumes = object.resume === undefined
+    } else if (LIMIT_NAMES.has(key)) {
       limits[key] = object[key]
     } else if (key === 'schema' && object.schema !== null && typeof object.schema === 'object') {
       // @fastify/websocket writes `hide` into the route's schema: give it a copy, so a
@@ -163,7 +170,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   if (messageSchema === undefined && handlers.invalidMessage !== undefined) {
     throw new InvalidHandlersError(path, 'onInvalidMessage is given, but no schema.message to validate messages against')
   }
-  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema }
+  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema, resumes }
 }
 
 /** A message schema: a JSON schema object (TypeBox's included) or a boolean, or undefined when absent. */
