@@ -33,7 +33,7 @@ interface Harness {
 /**
  * An app whose /ws sessions join "chat" with the user of ?user= as attribute and presence
  * info, and are sent a welcome saying what they are; "say TEXT" broadcasts to chat,
- * "publish TEXT" publishes there, "bye" closes with 1000 from the server.
+ * "publish TEXT" publishes there, "bye" closes with 1000 from the server, "hang" never settles.
  */
 async function resumeApp (t: Test, options: WebsocketRoomsOptions = {}, route: Record<string, unknown> = {}): Promise<Harness> {
   const closes = new Events<[string, number]>()
@@ -65,6 +65,7 @@ async function resumeApp (t: Test, options: WebsocketRoomsOptions = {}, route: R
       if (command === 'say') session.room('chat').broadcast(body)
       else if (command === 'publish') await session.room('chat').publish(({ offset }) => `${offset} ${body}`)
       else if (command === 'bye') session.close(1000, 'bye')
+      else if (command === 'hang') await new Promise(() => {})
     },
     onClose (session: WebSocketSession, code: number) {
       closes.push([session.id, code])
@@ -211,6 +212,27 @@ test('a token brought while its session is still connected takes it over: the ol
   t.same((await back.client.texts(2))[1], 'hi')
   t.same(h.closes.list, [])
   t.equal(h.app.websocketSessions.size, 2)
+})
+
+test('a token brought while its session\'s handler hangs: the session is dropped after closeTimeout, the resume refused as lost', async (t) => {
+  const h = await resumeApp(t, { closeTimeout: 100 })
+  const ann = await join(h, 'user=ann')
+  ann.client.send('hang')
+  const back = await join(h, `resume=${ann.welcome.token!}`)
+  t.same([back.welcome.resumed, back.welcome.failure], [false, 'lost'])
+  t.not(back.welcome.id, ann.welcome.id)
+  t.same(await h.closes.until(1), [[ann.welcome.id, 1006]], 'the old session ended, onClose once')
+})
+
+test('a client cut off by the heartbeat is kept, and resumes', async (t) => {
+  const h = await resumeApp(t, { heartbeatInterval: 50 })
+  const mute = new Client(`${h.base}/ws?user=ann`, { autoPong: false })
+  const [welcome] = await mute.json(1) as Welcome[]
+  t.equal((await mute.closed).code, 1006, 'cut off by the heartbeat')
+  await until(() => !h.app.websocketSessions.has(welcome!.id), 'the session to leave the registry')
+  t.same(h.closes.list, [], 'kept: onClose has not run')
+  const back = await join(h, `resume=${welcome!.token!}`)
+  t.same([back.welcome.resumed, back.welcome.id, back.welcome.user], [true, welcome!.id, 'ann'])
 })
 
 test('hostile and foreign tokens are unknown, and the parameter never reaches the schema nor query', async (t) => {

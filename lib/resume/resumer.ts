@@ -62,10 +62,13 @@ interface State {
   reason: string
   /** Ended with its token naming a failure, which stays for the window. */
   refused: boolean
+  /** Ended for good (closed, refused, abandoned): a takeover of it finds nothing to take. */
+  ended: boolean
 }
 
 const NO_RESUME: Claimed<never> = Object.freeze({ session: null, failure: null })
 const UNKNOWN: Claimed<never> = Object.freeze({ session: null, failure: 'unknown' })
+const LOST: Claimed<never> = Object.freeze({ session: null, failure: 'lost' })
 
 export class Resumer<S extends Resumable> {
   readonly window: number
@@ -108,7 +111,7 @@ export class Resumer<S extends Resumable> {
     const old = claimed?.session ?? null
     const token = newToken()
     const failure = claimed?.failure ?? null
-    this.#states.set(session, { token, routeKey, resumed: old !== null, failure, bound, keeper: null, deadline: 0, timer: null, code: 0, reason: '', refused: false })
+    this.#states.set(session, { token, routeKey, resumed: old !== null, failure, bound, keeper: null, deadline: 0, timer: null, code: 0, reason: '', refused: false, ended: false })
     this.#store.set(token, routeKey, { state: 'live', session }, Infinity)
     if (old === null) return
     const kept = this.#states.get(old)!.keeper!.take()
@@ -185,6 +188,7 @@ export class Resumer<S extends Resumable> {
   gone (session: S): void {
     const state = this.#states.get(session)
     if (state === undefined) return
+    state.ended = true
     if (!state.refused) this.#store.delete(state.token)
     this.#wake(session)
   }
@@ -199,14 +203,16 @@ export class Resumer<S extends Resumable> {
   /**
    * What a handshake's token resumes, taken once. A token whose session is still connected (its
    * client came back before the server saw it leave) cuts that connection and waits for the
-   * session to be kept, `wait` ms at most ('lost' past it).
+   * session to be kept, `wait` ms at most: 'lost' when it was not, or ended instead (a
+   * handler of it did not settle within closeTimeout).
    */
   async claim (token: unknown, routeKey: string, wait: number): Promise<Claimed<S>> {
     if (token === undefined) return NO_RESUME
     if (!isTokenShaped(token)) return UNKNOWN
-    const named = this.#store.peek(token, routeKey)
+    const named = await this.#store.peek(token, routeKey)
+    let live: S | null = null
     if (named?.state === 'live') {
-      const session = named.session
+      const session = live = named.session
       const dropped = new Promise<void>((resolve) => {
         const waiters = this.#takeovers.get(session)
         if (waiters === undefined) this.#takeovers.set(session, [resolve])
@@ -215,12 +221,12 @@ export class Resumer<S extends Resumable> {
       session[kTakeOver]()
       await within(dropped, wait, undefined)
     }
-    const taken = this.#store.claim(token, routeKey)
-    if (taken === undefined) return UNKNOWN
+    const taken = await this.#store.claim(token, routeKey)
+    if (taken === undefined) return live !== null && this.#states.get(live)!.ended ? LOST : UNKNOWN
     if (taken.state === 'refused') return { session: null, failure: taken.failure }
     if (taken.state === 'live') {
       this.#store.set(token, routeKey, taken, Infinity)
-      return { session: null, failure: 'lost' }
+      return LOST
     }
     const session = taken.session
     const state = this.#states.get(session)!

@@ -2,6 +2,7 @@
 // dropped one waiting for its client, or the reason a resume of it would be refused. One
 // interface, one implementation per place: this process (LocalResumeStore, here), or Redis.
 // A claim takes what a token names once: two connections racing with one token, one gets it.
+// Reads answer with promises, as a store over the network must; writes are fire and forget.
 
 export type ResumeFailure = 'expired' | 'unknown' | 'overflow' | 'history' | 'lost'
 
@@ -15,9 +16,9 @@ export interface ResumeStore<S> {
   /** A session's token, bound to its route, named `what` until `until` (Date.now() ms; Infinity while live). */
   set (token: string, routeKey: string, what: Named<S>, until: number): void
   /** What the token names on that route, without taking it. */
-  peek (token: string, routeKey: string): Named<S> | undefined
+  peek (token: string, routeKey: string): Promise<Named<S> | undefined>
   /** Takes what the token names on that route, once; undefined when nothing (or nothing any more). */
-  claim (token: string, routeKey: string): Named<S> | undefined
+  claim (token: string, routeKey: string): Promise<Named<S> | undefined>
   delete (token: string): void
   close (): void
 }
@@ -44,7 +45,18 @@ export class LocalResumeStore<S> implements ResumeStore<S> {
     if (what.state === 'refused') this.#sweep ??= setInterval(this.#sweepOnce, this.#sweepEvery).unref()
   }
 
-  peek (token: string, routeKey: string): Named<S> | undefined {
+  peek (token: string, routeKey: string): Promise<Named<S> | undefined> {
+    return Promise.resolve(this.#find(token, routeKey))
+  }
+
+  claim (token: string, routeKey: string): Promise<Named<S> | undefined> {
+    // Found and taken in one step: nothing runs in between.
+    const what = this.#find(token, routeKey)
+    if (what !== undefined) this.#entries.delete(token)
+    return Promise.resolve(what)
+  }
+
+  #find (token: string, routeKey: string): Named<S> | undefined {
     const entry = this.#entries.get(token)
     if (entry === undefined || entry.routeKey !== routeKey) return undefined
     if (entry.until <= Date.now()) {
@@ -52,12 +64,6 @@ export class LocalResumeStore<S> implements ResumeStore<S> {
       return undefined
     }
     return entry.what
-  }
-
-  claim (token: string, routeKey: string): Named<S> | undefined {
-    const what = this.peek(token, routeKey)
-    if (what !== undefined) this.#entries.delete(token)
-    return what
   }
 
   delete (token: string): void {
