@@ -153,6 +153,19 @@ test('a close frame from the client ends the session at once; its token is then 
   t.equal(byServer.welcome.failure, 'unknown')
 })
 
+test('a kept session outlives closeTimeout: only the window ends it', async (t) => {
+  const closeTimeout = 20
+  const h = await resumeApp(t, { closeTimeout })
+  const ann = await join(h, 'user=ann')
+  await drop(h, ann.client, ann.welcome.id)
+  // Started after the server saw the drop, with a longer delay, this timer fires after any
+  // closeTimeout deadline the drop could have started.
+  await new Promise((resolve) => setTimeout(resolve, 5 * closeTimeout))
+  t.same(h.closes.list, [], 'onClose has not run')
+  const back = await join(h, `resume=${ann.welcome.token!}`)
+  t.same([back.welcome.resumed, back.welcome.id], [true, ann.welcome.id])
+})
+
 test('past the window the session ends (onClose, presence leave) and its token says expired', async (t) => {
   const h = await resumeApp(t, { resume: { window: 100 } })
   const ann = await join(h, 'user=ann')

@@ -635,8 +635,9 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     // Lost without a close frame, and not cut by the app: kept for a resume (../resume).
     else if (code === ABNORMAL_CLOSURE && this.#route.resume !== null && (this.#flags & (Flag.ClosedByServer | Flag.Finished)) === 0) this.#keepFromNow()
     this.enqueue(Event.Disconnected, code, reason.toString())
-    // A handler still runs: the session waits for it, but not for ever.
-    if ((this.#flags & Flag.Finished) === 0) this.#startDeadline()
+    // A handler still runs: the session waits for it, but not for ever. (Kept for a resume, it
+    // is not finished, yet waits for nothing.)
+    if ((this.#flags & Flag.Finished) === 0 && this.runningEvent !== IDLE) this.#startDeadline()
   }
 
   [kOnError] (error: Error): void {
