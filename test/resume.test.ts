@@ -313,6 +313,20 @@ test('app.close() closes resuming sessions with 1012, the others with 1001', asy
   t.same(closes.sort(), [1001, 1012], 'without an adapter the state dies with the instance: onClose runs')
 })
 
+test('app.close() ends the sessions kept in its memory: their onClose runs with the code of the drop', async (t) => {
+  const app = Fastify({ logger: false })
+  await app.register(websocketRooms, { resume: { window: 60_000 } })
+  const closes: number[] = []
+  app.registerWebsocket('/ws', { onOpen () {}, onClose (session, code) { closes.push(code) } })
+  const base = await listen(app)
+  const kept = await connect(base, '/ws')
+  kept.ws.terminate()
+  await until(() => app.websocketSessions.size === 0, 'the session to be kept')
+  t.same(closes, [])
+  await within(app.close(), 'app.close()')
+  t.same(closes, [1006])
+})
+
 test('the resume option and a route\'s are checked', async (t) => {
   for (const [resume, pattern] of [
     [{}, /"resume.window" must be an integer >= 1/],
