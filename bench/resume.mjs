@@ -8,7 +8,8 @@
 // the heap each kept session costs while away. Writes bench/results-resume.md.
 //
 // Environment:
-//   BENCH_SESSIONS=10000   N
+//   BENCH_SESSIONS=8000    N (clients and server in one process: two descriptors a session,
+//                          under a limit of 20000 open files)
 import { writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -18,7 +19,7 @@ import WebSocket from 'ws'
 import websocketRooms from 'fastify-websocket-rooms'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const SESSIONS = Number(process.env.BENCH_SESSIONS || 10_000)
+const SESSIONS = Number(process.env.BENCH_SESSIONS || 8000)
 const CONNECTING = 200 // handshakes in flight at once
 const ROOMS = 10
 
@@ -47,9 +48,9 @@ async function storm (count, urlOf) {
     while (next < count) {
       const i = next++
       const client = new WebSocket(urlOf(i))
-      client.on('error', () => {})
       const first = await new Promise((resolve, reject) => {
         client.once('message', (data) => resolve(String(data)))
+        client.once('error', (error) => reject(new Error(`client ${i} failed before its first message: ${error.message}`)))
         client.once('close', () => reject(new Error(`client ${i} closed before its first message`)))
       })
       clients[i] = { client, first }
