@@ -73,9 +73,9 @@ function heapUsed () {
   return process.memoryUsage().heapUsed
 }
 
+const baseHeap = heapUsed()
 const fresh = await storm(SESSIONS, (i) => `${base}?user=u${i}&i=${i}`)
 const tokens = fresh.clients.map(({ first }) => first.split(' ')[1])
-const connectedHeap = heapUsed()
 
 // The outage: every connection cut without a close frame.
 const started = performance.now()
@@ -83,6 +83,7 @@ for (const { client } of fresh.clients) client.terminate()
 await until(() => app.websocketSessions.size === 0, 'every session to be kept')
 const keptSeconds = (performance.now() - started) / 1000
 await new Promise((resolve) => setTimeout(resolve, 200)) // the clients' sockets freed
+fresh.clients.length = 0
 const keptHeap = heapUsed()
 
 // Broadcasts while away: kept for every session.
@@ -93,7 +94,7 @@ const resumed = back.clients.filter(({ first }) => first.startsWith('while away 
 for (const { client } of back.clients) client.terminate()
 await app.close()
 
-const perSession = (keptHeap - connectedHeap) / SESSIONS
+const perSession = (keptHeap - baseHeap) / SESSIONS
 const report = `# Resume: a reconnect storm on one server
 
 \`npm run bench:resume\` (bench/resume.mjs), ${new Date().toISOString().slice(0, 10)}, Node.js ${process.version},
@@ -106,8 +107,8 @@ ${SESSIONS} sessions in ${ROOMS} rooms, ${CONNECTING} handshakes in flight, clie
 | sessions that got what was sent while away first | | ${resumed} / ${SESSIONS} |
 
 Every connection cut at once: all ${SESSIONS} sessions kept within ${keptSeconds.toFixed(2)} s.
-Heap while away, against connected: ${(perSession >= 0 ? '+' : '') + Math.round(perSession)} bytes per session
-(${globalThis.gc === undefined ? 'no --expose-gc: rough' : 'after gc'}; a kept session holds its state, its rooms and what is kept for it, its socket is gone).
+Heap of the kept sessions, against the process before any connection: ${Math.round(perSession)} bytes per session
+(${globalThis.gc === undefined ? 'no --expose-gc: rough' : 'after gc'}; a kept session holds its request, attributes, rooms, token and state; its socket and its clients' are gone).
 `
 writeFileSync(join(here, 'results-resume.md'), report)
 process.stdout.write(report)
