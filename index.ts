@@ -20,7 +20,7 @@ import { redisAdapter } from './lib/cluster/redis-adapter'
 import { ServerRooms, SessionsView } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
-import { Session, isSessionSocket, kStart } from './lib/session/session'
+import { Session, isSessionSocket, kRoutePath, kStart } from './lib/session/session'
 import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 import { serverSharesDeflate } from './lib/transport/deflate'
@@ -29,6 +29,7 @@ import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
 import { Resumer } from './lib/resume/resumer'
 import { LocalResumeStore } from './lib/resume/store'
 import { takeResumeToken, tokenOf } from './lib/resume/handshake'
+import { startObservers } from './lib/observability/index'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -60,9 +61,6 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
     refuseLaterWebsocket(fastify, fastify.log)
   }
-  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
-  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
-  logRefusedHandshakes(fastify.websocketServer, fastify.log)
   fastify.addHook('onRoute', normaliseWebsocketRoutes)
 
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
@@ -75,6 +73,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
   const serverRooms = new ServerRooms(rooms, sessions)
+  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
+  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
+  logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
+  // diagnostics_channel's subscribers, and the metrics and tracing options (docs/observability.md).
+  const observers = startObservers(resolved, rooms, { sessionRoutes: function * () { for (const session of sessions.values()) yield session[kRoutePath] }, stats: () => serverRooms.stats() })
   const resumer = resume === null ? null : new Resumer<Session>(resume, new LocalResumeStore(resume.window), rooms)
 
   fastify.decorate('websocketRooms', serverRooms)
@@ -84,14 +87,15 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, resumes } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
+    const fullPath = this.prefix + path
     const routeResumer = resumes ? resumer : null
-    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, resume: routeResumer, resumeKey: this.prefix + path }
+    const route = { handlers, handlerNames, limits, codec, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: fullPath, sent: observers.route(fullPath), handlerRuns: observers.handlerRuns, resume: routeResumer, resumeKey: fullPath }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     const takeToken = routeResumer === null ? [] : [takeResumeToken(routeResumer.param)]
     routeOptions.onRequest = [checkHandshake, ...takeToken, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
-      codec.compileAtReady(this, this.prefix + path, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      codec.compileAtReady(this, fullPath, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
       preHandler.push(codec.compileHook)
     }
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
@@ -155,6 +159,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   })
 
   fastify.addHook('onClose', async function () {
+    observers.close()
     await rooms.close()
     resumer?.clear()
     sessions.clear()

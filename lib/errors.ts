@@ -144,3 +144,10 @@ export function describe (value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   return typeof value === 'object' ? 'an object' : typeof value
 }
+
+/** The metrics or tracing option is on, but its optional peer dependency is not installed. */
+export const MissingPeerError = createError<'FST_WS_ROOMS_MISSING_PEER', [string, string, string]>(
+  'FST_WS_ROOMS_MISSING_PEER',
+  'fastify-websocket-rooms: option "%s" needs the package %s, which is not installed: npm install %s',
+  500
+)

@@ -11,6 +11,7 @@ import { closest, didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
 import type { ResumeOptions } from './resume/resumer'
+import { metricsOption, tracingOption, type MetricsSettings } from './observability/settings'
 
 export type Policy = 'close' | 'drop'
 
@@ -70,6 +71,10 @@ export interface ResolvedOptions extends RouteLimits {
   history: HistoryLimits | null
   /** Sessions kept for `window` ms after a lost connection, resumed with a token in the handshake's `param`; null: off. */
   resume: ResumeOptions | null
+  /** Prometheus metrics: the registry and prefix; null: off. */
+  metrics: MetricsSettings | null
+  /** OpenTelemetry spans around handler runs. */
+  tracing: boolean
 }
 
 export const defaults = Object.freeze({
@@ -96,7 +101,7 @@ typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 const OPTION_NAMES = [
   'maxPayload', 'closeTimeout', 'heartbeatInterval', 'maxSessions', 'maxRoomsPerSession', 'maxRoomNameLength',
   'websocketOptions', 'adapter', 'compression', 'presenceInterval', 'onPresence', 'onRoomOccupied', 'onRoomVacated',
-  'history', 'resume', ...ROUTE_LIMIT_NAMES
+  'history', 'resume', 'metrics', 'tracing', ...ROUTE_LIMIT_NAMES
 ] as const
 typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
 const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
@@ -209,7 +214,9 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
     onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated'],
     history: history(options.history),
-    resume: resume(options.resume)
+    resume: resume(options.resume),
+    metrics: metricsOption(options.metrics),
+    tracing: tracingOption(options.tracing)
   }
 }
 

@@ -159,6 +159,32 @@ declare namespace fastifyWebsocketRooms {
      * 1001. A route opts out with `resume: false`. Default: off.
      */
     resume?: ResumeOptions | false | null
+    /**
+     * Prometheus metrics through prom-client (an optional peer dependency): `true` for
+     * prom-client's default registry, or `{ registry, prefix }`. Default: off. See docs/observability.md.
+     */
+    metrics?: MetricsOptions | boolean | null
+    /**
+     * An OpenTelemetry span per handler run, through @opentelemetry/api (an optional peer
+     * dependency), child of the handshake's `traceparent`; with redisAdapter, carried to the
+     * other servers. Default: off. See docs/observability.md.
+     */
+    tracing?: boolean | null
+  }
+
+  /** What the plugin uses of a prom-client Registry (of any copy of prom-client). */
+  export interface MetricsRegistry {
+    registerMetric (metric: any): void
+    getSingleMetric (name: string): unknown
+    removeSingleMetric (name: string): void
+    metrics (): Promise<string>
+  }
+
+  export interface MetricsOptions {
+    /** A prom-client Registry (fastify-metrics' own, say). Default: prom-client's default registry. */
+    registry?: MetricsRegistry
+    /** Before every metric's name. Default 'websocket_rooms_'. */
+    prefix?: string
   }
 
   export interface ResumeOptions {
