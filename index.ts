@@ -27,12 +27,15 @@ import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
+import { Resumer } from './lib/resume/resumer'
+import { LocalResumeStore } from './lib/resume/store'
+import { takeResumeToken, tokenOf } from './lib/resume/handshake'
 import { startObservers } from './lib/observability/index'
 import { buildAsyncApi, serveAsyncApi } from './lib/asyncapi/route'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
-  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, compression, presenceInterval, onPresence, onRoomOccupied, onRoomVacated } = resolved
+  const { maxPayload, closeTimeout, heartbeatInterval, maxSessions, websocketOptions, adapter, compression, presenceInterval, onPresence, onRoomOccupied, onRoomVacated, resume } = resolved
   assertShutdownFits(fastify.initialConfig.pluginTimeout ?? 0, closeTimeout, adapter?.connectTimeout ?? null)
   const sessions = new SessionRegistry<Session>()
   /** An application callback about a room, handed the room's handle; what it throws is logged. */
@@ -82,12 +85,13 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
   // diagnostics_channel's subscribers, and the metrics and tracing options (docs/observability.md).
   const observers = startObservers(resolved, rooms, { sessionRoutes: function * () { for (const session of sessions.values()) yield session[kRoutePath] }, stats: () => serverRooms.stats() })
+  const resumer = resume === null ? null : new Resumer<Session>(resume, new LocalResumeStore(resume.window), rooms)
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown, FastifyTypeProviderDefault, unknown, unknown, unknown>) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, handshakeSchema, routing } = readHandlers(path, source)
+    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, handshakeSchema, routing, resumes } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
     const url = this.prefix + path
@@ -96,9 +100,11 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       events.add(router, routing!.events)
       if (router.routesMessages) handlers.text = router.dispatch
     }
-    const route = { handlers, handlerNames, limits, codec, router, events: router ?? noEvents, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: url, sent: observers.route(url), handlerRuns: observers.handlerRuns }
+    const routeResumer = resumes ? resumer : null
+    const route = { handlers, handlerNames, limits, codec, router, events: router ?? noEvents, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: url, sent: observers.route(url), handlerRuns: observers.handlerRuns, resume: routeResumer, resumeKey: url }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
-    routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
+    const takeToken = routeResumer === null ? [] : [takeResumeToken(routeResumer.param)]
+    routeOptions.onRequest = [checkHandshake, ...takeToken, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
       codec.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
@@ -121,11 +127,28 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
         return
       }
       releaseUpgrade(socket, request, ownsWebsocket)
-      const session = new Session(socket, request, route)
       // @fastify/websocket's shutdown closes the sockets of ws's `clients` with no close code
       // and does not wait for them: sessions are closed by the preClose hook below instead.
       untrack(fastify.websocketServer, socket, request.log)
-      session[kStart]()
+      const token = routeResumer === null ? undefined : tokenOf(request)
+      if (token === undefined) {
+        new Session(socket, request, route)[kStart]()
+        return
+      }
+      // The socket is not read until the token's session is known: its messages are that session's.
+      socket.pause()
+      routeResumer!.claim(token, route.resumeKey, closeTimeout).then((claimed) => {
+        if (socket.readyState !== socket.OPEN || closing.signal.aborted) {
+          routeResumer!.giveBack(claimed)
+          socket.terminate()
+          return
+        }
+        socket.resume()
+        new Session(socket, request, route, claimed.session)[kStart](claimed)
+      }, (error: unknown) => {
+        request.log.error({ err: error }, 'fastify-websocket-rooms: resume failed')
+        socket.close(closeCodes.INTERNAL_ERROR, 'internal error')
+      })
     })
     const record = router === null
       ? plainRouteRecord(url, handshakeSchema, messageSchema, outboundSchema)
@@ -151,6 +174,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.addHook('preClose', async function () {
     closing.abort()
     heartbeat?.stop()
+    resumer?.close()
     await closeAllSessions(sessions, closeTimeout)
     // The sessions' last leaves, told before the node leaves the cluster.
     rooms.flushPresence()
@@ -159,6 +183,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   fastify.addHook('onClose', async function () {
     observers.close()
     await rooms.close()
+    resumer?.clear()
     sessions.clear()
   })
 }

@@ -10,6 +10,7 @@ import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
 import { closest, didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
+import type { ResumeOptions } from './resume/resumer'
 import { metricsOption, tracingOption, type MetricsSettings } from './observability/settings'
 import type { AsyncApiInfo } from './asyncapi/document'
 
@@ -69,6 +70,8 @@ export interface ResolvedOptions extends RouteLimits {
   onRoomVacated: NonNullable<WebsocketRoomsOptions['onRoomVacated']> | null
   /** Rooms' history for publish() and recover(): messages kept per room, and for how long; null: off. */
   history: HistoryLimits | null
+  /** Sessions kept for `window` ms after a lost connection, resumed with a token in the handshake's `param`; null: off. */
+  resume: ResumeOptions | null
   /** Prometheus metrics: the registry and prefix; null: off. */
   metrics: MetricsSettings | null
   /** OpenTelemetry spans around handler runs. */
@@ -107,7 +110,7 @@ typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 const OPTION_NAMES = [
   'maxPayload', 'closeTimeout', 'heartbeatInterval', 'maxSessions', 'maxRoomsPerSession', 'maxRoomNameLength',
   'websocketOptions', 'adapter', 'compression', 'presenceInterval', 'onPresence', 'onRoomOccupied', 'onRoomVacated',
-  'history', 'metrics', 'tracing', 'asyncapi', ...ROUTE_LIMIT_NAMES
+  'history', 'resume', 'metrics', 'tracing', 'asyncapi', ...ROUTE_LIMIT_NAMES
 ] as const
 typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
 const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
@@ -220,6 +223,7 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
     onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated'],
     history: history(options.history),
+    resume: resume(options.resume),
     metrics: metricsOption(options.metrics),
     tracing: tracingOption(options.tracing),
     asyncapi: asyncapi(options.asyncapi)
@@ -262,6 +266,22 @@ function asyncapi (value: unknown): AsyncApiOptions {
     if (info[key] !== undefined && (typeof info[key] !== 'string' || info[key] === '')) throw new InvalidOptionError(`asyncapi.info.${key}`, 'a non-empty string', describe(info[key]))
   }
   return { path, info: { ...defaults.asyncapi.info, ...info } as AsyncApiInfo }
+}
+
+/** A handshake query parameter's name: what a URL carries as it is. */
+const PARAM_NAME = /^[A-Za-z0-9._~-]{1,64}$/
+
+function resume (value: unknown): ResumeOptions | null {
+  if (value === undefined || value === null || value === false) return null
+  if (!isPlainObject(value)) throw new InvalidOptionError('resume', 'false or an object { window, param? }', describe(value))
+  for (const key of Object.keys(value)) {
+    if (key !== 'window' && key !== 'param') throw new InvalidOptionError(`resume.${key}`, `unset: resume takes window and param${didYouMean(key, ['window', 'param'])}`, 'an unknown option')
+  }
+  const window = integer('resume.window', value.window, null, 1, 'ms')
+  if (window > MAX_TIMER) throw new InvalidOptionError('resume.window', `an integer from 1 to ${MAX_TIMER} (ms, about 24.8 days)`, describe(window))
+  const param = value.param ?? 'resume'
+  if (typeof param !== 'string' || !PARAM_NAME.test(param)) throw new InvalidOptionError('resume.param', 'a query parameter name of 1 to 64 letters, digits, ".", "_", "~" or "-"', describe(param))
+  return { window, param }
 }
 
 /** An application callback option: a function, or null when absent. */

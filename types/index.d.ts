@@ -157,6 +157,13 @@ declare namespace fastifyWebsocketRooms {
      */
     history?: HistoryOptions | boolean | null
     /**
+     * Sessions that survive a lost connection: kept `window` ms in their rooms, what they are
+     * sent kept for them, and resumed by a handshake that brings `session.resumeToken` in the
+     * query parameter `param` (default 'resume'); app.close() closes with 1012 instead of
+     * 1001. A route opts out with `resume: false`. Default: off.
+     */
+    resume?: ResumeOptions | false | null
+    /**
      * Prometheus metrics through prom-client (an optional peer dependency): `true` for
      * prom-client's default registry, or `{ registry, prefix }`. Default: off. See docs/observability.md.
      */
@@ -230,6 +237,16 @@ declare namespace fastifyWebsocketRooms {
     }>
     components?: { schemas: Record<string, unknown> }
   }
+
+  export interface ResumeOptions {
+    /** How long a session whose connection was lost is kept, in ms. */
+    window: number
+    /** The handshake query parameter that carries the token, taken out of `query`. Default 'resume'. */
+    param?: string
+  }
+
+  /** Why a handshake's resume token did not resume its session. */
+  export type ResumeFailure = 'expired' | 'unknown' | 'overflow' | 'history' | 'lost'
 
   export interface HistoryOptions {
     /** Messages kept per room. Default 100. */
@@ -577,6 +594,12 @@ declare namespace fastifyWebsocketRooms {
     roomNames (): string[]
     /** Sets the info presence lists show for this session, in every room it is in (a JSON value; default null). */
     setPresence (info: unknown): void
+    /** True when this connection resumed a kept session (same id, attributes, presence info, rooms; what it missed was sent before onOpen). */
+    readonly resumed: boolean
+    /** The token a client brings back to resume this session (new at each resume); null on a route that does not resume. */
+    readonly resumeToken: string | null
+    /** Why the token this handshake brought did not resume a session; null when it did, or when none was given. */
+    readonly resumeFailure: ResumeFailure | null
   }
 
   type Maybe<T> = T | Promise<T>
@@ -727,6 +750,8 @@ declare namespace fastifyWebsocketRooms {
       events?: Events
       /** The field names of the messages, events and replies. */
       envelope?: MessageEnvelope
+      /** false: this route's sessions do not resume, whatever the plugin's resume option. */
+      resume?: false
     }
 
   /** The close codes this plugin sends. */

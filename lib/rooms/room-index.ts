@@ -194,6 +194,29 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     this.#presenceChanged(name, member, this.#infoOf(member), null)
   }
 
+  /**
+   * A resumed member takes the place of the one it resumes (its id, the same), in every room
+   * and with its presence info: for the rooms, the cluster and presence, nothing happened.
+   */
+  replace (old: M, member: M): void {
+    const joined = this.#joined.get(old)
+    if (joined !== undefined) {
+      this.#joined.delete(old)
+      this.#joined.set(member, joined)
+      for (const name of typeof joined === 'string' ? [joined] : joined) {
+        const members = this.#rooms.get(name)!
+        members.delete(old)
+        members.add(member)
+      }
+    }
+    const info = this.#info.get(old)
+    if (info !== undefined) {
+      this.#info.delete(old)
+      this.#info.set(member, info)
+    }
+    this.#roomHistory.forget(old)
+  }
+
   has (member: M, name: string): boolean {
     const joined = this.#joined.get(member)
     return joined === name || (joined !== undefined && typeof joined !== 'string' && joined.has(name))

@@ -112,6 +112,8 @@ export interface RouteDefinition {
   handshakeSchema: Record<string, unknown>
   /** `messages`, `events` and `envelope`, or null without them. */
   routing: Routing | null
+  /** False when the route opts out of the plugin's resume option (`resume: false`). */
+  resumes: boolean
 }
 
 export function readHandlers (path: string, source: unknown): RouteDefinition {
@@ -142,8 +144,13 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   let messageSchema: unknown
   let outboundSchema: unknown
   let handshakeSchema: Record<string, unknown> = {}
+  let resumes = true
   for (const key of Object.keys(object)) {
-    if (LIMIT_NAMES.has(key)) {
+    if (key === 'resume') {
+      // The one plugin option a route may turn off for itself.
+      if (object.resume !== false && object.resume !== undefined) throw new InvalidHandlersError(path, `"resume" may only be false here (the route opts out of the plugin's resume option), got ${describe(object.resume)}`)
+      resumes = object.resume === undefined
+    } else if (LIMIT_NAMES.has(key)) {
       limits[key] = object[key]
     } else if (key === 'schema' && object.schema !== null && typeof object.schema === 'object') {
       // @fastify/websocket writes `hide` into the route's schema: give it a copy, so a
@@ -179,7 +186,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
     throw new InvalidHandlersError(path, 'onInvalidMessage is given, but no schema.message nor "messages" to validate messages against')
   }
   if (routing?.messages != null) handlerNames.text = 'a handler of "messages"'
-  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema, handshakeSchema, routing }
+  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema, handshakeSchema, routing, resumes }
 }
 
 /** A message schema: a JSON schema object (TypeBox's included) or a boolean, or undefined when absent. */

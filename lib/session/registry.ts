@@ -29,6 +29,8 @@ export class SessionRegistry<S extends { readonly id: string }> {
   }
 
   remove (session: S): void {
+    // A resumed session has the id of the one it resumes, which may leave after it came.
+    if (this.#sessions.get(session.id) !== session) return
     this.#sessions.delete(session.id)
     if (this.#sessions.size === 0 && this.#emptyWaiters.length > 0) {
       const waiters = this.#emptyWaiters

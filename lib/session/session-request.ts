@@ -5,6 +5,9 @@ import type { FastifyRequest } from 'fastify'
 import { InvalidArgumentError, describe } from '../errors'
 import { SessionQueue } from './queue'
 
+/** Gives a session the attributes of the one it resumes. */
+export const kAdoptAttributes = Symbol('fastify-websocket-rooms.adoptAttributes')
+
 export abstract class SessionRequest extends SessionQueue {
   readonly request: FastifyRequest
   readonly #remoteAddr: string
@@ -55,6 +58,10 @@ export abstract class SessionRequest extends SessionQueue {
   setAttribute (key: string, value: unknown): void {
     if (typeof key !== 'string') throw new InvalidArgumentError('key', 'a string', describe(key))
     ;(this.#attributes ??= new Map()).set(key, value)
+  }
+
+  [kAdoptAttributes] (from: SessionRequest): void {
+    this.#attributes = from.#attributes === null ? null : new Map(from.#attributes)
   }
 
   getAttribute (key: string): any {

@@ -15,9 +15,9 @@ import type { WebSocketSession } from '../../types/index'
 import { callHook, isThenable } from '../call-hook'
 import { assertCloseArguments, closeCodes } from '../close-codes'
 import { FAILING, IDLE, kFail, kHandle, kIdle } from './queue'
-import { SessionRequest } from './session-request'
+import { SessionRequest, kAdoptAttributes } from './session-request'
 import { InvalidArgumentError, describe } from '../errors'
-import { BINARY, TEXT, binaryFrame, textFrame, toBuffer, type Encoded } from '../transport/frame'
+import { BINARY, Encoded, TEXT, binaryFrame, textFrame, toBuffer } from '../transport/frame'
 import type { HandlerNames, Handlers } from './handlers'
 import { stringify, type MessageCodec, type ReadMessage } from './message-codec'
 import { ANSWERED, kAnswer, kInvalidMessage, type MessageRouter } from './message-routes'
@@ -32,6 +32,7 @@ import { closeCodeSentFor } from '../transport/protocol-errors'
 import { guardReceiver } from '../transport/receiver-guard'
 import { directSocketOf, pastBound, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
 import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
+import { kEnd, kHandOver, kTakeOver, type Claimed, type ResumeFailure, type Resumer } from '../resume/resumer'
 import { channels } from '../observability/channels'
 import type { HandlerRuns } from '../observability/handler-run'
 
@@ -57,6 +58,10 @@ export interface Route {
   sharedCompression: boolean
   sessions: SessionRegistry<Session>
   rooms: RoomIndex<Session>
+  /** Sessions of this route survive a lost connection (../resume); null when it does not resume. */
+  resume: Resumer<Session> | null
+  /** What its tokens are bound to: the route's URL. */
+  resumeKey: string
   /** The route's path (with its prefix), as the probes (../observability) name it. */
   path: string
   /** Messages and bytes sent to the route's sessions, for the metrics. */
@@ -79,7 +84,9 @@ const enum Flag {
   /** The text message being handled is with its asynchronous validator (schema.message). */
   Validating = 32,
   /** The text message being handled is with onInvalidMessage. */
-  InInvalidMessage = 64
+  InInvalidMessage = 64,
+  /** Its connection is lost, or being cut, and the session kept for a resume (../resume): what it is sent is kept for it. */
+  Kept = 128
 }
 const OPEN = 1 // WebSocket.OPEN
 const CLOSED = 3 // WebSocket.CLOSED
@@ -125,7 +132,7 @@ const kExpire = Symbol('fastify-websocket-rooms.expire')
 type OwnedSocket = WebSocket & { [kSession]: Session }
 
 export class Session extends SessionRequest implements WebSocketSession<unknown, unknown, unknown> {
-  readonly #id: string = newSessionId()
+  readonly #id: string
   readonly #socket: OwnedSocket
   readonly #route: Route
   /** The TCP socket below, when broadcasts may write their prebuilt frames to it directly. */
@@ -143,8 +150,11 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   #window = 0
   #leftBefore = 0
 
-  constructor (socket: WebSocket, request: FastifyRequest, route: Route) {
+  /** `resumes`: the kept session this connection is, with its id and attributes (../resume). */
+  constructor (socket: WebSocket, request: FastifyRequest, route: Route, resumes: Session | null = null) {
     super(request)
+    this.#id = resumes === null ? newSessionId() : resumes.id
+    if (resumes !== null) this[kAdoptAttributes](resumes)
     this.#socket = socket as OwnedSocket
     this.#route = route
     this.#deflate = route.sharedCompression ? sharedDeflateOf(socket, request.log) : null
@@ -158,8 +168,10 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   }
 
   /** Registers the session and runs onConnected; called once the caller is ready for events. */
-  [kStart] (): void {
+  [kStart] (claimed: Claimed<Session> | null = null): void {
     this.#route.sessions.add(this)
+    // A resumed session is sent what was kept for it first.
+    this.#route.resume?.start(this, this.#route.resumeKey, claimed, this.#route.limits.maxBackpressure)
     if (channels.sessionOpen.hasSubscribers) channels.sessionOpen.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, session: this })
     if (this.#route.handlers.connected !== undefined) this.enqueue(Event.Connected)
   }
@@ -168,6 +180,9 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   get [kRoutePath] (): string { return this.#route.path }
   get socket (): WebSocket { return this.#socket }
   get bufferedAmount (): number { return this.#socket.bufferedAmount }
+  get resumed (): boolean { return this.#route.resume?.resumedOf(this) ?? false }
+  get resumeToken (): string | null { return this.#route.resume?.tokenOf(this) ?? null }
+  get resumeFailure (): ResumeFailure | null { return this.#route.resume?.failureOf(this) ?? null }
 
   get log (): FastifyBaseLogger {
     return (this.#log ??= this.request.log.child({ sessionId: this.#id }))
@@ -206,7 +221,10 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   /** Sends a message encoded and framed once for many sessions (a broadcast). */
   [kSendEncoded] (encoded: Encoded): void {
     const bytes = encoded.data.length
-    if (!this.#admit(bytes)) return
+    if (!this.#admit(bytes)) {
+      if ((this.#flags & Flag.Kept) !== 0) this.#route.resume!.keep(this, encoded)
+      return
+    }
     const tcp = this.#tcp
     if (tcp !== null && senderIdle(this.#socket)) writeFrame(tcp, this.#deflate === null ? encoded.frame : this.#deflate.frameOf(encoded))
     else this.#socket.send(encoded.data, encoded.options)
@@ -214,7 +232,10 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   }
 
   #write (data: string | Buffer, bytes: number, options: typeof TEXT | typeof BINARY): void {
-    if (!this.#admit(bytes)) return
+    if (!this.#admit(bytes)) {
+      if ((this.#flags & Flag.Kept) !== 0) this.#route.resume!.keep(this, new Encoded(Buffer.from(data), options))
+      return
+    }
     // Framed here and written as a broadcast is, when that keeps ws's order: ws.send() costs
     // more than the rest of a request/response round trip on this side.
     // Not where permessage-deflate was negotiated: ws compresses what one session is sent.
@@ -298,6 +319,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
 
   close (code: number = closeCodes.NORMAL, reason: string = ''): void {
     assertCloseArguments(code, reason)
+    if ((this.#flags & Flag.Kept) !== 0) this.#unkeep()
     if (this.#socket.readyState !== OPEN) return
     this.#closeBy(code, reason)
   }
@@ -326,7 +348,7 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   [kExpire] (): void {
     deadlines.delete(this)
     if ((this.#flags & Flag.Finished) !== 0) return
-    if (this.#socket.readyState !== CLOSED) this.terminate()
+    if (this.#socket.readyState !== CLOSED) this.#cut()
     else this[kAbandon]()
   }
 
@@ -335,13 +357,24 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
    * its 'close' as usual, unless a handler still runs, in which case it is dropped now.
    */
   [kCutOff] (): void {
-    if (this.runningEvent === IDLE) this.terminate()
+    if (this.runningEvent === IDLE) this.#cut()
     else this[kAbandon]()
   }
 
   terminate (): void {
+    if ((this.#flags & Flag.Kept) !== 0) this.#unkeep()
+    this.#cut()
+  }
+
+  #cut (): void {
     this.#flags |= Flag.ClosedByServer
     this.#socket.terminate()
+  }
+
+  /** The app closes a session kept for a resume: it ends (at once if its client is away) rather than wait for it. */
+  #unkeep (): void {
+    this.#flags &= ~Flag.Kept
+    this.#route.resume!.end(this)
   }
 
   room (name: string): RoomHandle<Session> {
@@ -383,9 +416,40 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     return (this.#flags & Flag.Finished) !== 0
   }
 
-  /** Closes for a server shutdown; an already closing session is left to finish. */
+  /** Closes for a server shutdown (a restart, kept, when the route resumes); an already closing session is left to finish. */
   [kShutdown] (): void {
-    if (this.#socket.readyState === OPEN) this.#closeBy(closeCodes.GOING_AWAY, 'server shutting down')
+    if (this.#socket.readyState !== OPEN) return
+    if (this.#route.resume === null) {
+      this.#closeBy(closeCodes.GOING_AWAY, 'server shutting down')
+      return
+    }
+    this.#keepFromNow()
+    this.#closeBy(closeCodes.SERVICE_RESTART, 'service restart')
+  }
+
+  /** From now on what the session is sent is kept for its resume: its connection is lost or being cut. */
+  #keepFromNow (): void {
+    if ((this.#flags & Flag.Kept) !== 0) return
+    this.#flags |= Flag.Kept
+    this.#route.resume!.keeping(this)
+  }
+
+  /** A handshake brought this session's token while its connection is still open: cut it, the session is kept. */
+  [kTakeOver] (): void {
+    if ((this.#flags & Flag.Finished) !== 0 || this.#socket.readyState === CLOSED) return
+    this.#keepFromNow()
+    this.#cut()
+  }
+
+  /** A kept session ends: onDisconnected runs with the code of the drop, and it leaves its rooms. */
+  [kEnd] (code: number, reason: string): void {
+    this.#flags &= ~Flag.Kept
+    this.enqueue(Event.Disconnected, code, reason)
+  }
+
+  /** The session resumed as another session object: this one is done, its rooms are the other's. */
+  [kHandOver] (): void {
+    this.#flags = (this.#flags & ~Flag.Kept) | Flag.Finished
   }
 
   /**
@@ -405,7 +469,8 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     if ((this.#flags & Flag.AwaitingPong) !== 0) {
       this.#route.sessions.stats.closedHeartbeat++
       this.log.debug('no pong since the last ping; terminating')
-      this.terminate()
+      if (this.#route.resume !== null) this.#keepFromNow()
+      this.#cut()
       return
     }
     this.#flags |= Flag.AwaitingPong
@@ -511,6 +576,13 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   }
 
   #disconnected (code: number, reason: string): unknown {
+    if ((this.#flags & Flag.Kept) !== 0) {
+      if (this.#route.resume!.drop(this, code, reason)) {
+        this.#dropped()
+        return undefined
+      }
+      this.#flags &= ~Flag.Kept
+    }
     const result = this.#runDisconnected(code, reason)
     if (result === undefined) return this.#finish()
     return result.then(() => this.#finish())
@@ -528,6 +600,13 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   #finish (): void {
     if ((this.#flags & Flag.Finished) !== 0) return
     this.#flags |= Flag.Finished
+    this.#dropped()
+    this.#route.rooms.leaveAll(this)
+    this.#route.resume?.gone(this)
+  }
+
+  /** The session is no longer connected: out of the registry, its deadline and pause over (kept for a resume, or finished). */
+  #dropped (): void {
     const deadline = deadlines.get(this)
     if (deadline !== undefined) {
       clearTimeout(deadline)
@@ -538,7 +617,6 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
       this.#route.sessions.stats.paused--
     }
     endAsks(this)
-    this.#route.rooms.leaveAll(this)
     this.#route.sessions.remove(this)
   }
 
@@ -647,10 +725,13 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     // After a protocol error ws sends its close code and reads nothing more, so 'close' says
     // 1006: onDisconnected gets the code that was sent to the client instead.
     if (code === ABNORMAL_CLOSURE && this.#protocolErrorCode !== 0) code = this.#protocolErrorCode
+    // Lost without a close frame, and not cut by the app: kept for a resume (../resume).
+    else if (code === ABNORMAL_CLOSURE && this.#route.resume !== null && (this.#flags & (Flag.ClosedByServer | Flag.Finished)) === 0) this.#keepFromNow()
     endAsks(this)
     this.enqueue(Event.Disconnected, code, reason.toString())
-    // A handler still runs: the session waits for it, but not for ever.
-    if ((this.#flags & Flag.Finished) === 0) this.#startDeadline()
+    // A handler still runs: the session waits for it, but not for ever. (Kept for a resume, it
+    // is not finished, yet waits for nothing.)
+    if ((this.#flags & Flag.Finished) === 0 && this.runningEvent !== IDLE) this.#startDeadline()
   }
 
   [kOnError] (error: Error): void {

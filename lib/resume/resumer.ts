@@ -1,0 +1,271 @@
+// Resume, for one Fastify instance: each session of a resuming route gets a token; a session
+// whose connection is lost is kept (in its rooms, what it is sent kept for it) for `window`
+// ms; a handshake that brings its token within the window takes it over, and the new
+// connection is that session again; otherwise it ends, and its token tells why a resume is
+// refused. Where tokens live is the store's (./store); the session does the rest through the
+// symbols below.
+import { kSendEncoded, type Member } from '../rooms/member'
+import type { Encoded } from '../transport/frame'
+import { within } from '../within'
+import { Keeper } from './keeper'
+import { isTokenShaped, newToken } from './token'
+import type { ResumeFailure, ResumeStore } from './store'
+
+export type { ResumeFailure }
+
+/** The resume option, checked. */
+export interface ResumeOptions {
+  /** How long a dropped session is kept, in ms. */
+  window: number
+  /** The handshake's query parameter that carries the token. */
+  param: string
+}
+
+/** Ends a kept session for good: onClose runs (with the code of the drop), it leaves its rooms. */
+export const kEnd = Symbol('fastify-websocket-rooms.end')
+/** A new connection brings this live session's token: cut its connection as lost, and keep it. */
+export const kTakeOver = Symbol('fastify-websocket-rooms.takeOver')
+/** Another session object is this session now: done, without leaving its rooms or running onClose. */
+export const kHandOver = Symbol('fastify-websocket-rooms.handOver')
+
+export interface Resumable extends Member {
+  [kEnd] (code: number, reason: string): void
+  [kTakeOver] (): void
+  [kHandOver] (): void
+}
+
+/** What the rooms do for a resume. */
+export interface ResumeRooms<S> {
+  /** `member` takes the place of `old` in every room, with its presence info, with nothing told. */
+  replace (old: S, member: S): void
+}
+
+/** What a handshake's token gave: the session it resumes, or why not (failure null: no token was given). */
+export interface Claimed<S> {
+  session: S | null
+  failure: ResumeFailure | null
+}
+
+interface State {
+  token: string
+  routeKey: string
+  resumed: boolean
+  failure: ResumeFailure | null
+  /** maxBackpressure of the session's route: the most kept for it while away, in bytes. */
+  bound: number
+  /** What is sent to it since its connection was lost; null while connected. */
+  keeper: Keeper | null
+  /** Dropped: when its window ends (Date.now() ms), its timer, and the close it dropped with. */
+  deadline: number
+  timer: NodeJS.Timeout | null
+  code: number
+  reason: string
+  /** Ended with its token naming a failure, which stays for the window. */
+  refused: boolean
+  /** Ended for good (closed, refused, abandoned): a takeover of it finds nothing to take. */
+  ended: boolean
+}
+
+const NO_RESUME: Claimed<never> = Object.freeze({ session: null, failure: null })
+const UNKNOWN: Claimed<never> = Object.freeze({ session: null, failure: 'unknown' })
+const LOST: Claimed<never> = Object.freeze({ session: null, failure: 'lost' })
+
+export class Resumer<S extends Resumable> {
+  readonly window: number
+  readonly param: string
+  readonly #store: ResumeStore<S>
+  readonly #rooms: ResumeRooms<S>
+  readonly #states = new WeakMap<S, State>()
+  /** The sessions kept in this process, waiting for their client. */
+  readonly #dropped = new Set<S>()
+  /** Handshakes waiting for a live session they take over to be dropped. */
+  readonly #takeovers = new Map<S, Array<() => void>>()
+  #closed = false
+
+  constructor (options: ResumeOptions, store: ResumeStore<S>, rooms: ResumeRooms<S>) {
+    this.window = options.window
+    this.param = options.param
+    this.#store = store
+    this.#rooms = rooms
+  }
+
+  tokenOf (session: S): string | null {
+    const state = this.#states.get(session)
+    return state === undefined || state.refused ? null : state.token
+  }
+
+  resumedOf (session: S): boolean {
+    return this.#states.get(session)?.resumed ?? false
+  }
+
+  failureOf (session: S): ResumeFailure | null {
+    return this.#states.get(session)?.failure ?? null
+  }
+
+  /**
+   * A session of a resuming route starts, fresh or resuming `claimed.session`: it gets its
+   * token, and a resumed one takes the old one's place in its rooms and is sent, before
+   * anything else, what was kept for it.
+   */
+  start (session: S, routeKey: string, claimed: Claimed<S> | null, bound: number): void {
+    const old = claimed?.session ?? null
+    const token = newToken()
+    const failure = claimed?.failure ?? null
+    this.#states.set(session, { token, routeKey, resumed: old !== null, failure, bound, keeper: null, deadline: 0, timer: null, code: 0, reason: '', refused: false, ended: false })
+    this.#store.set(token, routeKey, { state: 'live', session }, Infinity)
+    if (old === null) return
+    const kept = this.#states.get(old)!.keeper!.take()
+    old[kHandOver]()
+    this.#rooms.replace(old, session)
+    for (const encoded of kept) session[kSendEncoded](encoded)
+  }
+
+  /** The session's connection is lost (or being cut to be kept): what it is sent from now on is kept for it. */
+  keeping (session: S): void {
+    const state = this.#states.get(session)!
+    state.keeper ??= new Keeper(state.bound)
+  }
+
+  keep (session: S, encoded: Encoded): void {
+    const state = this.#states.get(session)!
+    const keeper = state.keeper!
+    keeper.keep(encoded)
+    if (!keeper.whole && this.#dropped.has(session)) this.#refuse(session, state, 'overflow')
+  }
+
+  /**
+   * The session's disconnect came through its queue: it waits for its client, `window` ms at
+   * most. False when it cannot (too much was sent to it already, or the instance is closing):
+   * then it ends now, as without resume.
+   */
+  drop (session: S, code: number, reason: string): boolean {
+    const state = this.#states.get(session)!
+    if (this.#closed) return false
+    state.code = code
+    state.reason = reason
+    if (!state.keeper!.whole) {
+      this.#fail(state, 'overflow')
+      return false
+    }
+    state.deadline = Date.now() + this.window
+    state.timer = setTimeout(this.#expire, this.window, session).unref()
+    this.#store.set(state.token, state.routeKey, { state: 'dropped', session }, state.deadline)
+    this.#dropped.add(session)
+    this.#wake(session)
+    return true
+  }
+
+  readonly #expire = (session: S): void => {
+    const state = this.#states.get(session)
+    if (state !== undefined && this.#dropped.has(session)) this.#refuse(session, state, 'expired')
+  }
+
+  /** A dropped session ends: its token says why for the window, and its onClose runs. */
+  #refuse (session: S, state: State, failure: ResumeFailure): void {
+    this.#fail(state, failure)
+    if (state.timer !== null) clearTimeout(state.timer)
+    state.timer = null
+    this.#dropped.delete(session)
+    session[kEnd](state.code, state.reason)
+  }
+
+  #fail (state: State, failure: ResumeFailure): void {
+    state.refused = true
+    this.#store.set(state.token, state.routeKey, { state: 'refused', failure }, Date.now() + this.window)
+  }
+
+  /** The app closes a session kept for a resume: it ends now if it waits for its client (its token then unknown). */
+  end (session: S): void {
+    if (!this.#dropped.has(session)) return
+    const state = this.#states.get(session)!
+    if (state.timer !== null) clearTimeout(state.timer)
+    state.timer = null
+    this.#dropped.delete(session)
+    session[kEnd](state.code, state.reason)
+  }
+
+  /** The session has ended (closed for good, or handed over): its token names nothing more, unless a failure. */
+  gone (session: S): void {
+    const state = this.#states.get(session)
+    if (state === undefined) return
+    state.ended = true
+    if (!state.refused) this.#store.delete(state.token)
+    this.#wake(session)
+  }
+
+  #wake (session: S): void {
+    const waiters = this.#takeovers.get(session)
+    if (waiters === undefined) return
+    this.#takeovers.delete(session)
+    for (const resolve of waiters) resolve()
+  }
+
+  /**
+   * What a handshake's token resumes, taken once. A token whose session is still connected (its
+   * client came back before the server saw it leave) cuts that connection and waits for the
+   * session to be kept, `wait` ms at most: 'lost' when it was not, or ended instead (a
+   * handler of it did not settle within closeTimeout).
+   */
+  async claim (token: unknown, routeKey: string, wait: number): Promise<Claimed<S>> {
+    if (token === undefined) return NO_RESUME
+    if (!isTokenShaped(token)) return UNKNOWN
+    const named = await this.#store.peek(token, routeKey)
+    let live: S | null = null
+    if (named?.state === 'live') {
+      const session = live = named.session
+      const dropped = new Promise<void>((resolve) => {
+        const waiters = this.#takeovers.get(session)
+        if (waiters === undefined) this.#takeovers.set(session, [resolve])
+        else waiters.push(resolve)
+      })
+      session[kTakeOver]()
+      await within(dropped, wait, undefined)
+    }
+    const taken = await this.#store.claim(token, routeKey)
+    if (taken === undefined) return live !== null && this.#states.get(live)!.ended ? LOST : UNKNOWN
+    if (taken.state === 'refused') return { session: null, failure: taken.failure }
+    if (taken.state === 'live') {
+      this.#store.set(token, routeKey, taken, Infinity)
+      return LOST
+    }
+    const session = taken.session
+    const state = this.#states.get(session)!
+    if (state.timer !== null) clearTimeout(state.timer)
+    state.timer = null
+    this.#dropped.delete(session)
+    return { session, failure: null }
+  }
+
+  /** A claimed session whose new connection could not start (it closed meanwhile): kept again, under its token, for what is left of its window. */
+  giveBack (claimed: Claimed<S>): void {
+    const session = claimed.session
+    if (session === null) return
+    const state = this.#states.get(session)!
+    const left = state.deadline - Date.now()
+    this.#dropped.add(session)
+    if (left <= 0 || this.#closed) {
+      this.#refuse(session, state, 'expired')
+      return
+    }
+    state.timer = setTimeout(this.#expire, left, session).unref()
+    this.#store.set(state.token, state.routeKey, { state: 'dropped', session }, state.deadline)
+  }
+
+  /** The instance closes: the sessions kept in this process end now, and so does any dropped later. */
+  close (): void {
+    this.#closed = true
+    for (const session of [...this.#dropped]) {
+      const state = this.#states.get(session)!
+      if (state.timer !== null) clearTimeout(state.timer)
+      state.timer = null
+      this.#dropped.delete(session)
+      this.#store.delete(state.token)
+      session[kEnd](state.code, state.reason)
+    }
+  }
+
+  /** After the sessions have ended. */
+  clear (): void {
+    this.#store.close()
+  }
+}
