@@ -13,20 +13,22 @@ import { InvalidArgumentError, describe } from './lib/errors'
 import { originGuard, sessionCapGuard } from './lib/session/guards'
 import { readHandlers } from './lib/session/handlers'
 import { MessageCodec } from './lib/session/message-codec'
-import { EventCatalog, MessageRouter, noEvents, plainRouteRecord } from './lib/session/message-routes'
+import { EventCatalog, MessageRouter, noEvents } from './lib/session/message-routes'
 import { Heartbeat } from './lib/session/heartbeat'
 import { resolveOptions, resolveRouteLimits } from './lib/options'
 import { localAdapter } from './lib/cluster/local-link'
 import { redisAdapter } from './lib/cluster/redis-adapter'
-import { ServerRooms, SessionsView, kRouteDefinitions } from './lib/decorators'
+import { ServerRooms, SessionsView } from './lib/decorators'
 import { RoomIndex } from './lib/rooms/room-index'
 import { SessionRegistry } from './lib/session/registry'
-import { Session, isSessionSocket, kStart } from './lib/session/session'
+import { Session, isSessionSocket, kRoutePath, kStart } from './lib/session/session'
 import { assertShutdownFits, closeAllSessions } from './lib/session/shutdown'
 import { releaseUpgrade, untrack } from './lib/transport/upgrade'
 import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
+import { startObservers } from './lib/observability/index'
+import { buildAsyncApi, handlerRouteRecord, serveAsyncApi, type RouteRecord } from './lib/asyncapi/route'
 
 async function websocketRoomsPlugin (fastify: FastifyInstance, options: WebsocketRoomsOptions): Promise<void> {
   const resolved = resolveOptions(options)
@@ -58,9 +60,6 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     await fastify.register(fastifyWebsocket, { options: { ...websocketOptions, maxPayload }, errorHandler: onSocketError })
     refuseLaterWebsocket(fastify, fastify.log)
   }
-  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
-  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
-  logRefusedHandshakes(fastify.websocketServer, fastify.log)
   fastify.addHook('onRoute', normaliseWebsocketRoutes)
 
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
@@ -74,31 +73,41 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
   // Server-side emits belong to no route: they find each event type among every route's.
   const events = new EventCatalog()
-  const serverRooms = new ServerRooms(rooms, sessions, events)
+  // What each route declares, for the AsyncAPI document.
+  const routeRecords: RouteRecord[] = []
+  const asyncApiDocument = (): Record<string, unknown> => buildAsyncApi(routeRecords, resolved.asyncapi.info)
+  if (resolved.asyncapi.path !== null) serveAsyncApi(fastify, resolved.asyncapi.path, asyncApiDocument)
+  const serverRooms = new ServerRooms(rooms, sessions, events, asyncApiDocument)
+  // A handshake that ws refuses says why in the log; one from injectWS is not refused for
+  // its Sec-WebSocket-Version, the number 13 (lib/transport/handshake.ts).
+  logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
+  // diagnostics_channel's subscribers, and the metrics and tracing options (docs/observability.md).
+  const observers = startObservers(resolved, rooms, { sessionRoutes: function * () { for (const session of sessions.values()) yield session[kRoutePath] }, stats: () => serverRooms.stats() })
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
   fastify.decorate('registerWebsocket', function registerWebsocket (this: FastifyInstance, path: string, source: WebsocketHandlers<unknown, unknown, unknown, unknown, unknown, FastifyTypeProviderDefault, unknown, unknown, unknown>) {
     if (typeof path !== 'string') throw new InvalidArgumentError('path', 'a string', describe(path))
-    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, handshakeSchema, routing } = readHandlers(path, source)
+    const { handlers, handlerNames, routeOptions, limits: ownLimits, messageSchema, outboundSchema, routing } = readHandlers(path, source)
     const limits = resolveRouteLimits(ownLimits, resolved, path)
     const codec = new MessageCodec(path, messageSchema, outboundSchema, fastify.initialConfig)
-    const url = this.prefix + path
-    const router = routing === null ? null : new MessageRouter(url, routing, fastify.initialConfig)
+    const fullPath = this.prefix + path
+    const router = routing === null ? null : new MessageRouter(fullPath, routing, fastify.initialConfig)
     if (router !== null) {
       events.add(router, routing!.events)
       if (router.routesMessages) handlers.text = router.dispatch
     }
-    const route = { handlers, handlerNames, limits, codec, router, events: router ?? noEvents, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms }
+    routeRecords.push({ ...handlerRouteRecord(this, path, routeOptions.schema as Record<string, unknown> | undefined, messageSchema, outboundSchema), ...router?.record() })
+    const route = { handlers, handlerNames, limits, codec, router, events: router ?? noEvents, closeTimeout, logsSocketErrors: ownsWebsocket, heartbeat: heartbeatInterval > 0, sharedCompression: compression === 'shared', sessions, rooms, path: fullPath, sent: observers.route(fullPath), handlerRuns: observers.handlerRuns }
     const checkOrigin = originGuard(sessions.stats, limits, closing.signal)
     routeOptions.onRequest = [checkHandshake, ...(checkOrigin !== null ? [checkOrigin] : []), ...[routeOptions.onRequest ?? []].flat()]
     const preHandler = [routeOptions.preHandler ?? []].flat()
     if (messageSchema !== undefined || outboundSchema !== undefined) {
-      codec.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      codec.compileAtReady(this, fullPath, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
       preHandler.push(codec.compileHook)
     }
     if (router !== null) {
-      router.compileAtReady(this, url, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
+      router.compileAtReady(this, fullPath, (routeOptions.schema ??= {}) as Record<string, unknown>, routeOptions)
       preHandler.push(router.compileHook)
     }
     const checkSessionCap = sessionCapGuard(sessions, maxSessions)
@@ -120,9 +129,6 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
       untrack(fastify.websocketServer, socket, request.log)
       session[kStart]()
     })
-    serverRooms[kRouteDefinitions].push(router === null
-      ? plainRouteRecord(url, handshakeSchema, messageSchema, outboundSchema)
-      : router.record(url, handshakeSchema, messageSchema, outboundSchema))
     return this
   })
 
@@ -147,6 +153,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   })
 
   fastify.addHook('onClose', async function () {
+    observers.close()
     await rooms.close()
     sessions.clear()
   })

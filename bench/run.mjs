@@ -14,8 +14,13 @@
 //                        its section of bench/results.md is rewritten
 //   BENCH_QUICK=1        a smoke run: small N, short phases, 1 round
 //   BENCH_ROUNDS=3       rounds (servers alternate order each round)
-//   BENCH_SERVERS=…      comma list, from: plugin, ws, ws+frame, ws+cork, fastify-ws, socket.io
-//                        (default all but ws+frame)
+//   BENCH_SERVERS=…      comma list, from: plugin, ws, ws+frame, ws+cork, fastify-ws, socket.io,
+//                        plugin+metrics (option metrics on), plugin+tracing (option tracing on,
+//                        with OpenTelemetry's SDK recording every span), plugin@base (the plugin
+//                        of the worktree at BENCH_BASE, built: before/after in one run)
+//                        (default all but ws+frame and the plugin's variants)
+//   BENCH_BASE=…         a worktree of main (npm ci && npm run build there), for plugin@base
+//   BENCH_OUT=results    the name of the files written (bench/NAME.md, bench/NAME.json)
 //   BENCH_WINDOW=4       fan-out messages outstanding in the saturated phase
 //   BENCH_PACED=25000    offered deliveries/s of the paced (latency) phase: low enough for
 //                        every server to keep up, so it measures latency, not a backlog
@@ -26,7 +31,7 @@
 //                        whole run is cut off at budget + 120 s
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, isAbsolute, join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -58,8 +63,14 @@ const config = {
   maxSeconds: number('BENCH_MAX_SECONDS', 600)
 }
 
+const PLUGIN = { protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, publishPath: '/ws-publish' }
+// Message routes (request/reply, room.emit()): the plugin's own server only.
+const ROUTES = { requestPath: '/ws-request', emitPaths: { emit: '/ws-emit', json: '/ws-emit-json' } }
 const ALL_SERVERS = [
-  { name: 'plugin', file: 'plugin.mjs', protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, requestPath: '/ws-request', publishPath: '/ws-publish', emitPaths: { emit: '/ws-emit', json: '/ws-emit-json' } },
+  { name: 'plugin', file: 'plugin.mjs', ...PLUGIN, ...ROUTES },
+  { name: 'plugin+metrics', file: 'plugin.mjs', ...PLUGIN, env: { BENCH_OBSERVE: 'metrics' } },
+  { name: 'plugin+tracing', file: 'plugin.mjs', ...PLUGIN, env: { BENCH_OBSERVE: 'tracing' } },
+  ...(process.env.BENCH_BASE ? [{ name: 'plugin@base', file: join(process.env.BENCH_BASE, 'bench', 'servers', 'plugin.mjs'), ...PLUGIN }] : []),
   { name: 'ws', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench' },
   { name: 'ws+frame', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'frame' } },
   { name: 'ws+cork', file: 'ws.mjs', protocol: 'ws', path: '/ws?user=bench', env: { BENCH_WS_BROADCAST: 'cork' } },
@@ -108,7 +119,7 @@ hardStop.unref()
 
 /** A fresh server and load generator, introduced to each other; `load.call` fails if the server dies. */
 function launch (server) {
-  return launchWithLoad({ file: join(here, 'servers', server.file), env: server.env, label: server.name, protocol: server.protocol, clockTicks })
+  return launchWithLoad({ file: isAbsolute(server.file) ? server.file : join(here, 'servers', server.file), env: server.env, label: server.name, protocol: server.protocol, clockTicks })
 }
 
 /** The compressed fan-out: one publisher, N receivers that all negotiate permessage-deflate. */
@@ -696,9 +707,10 @@ async function main () {
       toMarkdown(profile.handshakes.summary) + '\n'
   }
   console.log('\n' + markdown)
-  writeFileSync(join(here, 'results.md'), markdown)
-  writeFileSync(join(here, 'results.json'), JSON.stringify({ environment: env, config, servers: servers.map((server) => server.name), results, compressed, profiles }, null, 2) + '\n')
-  console.log('written: bench/results.md, bench/results.json')
+  const out = process.env.BENCH_OUT || 'results'
+  writeFileSync(join(here, `${out}.md`), markdown)
+  writeFileSync(join(here, `${out}.json`), JSON.stringify({ environment: env, config, servers: servers.map((server) => server.name), results, compressed, profiles }, null, 2) + '\n')
+  console.log(`written: bench/${out}.md, bench/${out}.json`)
 }
 
 main().then(

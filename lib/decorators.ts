@@ -1,11 +1,10 @@
 // The objects behind the instance's decorators: app.websocketRooms (rooms seen from HTTP
 // routes and jobs, and the counters) and app.websocketSessions (the open sessions, read-only).
-import type { BroadcastTarget, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
+import type { AsyncApiDocument, BroadcastTarget, ServerRoom, WebsocketRooms, WebsocketRoomsStats } from '../types/index'
 import { assertCloseArguments, closeCodes } from './close-codes'
 import { InvalidArgumentError, describe } from './errors'
 import type { RoomIndex } from './rooms/room-index'
 import { RoomView, kIndex, kName, type EventEncoder } from './rooms/room-view'
-import type { RouteRecord } from './session/message-routes'
 import type { SessionRegistry } from './session/registry'
 import { stringify } from './session/message-codec'
 import type { Session } from './session/session'
@@ -67,24 +66,22 @@ class Recipients implements BroadcastTarget {
   }
 }
 
-/**
- * The routes of the instance, as registered (path, schemas, message types, events, envelope):
- * app.websocketRooms[kRouteDefinitions], for what is derived from them (documents).
- */
-export const kRouteDefinitions = Symbol('fastify-websocket-rooms.routeDefinitions')
-
 /** The app.websocketRooms decorator. */
 export class ServerRooms implements WebsocketRooms {
   readonly #rooms: RoomIndex<Session>
   readonly #sessions: SessionRegistry<Session>
   readonly #events: EventEncoder
-  /** Every route registerWebsocket() added, in order. */
-  readonly [kRouteDefinitions]: RouteRecord[] = []
+  readonly #asyncapi: () => Record<string, unknown>
 
-  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>, events: EventEncoder) {
+  constructor (rooms: RoomIndex<Session>, sessions: SessionRegistry<Session>, events: EventEncoder, asyncapi: () => Record<string, unknown>) {
     this.#rooms = rooms
     this.#sessions = sessions
     this.#events = events
+    this.#asyncapi = asyncapi
+  }
+
+  asyncapi (): AsyncApiDocument {
+    return this.#asyncapi() as unknown as AsyncApiDocument
   }
 
   get nodeId (): string {

@@ -107,6 +107,13 @@ export const MessageSchemaBuildError = createError<'FST_WS_ROOMS_SCHEMA_BUILD', 
   500
 )
 
+/** A schema the AsyncAPI document cannot hold (not JSON, or a $ref to no known schema). */
+export const AsyncApiSchemaError = createError<'FST_WS_ROOMS_ASYNCAPI_SCHEMA', [string, string]>(
+  'FST_WS_ROOMS_ASYNCAPI_SCHEMA',
+  'fastify-websocket-rooms: the AsyncAPI document cannot hold %s: it %s',
+  500
+)
+
 /** publish(), recover() or history() on an instance registered without the history option. */
 export const HistoryDisabledError = createError<'FST_WS_ROOMS_NO_HISTORY', [string]>(
   'FST_WS_ROOMS_NO_HISTORY',
@@ -194,3 +201,10 @@ export function describe (value: unknown): string {
   if (Array.isArray(value)) return 'an array'
   return typeof value === 'object' ? 'an object' : typeof value
 }
+
+/** The metrics or tracing option is on, but its optional peer dependency is not installed. */
+export const MissingPeerError = createError<'FST_WS_ROOMS_MISSING_PEER', [string, string, string]>(
+  'FST_WS_ROOMS_MISSING_PEER',
+  'fastify-websocket-rooms: option "%s" needs the package %s, which is not installed: npm install %s',
+  500
+)

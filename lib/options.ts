@@ -10,6 +10,8 @@ import type { RouteLimitOptions, WebsocketRoomsOptions } from '../types/index'
 import { closest, didYouMean } from './suggest'
 import { typesAgree, type SameKeys } from './type-checks'
 import type { HistoryLimits } from './history/log'
+import { metricsOption, tracingOption, type MetricsSettings } from './observability/settings'
+import type { AsyncApiInfo } from './asyncapi/document'
 
 export type Policy = 'close' | 'drop'
 
@@ -67,6 +69,17 @@ export interface ResolvedOptions extends RouteLimits {
   onRoomVacated: NonNullable<WebsocketRoomsOptions['onRoomVacated']> | null
   /** Rooms' history for publish() and recover(): messages kept per room, and for how long; null: off. */
   history: HistoryLimits | null
+  /** Prometheus metrics: the registry and prefix; null: off. */
+  metrics: MetricsSettings | null
+  /** OpenTelemetry spans around handler runs. */
+  tracing: boolean
+  /** The AsyncAPI document's info, and the path of the GET route that serves it (null: not served). */
+  asyncapi: AsyncApiOptions
+}
+
+export interface AsyncApiOptions {
+  path: string | null
+  info: AsyncApiInfo
 }
 
 export const defaults = Object.freeze({
@@ -80,7 +93,8 @@ export const defaults = Object.freeze({
   maxRoomsPerSession: 100,
   maxRoomNameLength: 256,
   presenceInterval: 250,
-  history: Object.freeze({ size: 100, ttl: 300_000 })
+  history: Object.freeze({ size: 100, ttl: 300_000 }),
+  asyncapi: Object.freeze({ path: null, info: Object.freeze({ title: 'WebSocket API', version: '1.0.0' }) })
 })
 
 /** The keys of the handlers object that set a route's own limits. */
@@ -93,7 +107,7 @@ typesAgree<SameKeys<keyof ResolvedOptions, keyof WebsocketRoomsOptions>>()
 const OPTION_NAMES = [
   'maxPayload', 'closeTimeout', 'heartbeatInterval', 'maxSessions', 'maxRoomsPerSession', 'maxRoomNameLength',
   'websocketOptions', 'adapter', 'compression', 'presenceInterval', 'onPresence', 'onRoomOccupied', 'onRoomVacated',
-  'history', ...ROUTE_LIMIT_NAMES
+  'history', 'metrics', 'tracing', 'asyncapi', ...ROUTE_LIMIT_NAMES
 ] as const
 typesAgree<SameKeys<typeof OPTION_NAMES[number], keyof WebsocketRoomsOptions>>()
 const KNOWN_OPTIONS = new Set<string>([...OPTION_NAMES, 'prefix', 'logLevel', 'logSerializers'])
@@ -205,7 +219,10 @@ export function resolveOptions (options: unknown): ResolvedOptions {
     onPresence: onPresence as ResolvedOptions['onPresence'],
     onRoomOccupied: onRoomOccupied as ResolvedOptions['onRoomOccupied'],
     onRoomVacated: onRoomVacated as ResolvedOptions['onRoomVacated'],
-    history: history(options.history)
+    history: history(options.history),
+    metrics: metricsOption(options.metrics),
+    tracing: tracingOption(options.tracing),
+    asyncapi: asyncapi(options.asyncapi)
   }
 }
 
@@ -219,6 +236,32 @@ function history (value: unknown): HistoryLimits | null {
   // The longest a Node.js timer waits; the streams' expiry timers would fire at once past it.
   if (ttl > MAX_TIMER) throw new InvalidOptionError('history.ttl', `an integer from 1 to ${MAX_TIMER} (about 24.8 days)`, describe(ttl))
   return { size: integer('history.size', value.size, defaults.history.size, 1), ttl }
+}
+
+/** The fields of AsyncAPI's info object an app may set, beside title and version. */
+const ASYNCAPI_INFO_FIELDS = ['title', 'version', 'description', 'termsOfService', 'contact', 'license', 'tags', 'externalDocs'] as const
+
+function asyncapi (value: unknown): AsyncApiOptions {
+  if (value === undefined || value === null) return defaults.asyncapi
+  if (!isPlainObject(value)) throw new InvalidOptionError('asyncapi', 'an object { path?, info? }', describe(value))
+  for (const key of Object.keys(value)) {
+    if (key !== 'path' && key !== 'info') throw new InvalidOptionError(`asyncapi.${key}`, `"path" or "info"${didYouMean(key, ['path', 'info'])}`, 'an unknown option')
+  }
+  const path = value.path ?? null
+  if (path !== null && (typeof path !== 'string' || !path.startsWith('/'))) {
+    throw new InvalidOptionError('asyncapi.path', 'a path starting with "/", such as "/asyncapi.json"', describe(path))
+  }
+  const info = value.info ?? {}
+  if (!isPlainObject(info)) throw new InvalidOptionError('asyncapi.info', 'an object { title?, version?, description?... }', describe(info))
+  for (const key of Object.keys(info)) {
+    if (!(ASYNCAPI_INFO_FIELDS as readonly string[]).includes(key) && !key.startsWith('x-')) {
+      throw new InvalidOptionError(`asyncapi.info.${key}`, `a field of AsyncAPI's info object${didYouMean(key, ASYNCAPI_INFO_FIELDS)}`, 'an unknown field')
+    }
+  }
+  for (const key of ['title', 'version', 'description'] as const) {
+    if (info[key] !== undefined && (typeof info[key] !== 'string' || info[key] === '')) throw new InvalidOptionError(`asyncapi.info.${key}`, 'a non-empty string', describe(info[key]))
+  }
+  return { path, info: { ...defaults.asyncapi.info, ...info } as AsyncApiInfo }
 }
 
 /** An application callback option: a function, or null when absent. */

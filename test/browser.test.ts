@@ -417,3 +417,35 @@ test('chat page in headless Chromium: after a drop it reconnects by itself, with
   // Refused handshakes make Chromium log a console error; nothing else may.
   t.same(errors.filter((error) => !/WebSocket connection to .* failed/.test(error)), [], 'no page or console errors')
 })
+
+test('dashboard example in headless Chromium: live charts of the plugin\'s own metrics (sessions, messages per second, p99 handler time)', async (t) => {
+  if (!haveChromium(t)) return
+  const { build } = await import(pathToFileURL(resolve(__dirname, '..', 'examples', 'dashboard', 'server.mjs')).href) as { build (options: { chartInterval: number }): Promise<FastifyInstance> }
+  const app = await build({ chartInterval: 50 })
+  t.teardown(() => app.close())
+  const base = await listen(app)
+  const browser = await launch(t)
+  const errors: string[] = []
+  const page = await open(browser, base.replace(/^ws/, 'http') + '/', errors)
+  const value = (id: string): Promise<string> => page.locator(`#${id} .value`).innerText()
+  const talkers = await Promise.all([0, 1].map(() => connect(base, '/ws/echo')))
+  await page.waitForFunction('document.querySelector("#sessions .value").textContent === "3"')
+  t.equal(await value('sessions'), '3', 'the page and two clients')
+  // Traffic until a sample shows it: the charts say what the clients do.
+  let sent = 0
+  const deadline = Date.now() + DEADLINE
+  while (!(Number(await value('rate')) > 0 && Number(await value('p99')) > 0)) {
+    if (Date.now() > deadline) throw new Error(`no sample with traffic on the page after ${sent} rounds of messages`)
+    sent++
+    for (const talker of talkers) talker.send(`ping ${sent}`)
+    await Promise.all(talkers.map((talker) => talker.texts(sent)))
+  }
+  const points = await page.locator('#rate polyline').getAttribute('points')
+  t.ok(points!.split(' ').length >= 2, `the messages chart has a line (${points!.split(' ').length} points)`)
+  await Promise.all(talkers.map((talker) => talker.close()))
+  await page.waitForFunction('document.querySelector("#sessions .value").textContent === "1"')
+  t.equal(await value('sessions'), '1', 'clients that leave leave the chart')
+  mkdirSync(artifacts, { recursive: true })
+  await page.screenshot({ path: resolve(artifacts, 'dashboard.png') })
+  t.same(errors, [], 'no error on the page')
+})

@@ -101,6 +101,27 @@ test('dashboard: the sampling job sends the server\'s heap to the dashboards', a
   t.ok(sample.value > 0)
 })
 
+test('dashboard: the charts\' samples come from the plugin\'s metrics, which /metrics serves to Prometheus', async (t) => {
+  const { http, base } = await example(t, 'dashboard', { chartInterval: 20 })
+  const dashboard = await connect(base, '/ws/dashboard')
+  const talkers = await Promise.all([0, 1].map(() => connect(base, '/ws/echo')))
+  const samples = (): any[] => dashboard.received.map((m) => JSON.parse(String(m.data))).filter((m) => m.type === 'sample')
+  await until(() => samples().at(-1)?.sessions === 3, () => `a sample with 3 sessions (${JSON.stringify(samples().at(-1))})`)
+  for (let i = 1; i <= 5; i++) {
+    for (const talker of talkers) talker.send(`ping ${i}`)
+    await Promise.all(talkers.map((talker) => talker.texts(i)))
+  }
+  await until(() => samples().some((sample) => sample.messagesPerSecond > 0 && sample.p99Ms > 0), () => `a sample with traffic (${JSON.stringify(samples().at(-1))})`)
+  const busy = samples().filter((sample) => sample.messagesPerSecond > 0)
+  t.ok(busy.every((sample) => sample.p99Ms > 0 && sample.p99Ms < 10_000), 'p99 handler time, in ms, where there was traffic')
+  const metrics = await (await fetch(`${http}/metrics`)).text()
+  t.match(metrics, /^websocket_rooms_messages_received_total\{route="\/ws\/echo"\} 10$/m, 'the same counts, as Prometheus scrapes them')
+  t.match(metrics, /^websocket_rooms_sessions\{route="\/ws\/dashboard"\} 1$/m)
+  const page = await fetch(`${http}/`)
+  t.equal(page.headers.get('content-type'), 'text/html; charset=utf-8')
+  t.match(await page.text(), /<svg>/)
+})
+
 test('auth: no token or a wrong one gets 401 before the upgrade, and no session', async (t) => {
   const { app, base } = await example(t, 'auth')
   const unauthorized = { statusCode: 401, error: 'Unauthorized', message: 'a valid token is required' }

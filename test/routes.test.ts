@@ -3,7 +3,6 @@
 // from sessions, rooms and the server, and session.ask(). Real sockets over loopback, and
 // injectWS once.
 import { Type } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
 import { redisAdapter } from 'fastify-websocket-rooms'
 import { Client, build, connect, listen, throwsLike, until, untilNoSessions } from './helpers'
@@ -13,12 +12,6 @@ import { Events, gate } from './signals'
 const Send = Type.Object({ room: Type.String(), text: Type.String({ maxLength: 10 }) })
 const Offset = Type.Object({ offset: Type.Integer() })
 const Said = Type.Object({ from: Type.String(), text: Type.String() })
-
-/** The route list the plugin keeps (app.websocketRooms[kRouteDefinitions]). */
-function routeList (app: FastifyInstance): any[] {
-  const symbol = Object.getOwnPropertySymbols(app.websocketRooms).find((s) => s.description === 'fastify-websocket-rooms.routeDefinitions')!
-  return (app.websocketRooms as any)[symbol]
-}
 
 /** The messages from the `from`-th to the `count`-th, parsed as JSON, once `count` have arrived. */
 async function jsonFrom (client: Client, from: number, count: number): Promise<any[]> {
@@ -210,7 +203,6 @@ test('an envelope renamed per route: messages, replies and events use its field 
     { t: 'reply', i: 2, error: { code: 'FST_ERR_VALIDATION', message: 'd must have required property \'text\'' } }
   ])
   t.same(await client.closed, { code: 1007, reason: 'invalid message' }, 'the default names mean nothing here')
-  t.same(routeList(app)[0].envelope, { type: 't', id: 'i', data: 'd' })
 })
 
 test('preHandler: a function, an array, async; a throw refuses the message', async (t) => {
@@ -484,29 +476,6 @@ test('session.ask(): timeout, close, late and duplicate replies, client errors, 
   await untilNoSessions(app)
   await t.rejects(session.ask('q', { n: 1 }), { code: 'FST_WS_ROOMS_CLOSED', message: 'fastify-websocket-rooms: the session closed before the client answered ask("q")' })
   t.equal(app.websocketRooms.stats().invalidMessages, 0, 'late, duplicate and unknown replies are ignored, not invalid')
-})
-
-test('the route list keeps every route\'s schemas as given', async (t) => {
-  const app = await build(t)
-  const Query = Type.Object({ user: Type.String() })
-  app.registerWebsocket('/plain', { schema: { querystring: Query, message: Said, outbound: Said }, onMessage () {} })
-  await app.register(async (api) => {
-    api.registerWebsocket('/routed', {
-      schema: { headers: Type.Object({ 'x-a': Type.String() }) },
-      messages: { 'chat.send': { schema: Send, reply: Offset, handler () { return { offset: 1 } } }, bare: { handler () {} } },
-      events: { said: Said }
-    })
-  }, { prefix: '/api' })
-  const [plain, routed] = routeList(app)
-  t.same(plain, { path: '/plain', schema: { querystring: Query, message: Said, outbound: Said }, envelope: { type: 'type', id: 'id', data: 'data' } })
-  t.equal(plain.schema.querystring, Query, 'the schema itself')
-  t.same(routed, {
-    path: '/api/routed',
-    schema: { headers: Type.Object({ 'x-a': Type.String() }) },
-    messages: { 'chat.send': { schema: Send, reply: Offset }, bare: {} },
-    events: { said: Said },
-    envelope: { type: 'type', id: 'id', data: 'data' }
-  })
 })
 
 test('TypeBox 1.x schemas validate data and serialize replies and events', async (t) => {

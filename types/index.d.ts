@@ -156,6 +156,79 @@ declare namespace fastifyWebsocketRooms {
      * message. In this process without an adapter, in Redis with one. Default: off.
      */
     history?: HistoryOptions | boolean | null
+    /**
+     * Prometheus metrics through prom-client (an optional peer dependency): `true` for
+     * prom-client's default registry, or `{ registry, prefix }`. Default: off. See docs/observability.md.
+     */
+    metrics?: MetricsOptions | boolean | null
+    /**
+     * An OpenTelemetry span per handler run, through @opentelemetry/api (an optional peer
+     * dependency), child of the handshake's `traceparent`; with redisAdapter, carried to the
+     * other servers. Default: off. See docs/observability.md.
+     */
+    tracing?: boolean | null
+    /** The AsyncAPI document of the routes (app.websocketRooms.asyncapi()): its info, and `path` to serve it (GET, JSON). Default: not served. */
+    asyncapi?: AsyncApiOptions | null
+  }
+
+  /** What the plugin uses of a prom-client Registry (of any copy of prom-client). */
+  export interface MetricsRegistry {
+    registerMetric (metric: any): void
+    getSingleMetric (name: string): unknown
+    removeSingleMetric (name: string): void
+    metrics (): Promise<string>
+  }
+
+  export interface MetricsOptions {
+    /** A prom-client Registry (fastify-metrics' own, say). Default: prom-client's default registry. */
+    registry?: MetricsRegistry
+    /** Before every metric's name. Default 'websocket_rooms_'. */
+    prefix?: string
+  }
+
+  export interface AsyncApiOptions {
+    /** Serves the document at this path (a GET route added at registration), e.g. '/asyncapi.json'. Default: not served. */
+    path?: string | null
+    /** The document's info. Default `{ title: 'WebSocket API', version: '1.0.0' }`. */
+    info?: Partial<AsyncApiInfo>
+  }
+
+  /** AsyncAPI's info object. */
+  export interface AsyncApiInfo {
+    title: string
+    version: string
+    description?: string
+    termsOfService?: string
+    contact?: { name?: string, url?: string, email?: string }
+    license?: { name: string, url?: string }
+    tags?: Array<{ name: string, description?: string }>
+    externalDocs?: { url: string, description?: string }
+    [extension: `x-${string}`]: unknown
+  }
+
+  /** A reference inside the document: `#/channels/…`, `#/components/schemas/…`. */
+  export interface AsyncApiReference { $ref: string }
+
+  /** An AsyncAPI 3.0 document of a plugin instance's WebSocket routes. */
+  export interface AsyncApiDocument {
+    asyncapi: string
+    info: AsyncApiInfo
+    /** One channel per route: its address (`/rooms/{room}`), messages and WebSocket binding. */
+    channels: Record<string, {
+      address: string
+      title: string
+      parameters?: Record<string, { description?: string, enum?: string[], default?: string }>
+      messages: Record<string, { name: string, title?: string, summary?: string, contentType?: string, payload?: unknown }>
+      bindings: { ws: { method: 'GET', query?: unknown, headers?: unknown, bindingVersion: string } }
+    }>
+    /** `receive`: what clients send; `send`: what the server sends. */
+    operations: Record<string, {
+      action: 'send' | 'receive'
+      channel: AsyncApiReference
+      messages: AsyncApiReference[]
+      reply?: { channel: AsyncApiReference, messages: AsyncApiReference[] }
+    }>
+    components?: { schemas: Record<string, unknown> }
   }
 
   export interface HistoryOptions {
@@ -419,6 +492,8 @@ declare namespace fastifyWebsocketRooms {
     roomNames (): string[]
     /** Counters of traffic and of what the limits did. */
     stats (): WebsocketRoomsStats
+    /** The AsyncAPI 3.0 document of this instance's WebSocket routes (a new object each call); before app.ready(), of the routes registered so far. */
+    asyncapi (): AsyncApiDocument
   }
 
   /** One client connection. */

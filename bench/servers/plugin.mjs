@@ -13,6 +13,9 @@
 // 'P…' to the room as the event {"type":"said","data":{"text":"P…"}} with room.emitExcept(),
 // /ws-emit-json the same object with broadcastExceptJson() and schema.outbound.
 // BENCH_COMPRESSION=shared registers the plugin with compression: 'shared' (the compressed fan-out).
+// BENCH_OBSERVE=metrics turns the metrics option on (a registry of its own, scraped every
+// second as Prometheus would); BENCH_OBSERVE=tracing turns tracing on, with OpenTelemetry's
+// SDK recording every span and exporting them in batches to nowhere.
 import { Type } from '@sinclair/typebox'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
@@ -93,10 +96,32 @@ const jsonEchoByHand = {
   }
 }
 
+/** The options of BENCH_OBSERVE, and what it needs set up. */
+async function observe (app) {
+  if (process.env.BENCH_OBSERVE === 'metrics') {
+    const { Registry } = await import('prom-client')
+    const registry = new Registry()
+    const scrape = setInterval(() => { registry.metrics().catch(() => {}) }, 1000)
+    app.addHook('onClose', async () => clearInterval(scrape))
+    return { metrics: { registry } }
+  }
+  if (process.env.BENCH_OBSERVE === 'tracing') {
+    const { context, trace } = await import('@opentelemetry/api')
+    const { AsyncLocalStorageContextManager } = await import('@opentelemetry/context-async-hooks')
+    const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base')
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+    const nowhere = { export (spans, done) { done({ code: 0 }) }, shutdown: async () => {} }
+    trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(nowhere)] }))
+    return { tracing: true }
+  }
+  return {}
+}
+
 await serve(async () => {
   const app = Fastify({ logger: false })
   const heartbeat = process.env.BENCH_HEARTBEAT ?? '0'
   await app.register(websocketRooms, {
+    ...await observe(app),
     ...(heartbeat === 'default' ? {} : { heartbeatInterval: Number(heartbeat) }),
     history: { size: 1000, ttl: 60_000 },
     compression: process.env.BENCH_COMPRESSION === 'shared' ? 'shared' : false

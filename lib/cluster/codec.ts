@@ -4,9 +4,13 @@
 // session lives on the sending node, which never delivers its own packets again).
 //
 //   byte 0       format version (2)
-//   byte 1       flags: bit 0 set for a binary message, clear for text
+//   byte 1       flags: bit 0 set for a binary message, clear for text; bit 1 set when a
+//                trace context follows the id
 //   byte 2       length n of the origin node's id, then n bytes: the id (ASCII)
+//   (bit 1 only) 1 byte: length t of the trace context, then t bytes: it, a W3C traceparent
 //   the rest     the message, as it goes out in its WebSocket frame
+// The trace context (option tracing) costs nothing when absent: a packet without it is laid
+// out as before, and read as before. A node that predates it ignores a packet with it.
 import { isUtf8 } from 'node:buffer'
 import { assertCloseArguments } from '../close-codes'
 import { ControlKind, type ControlCommand } from '../rooms/port'
@@ -14,38 +18,53 @@ import { BINARY, Encoded, TEXT } from '../transport/frame'
 
 const VERSION = 2
 export const FLAG_BINARY = 0x01
+const FLAG_TRACE = 0x02
 const MAX_ID_LENGTH = 255
 
 export interface ClusterMessage {
   origin: string
   encoded: Encoded
+  /** The sender's trace context (a W3C traceparent), or null. */
+  traceparent: string | null
 }
 
-export function encodeClusterMessage (origin: string, encoded: Encoded): Buffer {
+export function encodeClusterMessage (origin: string, encoded: Encoded, traceparent: string | null = null): Buffer {
   const originLength = Buffer.byteLength(origin, 'latin1')
   if (originLength > MAX_ID_LENGTH) throw new RangeError('a node id is at most 255 bytes')
-  const headerLength = 3 + originLength
+  const traceLength = traceparent === null ? 0 : Buffer.byteLength(traceparent, 'latin1')
+  if (traceLength > MAX_ID_LENGTH) throw new RangeError('a trace context is at most 255 bytes')
+  const headerLength = 3 + originLength + (traceparent === null ? 0 : 1 + traceLength)
   const packet = Buffer.allocUnsafe(headerLength + encoded.data.length)
   packet[0] = VERSION
-  packet[1] = encoded.options === BINARY ? FLAG_BINARY : 0
+  packet[1] = (encoded.options === BINARY ? FLAG_BINARY : 0) | (traceparent === null ? 0 : FLAG_TRACE)
   packet[2] = originLength
   packet.write(origin, 3, 'latin1')
+  if (traceparent !== null) {
+    packet[3 + originLength] = traceLength
+    packet.write(traceparent, 4 + originLength, 'latin1')
+  }
   encoded.data.copy(packet, headerLength)
   return packet
 }
 
 /** Reads a published packet, or returns null when it is not one of ours (another version included). */
 export function decodeClusterMessage (packet: Buffer): ClusterMessage | null {
-  if (packet.length < 3 || packet[0] !== VERSION || (packet[1]! & ~FLAG_BINARY) !== 0) return null
+  if (packet.length < 3 || packet[0] !== VERSION || (packet[1]! & ~(FLAG_BINARY | FLAG_TRACE)) !== 0) return null
   const originLength = packet[2]!
-  const headerLength = 3 + originLength
+  let headerLength = 3 + originLength
   if (originLength === 0 || packet.length < headerLength) return null
   const origin = packet.toString('latin1', 3, headerLength)
+  let traceparent: string | null = null
+  if ((packet[1]! & FLAG_TRACE) !== 0) {
+    if (packet.length < headerLength + 1 || packet.length < headerLength + 1 + packet[headerLength]!) return null
+    traceparent = packet.toString('latin1', headerLength + 1, headerLength + 1 + packet[headerLength]!)
+    headerLength += 1 + packet[headerLength]!
+  }
   const data = packet.subarray(headerLength)
   const binary = (packet[1]! & FLAG_BINARY) !== 0
   // A text frame must be UTF-8 (RFC 6455 8.1): clients close on anything else with 1007.
   if (!binary && !isUtf8(data)) return null
-  return { origin, encoded: new Encoded(data, binary ? BINARY : TEXT) }
+  return { origin, encoded: new Encoded(data, binary ? BINARY : TEXT), traceparent }
 }
 
 // Commands for every node, on the cluster's control channel: a broadcast to the members of

@@ -203,7 +203,10 @@ export class RedisBus {
     }
     if (message.origin === this.#node.nodeId) return // delivered here when it was sent
     this.#received++
-    this.#host.deliver(channel.toString('utf8', this.#channelPrefixBytes), message.encoded)
+    const name = channel.toString('utf8', this.#channelPrefixBytes)
+    const tracing = this.#host.clusterTracing
+    if (message.traceparent !== null && tracing !== null) tracing.delivered(message.traceparent, name, () => { this.#host.deliver(name, message.encoded) })
+    else this.#host.deliver(name, message.encoded)
   }
 
   /** A published message, from any node (this one too: it delivers its own from here, in offset order). */
@@ -232,7 +235,7 @@ export class RedisBus {
       this.#publishFailed++
       return
     }
-    this.#send(this.#channelPrefix + name, encodeClusterMessage(this.#node.nodeId, encoded))
+    this.#send(this.#channelPrefix + name, encodeClusterMessage(this.#node.nodeId, encoded, this.#host.clusterTracing?.current() ?? null))
   }
 
   /**

@@ -38,6 +38,7 @@ import { RedisBus } from './redis-bus'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
 import { RedisLog, type RedisLogNode } from './redis-log'
 import { RedisPresence } from './redis-presence'
+import { channels } from '../observability/channels'
 
 export interface RedisNodeOptions extends ConnectionSource {
   keyPrefix: string
@@ -86,6 +87,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
   #cut = false
   /** Redis has been away since start: say so when it is back. */
   #wasDown = false
+  /** When the outage being reported began (Date.now()), or 0. */
+  #downSince = 0
 
   constructor (host: ClusterHost, options: RedisNodeOptions) {
     this.#host = host
@@ -162,12 +165,18 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     }
     this.#up = false
     this.#wasDown = true
+    this.#downSince = Date.now()
+    if (channels.redisDown.hasSubscribers) channels.redisDown.publish({ nodeId: this.nodeId, error })
     this.#report(error, 'lost its Redis connection; broadcasts reach this node only until it is back')
   }
 
   readonly #onConnectionReady = (): void => {
     if (this.#closed || this.#up || !this.#connections.ready) return
     if (this.#wasDown) this.#host.log.info('fastify-websocket-rooms: Redis is back; resubscribing this node\'s rooms')
+    if (this.#downSince !== 0) {
+      if (channels.redisUp.hasSubscribers) channels.redisUp.publish({ nodeId: this.nodeId, downFor: Date.now() - this.#downSince })
+      this.#downSince = 0
+    }
     this.#up = true
     // Redis may have lost everything (a restart): write the whole state again, and subscribe
     // every room again (subscribing twice to a channel is harmless).

@@ -26,8 +26,18 @@ export type ControlCommand =
   | { kind: typeof ControlKind.DisconnectRoom, room: string, code: number, reason: string }
   | { kind: typeof ControlKind.DisconnectSession, sessionId: string, code: number, reason: string }
 
+/** The app's tracing (option tracing), as the cluster carries it: see ../observability/tracing. */
+export interface ClusterTracing {
+  /** The active trace context, as a W3C traceparent, or null. */
+  current (): string | null
+  /** Runs the delivery of another node's broadcast in a span linked to the one that sent it. */
+  delivered (traceparent: string, room: string, deliver: () => void): void
+}
+
 /** What a cluster node needs from this instance. */
 export interface ClusterHost {
+  /** The app's tracing; null when off. */
+  readonly clusterTracing: ClusterTracing | null
   log: FastifyBaseLogger
   /** This instance's id, as a node of the cluster. */
   readonly nodeId: string

@@ -8,9 +8,12 @@ import { NOT_RECOVERED, historyOf, recoveryOf, type BuildMessage, type HistoryLi
 import type { Encoded } from '../transport/frame'
 import { Recoveries } from './recovery'
 import { kFinished, kSendEncoded, type Member } from './member'
+import { channels } from '../observability/channels'
 
 /** What the history needs of the rooms' membership. */
 export interface Membership<M> {
+  /** This instance's id, in what the probes say (../observability). */
+  readonly nodeId: string
   join (member: M, name: string): void
   leave (member: M, name: string): void
   has (member: M, name: string): boolean
@@ -57,10 +60,13 @@ export class RoomHistory<M extends Member> {
     const members = this.#rooms.membersIn(name)
     if (members === undefined) return
     const recoveries = this.#recoveries
+    let recipients = 0
     for (const member of members) {
       if (member.id === exceptId || (recoveries.size !== 0 && recoveries.holds(member, name, epoch, offset, encoded))) continue
       member[kSendEncoded](encoded)
+      recipients++
     }
+    if (channels.publish.hasSubscribers) channels.publish.publish({ nodeId: this.#rooms.nodeId, room: name, recipients, bytes: encoded.data.length, epoch, offset })
   }
 
   read (name: string, query: LogQuery): Promise<RoomHistoryPage> {

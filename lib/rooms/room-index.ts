@@ -11,9 +11,10 @@ import { InvalidArgumentError, TooManyRoomsError, describe } from '../errors'
 import type { HistoryLimits } from '../history/log'
 import { encode, type Encoded, type Message } from '../transport/frame'
 import { kFinished, kSendEncoded, type Member } from './member'
-import { ControlKind, type Adapter, type ClusterHost, type ClusterLink, type ControlCommand, type StoredEntry } from './port'
+import { ControlKind, type Adapter, type ClusterHost, type ClusterLink, type ClusterTracing, type ControlCommand, type StoredEntry } from './port'
 import { PresenceChanges, toEntry } from './presence'
 import { RoomHistory, type Membership } from './room-history'
+import { channels } from '../observability/channels'
 
 /**
  * The rooms one member is in: the name alone for one (the usual case: no Set, about 150 bytes
@@ -56,6 +57,8 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   readonly #maxRoomsPerSession: number
   readonly #maxRoomNameLength: number
   readonly #findMember: FindMember<M>
+  /** The app's tracing, which the cluster carries to the other nodes; set before any session opens. */
+  clusterTracing: ClusterTracing | null = null
   /** The cluster, or this process alone; set once, by start(), before anyone can join. */
   #link!: ClusterLink
   #roomHistory!: RoomHistory<M>
@@ -273,12 +276,14 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     const encoded = encode(message, 'message')
     // Published first, so the other nodes' share of the work starts before this node's own.
     this.#link.publish(name, encoded)
-    this.#fanOut(name, encoded, except)
+    const recipients = this.#fanOut(name, encoded, except)
+    if (channels.broadcast.hasSubscribers) channels.broadcast.publish({ nodeId: this.nodeId, room: name, rooms: null, recipients, bytes: encoded.data.length, from: 'local' })
   }
 
   /** A broadcast from another node of the cluster, for this node's members. */
   deliver (name: string, encoded: Encoded): void {
-    this.#fanOut(name, encoded, null)
+    const recipients = this.#fanOut(name, encoded, null)
+    if (channels.broadcast.hasSubscribers) channels.broadcast.publish({ nodeId: this.nodeId, room: name, rooms: null, recipients, bytes: encoded.data.length, from: 'cluster' })
   }
 
   /**
@@ -288,18 +293,21 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   broadcastTo (rooms: string[], except: string[], message: Message): void {
     const encoded = encode(message, 'message')
     this.#link.command({ kind: ControlKind.Broadcast, rooms, except, encoded }).catch(() => {})
-    this.#fanOutTo(rooms, except, encoded)
+    this.#fanOutTo(rooms, except, encoded, 'local')
   }
 
-  #fanOutTo (rooms: string[], except: string[], encoded: Encoded): void {
+  #fanOutTo (rooms: string[], except: string[], encoded: Encoded, from: 'local' | 'cluster'): void {
+    let recipients = 0
     for (let i = 0; i < rooms.length; i++) {
       const members = this.#rooms.get(rooms[i]!)
       if (members === undefined) continue
       for (const member of members) {
         if (this.#inAny(member, rooms, i) || this.#inAny(member, except, except.length)) continue
         member[kSendEncoded](encoded)
+        recipients++
       }
     }
+    if (channels.broadcast.hasSubscribers) channels.broadcast.publish({ nodeId: this.nodeId, room: null, rooms, recipients, bytes: encoded.data.length, from })
   }
 
   /** True when the member is in one of the first `count` rooms of the list. */
@@ -331,7 +339,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   control (command: ControlCommand): void {
     switch (command.kind) {
       case ControlKind.Broadcast:
-        this.#fanOutTo(command.rooms, command.except, command.encoded)
+        this.#fanOutTo(command.rooms, command.except, command.encoded, 'cluster')
         break
       case ControlKind.DisconnectRoom:
         this.#closeMembers(command.room, command.code, command.reason)
@@ -341,12 +349,14 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     }
   }
 
-  #fanOut (name: string, encoded: Encoded, except: M | null): void {
+  /** Sends to this node's members of the room but `except`; returns how many. */
+  #fanOut (name: string, encoded: Encoded, except: M | null): number {
     const members = this.#rooms.get(name)
-    if (members === undefined) return
+    if (members === undefined) return 0
     for (const member of members) {
       if (member !== except) member[kSendEncoded](encoded)
     }
+    return except !== null && members.has(except) ? members.size - 1 : members.size
   }
 
   /** A published message (any node's, this one's too), for this node's members of the room but `exceptId`. */

@@ -7,6 +7,7 @@ import { OriginNotAllowedError, ShuttingDownError, TooManySessionsError } from '
 import type { RouteLimits } from '../options'
 import type { SessionRegistry } from './registry'
 import type { Stats } from './stats'
+import { channels, publishRefusal } from '../observability/channels'
 
 const CLOSING = Symbol('closing')
 
@@ -28,6 +29,7 @@ export function originGuard (stats: Stats, limits: RouteLimits, closing: AbortSi
     if (allowed === CLOSING) return reply.send(new ShuttingDownError())
     if (allowed !== true) {
       stats.refusedOrigin++
+      if (channels.handshakeRefused.hasSubscribers) publishRefusal(request, 'origin', `origin ${JSON.stringify(origin)} is not allowed`)
       return reply.send(new OriginNotAllowedError(JSON.stringify(origin)))
     }
   }
@@ -57,9 +59,10 @@ function unlessClosing<T> (answer: T | PromiseLike<T>, closing: AbortSignal): T 
  */
 export function sessionCapGuard (registry: SessionRegistry<{ readonly id: string }>, maxSessions: number): preHandlerHookHandler | null {
   if (maxSessions === Infinity) return null
-  return function guardSessionCap (_request, reply, done) {
+  return function guardSessionCap (request, reply, done) {
     if (registry.size < maxSessions) return done()
     registry.stats.refusedMaxSessions++
+    if (channels.handshakeRefused.hasSubscribers) publishRefusal(request, 'max-sessions', `maxSessions (${maxSessions}) sessions are open`)
     reply.send(new TooManySessionsError())
   }
 }

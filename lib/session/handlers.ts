@@ -108,8 +108,6 @@ export interface RouteDefinition {
   /** schema.message and schema.outbound, taken out of the schema Fastify gets; undefined when absent. */
   messageSchema: unknown
   outboundSchema: unknown
-  /** The handshake's schemas as given (querystring, headers, params...). */
-  handshakeSchema: Record<string, unknown>
   /** `messages`, `events` and `envelope`, or null without them. */
   routing: Routing | null
 }
@@ -141,7 +139,6 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
   const limits: Record<string, unknown> = {}
   let messageSchema: unknown
   let outboundSchema: unknown
-  let handshakeSchema: Record<string, unknown> = {}
   for (const key of Object.keys(object)) {
     if (LIMIT_NAMES.has(key)) {
       limits[key] = object[key]
@@ -152,7 +149,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
       const { message, outbound, ...handshake } = object.schema as Record<string, unknown>
       messageSchema = checkSchema(path, 'message', message)
       outboundSchema = checkSchema(path, 'outbound', outbound)
-      routeOptions.schema = handshakeSchema = handshake
+      routeOptions.schema = handshake
     } else if (ROUTE_NAMES.has(key)) {
       const value = object[key]
       if (value !== undefined) routeOptions[key] = value
@@ -179,7 +176,7 @@ export function readHandlers (path: string, source: unknown): RouteDefinition {
     throw new InvalidHandlersError(path, 'onInvalidMessage is given, but no schema.message nor "messages" to validate messages against')
   }
   if (routing?.messages != null) handlerNames.text = 'a handler of "messages"'
-  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema, handshakeSchema, routing }
+  return { handlers, handlerNames, routeOptions, limits, messageSchema, outboundSchema, routing }
 }
 
 /** A message schema: a JSON schema object (TypeBox's included) or a boolean, or undefined when absent. */

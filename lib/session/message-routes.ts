@@ -40,18 +40,6 @@ export interface Routing {
   envelope: Envelope
 }
 
-/**
- * One route as the plugin lists it (app.websocketRooms[kRouteDefinitions]): its path and the
- * schemas it enforces, as they were given, for documents derived from them.
- */
-export interface RouteRecord {
-  path: string
-  schema: { querystring?: unknown, headers?: unknown, params?: unknown, message?: unknown, outbound?: unknown }
-  messages?: Record<string, { schema?: unknown, reply?: unknown }>
-  events?: Record<string, unknown>
-  envelope: Envelope
-}
-
 export const DEFAULT_ENVELOPE: Readonly<Envelope> = Object.freeze({ type: 'type', id: 'id', data: 'data' })
 const MESSAGE_ROUTE_KEYS = ['schema', 'reply', 'handler', 'preHandler']
 
@@ -213,9 +201,14 @@ export class MessageRouter implements EventEncoder {
     return this.#routes.size > 0
   }
 
-  /** The route's entry in the plugin's route list, schemas as given. */
-  record (path: string, handshake: Record<string, unknown>, message: unknown, outbound: unknown): RouteRecord {
-    return routeRecord(path, handshake, message, outbound, this.#routing)
+  /** What the route adds to its record in the AsyncAPI document (lib/asyncapi): its message types, events and envelope, schemas as given. */
+  record (): { messages?: Record<string, { schema?: unknown, reply?: unknown }>, events?: Record<string, unknown>, envelope: Envelope } {
+    const { messages, events, envelope } = this.#routing
+    return {
+      ...(messages === null ? {} : { messages: Object.fromEntries([...messages].map(([type, route]) => [type, { ...(route.schema === undefined ? {} : { schema: route.schema }), ...(route.reply === undefined ? {} : { reply: route.reply }) }])) }),
+      ...(events === null ? {} : { events: Object.fromEntries(events) }),
+      envelope
+    }
   }
 
   /** Every codec of the route, to compile. */
@@ -405,32 +398,6 @@ function idText (id: string | number): string {
 function unknownEvent (type: unknown, known: string[], where: string): Error {
   const meant = typeof type === 'string' ? closest(type, known, 2) : null
   return new InvalidArgumentError('type', `one of ${where} (${known.length === 0 ? 'none is declared' : known.map((k) => JSON.stringify(k)).join(', ')})`, `${describe(type)}${meant === null ? '' : ` (did you mean "${meant}"?)`}`)
-}
-
-function routeRecord (path: string, handshake: Record<string, unknown>, message: unknown, outbound: unknown, routing: Routing | null): RouteRecord {
-  const schema: RouteRecord['schema'] = {}
-  for (const part of ['querystring', 'headers', 'params'] as const) {
-    if (handshake[part] !== undefined) schema[part] = handshake[part]
-  }
-  if (message !== undefined) schema.message = message
-  if (outbound !== undefined) schema.outbound = outbound
-  const record: RouteRecord = { path, schema, envelope: routing?.envelope ?? DEFAULT_ENVELOPE }
-  if (routing?.messages != null) {
-    record.messages = {}
-    for (const [type, route] of routing.messages) {
-      record.messages[type] = {
-        ...(route.schema === undefined ? {} : { schema: route.schema }),
-        ...(route.reply === undefined ? {} : { reply: route.reply })
-      }
-    }
-  }
-  if (routing?.events != null) record.events = Object.fromEntries(routing.events)
-  return record
-}
-
-/** The record of a route with neither messages nor events. */
-export function plainRouteRecord (path: string, handshake: Record<string, unknown>, message: unknown, outbound: unknown): RouteRecord {
-  return routeRecord(path, handshake, message, outbound, null)
 }
 
 /**

@@ -32,6 +32,8 @@ import { closeCodeSentFor } from '../transport/protocol-errors'
 import { guardReceiver } from '../transport/receiver-guard'
 import { directSocketOf, pastBound, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
 import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
+import { channels } from '../observability/channels'
+import type { HandlerRuns } from '../observability/handler-run'
 
 /** What the sessions of one route share: its handlers, its limits, and the instance's registries. */
 export interface Route {
@@ -55,6 +57,11 @@ export interface Route {
   sharedCompression: boolean
   sessions: SessionRegistry<Session>
   rooms: RoomIndex<Session>
+  /** The route's path (with its prefix), as the probes (../observability) name it. */
+  path: string
+  /** Messages and bytes sent to the route's sessions, for the metrics. */
+  sent: { messages: number, bytes: number }
+  handlerRuns: HandlerRuns
 }
 
 const enum Event { Connected, Text, Binary, Pong, Disconnected }
@@ -79,6 +86,8 @@ const CLOSED = 3 // WebSocket.CLOSED
 const ABNORMAL_CLOSURE = 1006 // what 'close' says of a connection cut without a close frame
 /** Each event's handler, as handlerNames has it. */
 const EVENT_HANDLERS = ['connected', 'text', 'binary', 'pong', 'disconnected'] as const
+/** Each event's name in the probes (../observability). */
+const EVENT_NAMES = ['connected', 'message', 'binary', 'pong', 'disconnected'] as const
 
 /**
  * How many times maxBackpressure what waits in ws for its deflate may reach before a session
@@ -102,6 +111,8 @@ export const kShutdown = Symbol('fastify-websocket-rooms.shutdown')
 export const kHeartbeat = Symbol('fastify-websocket-rooms.heartbeat')
 export const kCutOff = Symbol('fastify-websocket-rooms.cutOff')
 export const kAbandon = Symbol('fastify-websocket-rooms.abandon')
+/** The path of the session's route, as the probes and metrics (../observability) name it. */
+export const kRoutePath = Symbol('fastify-websocket-rooms.routePath')
 
 /** The session that owns a socket, so the socket listeners can be shared functions. */
 const kSession = Symbol('fastify-websocket-rooms.session')
@@ -149,10 +160,12 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   /** Registers the session and runs onConnected; called once the caller is ready for events. */
   [kStart] (): void {
     this.#route.sessions.add(this)
+    if (channels.sessionOpen.hasSubscribers) channels.sessionOpen.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, session: this })
     if (this.#route.handlers.connected !== undefined) this.enqueue(Event.Connected)
   }
 
   get id (): string { return this.#id }
+  get [kRoutePath] (): string { return this.#route.path }
   get socket (): WebSocket { return this.#socket }
   get bufferedAmount (): number { return this.#socket.bufferedAmount }
 
@@ -258,6 +271,9 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     const stats = this.#route.sessions.stats
     stats.messagesOut++
     stats.bytesOut += bytes
+    const sent = this.#route.sent
+    sent.messages++
+    sent.bytes += bytes
   }
 
   #overflow (): void {
@@ -269,9 +285,12 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
       callHook(handler, [this, this.#socket.bufferedAmount], (error) => { this.log.error({ err: error }, 'onBackpressure failed') })
       this.#flags &= ~Flag.InBackpressureHandler
     }
-    if (this.#route.limits.backpressurePolicy === 'drop') {
+    const drop = this.#route.limits.backpressurePolicy === 'drop'
+    if (!drop && this.#socket.readyState !== OPEN) return
+    if (channels.backpressure.hasSubscribers) channels.backpressure.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, action: drop ? 'drop' : 'close', bufferedAmount: this.#socket.bufferedAmount })
+    if (drop) {
       stats.droppedBackpressure++
-    } else if (this.#socket.readyState === OPEN) {
+    } else {
       stats.closedBackpressure++
       this.#closeBy(closeCodes.TRY_AGAIN_LATER, 'send buffer full')
     }
@@ -396,6 +415,12 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   [kHandle] (kind: number, a: unknown, b: unknown): unknown {
     // An event that reaches a session dropped by [kAbandon]: its 'close' after terminate().
     if ((this.#flags & Flag.Finished) !== 0) return undefined
+    const runs = this.#route.handlerRuns
+    if (runs.active) return runs.run(this, this.#route.path, EVENT_NAMES[kind as Event]!, undefined, () => this.#dispatch(kind, a, b))
+    return this.#dispatch(kind, a, b)
+  }
+
+  #dispatch (kind: number, a: unknown, b: unknown): unknown {
     const handlers = this.#route.handlers
     switch (kind) {
       case Event.Connected:
@@ -489,6 +514,8 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
 
   /** Runs onDisconnected; its failure is logged. A promise when it is async, which never rejects. */
   #runDisconnected (code: number, reason: string): Promise<void> | undefined {
+    // Once per session: from its 'close', or when it is dropped ([kAbandon]).
+    if (channels.sessionClose.hasSubscribers) channels.sessionClose.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, code, reason })
     const handler = this.#route.handlers.disconnected
     if (handler === undefined) return undefined
     return callHook(handler, [this, code, reason], (error) => { this.log.error({ err: error }, 'onDisconnected failed') })
@@ -574,6 +601,8 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
     const stats = this.#route.sessions.stats
     stats.messagesIn++
     stats.bytesIn += data.length
+    // type: a route that dispatches messages by type names it here once it has read it.
+    if (channels.messageIn.hasSubscribers) channels.messageIn.publish({ nodeId: this.#route.rooms.nodeId, route: this.#route.path, sessionId: this.#id, binary: isBinary, bytes: data.length, type: undefined })
     if (this.#overRateLimit()) return
     const handlers = this.#route.handlers
     if (isBinary ? handlers.binary === undefined : handlers.text === undefined) {

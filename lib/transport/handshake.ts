@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import type { WebSocketServer } from 'ws'
 import { InvalidHandshakeError } from '../errors'
+import { channels, publishRefusal } from '../observability/channels'
 
 /** ws's own test of a key: 16 bytes in base64 (lib/websocket-server.js). */
 const KEY = /^[+/0-9A-Za-z]{22}==$/
@@ -65,6 +66,7 @@ export function checkHandshake (request: FastifyRequest, reply: FastifyReply, do
   const reason = refusal(request.raw.headers)
   if (reason === null) return done()
   request.log.debug({ reason }, `fastify-websocket-rooms: WebSocket handshake refused: ${reason}`)
+  if (channels.handshakeRefused.hasSubscribers) publishRefusal(request, 'handshake', reason)
   if (reason === INVALID_VERSION) reply.header('sec-websocket-version', '13, 8')
   reply.send(new InvalidHandshakeError(reason))
 }
@@ -73,7 +75,7 @@ export function checkHandshake (request: FastifyRequest, reply: FastifyReply, do
  * Logs each handshake ws refuses (after the routes' hooks: an invalid subprotocol or extension
  * offer...) and answers it with ws's own response, unless another listener of the app's does.
  */
-export function logRefusedHandshakes (server: WebSocketServer, log: FastifyBaseLogger): void {
+export function logRefusedHandshakes (server: WebSocketServer, log: FastifyBaseLogger, nodeId: string): void {
   // Once per server: two registrations of the plugin on an app's @fastify/websocket would
   // otherwise each take the other for the app's listener, and neither would answer.
   if (listening.has(server)) return
@@ -81,6 +83,8 @@ export function logRefusedHandshakes (server: WebSocketServer, log: FastifyBaseL
   server.on('wsClientError', function onRefused (error: Error, socket: Duplex, request: IncomingMessage) {
     const reason = error.message
     log.debug({ reason, method: request.method, url: request.url }, `fastify-websocket-rooms: WebSocket handshake refused: ${reason}`)
+    // No route: ws refuses it past the routes, and its URL is the client's to choose.
+    if (channels.handshakeRefused.hasSubscribers) channels.handshakeRefused.publish({ nodeId, route: null, reason: 'handshake', detail: reason })
     if (server.listenerCount('wsClientError') > 1 || !socket.writable) return
     const status = reason === INVALID_METHOD ? 405 : 400
     const extra = reason === INVALID_VERSION ? 'Sec-WebSocket-Version: 13, 8\r\n' : ''
