@@ -63,9 +63,11 @@ const config = {
   maxSeconds: number('BENCH_MAX_SECONDS', 600)
 }
 
-const PLUGIN = { protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, requestPath: '/ws-request', publishPath: '/ws-publish', emitPaths: { emit: '/ws-emit', json: '/ws-emit-json' } }
+const PLUGIN = { protocol: 'ws', path: '/ws?user=bench', schemaPath: '/ws-q?user=bench', jsonPaths: { validated: '/ws-json', byHand: '/ws-json-hand' }, publishPath: '/ws-publish' }
+// Message routes (request/reply, room.emit()): the plugin's own server only.
+const ROUTES = { requestPath: '/ws-request', emitPaths: { emit: '/ws-emit', json: '/ws-emit-json' } }
 const ALL_SERVERS = [
-  { name: 'plugin', file: 'plugin.mjs', ...PLUGIN },
+  { name: 'plugin', file: 'plugin.mjs', ...PLUGIN, ...ROUTES },
   { name: 'plugin+metrics', file: 'plugin.mjs', ...PLUGIN, env: { BENCH_OBSERVE: 'metrics' } },
   { name: 'plugin+tracing', file: 'plugin.mjs', ...PLUGIN, env: { BENCH_OBSERVE: 'tracing' } },
   ...(process.env.BENCH_BASE ? [{ name: 'plugin@base', file: join(process.env.BENCH_BASE, 'bench', 'servers', 'plugin.mjs'), ...PLUGIN }] : []),

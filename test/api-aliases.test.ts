@@ -18,7 +18,7 @@ import { Client, build, connect, listen } from './helpers'
 import { program } from './programs'
 import { gate, until, within } from './signals'
 
-type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onMessage' | 'onInvalidMessage' | 'schema'>>
+type ChatModule = Required<Pick<WebsocketHandlers, 'onOpen' | 'onInvalidMessage' | 'onError' | 'messages' | 'schema'>>
 interface PresenceModule { onPresence: NonNullable<WebsocketRoomsOptions['onPresence']> }
 interface ExampleModule { build (options?: FastifyServerOptions): Promise<FastifyInstance> }
 interface ChatServerModule { history: NonNullable<WebsocketRoomsOptions['history']> }
@@ -93,9 +93,9 @@ async function answer (url: string): Promise<{ status: number, message: string }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
-/** A chat message as clients send it. */
+/** A chat message as clients send it (no id: no reply). */
 function say (text: string): string {
-  return JSON.stringify({ type: 'message', text })
+  return JSON.stringify({ type: 'chat.send', data: { text } })
 }
 
 interface Member { id: string, user: string }
@@ -129,8 +129,9 @@ async function enter (t: Test, base: string, user: string, room?: string): Promi
 
 test('the chat module exports exactly its handlers and its schema, and registers as a module namespace', async (t) => {
   const chat = await importExample<ChatModule>('chat/chat.mjs')
-  t.same(Object.keys(chat).sort(), ['onInvalidMessage', 'onMessage', 'onOpen', 'schema'])
-  t.same(Object.keys(chat.schema).sort(), ['message', 'outbound', 'querystring'])
+  t.same(Object.keys(chat).sort(), ['messages', 'onError', 'onInvalidMessage', 'onOpen', 'schema'])
+  t.same(Object.keys(chat.schema).sort(), ['outbound', 'querystring'])
+  t.same(Object.keys(chat.messages), ['chat.send'])
   t.equal((chat as any)[Symbol.toStringTag], 'Module', 'the real module namespace, not a copy')
   t.notOk(Object.isExtensible(chat), 'a module namespace is sealed: the plugin only reads it')
   const { app, base } = await chatApp(t)
@@ -266,11 +267,13 @@ test('chat room: a message that is not JSON, or not a chat message, gets an erro
 
   const refused: Array<[string, string]> = [
     ['hello', 'message is not valid JSON: '],
-    [JSON.stringify({ type: 'message' }), "message must have required property 'text'"],
-    [JSON.stringify({ type: 'message', text: '' }), 'message/text must NOT have fewer than 1 characters'],
-    [say('x'.repeat(2001)), 'message/text must NOT have more than 2000 characters'],
-    [JSON.stringify({ type: 'shout', text: 'hi' }), 'message/type must be equal to constant'],
-    ['{"type":"message","text":"hi","__proto__":{"admin":true}}', 'message is not valid JSON: Object contains forbidden prototype property']
+    [JSON.stringify({ type: 'chat.send' }), 'data must be object'],
+    [JSON.stringify({ type: 'chat.send', data: {} }), "data must have required property 'text'"],
+    [say(''), 'data/text must NOT have fewer than 1 characters'],
+    [say('x'.repeat(2001)), 'data/text must NOT have more than 2000 characters'],
+    [JSON.stringify({ type: 'shout', data: { text: 'hi' } }), 'unknown message type "shout"'],
+    [JSON.stringify({ type: 'message', text: 'hi' }), 'unknown message type "message"'],
+    ['{"type":"chat.send","data":{"text":"hi","__proto__":{"admin":true}}}', 'message is not valid JSON: Object contains forbidden prototype property']
   ]
   for (const [text] of refused) alice.send(text)
   alice.send(say('x'.repeat(2000)))
@@ -287,14 +290,28 @@ test('chat room: a message that is not JSON, or not a chat message, gets an erro
   t.equal(app.websocketRooms.stats().closed.invalidMessage, 0)
 })
 
+test('chat room: a chat.send with an id gets a reply with its position in the room, or an error reply', async (t) => {
+  const { base } = await chatApp(t)
+  const { client: alice } = await enter(t, base, 'alice')
+  const [welcome] = await alice.json(2)
+  alice.send(JSON.stringify({ type: 'chat.send', id: 1, data: { text: 'one' } }))
+  alice.send(JSON.stringify({ type: 'chat.send', id: 'two', data: { text: '' } }))
+  alice.send(JSON.stringify({ type: 'chat.send', id: 3, data: { text: 'three' } }))
+  const [said, reply, refused, , last] = (await alice.json(7)).slice(2)
+  t.match(said, { type: 'message', epoch: welcome.epoch, offset: 1, text: 'one' })
+  t.same(reply, { type: 'reply', id: 1, data: { epoch: welcome.epoch, offset: 1 } }, 'the reply carries the position the message went out at')
+  t.same(refused, { type: 'reply', id: 'two', error: { code: 'FST_ERR_VALIDATION', message: 'data/text must NOT have fewer than 1 characters' } })
+  t.same(last, { type: 'reply', id: 3, data: { epoch: welcome.epoch, offset: 2 } })
+})
+
 test('chat room: what a client adds to its message is not relayed, and it cannot pass for another user', async (t) => {
   const { base } = await chatApp(t)
   const { client: alice } = await enter(t, base, 'alice')
   const { client: bob } = await enter(t, base, 'bob')
   await alice.json(3)
-  alice.send(JSON.stringify({ type: 'message', text: 'hi', from: 'mallory', timestamp: 0, html: '<script>alert(1)</script>' }))
+  alice.send(JSON.stringify({ type: 'chat.send', data: { text: 'hi', from: 'mallory', timestamp: 0, html: '<script>alert(1)</script>' } }))
   const [message] = (await bob.json(3)).slice(2)
-  t.same(Object.keys(message).sort(), ['epoch', 'from', 'offset', 'text', 'timestamp', 'type'], 'the fields onMessage names only')
+  t.same(Object.keys(message).sort(), ['epoch', 'from', 'offset', 'text', 'timestamp', 'type'], 'the fields chat.send names only')
   t.match(message, { type: 'message', from: 'alice', text: 'hi' })
   t.ok(message.timestamp > 0, 'the server\'s timestamp')
   t.notOk(String(bob.received[2]!.data).includes('script'))

@@ -146,6 +146,9 @@ test('chat example in headless Chromium: two users join a room, talk, see who is
   // page shows it when it comes back, at its position, so both show the same order.
   await say(alice, 'hello bob')
   await untilLine(bob, 'alice: hello bob')
+  // The server's reply to the page's chat.send (its id) says it went out.
+  await alice.waitForFunction('document.getElementById(\'delivery\').textContent === \'sent\'')
+  t.equal(await alice.textContent('#delivery'), 'sent')
   await say(bob, 'hi alice')
   await untilLine(alice, 'bob: hi alice')
   // Text is shown as text: markup in a message does not become elements.
@@ -333,7 +336,7 @@ class Speaker {
   /** Says each text, and resolves once the server has published them all (it got them back). */
   async say (...texts: string[]): Promise<void> {
     const count = this.said().length + texts.length
-    for (const text of texts) this.client.send(JSON.stringify({ type: 'message', text }))
+    for (const text of texts) this.client.send(JSON.stringify({ type: 'chat.send', data: { text } }))
     await until(() => this.said().length >= count, () => `${count} messages back (${JSON.stringify(this.said())})`)
   }
 }

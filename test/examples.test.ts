@@ -19,9 +19,9 @@ import { until, within } from './signals'
 
 interface Example { build (options?: Record<string, unknown>): Promise<FastifyInstance> }
 
-/** A chat message as clients of examples/chat and examples/cluster send it. */
+/** A chat message as clients of examples/chat and examples/cluster send it (no id: no reply). */
 function say (text: string): string {
-  return JSON.stringify({ type: 'message', text })
+  return JSON.stringify({ type: 'chat.send', data: { text } })
 }
 
 const root = resolve(__dirname, '..')
@@ -288,7 +288,7 @@ redisTest('cluster: members on two servers share a room: one list of who is onli
 
   // What alice adds to her message stays on server A: the outbound schema of examples/chat
   // serializes it there, once, and server B relays those bytes.
-  alice.client.send(JSON.stringify({ type: 'message', text: 'hello from A', extra: 'not relayed' }))
+  alice.client.send(JSON.stringify({ type: 'chat.send', data: { text: 'hello from A', extra: 'not relayed' } }))
   for (const { client } of [bob, carol]) {
     const message = await first(client, (message) => message.type === 'message', 'alice\'s message')
     t.match(message, { type: 'message', epoch: alice.welcome.epoch, offset: 1, from: 'alice', text: 'hello from A', timestamp: Number }, 'from server A to server B')

@@ -1,8 +1,10 @@
-// A chat room as a module: its handlers (onOpen, onMessage, onInvalidMessage) and the schemas
-// of its protocol. registerWebsocket() takes the module namespace as it is (see ./server.mjs,
-// which registers the plugin with the history option that publish() and recover() need).
-// Connect to /ws/chat?user=NAME&room=NAME (the room defaults to "chat") and send
-// { "type": "message", "text": "..." } as JSON text. The welcome lists who is online and
+// A chat room as a module: its handlers (onOpen, onInvalidMessage, onError), its message
+// route and the schemas of its protocol. registerWebsocket() takes the module namespace as it
+// is (see ./server.mjs, which registers the plugin with the history option that publish() and
+// recover() need). Connect to /ws/chat?user=NAME&room=NAME (the room defaults to "chat") and
+// send { "type": "chat.send", "id": 1, "data": { "text": "..." } } as JSON text: the reply,
+// { "type": "reply", "id": 1, "data": { "epoch", "offset" } }, says where the message went
+// in the room (without an id, no reply). The welcome lists who is online and
 // the room's last messages; then `presence` notices (./presence.mjs, an option of the
 // plugin) tell who joined and who left, and each message comes with its position in the
 // room (epoch, offset). A client that reconnects sends back the position of the last message
@@ -38,11 +40,6 @@ export const schema = {
     epoch: Type.Optional(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_-]+$' })),
     offset: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }))
   }),
-  // What clients send. Anything else goes to onInvalidMessage, not onMessage.
-  message: Type.Object({
-    type: Type.Literal('message'),
-    text: Type.String({ minLength: 1, maxLength: 2000 })
-  }),
   // What the server sends. sendJson() and broadcast*Json() write through it, so a field it
   // does not name never leaves the server.
   outbound: Type.Union([
@@ -59,7 +56,7 @@ export const schema = {
       offset: Type.Optional(Type.Integer()),
       messages: Type.Optional(Type.Array(Said))
     }),
-    // Published by onMessage with JSON.stringify (publish() takes the text it is to send):
+    // Published by chat.send with JSON.stringify (publish() takes the text it is to send):
     // it is listed here because it is part of the protocol.
     Said,
     Type.Object({ type: Type.Literal('error'), reason: Type.String() }),
@@ -110,23 +107,39 @@ export async function onOpen (session) {
   }
 }
 
-export async function onMessage (session, message) {
-  const from = session.getAttribute('username')
-  const timestamp = Date.now()
-  try {
-    // To every member, the sender too: each gets the message at its position, so every page
-    // shows the room's messages in the same order. Only the fields named here go out (not
-    // what else the client put in its message), and the sender is the session's user.
-    await roomOf(session).publish(({ epoch, offset }) =>
-      JSON.stringify({ type: 'message', epoch, offset, from, text: message.text, timestamp }))
-  } catch (error) {
-    // Redis away, or too many publishes waiting for it on this server: the sender is told.
-    if (error.code !== 'FST_WS_ROOMS_REDIS_UNAVAILABLE' && error.code !== 'FST_WS_ROOMS_PUBLISH_BACKLOG') throw error
-    session.sendJson({ type: 'error', reason: 'not sent: the room\'s history is unavailable, try again' })
+/** What clients send: a message route per type. Anything else goes to onInvalidMessage (or, with an id, an error reply). */
+export const messages = {
+  'chat.send': {
+    schema: Type.Object({ text: Type.String({ minLength: 1, maxLength: 2000 }) }),
+    // The message's position in the room: the page shows "sent" when it comes.
+    reply: Type.Object({ epoch: Type.String(), offset: Type.Integer() }),
+    async handler (session, data) {
+      const from = session.getAttribute('username')
+      const timestamp = Date.now()
+      try {
+        // To every member, the sender too: each gets the message at its position, so every page
+        // shows the room's messages in the same order. Only the fields named here go out (not
+        // what else the client put in its message), and the sender is the session's user.
+        return await roomOf(session).publish(({ epoch, offset }) =>
+          JSON.stringify({ type: 'message', epoch, offset, from, text: data.text, timestamp }))
+      } catch (error) {
+        // Redis away, or too many publishes waiting for it on this server: the sender is told,
+        // in an error reply (with an id), else by onError below.
+        if (error.code !== 'FST_WS_ROOMS_REDIS_UNAVAILABLE' && error.code !== 'FST_WS_ROOMS_PUBLISH_BACKLOG') throw error
+        throw Object.assign(new Error('not sent: the room\'s history is unavailable, try again'), { code: 'NOT_SENT', statusCode: 503 })
+      }
+    }
   }
 }
 
 export function onInvalidMessage (session, error) {
   // To this client only, which stays connected: a typo in a client is not worth a reconnection.
+  session.sendJson({ type: 'error', reason: error.message })
+}
+
+export function onError (session, error) {
+  // A chat.send without an id that could not be published: told as an invalid one is. Any other
+  // failure is a bug: logged, and the session closed with 1011, as without onError.
+  if (error.code !== 'NOT_SENT') throw error
   session.sendJson({ type: 'error', reason: error.message })
 }
