@@ -261,7 +261,7 @@ test('served: GET /asyncapi.json is the document of the registered routes, with 
     child.addSchema({ $id: 'room', type: 'string', minLength: 1 })
     child.registerWebsocket('/rooms/:room', { schema: { params: { type: 'object', properties: { room: { $ref: 'room#' } } } }, onOpen () {} })
   }, { prefix: '/v1' })
-  app.registerWebsocket('/raw', { onMessage () {} })
+  app.registerWebsocket('/raw', { schema: { query: Type.Object({ token: Type.String() }) } as any, onMessage () {} })
   await app.ready()
   t.ok(app.hasRoute({ method: 'GET', url: '/asyncapi.json' }), 'the route is one of the app\'s')
 
@@ -277,6 +277,7 @@ test('served: GET /asyncapi.json is the document of the registered routes, with 
   t.same(document.components.schemas.user, { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] })
   t.same(document.channels.echo.bindings.ws.headers.properties, { 'x-trace': { type: 'string' } })
   t.same(Object.keys(document.channels.v1_rooms_room.parameters), ['room'])
+  t.same(document.channels.raw.bindings.ws.query.properties, { token: { type: 'string' } }, 'schema.query, Fastify\'s other name for querystring')
   t.same(Object.values(document.operations).map((o: any) => o.action), ['receive', 'send', 'receive', 'send', 'receive', 'send'])
 })
 
@@ -329,4 +330,38 @@ test('asyncapi option: a bad value names the option', async (t) => {
   const app = await build(t, { asyncapi: { info: { 'x-audience': 'internal', contact: { email: 'a@example.com' } } } })
   t.same(app.websocketRooms.asyncapi().info, { title: 'WebSocket API', version: '1.0.0', 'x-audience': 'internal', contact: { email: 'a@example.com' } })
   throwsLike(t, () => app.registerWebsocket('/a', { asyncapi: {}, onOpen () {} } as any), TypeError, { code: 'FST_WS_ROOMS_INVALID_HANDLERS', message: /"asyncapi" is an option of the plugin/ })
+})
+
+test('served: message routes as registered, with their replies, events and renamed envelope', async (t) => {
+  const { Type: Type1 } = await import('typebox')
+  const app = await build(t, { asyncapi: { path: '/asyncapi.json' } })
+  app.registerWebsocket('/chat', {
+    schema: { querystring: Type.Object({ user: Type.String() }) },
+    messages: {
+      'chat.send': {
+        schema: Type.Object({ room: Type.String(), text: Type.String({ maxLength: 2000 }) }),
+        reply: Type.Object({ offset: Type.Integer() }),
+        handler () { return { offset: 1 } }
+      },
+      'room.join': { schema: Type1.Object({ room: Type1.String() }), handler () {} }
+    },
+    events: { 'chat.message': Type.Object({ from: Type.String(), text: Type.String() }) }
+  })
+  app.registerWebsocket('/short/:room', {
+    envelope: { type: 't', id: 'i', data: 'd' },
+    messages: { ping: { schema: Type1.Null(), reply: Type1.Literal('pong'), handler: () => 'pong' as const } }
+  })
+  await app.ready()
+  const document = (await app.inject({ method: 'GET', url: '/asyncapi.json' })).json()
+  await validate(t, document)
+  const chat = document.channels.chat
+  t.same(Object.keys(chat.messages), ['chat.send', 'chat.send.reply', 'reply.error', 'room.join', 'chat.message', 'ask.reply'])
+  t.same(chat.messages['chat.send'].payload.properties.data.properties.text, { maxLength: 2000, type: 'string' })
+  t.same(chat.messages['room.join'].payload.properties.data, { type: 'object', required: ['room'], properties: { room: { type: 'string' } } })
+  t.same(document.operations['chat.receive.chat.send'].reply.messages, [{ $ref: '#/channels/chat/messages/chat.send.reply' }, { $ref: '#/channels/chat/messages/reply.error' }])
+  t.equal(document.operations['chat.send.chat.message'].action, 'send')
+  const short = document.channels.short_room
+  t.equal(short.address, '/short/{room}')
+  t.same(short.messages.ping.payload.required, ['t', 'd'])
+  t.same(short.messages['ping.reply'].payload.properties, { t: { const: 'reply' }, i: short.messages.ping.payload.properties.i, d: { const: 'pong', type: 'string' } })
 })

@@ -424,6 +424,8 @@ function routeRecord (path: string, handshake: Record<string, unknown>, message:
   for (const part of ['querystring', 'headers', 'params'] as const) {
     if (handshake[part] !== undefined) schema[part] = handshake[part]
   }
+  // Fastify's other name for it.
+  if (handshake.query !== undefined) schema.querystring = handshake.query
   if (message !== undefined) schema.message = message
   if (outbound !== undefined) schema.outbound = outbound
   const record: RouteRecord = { path, schema, envelope: routing?.envelope ?? DEFAULT_ENVELOPE }
