@@ -98,12 +98,11 @@ export class RedisConnections {
    */
   async open (timeout: number): Promise<void> {
     const deadline = performance.now() + timeout
-    let clusterNode = await this.#connect(this.#engine, timeout)
-    if (clusterNode && this.#source.url !== null) {
-      this.#engine = new ClusterRedis(this.#source, { rootNodes: [{ url: this.#source.url }] })
-      clusterNode = await this.#connect(this.#engine, Math.max(1, deadline - performance.now()))
+    // Only the engine opened from a URL answers true; one given a client of the app's refuses by itself.
+    if (await this.#connect(this.#engine, timeout)) {
+      this.#engine = new ClusterRedis(this.#source, { rootNodes: [{ url: this.#source.url! }] })
+      await this.#connect(this.#engine, Math.max(1, deadline - performance.now()))
     }
-    if (clusterNode) throw new Error('a Redis Cluster node was taken for a standalone Redis') // not reached: each engine refuses by itself
     // Told from now on, not before: the node starts only with a Redis it supports.
     this.#engine.listen(this.#listener.onReady)
   }

@@ -16,12 +16,14 @@ export class RedisKeys {
   readonly control: string
   /** Every room channel starts with it, and ends with `}`: the room's name sits between. */
   readonly channelPrefix: string
+  readonly #channelPrefixBytes: number
   readonly #nodePrefix: string
 
   constructor (keyPrefix: string) {
     this.nodes = `{${keyPrefix}}:nodes`
     this.control = `${keyPrefix}:control`
     this.channelPrefix = `{${keyPrefix}:room:`
+    this.#channelPrefixBytes = Buffer.byteLength(this.channelPrefix)
     this.#nodePrefix = `{${keyPrefix}:node:`
   }
 
@@ -32,7 +34,7 @@ export class RedisKeys {
 
   /** The room's name in a channel's bytes. */
   roomOf (channel: Buffer): string {
-    return channel.toString('utf8', Buffer.byteLength(this.channelPrefix), channel.length - 1)
+    return channel.toString('utf8', this.#channelPrefixBytes, channel.length - 1)
   }
 
   historyMeta (room: string): string {
