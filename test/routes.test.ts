@@ -488,6 +488,8 @@ test('session.ask(): timeout, close, late and duplicate replies, client errors, 
 
 test('the route list keeps every route\'s schemas as given', async (t) => {
   const app = await build(t)
+  const shared = Type.Object({ n: Type.Integer() }, { $id: 'shared' })
+  app.addSchema(shared)
   const Query = Type.Object({ user: Type.String() })
   app.registerWebsocket('/plain', { schema: { querystring: Query, message: Said, outbound: Said }, onMessage () {} })
   await app.register(async (api) => {
@@ -497,7 +499,10 @@ test('the route list keeps every route\'s schemas as given', async (t) => {
       events: { said: Said }
     })
   }, { prefix: '/api' })
-  const [plain, routed] = routeList(app)
+  const [withShared, routedWithShared] = routeList(app)
+  t.same(Object.keys(withShared.sharedSchemas()), ['shared'], 'the shared schemas the route\'s may refer to, read when asked')
+  t.same(Object.keys(routedWithShared.sharedSchemas()), ['shared'], 'a child scope sees its parent\'s')
+  const [plain, routed] = routeList(app).map(({ sharedSchemas, ...record }) => record)
   t.same(plain, { path: '/plain', schema: { querystring: Query, message: Said, outbound: Said }, envelope: { type: 'type', id: 'id', data: 'data' } })
   t.equal(plain.schema.querystring, Query, 'the schema itself')
   t.same(routed, {
