@@ -5,6 +5,10 @@
 // app.ready()), and dispatches a session's text messages: envelope, validation, preHandlers,
 // handler, reply. The session's queue calls dispatch() as it calls onMessage, so the
 // handlers of one session run in order.
+//
+// Over 400 lines, for a reason: reading, compiling and dispatching share the compiled routes
+// and the envelope's precomputed heads (private fields); the events' catalogue for server-side
+// emits and the route records are small parts of the same reading. Asks live in ./asks.
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, preHandlerHookHandler } from 'fastify'
 import { isThenable } from '../call-hook'
 import { HandlerError, InvalidArgumentError, InvalidEnvelopeError, InvalidHandlersError, UnknownMessageTypeError, describe } from '../errors'
