@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { createClient } from '@redis/client'
 import tap, { test, type Test } from 'tap'
-import { pingRedis } from './redis'
+import { pingRedis, spawnRedisServer } from './redis'
 import { eventually } from './signals'
 
 export const START_CLUSTER = 'bash .ci/run starts one; or set CLUSTER_URL to a node of yours'
@@ -51,18 +51,9 @@ export class ClusterNode {
   }
 
   async start (): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), ...this.#args], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const { child, ready } = spawnRedisServer(this.port, this.#args)
     this.#process = child
-    let output = ''
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString()
-        if (output.includes('Ready to accept connections')) resolve()
-      })
-      child.once('exit', (code) => reject(new Error(`redis-server on port ${this.port} exited with ${code}: ${output}`)))
-      child.once('error', reject)
-    })
-    child.stdout!.resume()
+    await ready
   }
 
   get running (): boolean {

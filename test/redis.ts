@@ -75,6 +75,21 @@ async function freePort (): Promise<number> {
   return port
 }
 
+/** Starts redis-server on `port`: the process, and a promise that it accepts connections. */
+export function spawnRedisServer (port: number, args: readonly string[]): { child: ChildProcess, ready: Promise<void> } {
+  const child = spawn('redis-server', ['--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let output = ''
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString()
+      if (output.includes('Ready to accept connections')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`redis-server on port ${port} exited with ${code}: ${output}`)))
+    child.once('error', reject)
+  })
+  return { child, ready }
+}
+
 /** A redis-server of the test's own, on a free port: it may be stopped and started again. */
 export class PrivateRedis {
   readonly port: number
@@ -97,18 +112,9 @@ export class PrivateRedis {
 
   /** Starts the server and resolves once it accepts connections. */
   async start (): Promise<void> {
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#extraArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const { child, ready } = spawnRedisServer(this.port, ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#extraArgs])
     this.#process = child
-    let output = ''
-    await new Promise<void>((resolve, reject) => {
-      child.stdout!.on('data', (chunk: Buffer) => {
-        output += chunk.toString()
-        if (output.includes('Ready to accept connections')) resolve()
-      })
-      child.once('exit', (code) => reject(new Error(`redis-server on port ${this.port} exited with ${code}: ${output}`)))
-      child.once('error', reject)
-    })
-    child.stdout!.resume()
+    await ready
   }
 
   /** Freezes the server (SIGSTOP): its connections stay up, and nothing is answered. */
