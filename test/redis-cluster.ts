@@ -1,7 +1,7 @@
 // Redis Cluster for the tests: the shared one at CLUSTER_URL (a node of it; CI starts one, see
 // .ci/run), else one this test process starts for itself; and private clusters of a test's own
 // (masters, replicas) for the faults: a master killed, a slot migrated, a shard cut off.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { createServer } from 'node:net'
 import { createClient } from '@redis/client'
 import tap, { test, type Test } from 'tap'
-import { pingRedis, spawnRedisServer } from './redis'
+import { PrivateRedis, pingRedis } from './redis'
 import { eventually } from './signals'
 
 export const START_CLUSTER = 'bash .ci/run starts one; or set CLUSTER_URL to a node of yours'
@@ -37,57 +37,8 @@ async function freeClusterPort (taken: Set<number>): Promise<number> {
   }
 }
 
-/** A node of a private cluster: a redis-server with cluster mode on. */
-export class ClusterNode {
-  readonly port: number
-  readonly url: string
-  readonly #args: string[]
-  #process: ChildProcess | null = null
-
-  constructor (port: number, args: string[]) {
-    this.port = port
-    this.url = `redis://127.0.0.1:${port}`
-    this.#args = args
-  }
-
-  async start (): Promise<void> {
-    const { child, ready } = spawnRedisServer(this.port, this.#args)
-    this.#process = child
-    await ready
-  }
-
-  get running (): boolean {
-    return this.#process !== null
-  }
-
-  /** SIGKILL: its connections drop at once, and it answers nothing more. */
-  async crash (): Promise<void> {
-    const child = this.#process
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return
-    this.#process = null
-    const exited = once(child, 'exit')
-    child.kill('SIGKILL')
-    await exited
-  }
-
-  pause (): void {
-    this.#process?.kill('SIGSTOP')
-  }
-
-  resume (): void {
-    this.#process?.kill('SIGCONT')
-  }
-
-  async stop (): Promise<void> {
-    const child = this.#process
-    if (child === null || child.exitCode !== null || child.signalCode !== null) return
-    this.#process = null
-    const exited = once(child, 'exit')
-    child.kill('SIGCONT')
-    child.kill('SIGTERM')
-    await exited
-  }
-}
+/** A node of a private cluster: a private redis-server with cluster mode on. */
+export class ClusterNode extends PrivateRedis {}
 
 async function run (command: string, args: string[]): Promise<string> {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -133,7 +84,7 @@ export class PrivateCluster {
     for (let i = 0; i < masters * (1 + replicas); i++) {
       const port = await freeClusterPort(taken)
       nodes.push(new ClusterNode(port, [
-        '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+        '--dir', dir,
         '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', String(nodeTimeout)
       ]))
     }

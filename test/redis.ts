@@ -97,7 +97,8 @@ export class PrivateRedis {
   readonly #extraArgs: string[]
   #process: ChildProcess | null = null
 
-  private constructor (port: number, extraArgs: string[]) {
+  /** Not started: start() it, and stop() it at the end (or use PrivateRedis.start). */
+  constructor (port: number, extraArgs: string[]) {
     this.port = port
     this.url = `redis://127.0.0.1:${port}`
     this.#extraArgs = extraArgs
@@ -115,6 +116,11 @@ export class PrivateRedis {
     const { child, ready } = spawnRedisServer(this.port, ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...this.#extraArgs])
     this.#process = child
     await ready
+  }
+
+  /** Started, and neither stopped nor crashed since. */
+  get running (): boolean {
+    return this.#process !== null
   }
 
   /** Freezes the server (SIGSTOP): its connections stay up, and nothing is answered. */
