@@ -67,6 +67,9 @@ const config = {
   pacedWarmup: QUICK ? 1000 : 3000,
   pacedWarmupWindow: 16,
   drainMs: 10_000,
+  // The cluster scenarios' last step: this many rooms, this many messages each, from the server.
+  spreadRooms: 90,
+  spreadEach: 30,
   maxSeconds: number('BENCH_MAX_SECONDS', 480),
   redisUrl: process.env.BENCH_REDIS_URL || process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 }
@@ -196,11 +199,19 @@ async function session (scenario, round, { profile = null } = {}) {
       phases[`paced-${room}`] = await phase(`paced-${room}`, { mode: 'paced', rate: config.rate, window: config.pacedWarmupWindow, warmup: config.pacedWarmup, durationMs: config.pacedMs })
       await load('close', { role: 'recv', settleMs: 0 })
     }
+    // Many rooms at once, from node 1: how the masters share them (one room lives on one).
+    let spread = null
+    if (scenario.cluster) {
+      const before = await operations(redisCluster.masters)
+      await nodes[0].call('spread', { rooms: config.spreadRooms, each: config.spreadEach })
+      const after = await operations(redisCluster.masters)
+      spread = Object.fromEntries(Object.entries(after).map(([address, calls]) => [address, calls - before[address]]))
+    }
     const cluster = adapter ? await Promise.all(nodes.map((node) => node.call('cluster-stats'))) : null
     // Closing a node removes it from Redis. Its clients go first: they would not answer a close frame.
     await load('close', { role: 'pub', settleMs: 50 })
     if (adapter) await Promise.all(nodes.map((node) => node.call('close', {}, 10_000)))
-    return { phases, cluster }
+    return { phases, cluster, spread }
   })
 }
 
@@ -227,21 +238,27 @@ async function inspectRedis () {
   redisInfo = `Redis ${field('redis_version')} (io-threads ${ioThreads})`
 }
 
-/** The commands each master of the cluster ran per phase, median over the rounds: how evenly the shards share the load. */
+/**
+ * The commands each master of the cluster ran per phase, the busiest first in each round (a
+ * round's rooms hash to other slots than the last's), median over the rounds: how evenly the
+ * shards share the load.
+ */
 function shardTable (results) {
   const clustered = scenarios.filter((scenario) => scenario.cluster)
   if (clustered.length === 0) return ''
-  let text = '\n## Redis Cluster: commands per master\n\nINFO commandstats calls run by each of the 3 masters during each phase (median over rounds; share of the phase\'s total).\n\n'
+  let text = '\n## Redis Cluster: commands per master\n\nINFO commandstats calls run by each of the 3 masters during each phase, sorted busiest first within each round, median over rounds (share of the phase\'s total). The phases use one room, `bench`; `spread` is ' +
+    `${config.spreadRooms} rooms × ${config.spreadEach} messages sent from node 1 (broadcast(), or publish() in the publish() scenario).\n\n`
+  const ranked = (ops) => Object.values(ops).sort((x, y) => y - x)
+  const median = (values) => values.sort((x, y) => x - y)[Math.floor(values.length / 2)]
   for (const scenario of clustered) {
     const runs = results[scenario.id].filter((run) => run.phases !== undefined)
     if (runs.length === 0) continue
-    const addresses = Object.keys(Object.values(runs[0].phases)[0].shardOps)
-    text += `| ${scenario.name} | ${addresses.map((_, i) => `master ${i + 1}`).join(' | ')} |\n| --- |${addresses.map(() => ' ---: |').join('')}\n`
-    for (const phase of Object.keys(runs[0].phases)) {
-      const medians = addresses.map((address) => {
-        const values = runs.map((run) => run.phases[phase].shardOps[address]).sort((x, y) => x - y)
-        return values[Math.floor(values.length / 2)]
-      })
+    const masters = ranked(Object.values(runs[0].phases)[0].shardOps).map((_, i) => ['busiest master', 'second', 'third'][i] ?? `master ${i + 1}`)
+    text += `| ${scenario.name} | ${masters.join(' | ')} |\n| --- |${masters.map(() => ' ---: |').join('')}\n`
+    const rows = Object.keys(runs[0].phases).map((phase) => [phase, runs.map((run) => ranked(run.phases[phase].shardOps))])
+    if (runs.every((run) => run.spread)) rows.push(['spread', runs.map((run) => ranked(run.spread))])
+    for (const [phase, perRun] of rows) {
+      const medians = masters.map((_, i) => median(perRun.map((counts) => counts[i])))
       const total = medians.reduce((sum, value) => sum + value, 0) || 1
       text += `| ${phase} | ${medians.map((value) => `${si(value)} (${Math.round(100 * value / total)} %)`).join(' | ')} |\n`
     }

@@ -6,7 +6,9 @@
 // so no pings interfere. With BENCH_PUBLISH=1, 'P…' goes out with publishExcept() instead
 // (history on), its position appended (',<offset>,<epoch>', which the load generator's parser
 // stops before). Its own commands: 'cluster-members' (the room's count on every node, which
-// first waits for this node's pending subscriptions) and 'cluster-stats'.
+// first waits for this node's pending subscriptions), 'cluster-stats', and 'spread': `each`
+// messages to each of `rooms` rooms, from the server (publish() with BENCH_PUBLISH=1, else
+// broadcast()), to see how a cluster's masters share many rooms.
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { serve } from '../lib/serve.mjs'
@@ -42,6 +44,18 @@ await serve(async () => {
 }, {
   'cluster-members': () => app.websocketRooms.room('bench').clusterMembers(),
   'cluster-stats': () => app.websocketRooms.stats().cluster,
+  async spread ({ rooms, each }) {
+    const sent = []
+    for (let i = 0; i < rooms; i++) {
+      const room = app.websocketRooms.room(`spread-${i}`)
+      for (let j = 0; j < each; j++) {
+        if (PUBLISH) sent.push(room.publish(({ offset }) => `S${i},${offset}`))
+        else room.broadcast(`S${i},${j}`)
+      }
+    }
+    await Promise.all(sent)
+    return { sent: rooms * each }
+  },
   // app.close() removes this node from Redis (its counts, its subscriptions) before exiting.
   async close () {
     await app.close()
