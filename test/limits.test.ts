@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import websocketRooms from 'fastify-websocket-rooms'
 import type { WebSocketSession } from 'fastify-websocket-rooms'
 import { build, connect, listen, throwsLike, until } from './helpers'
-import { RawClient, opcodes, type ServerFrame } from './raw-client'
+import { RawClient, buildFrame, opcodes, type ServerFrame } from './raw-client'
 import { Events, gate } from './signals'
 
 const SIZE = 64 * 1024
@@ -294,6 +294,27 @@ test('a client that stops reading holds at most maxBackpressure plus one turn\'s
   t.same(received, range(received.length), 'what was sent arrives in order')
   t.equal(received.length, app.websocketRooms.stats().messagesOut)
 })
+
+// A turn's burst is the app's, but a client can make a turn big: many small requests in one
+// TCP segment, each answered at once with a large reply. The burst has a bound of its own.
+for (const policy of ['close', 'drop'] as const) {
+  test(`one segment of requests whose replies pass 16 × maxBackpressure is bounded (policy "${policy}")`, async (t) => {
+    const app = await build(t, { maxBackpressure: BOUND, backpressurePolicy: policy })
+    const REQUESTS = 200 // 12.5 MiB of replies if nothing bounded them
+    app.registerWebsocket('/ws', { handleText (session) { session.send(numbered(0)) } })
+    const client = await RawClient.connect(await listen(app), '/ws')
+    client.socket.pause()
+    client.write(range(REQUESTS).map(() => buildFrame(opcodes.text, 'more', { mask: true })))
+    const done = policy === 'close'
+      ? () => app.websocketRooms.stats().closed.backpressure === 1
+      : () => app.websocketRooms.stats().dropped.backpressure + app.websocketRooms.stats().messagesOut === REQUESTS
+    await until(done)
+    const stats = app.websocketRooms.stats()
+    t.ok(stats.messagesOut <= 16 * BOUND / SIZE, `at most 16 × maxBackpressure written (${stats.messagesOut} replies of ${SIZE} bytes)`)
+    if (policy === 'drop') t.equal(app.websocketSessions.size, 1, 'the session stays')
+    client.destroy()
+  })
+}
 
 test('a message bigger than maxBackpressure still reaches a client with nothing queued', async (t) => {
   const app = await build(t, { maxBackpressure: 1024 })

@@ -11,6 +11,10 @@ export interface Member {
   readonly [kFinished]: boolean
   isOpen (): boolean
   close (code: number, reason: string): void
-  /** Sends a message encoded and framed once for every member. */
-  [kSendEncoded] (encoded: Encoded): void
+  /**
+   * Sends a message encoded and framed once for every member. `replay`: part of a replay whose
+   * size the app's configuration bounds (a history, what was kept for a resume), exempt from
+   * the bound on one turn's burst.
+   */
+  [kSendEncoded] (encoded: Encoded, replay?: boolean): void
 }

@@ -101,7 +101,7 @@ export class RoomHistory<M extends Member> {
       // As it was before: a member gets what it was held back; one that joined to recover
       // leaves again (if it got in), so that the app may try again without a message twice.
       const held = this.#recoveries.finish(member, name, null) ?? []
-      if (wasMember) for (const encoded of held) member[kSendEncoded](encoded)
+      if (wasMember) for (const encoded of held) member[kSendEncoded](encoded, true)
       else rooms.leave(member, name)
       throw error
     }
@@ -115,11 +115,11 @@ export class RoomHistory<M extends Member> {
     const held = this.#recoveries.finish(member, name, missed === null ? null : read)
     if (missed === null || held === null) { // gone, or more arrived meanwhile than could be held: nothing replayed
       stats.notRecovered++
-      for (const encoded of held ?? []) member[kSendEncoded](encoded)
+      for (const encoded of held ?? []) member[kSendEncoded](encoded, true)
       return NOT_RECOVERED
     }
-    for (const entry of missed) member[kSendEncoded](entry.encoded)
-    for (const encoded of held) member[kSendEncoded](encoded)
+    for (const entry of missed) member[kSendEncoded](entry.encoded, true)
+    for (const encoded of held) member[kSendEncoded](encoded, true)
     stats.recovered++
     stats.replayed += missed.length
     return { recovered: true, replayed: missed.length }

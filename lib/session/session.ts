@@ -104,6 +104,15 @@ const EVENT_NAMES = ['connected', 'message', 'binary', 'pong', 'disconnected'] a
 export const DEFLATE_BACKLOG = 8
 
 /**
+ * How many times maxBackpressure one turn of the event loop may write to one session: a turn's
+ * burst is not held to the bound (see Session#admit), but a client decides how big a turn is
+ * (a few KB of requests in one TCP segment, each answered with a large reply, all in one
+ * turn), so the burst has a bound of its own, twice DEFLATE_BACKLOG so that a burst can still
+ * fill ws's deflate backlog, which has the bound that applies to it.
+ */
+export const TURN_BURST = 16
+
+/**
  * The timers of the sessions whose client has gone while a handler still runs (see [kAbandon]):
  * kept here rather than in a field, as few sessions ever need one.
  */
@@ -149,6 +158,8 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   /** The send window (../transport/wire) of this session's last send, and what was left over when it began (#leftOver). */
   #window = 0
   #leftBefore = 0
+  /** Bytes admitted to this session in the current send window. */
+  #turnBytes = 0
 
   /** `resumes`: the kept session this connection is, with its id and attributes (../resume). */
   constructor (socket: WebSocket, request: FastifyRequest, route: Route, resumes: Session | null = null) {
@@ -219,9 +230,9 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   }
 
   /** Sends a message encoded and framed once for many sessions (a broadcast). */
-  [kSendEncoded] (encoded: Encoded): void {
+  [kSendEncoded] (encoded: Encoded, replay = false): void {
     const bytes = encoded.data.length
-    if (!this.#admit(bytes)) {
+    if (!this.#admit(bytes, replay)) {
       if ((this.#flags & Flag.Kept) !== 0) this.#route.resume!.keep(this, encoded)
       return
     }
@@ -249,22 +260,25 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
    * Every send passes here: nothing goes out on a closed socket or past the backpressure
    * bound. The bound applies to what the client has not taken from earlier turns of the event
    * loop, not to this turn's own burst (which is corked until the check phase, so it counts in
-   * bufferedAmount however fast the client reads): what a session holds is at most
-   * maxBackpressure plus one turn's writes, and, with compression, what waits for ws's
-   * deflate (#leftOver).
+   * bufferedAmount however fast the client reads), up to TURN_BURST times the bound: what a
+   * session holds is at most maxBackpressure plus one turn's writes, and, with compression,
+   * what waits for ws's deflate (#leftOver).
    */
-  #admit (bytes: number): boolean {
+  #admit (bytes: number, replay = false): boolean {
     const socket = this.#socket
     if (socket.readyState !== OPEN) return false
     const window = sendWindow()
     if (this.#window !== window) {
       this.#window = window
       this.#leftBefore = this.#leftOver()
+      this.#turnBytes = 0
     }
-    if (pastBound(this.#leftBefore, bytes, this.#route.limits.maxBackpressure)) {
+    const bound = this.#route.limits.maxBackpressure
+    if (pastBound(this.#leftBefore, bytes, bound) || (!replay && this.#turnBytes + bytes > TURN_BURST * bound)) {
       this.#overflow()
       return false
     }
+    if (!replay) this.#turnBytes += bytes
     return true
   }
 
