@@ -94,12 +94,19 @@ export class Arrivals<S extends Member> {
     return ready.then(() => onOpen(session))
   }
 
-  /** Where the session stands in each of its rooms' streams, for its resume elsewhere. */
-  async positions (session: S): Promise<PortableRoom[]> {
+  /**
+   * Where the session stands in each of its rooms' streams, for its resume elsewhere; `read`:
+   * the positions read for other sessions leaving at once, so that a room is read once.
+   */
+  async positions (session: S, read = new Map<string, Promise<Position>>()): Promise<PortableRoom[]> {
     const names = this.#rooms.roomsOf(session)
     const history = this.#rooms.roomHistory
     if (history.limits === null) return names.map((name) => ({ name, epoch: null, offset: 0 }))
-    return await Promise.all(names.map(async (name) => ({ name, ...await history.positionOf(name) })))
+    return await Promise.all(names.map(async (name) => {
+      let position = read.get(name)
+      if (position === undefined) read.set(name, position = history.positionOf(name))
+      return { name, ...await position }
+    }))
   }
 
   /** The positions, moved on to what was delivered here meanwhile (it went to the session's keeper). */

@@ -375,7 +375,8 @@ export class Resumer<S extends Resumable> {
     this.#afterPark = true
     if (!this.acrossServers || this.#dropped.size === 0) return
     const sessions = [...this.#dropped]
-    const positions = await Promise.allSettled(sessions.map((session) => this.#arrivals.positions(session)))
+    const read = new Map()
+    const positions = await Promise.allSettled(sessions.map((session) => this.#arrivals.positions(session, read)))
     const parked: Array<{ session: S, token: string, routeKey: string, portable: Portable }> = []
     sessions.forEach((session, i) => {
       const state = this.#states.get(session)!
