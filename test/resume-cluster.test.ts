@@ -264,6 +264,9 @@ redisTest('a parked session whose rooms published more than the history keeps is
   const back = await join(b, `user=x&resume=${ann.welcome.token!}`)
   t.same([back.welcome.resumed, back.welcome.failure, back.welcome.user], [false, 'history', 'x'])
   t.not(back.welcome.id, ann.welcome.id, 'a fresh session')
+  await until(() => b.presence.some(([kind, id]) => kind === 'leave' && id === ann.welcome.id), 'B to tell the leave of the refused session')
+  const presence = await b.app.websocketRooms.room('chat').presence()
+  t.notOk(presence.members.some((m) => m.sessionId === ann.welcome.id), 'out of presence at once, not at the end of its window')
 })
 
 redisTest('a session kept on a server that died is refused as lost', async (t) => {

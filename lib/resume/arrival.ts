@@ -118,10 +118,14 @@ export class Arrivals<S extends Member> {
     })
   }
 
-  /** A session taken over for a connection that closed before it started: on no server; its leaves are told if nobody holds it. */
-  abandoned (portable: Portable): void {
-    if (portable.holder !== null) return
-    for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId: '', info: portable.info }])
+  /**
+   * A session taken over from another server that does not start here (refused, or its new
+   * connection closed first): it ends, without onClose (its server let go of it); its leaves
+   * are told here, and its holder, if parked, lets go of its entries.
+   */
+  ended (portable: Portable, nodeId: string): void {
+    this.#store.resumed(portable)
+    for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId, info: portable.info }])
   }
 
   clear (): void {

@@ -65,6 +65,8 @@ export interface ResumeRooms<S> {
 export interface Claimed<S> {
   session: S | null
   portable: Portable | null
+  /** With portable: the node id of the server it came from. */
+  from: string | null
   replay: Replay[] | null
   failure: ResumeFailure | null
 }
@@ -95,12 +97,12 @@ interface State {
   ended: boolean
 }
 
-const NO_RESUME: Claimed<never> = Object.freeze({ session: null, portable: null, replay: null, failure: null })
+const NO_RESUME: Claimed<never> = Object.freeze({ session: null, portable: null, from: null, replay: null, failure: null })
 const UNKNOWN: Claimed<never> = refusal('unknown')
 const LOST: Claimed<never> = refusal('lost')
 
 function refusal (failure: ResumeFailure): Claimed<never> {
-  return Object.freeze({ session: null, portable: null, replay: null, failure })
+  return Object.freeze({ session: null, portable: null, from: null, replay: null, failure })
 }
 
 const LOST_TAKEN: Taken = Object.freeze({ portable: null, failure: 'lost' as const })
@@ -298,7 +300,7 @@ export class Resumer<S extends Resumable> {
     if (state.timer !== null) clearTimeout(state.timer)
     state.timer = null
     this.#dropped.delete(session)
-    return { session, portable: null, replay: null, failure: null }
+    return { session, portable: null, from: null, replay: null, failure: null }
   }
 
   /** A token of another server: its session taken over from there, with what its rooms published since, or why not. */
@@ -306,17 +308,18 @@ export class Resumer<S extends Resumable> {
     const taken = await this.#store.takeFrom(node, token, routeKey, wait)
     const portable = taken.portable
     if (portable === null) return refusal(taken.failure)
-    const refuse = (failure: ResumeFailure): Claimed<S> => {
-      // Let go of by a live server: nobody else will tell its leaves (a parked one's holder will).
-      if (portable.holder === null) {
-        for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId: node, info: portable.info }])
-      }
-      return refusal(failure)
+    // Past its window, its holder tells its leaves (or did); the session ended nowhere else.
+    if (portable.deadline <= Date.now()) return refusal('expired')
+    let replay: Replay[] | null
+    try {
+      replay = await this.#arrivals.missed(portable)
+    } catch {
+      replay = null
     }
-    if (portable.deadline <= Date.now()) return refuse('expired')
-    const replay = await this.#arrivals.missed(portable)
-    if (replay === null) return refuse('history')
-    return { session: null, portable, replay, failure: null }
+    if (replay !== null) return { session: null, portable, from: node, replay, failure: null }
+    // Taken, and refused: it ends here, its leaves told now (its holder, if any, lets go of it).
+    this.#arrivals.ended(portable, node)
+    return refusal('history')
   }
 
   /** Another server takes over one of this server's sessions by its token: exported, and let go here. */
@@ -396,8 +399,8 @@ export class Resumer<S extends Resumable> {
   giveBack (claimed: Claimed<S>): void {
     const session = claimed.session
     if (session === null) {
-      // Taken over from another server for a connection that closed meanwhile: on no server now.
-      if (claimed.portable !== null) this.#arrivals.abandoned(claimed.portable)
+      // Taken over from another server for a connection that closed meanwhile: it ends.
+      if (claimed.portable !== null) this.#arrivals.ended(claimed.portable, claimed.from!)
       return
     }
     const state = this.#states.get(session)!
