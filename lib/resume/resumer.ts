@@ -106,6 +106,7 @@ function refusal (failure: ResumeFailure): Claimed<never> {
 }
 
 const LOST_TAKEN: Taken = Object.freeze({ portable: null, failure: 'lost' as const })
+const UNKNOWN_TAKEN: Taken = Object.freeze({ portable: null, failure: 'unknown' as const })
 
 export class Resumer<S extends Resumable> {
   readonly window: number
@@ -124,6 +125,8 @@ export class Resumer<S extends Resumable> {
   #closed = false
   /** park() has run: a session dropped after it ends, as without a store across servers. */
   #afterPark = false
+  /** park()'s write to the store: true once the sessions are there. */
+  #parking: Promise<boolean> | boolean = false
 
   constructor (options: ResumeOptions, store: ResumeStore<S>, rooms: ResumeRooms<S>) {
     this.window = options.window
@@ -324,7 +327,7 @@ export class Resumer<S extends Resumable> {
 
   /** Another server takes over one of this server's sessions by its token: exported, and let go here. */
   readonly #handOver = async (token: string, routeKey: string, wait: number): Promise<Taken | 'moved'> => {
-    if (this.#parked.has(token)) return 'moved'
+    if (this.#parked.has(token)) return await this.#parking ? 'moved' : UNKNOWN_TAKEN
     const claimed = await this.claim(token, routeKey, wait)
     const session = claimed.session
     if (session === null) return { portable: null, failure: claimed.failure ?? 'unknown' }
@@ -384,13 +387,23 @@ export class Resumer<S extends Resumable> {
     sessions.forEach((session, i) => {
       const state = this.#states.get(session)!
       const rooms = positions[i]!
-      if (this.#dropped.has(session) && rooms.status === 'fulfilled') parked.push({ session, token: state.token, routeKey: state.routeKey, portable: this.#export(session, rooms.value) })
+      if (!this.#dropped.has(session) || rooms.status !== 'fulfilled') return
+      parked.push({ session, token: state.token, routeKey: state.routeKey, portable: this.#export(session, rooms.value) })
+      // Exported: another server's takeover of it now waits for the write, then takes it from Redis.
+      this.#dropped.delete(session)
+      if (state.timer !== null) clearTimeout(state.timer)
+      state.timer = null
+      this.#parked.add(state.token)
     })
-    const stored = parked.length > 0 && await this.#store.park(parked)
+    const stored = await (this.#parking = parked.length > 0 && this.#store.park(parked))
     for (const { session, token } of parked) {
-      if (!stored || !this.#dropped.has(session)) continue
-      this.#parked.add(token)
-      this.#letGo(session)
+      if (stored) {
+        this.#letGo(session)
+      } else {
+        this.#parked.delete(token)
+        const state = this.#states.get(session)!
+        session[kEnd](state.code, state.reason)
+      }
     }
     for (const session of [...this.#dropped]) this.end(session)
   }
