@@ -331,3 +331,17 @@ redisTest('with Redis frozen, a resume on another server is refused as lost with
   t.same([back.welcome.resumed, back.welcome.failure, back.welcome.user], [false, 'lost', 'ann'], 'a fresh session')
   redis.resume()
 })
+
+redisTest('app.close() with Redis frozen: parking gives up within connectTimeout, and the kept sessions end there as without Redis', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const a = await startNode(t, { url: redis.url, keyPrefix: uniquePrefix('resume-frozen-close'), connectTimeout: 300 })
+  const ann = await join(a, 'user=ann')
+  const bob = await join(a, 'user=bob')
+  await drop(a, ann.client, ann.welcome.id)
+  redis.pause()
+  t.teardown(() => redis.resume())
+  await within(a.app.close(), 'A to close')
+  t.equal((await bob.client.closed).code, 1012)
+  t.same(a.closes.list.map(([id]) => id).sort(), [ann.welcome.id, bob.welcome.id].sort(), 'onClose ran for both: nothing was parked')
+  redis.resume()
+})
