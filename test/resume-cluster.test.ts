@@ -83,6 +83,9 @@ async function startNode (t: Test, adapter: RedisAdapterOptions, options: Websoc
       closes.push([session.id, code])
     }
   })
+  app.registerWebsocket('/other', {
+    onOpen (session: WebSocketSession) { session.sendJson({ resumed: session.resumed, failure: session.resumeFailure }) }
+  })
   t.teardown(() => app.close())
   return { app, base: await listen(app), nodeId: app.websocketRooms.stats().cluster!.nodeId, presence, closes, sessions }
 }
@@ -344,4 +347,20 @@ redisTest('app.close() with Redis frozen: parking gives up within connectTimeout
   t.equal((await bob.client.closed).code, 1012)
   t.same(a.closes.list.map(([id]) => id).sort(), [ann.welcome.id, bob.welcome.id].sort(), 'onClose ran for both: nothing was parked')
   redis.resume()
+})
+
+redisTest('across servers a token is bound to its route: another route does not know it, and does not use it up', async (t) => {
+  const keyPrefix = uniquePrefix('resume-route')
+  const a = await startNode(t, { keyPrefix })
+  const b = await startNode(t, { keyPrefix })
+  const ann = await join(a, 'user=ann')
+  const carl = await join(a, 'user=carl')
+  await drop(a, ann.client, ann.welcome.id)
+  const elsewhere = async (token: string): Promise<unknown> => (await (await connect(b.base, `/other?resume=${token}`)).json(1))[0]
+  t.same(await elsewhere(ann.welcome.token!), { resumed: false, failure: 'unknown' }, 'kept on A: A does not know it on /other')
+  t.same((await resumeOn(b, ann.welcome.token!, 0)).welcome.resumed, true, 'still good on /ws')
+  await within(a.app.close(), 'A to close')
+  await carl.client.closed
+  t.same(await elsewhere(carl.welcome.token!), { resumed: false, failure: 'unknown' }, 'parked: the claim does not take it for /other')
+  t.same((await resumeOn(b, carl.welcome.token!, 0)).welcome.resumed, true, 'still good on /ws')
 })
