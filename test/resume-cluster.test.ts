@@ -364,3 +364,18 @@ redisTest('across servers a token is bound to its route: another route does not 
   t.same(await elsewhere(carl.welcome.token!), { resumed: false, failure: 'unknown' }, 'parked: the claim does not take it for /other')
   t.same((await resumeOn(b, carl.welcome.token!, 0)).welcome.resumed, true, 'still good on /ws')
 })
+
+redisTest('the last server out with parked sessions leaves nothing behind once their window has passed', async (t) => {
+  const keyPrefix = uniquePrefix('resume-last-out')
+  const a = await startNode(t, { keyPrefix, nodeHeartbeat: 50, nodeTimeout: 200 }, { resume: { window: 300 } })
+  const ann = await join(a, 'user=ann')
+  await drop(a, ann.client, ann.welcome.id)
+  await within(a.app.close(), 'A to close')
+  const redis = await adminClient(t)
+  t.ok(await redis.exists(`{${keyPrefix}:resume:${ann.welcome.token!}}`), 'parked')
+  t.ok(await redis.pTTL(`{${keyPrefix}}:nodes`) > 0, 'the list of nodes, with only the holder left, expires')
+  // The room's history lives on for its ttl, as it does without resume.
+  const notHistory = async (): Promise<string[]> => (await redis.keys(`*${keyPrefix}*`)).filter((key) => !key.includes(':room:'))
+  await eventually(async () => (await notHistory()).length === 0, 'every key but the history\'s to expire')
+  for (const key of await redis.keys(`*${keyPrefix}*`)) t.ok(await redis.pTTL(key) > 0, `${key} expires`)
+})
