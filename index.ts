@@ -145,7 +145,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
         }
         socket.resume()
         new Session(socket, request, route, routeResumer!.identityOf(claimed))[kStart](claimed)
-      }, (error: unknown) => {
+      }).catch((error: unknown) => {
         request.log.error({ err: error }, 'fastify-websocket-rooms: resume failed')
         socket.close(closeCodes.INTERNAL_ERROR, 'internal error')
       })
