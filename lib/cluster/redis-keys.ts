@@ -10,10 +10,16 @@
 // - a server: `{<p>:node:<id>}` is its hash of room counts; its presence entries, the list of
 //   its rooms and the claim on it once dead follow it, so its updates are one MULTI;
 // - the list of servers, read whole: `{<p>}:nodes`; the commands for every server go on
-//   `<p>:control`.
+//   `<p>:control`, the takeovers of sessions between servers on `<p>:resume`;
+// - a session parked by a closing server: `{<p>:resume:<token>}`, a key of its own.
+/** Ends a holder's id: a node id (base64url) never holds a '.'. */
+const HOLDER_SUFFIX = '.parked'
+
 export class RedisKeys {
   readonly nodes: string
   readonly control: string
+  readonly resumeChannel: string
+  readonly #resumePrefix: string
   /** Every room channel starts with it, and ends with `}`: the room's name sits between. */
   readonly channelPrefix: string
   readonly #channelPrefixBytes: number
@@ -22,6 +28,8 @@ export class RedisKeys {
   constructor (keyPrefix: string) {
     this.nodes = `{${keyPrefix}}:nodes`
     this.control = `${keyPrefix}:control`
+    this.resumeChannel = `${keyPrefix}:resume`
+    this.#resumePrefix = `{${keyPrefix}:resume:`
     this.channelPrefix = `{${keyPrefix}:room:`
     this.#channelPrefixBytes = Buffer.byteLength(this.channelPrefix)
     this.#nodePrefix = `{${keyPrefix}:node:`
@@ -60,6 +68,20 @@ export class RedisKeys {
 
   presenceRooms (nodeId: string): string {
     return `${this.node(nodeId)}:presence-rooms`
+  }
+
+  /** The holder of the presence of the sessions a closing server parked: listed as a node, never one. */
+  holder (nodeId: string): string {
+    return `${nodeId}${HOLDER_SUFFIX}`
+  }
+
+  isHolder (nodeId: string): boolean {
+    return nodeId.endsWith(HOLDER_SUFFIX)
+  }
+
+  /** A parked session's state, by its token. */
+  resume (token: string): string {
+    return `${this.#resumePrefix}${token}}`
   }
 
   reaped (nodeId: string): string {
