@@ -28,7 +28,7 @@ import { serverSharesDeflate } from './lib/transport/deflate'
 import { checkHandshake, logRefusedHandshakes, normaliseWebsocketRoutes } from './lib/transport/handshake'
 import { refuseLaterWebsocket } from './lib/transport/websocket-registration'
 import { Resumer } from './lib/resume/resumer'
-import { LocalResumeStore } from './lib/resume/store'
+import { resumeStoreFor } from './lib/resume/store'
 import { takeResumeToken, tokenOf } from './lib/resume/handshake'
 import { startObservers } from './lib/observability/index'
 import { buildAsyncApi, serveAsyncApi } from './lib/asyncapi/route'
@@ -85,7 +85,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
   // diagnostics_channel's subscribers, and the metrics and tracing options (docs/observability.md).
   const observers = startObservers(resolved, rooms, { sessionRoutes: function * () { for (const session of sessions.values()) yield session[kRoutePath] }, stats: () => serverRooms.stats() })
-  const resumer = resume === null ? null : new Resumer<Session>(resume, new LocalResumeStore(resume.window), rooms)
+  const resumer = resume === null ? null : new Resumer<Session>(resume, resumeStoreFor<Session>(rooms.link, resume.window), rooms)
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))
@@ -144,7 +144,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
           return
         }
         socket.resume()
-        new Session(socket, request, route, claimed.session)[kStart](claimed)
+        new Session(socket, request, route, routeResumer!.identityOf(claimed))[kStart](claimed)
       }, (error: unknown) => {
         request.log.error({ err: error }, 'fastify-websocket-rooms: resume failed')
         socket.close(closeCodes.INTERNAL_ERROR, 'internal error')
@@ -176,6 +176,8 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
     heartbeat?.stop()
     resumer?.close()
     await closeAllSessions(sessions, closeTimeout)
+    // Across servers, the sessions kept for a resume move to Redis for the rest of their window.
+    await resumer?.park()
     // The sessions' last leaves, told before the node leaves the cluster.
     rooms.flushPresence()
   })

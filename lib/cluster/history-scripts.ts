@@ -12,7 +12,7 @@ import { FLAG_BINARY, PUBLISHED_FLAGS_BYTE } from './codec'
 export type SendCommand = (key: string, args: Array<string | Buffer>) => Promise<unknown>
 
 /** A script run by its SHA1, sent again in full when Redis does not have it (NOSCRIPT: a restart, SCRIPT FLUSH). */
-class Script<Names extends readonly string[]> {
+export class Script<Names extends readonly string[]> {
   readonly source: string
   /** Its named arguments, in the order the script unpacks them from ARGV. */
   readonly names: Names

@@ -10,10 +10,13 @@
 // - a server: `{<p>:node:<id>}` is its hash of room counts; its presence entries, the list of
 //   its rooms and the claim on it once dead follow it, so its updates are one MULTI;
 // - the list of servers, read whole: `{<p>}:nodes`; the commands for every server go on
-//   `<p>:control`.
+//   `<p>:control`, the takeovers of sessions between servers on `<p>:resume`;
+// - a session parked by a closing server: `{<p>:resume:<token>}`, a key of its own.
 export class RedisKeys {
   readonly nodes: string
   readonly control: string
+  readonly resumeChannel: string
+  readonly #resumePrefix: string
   /** Every room channel starts with it, and ends with `}`: the room's name sits between. */
   readonly channelPrefix: string
   readonly #channelPrefixBytes: number
@@ -22,6 +25,8 @@ export class RedisKeys {
   constructor (keyPrefix: string) {
     this.nodes = `{${keyPrefix}}:nodes`
     this.control = `${keyPrefix}:control`
+    this.resumeChannel = `${keyPrefix}:resume`
+    this.#resumePrefix = `{${keyPrefix}:resume:`
     this.channelPrefix = `{${keyPrefix}:room:`
     this.#channelPrefixBytes = Buffer.byteLength(this.channelPrefix)
     this.#nodePrefix = `{${keyPrefix}:node:`
@@ -60,6 +65,11 @@ export class RedisKeys {
 
   presenceRooms (nodeId: string): string {
     return `${this.node(nodeId)}:presence-rooms`
+  }
+
+  /** A parked session's state, by its token. */
+  resume (token: string): string {
+    return `${this.#resumePrefix}${token}}`
   }
 
   reaped (nodeId: string): string {

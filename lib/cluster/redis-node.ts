@@ -37,7 +37,8 @@ import { RedisBus } from './redis-bus'
 import { RedisConnections, type ConnectionSource, type RedisConnection } from './redis-connections'
 import { RedisKeys } from './redis-keys'
 import { RedisLog, type RedisLogNode } from './redis-log'
-import { RedisPresence } from './redis-presence'
+import { LIFETIMES, RedisPresence } from './redis-presence'
+import { RedisResumes } from './redis-resumes'
 import { channels } from '../observability/channels'
 
 export interface RedisNodeOptions extends ConnectionSource {
@@ -304,6 +305,12 @@ export class RedisNode implements ClusterLink, RedisLogNode {
 
   command (command: ControlCommand): Promise<void> {
     return this.#bus.command(command)
+  }
+
+  /** Resume across the servers sharing this Redis (../resume/store's ResumeStore). */
+  resumeStore<S> (window: number): RedisResumes<S> {
+    const { connectTimeout, nodeTimeout } = this.#options
+    return new RedisResumes<S>(this, this.#host.log, this.#connections, this.#keys, { connectTimeout, nodeTimeout, lifetimes: LIFETIMES, window })
   }
 
   readonly #beat = (): void => {

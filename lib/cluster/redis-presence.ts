@@ -20,7 +20,7 @@ import type { RedisConnection, RedisConnections } from './redis-connections'
 import type { RedisKeys } from './redis-keys'
 
 /** How many nodeTimeouts a node's presence entries outlive its last heartbeat: time for a survivor to tell their leaves. */
-const LIFETIMES = 3
+export const LIFETIMES = 3
 
 type Multi = ReturnType<RedisConnection['multi']>
 

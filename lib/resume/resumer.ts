@@ -3,13 +3,20 @@
 // ms; a handshake that brings its token within the window takes it over, and the new
 // connection is that session again; otherwise it ends, and its token tells why a resume is
 // refused. Where tokens live is the store's (./store); the session does the rest through the
-// symbols below.
+// symbols below. Across servers (a store with a node id), a token of another server is taken
+// over from there (./arrival), this server serves such takeovers of its own sessions, and
+// app.close() parks its kept sessions in the store rather than ending them.
+//
+// Over 300 lines, for a reason: the states of one instance's sessions (kept, claimed, handed
+// over, parked) are one map and one set, which every path here reads and writes.
 import { kSendEncoded, type Member } from '../rooms/member'
 import type { Encoded } from '../transport/frame'
 import { within } from '../within'
 import { Keeper } from './keeper'
-import { isTokenShaped, newToken } from './token'
-import type { ResumeFailure, ResumeStore } from './store'
+import { isTokenShaped, newToken, nodeOfToken } from './token'
+import { packAttributes, packKept, unpackAttributes } from './portable'
+import { Arrivals, type Replay, type ResumeHistory } from './arrival'
+import type { Portable, PortableRoom, ResumeFailure, ResumeStore, Taken } from './store'
 
 export type { ResumeFailure }
 
@@ -29,6 +36,7 @@ export const kTakeOver = Symbol('fastify-websocket-rooms.takeOver')
 export const kHandOver = Symbol('fastify-websocket-rooms.handOver')
 
 export interface Resumable extends Member {
+  getAttributes (): Record<string, unknown>
   [kEnd] (code: number, reason: string): void
   [kTakeOver] (): void
   [kHandOver] (): void
@@ -38,12 +46,33 @@ export interface Resumable extends Member {
 export interface ResumeRooms<S> {
   /** `member` takes the place of `old` in every room, with its presence info, with nothing told. */
   replace (old: S, member: S): void
+  /** A member resumed from another server: in these rooms with this info, nothing told to onPresence. */
+  adopt (member: S, names: string[], info: string): void
+  /** A member another server took over: out of its rooms, nothing told to onPresence. */
+  release (member: S): void
+  /** Tells the leaves of a member another server let go of, whose resume here was then refused. */
+  presenceLeft (name: string, entries: Array<{ sessionId: string, nodeId: string, info: string }>): void
+  roomsOf (member: S): string[]
+  infoOf (member: S): string
+  readonly roomHistory: ResumeHistory<S>
 }
 
-/** What a handshake's token gave: the session it resumes, or why not (failure null: no token was given). */
+/**
+ * What a handshake's token gave: the session it resumes (kept here, or the state of one taken
+ * over from another server, with what its rooms published meanwhile), or why not (failure
+ * null: no token was given).
+ */
 export interface Claimed<S> {
   session: S | null
+  portable: Portable | null
+  replay: Replay[] | null
   failure: ResumeFailure | null
+}
+
+/** What a resumed session is, before it starts: its id and attributes. */
+export interface Identity {
+  id: string
+  attributes: Array<[string, unknown]>
 }
 
 interface State {
@@ -66,9 +95,15 @@ interface State {
   ended: boolean
 }
 
-const NO_RESUME: Claimed<never> = Object.freeze({ session: null, failure: null })
-const UNKNOWN: Claimed<never> = Object.freeze({ session: null, failure: 'unknown' })
-const LOST: Claimed<never> = Object.freeze({ session: null, failure: 'lost' })
+const NO_RESUME: Claimed<never> = Object.freeze({ session: null, portable: null, replay: null, failure: null })
+const UNKNOWN: Claimed<never> = refusal('unknown')
+const LOST: Claimed<never> = refusal('lost')
+
+function refusal (failure: ResumeFailure): Claimed<never> {
+  return Object.freeze({ session: null, portable: null, replay: null, failure })
+}
+
+const LOST_TAKEN: Taken = Object.freeze({ portable: null, failure: 'lost' as const })
 
 export class Resumer<S extends Resumable> {
   readonly window: number
@@ -80,13 +115,26 @@ export class Resumer<S extends Resumable> {
   readonly #dropped = new Set<S>()
   /** Handshakes waiting for a live session they take over to be dropped. */
   readonly #takeovers = new Map<S, Array<() => void>>()
+  /** Sessions resumed from another server, and what they still wait for before onOpen. */
+  readonly #arrivals: Arrivals<S>
+  /** Tokens of the sessions this instance parked in the store at its close: another server takes them there. */
+  readonly #parked = new Set<string>()
   #closed = false
+  /** park() has run: a session dropped after it ends, as without a store across servers. */
+  #afterPark = false
 
   constructor (options: ResumeOptions, store: ResumeStore<S>, rooms: ResumeRooms<S>) {
     this.window = options.window
     this.param = options.param
     this.#store = store
     this.#rooms = rooms
+    this.#arrivals = new Arrivals(rooms, store)
+    store.serve(this.#handOver)
+  }
+
+  /** Sessions may resume on another server: their attributes must be JSON. */
+  get acrossServers (): boolean {
+    return this.#store.nodeId !== null
   }
 
   tokenOf (session: S): string | null {
@@ -109,15 +157,29 @@ export class Resumer<S extends Resumable> {
    */
   start (session: S, routeKey: string, claimed: Claimed<S> | null, bound: number): void {
     const old = claimed?.session ?? null
-    const token = newToken()
+    const token = newToken(this.#store.nodeId)
     const failure = claimed?.failure ?? null
-    this.#states.set(session, { token, routeKey, resumed: old !== null, failure, bound, keeper: null, deadline: 0, timer: null, code: 0, reason: '', refused: false, ended: false })
+    const resumed = old !== null || claimed?.portable != null
+    this.#states.set(session, { token, routeKey, resumed, failure, bound, keeper: null, deadline: 0, timer: null, code: 0, reason: '', refused: false, ended: false })
     this.#store.set(token, routeKey, { state: 'live', session }, Infinity)
+    if (claimed?.portable != null) this.#arrivals.arrive(session, claimed.portable, claimed.replay!)
     if (old === null) return
     const kept = this.#states.get(old)!.keeper!.take()
     old[kHandOver]()
     this.#rooms.replace(old, session)
     for (const encoded of kept) session[kSendEncoded](encoded)
+  }
+
+  /** The id and attributes of the session a claim resumes; null for a fresh one. */
+  identityOf (claimed: Claimed<S> | null): Identity | null {
+    if (claimed?.session != null) return { id: claimed.session.id, attributes: Object.entries(claimed.session.getAttributes()) }
+    if (claimed?.portable != null) return { id: claimed.portable.id, attributes: unpackAttributes(claimed.portable.attributes) }
+    return null
+  }
+
+  /** Runs onOpen once a session resumed from another server has been sent what its rooms published meanwhile. */
+  opening (session: S, onOpen: (session: S) => unknown): unknown {
+    return this.#arrivals.opening(session, onOpen)
   }
 
   /** The session's connection is lost (or being cut to be kept): what it is sent from now on is kept for it. */
@@ -140,7 +202,8 @@ export class Resumer<S extends Resumable> {
    */
   drop (session: S, code: number, reason: string): boolean {
     const state = this.#states.get(session)!
-    if (this.#closed) return false
+    // A closing instance keeps what it can park in the store (see park()).
+    if (this.#closed && (!this.acrossServers || this.#afterPark)) return false
     state.code = code
     state.reason = reason
     if (!state.keeper!.whole) {
@@ -209,6 +272,8 @@ export class Resumer<S extends Resumable> {
   async claim (token: unknown, routeKey: string, wait: number): Promise<Claimed<S>> {
     if (token === undefined) return NO_RESUME
     if (!isTokenShaped(token)) return UNKNOWN
+    const node = nodeOfToken(token)
+    if (node !== this.#store.nodeId) return node === null ? UNKNOWN : await this.#claimFrom(node, token, routeKey, wait)
     const named = await this.#store.peek(token, routeKey)
     let live: S | null = null
     if (named?.state === 'live') {
@@ -223,7 +288,7 @@ export class Resumer<S extends Resumable> {
     }
     const taken = await this.#store.claim(token, routeKey)
     if (taken === undefined) return live !== null && this.#states.get(live)!.ended ? LOST : UNKNOWN
-    if (taken.state === 'refused') return { session: null, failure: taken.failure }
+    if (taken.state === 'refused') return refusal(taken.failure)
     if (taken.state === 'live') {
       this.#store.set(token, routeKey, taken, Infinity)
       return LOST
@@ -233,13 +298,107 @@ export class Resumer<S extends Resumable> {
     if (state.timer !== null) clearTimeout(state.timer)
     state.timer = null
     this.#dropped.delete(session)
-    return { session, failure: null }
+    return { session, portable: null, replay: null, failure: null }
+  }
+
+  /** A token of another server: its session taken over from there, with what its rooms published since, or why not. */
+  async #claimFrom (node: string, token: string, routeKey: string, wait: number): Promise<Claimed<S>> {
+    const taken = await this.#store.takeFrom(node, token, routeKey, wait)
+    const portable = taken.portable
+    if (portable === null) return refusal(taken.failure)
+    const refuse = (failure: ResumeFailure): Claimed<S> => {
+      // Let go of by a live server: nobody else will tell its leaves (a parked one's holder will).
+      if (portable.holder === null) {
+        for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId: node, info: portable.info }])
+      }
+      return refusal(failure)
+    }
+    if (portable.deadline <= Date.now()) return refuse('expired')
+    const replay = await this.#arrivals.missed(portable)
+    if (replay === null) return refuse('history')
+    return { session: null, portable, replay, failure: null }
+  }
+
+  /** Another server takes over one of this server's sessions by its token: exported, and let go here. */
+  readonly #handOver = async (token: string, routeKey: string, wait: number): Promise<Taken | 'moved'> => {
+    if (this.#parked.has(token)) return 'moved'
+    const claimed = await this.claim(token, routeKey, wait)
+    const session = claimed.session
+    if (session === null) return { portable: null, failure: claimed.failure ?? 'unknown' }
+    let rooms: PortableRoom[]
+    try {
+      rooms = await this.#arrivals.positions(session)
+    } catch {
+      this.giveBack(claimed)
+      return LOST_TAKEN
+    }
+    const portable = this.#export(session, rooms)
+    this.#letGo(session)
+    return { portable, failure: null }
+  }
+
+  /** A kept session as it leaves this server: what it is, and what was kept for it (taken from its keeper). */
+  #export (session: S, rooms: PortableRoom[]): Portable {
+    const state = this.#states.get(session)!
+    return {
+      id: session.id,
+      attributes: packAttributes(session.getAttributes()),
+      info: this.#rooms.infoOf(session),
+      rooms: this.#arrivals.latest(rooms),
+      kept: packKept(state.keeper!.take()),
+      deadline: state.deadline,
+      code: state.code,
+      reason: state.reason,
+      holder: null
+    }
+  }
+
+  /** The session lives on elsewhere: done here, without onClose nor a presence leave. */
+  #letGo (session: S): void {
+    const state = this.#states.get(session)!
+    if (state.timer !== null) clearTimeout(state.timer)
+    state.timer = null
+    state.ended = true
+    this.#dropped.delete(session)
+    this.#store.delete(state.token)
+    session[kHandOver]()
+    this.#rooms.release(session)
+    this.#wake(session)
+  }
+
+  /**
+   * After app.close() closed the sessions: those kept here are parked in the store for the
+   * rest of their window, and let go (no onClose, no presence leave: a holder keeps their
+   * presence entries); when the store cannot take them, they end here, as without it.
+   */
+  async park (): Promise<void> {
+    this.#afterPark = true
+    if (!this.acrossServers || this.#dropped.size === 0) return
+    const sessions = [...this.#dropped]
+    const positions = await Promise.allSettled(sessions.map((session) => this.#arrivals.positions(session)))
+    const parked: Array<{ session: S, token: string, routeKey: string, portable: Portable }> = []
+    sessions.forEach((session, i) => {
+      const state = this.#states.get(session)!
+      const rooms = positions[i]!
+      if (this.#dropped.has(session) && rooms.status === 'fulfilled') parked.push({ session, token: state.token, routeKey: state.routeKey, portable: this.#export(session, rooms.value) })
+    })
+    const stored = parked.length > 0 && await this.#store.park(parked)
+    for (const { session, token } of parked) {
+      if (!stored || !this.#dropped.has(session)) continue
+      this.#parked.add(token)
+      this.#letGo(session)
+    }
+    for (const session of [...this.#dropped]) this.end(session)
   }
 
   /** A claimed session whose new connection could not start (it closed meanwhile): kept again, under its token, for what is left of its window. */
   giveBack (claimed: Claimed<S>): void {
     const session = claimed.session
-    if (session === null) return
+    if (session === null) {
+      // Taken over from another server for a connection that closed meanwhile: on no server now.
+      if (claimed.portable !== null) this.#arrivals.abandoned(claimed.portable)
+      return
+    }
     const state = this.#states.get(session)!
     const left = state.deadline - Date.now()
     this.#dropped.add(session)
@@ -251,9 +410,13 @@ export class Resumer<S extends Resumable> {
     this.#store.set(state.token, state.routeKey, { state: 'dropped', session }, state.deadline)
   }
 
-  /** The instance closes: the sessions kept in this process end now, and so does any dropped later. */
+  /**
+   * The instance closes: the sessions kept in this process end now, and so does any dropped
+   * later; across servers they wait for park() instead.
+   */
   close (): void {
     this.#closed = true
+    if (this.acrossServers) return
     for (const session of [...this.#dropped]) {
       const state = this.#states.get(session)!
       if (state.timer !== null) clearTimeout(state.timer)
@@ -266,6 +429,8 @@ export class Resumer<S extends Resumable> {
 
   /** After the sessions have ended. */
   clear (): void {
+    this.#arrivals.clear()
+    this.#parked.clear()
     this.#store.close()
   }
 }

@@ -1,7 +1,8 @@
 // The rooms' history, seen from the rooms: publish() through the store the link offers (in
 // memory, or in Redis), the published messages that come back for this node's members (held
 // back for the members recovering), history() reads, and recover(): join, read what was
-// missed, replay it, then the held live messages, with no gap and no duplicate.
+// missed, replay it, then the held live messages, with no gap and no duplicate; and for a
+// session resumed from another server, the same from the position it had (../resume/arrival).
 import type { RecoverResult, RoomHistory as RoomHistoryPage, StreamPosition } from '../../types/index'
 import { HistoryDisabledError, InvalidArgumentError, RecoveryRunningError, describe } from '../errors'
 import { NOT_RECOVERED, historyOf, recoveryOf, type BuildMessage, type HistoryLimits, type HistoryLog, type LogQuery, type LogRead } from '../history/log'
@@ -29,6 +30,8 @@ export class RoomHistory<M extends Member> {
   readonly #rooms: Membership<M>
   readonly #log: HistoryLog | null
   readonly #recoveries: Recoveries<M>
+  /** The last published message delivered here in each room with members here: where its members stand. */
+  readonly #delivered = new Map<string, { epoch: string, offset: number }>()
 
   constructor (rooms: Membership<M>, limits: HistoryLimits | null, log: HistoryLog | null) {
     this.#rooms = rooms
@@ -59,6 +62,12 @@ export class RoomHistory<M extends Member> {
   deliver (name: string, epoch: string, offset: number, encoded: Encoded, exceptId: string | null): void {
     const members = this.#rooms.membersIn(name)
     if (members === undefined) return
+    const delivered = this.#delivered.get(name)
+    if (delivered === undefined) this.#delivered.set(name, { epoch, offset })
+    else {
+      delivered.epoch = epoch
+      delivered.offset = offset
+    }
     const recoveries = this.#recoveries
     let recipients = 0
     for (const member of members) {
@@ -125,7 +134,54 @@ export class RoomHistory<M extends Member> {
     return { recovered: true, replayed: missed.length }
   }
 
+  /** The room has no member here any more: where its members stood is no one's. */
+  vacated (name: string): void {
+    this.#delivered.delete(name)
+  }
+
+  delivered (name: string): { epoch: string, offset: number } | undefined {
+    const delivered = this.#delivered.get(name)
+    return delivered === undefined ? undefined : { ...delivered }
+  }
+
+  /** Where a member of the room stands: the last message delivered here, or, when none was since the room had members here, the stream's top. */
+  async positionOf (name: string): Promise<StreamPosition> {
+    const read = await this.#store('resume').read(name, { after: null, limit: 0, epoch: null })
+    return this.delivered(name) ?? { epoch: read.epoch, offset: read.top }
+  }
+
+  /** What the room published after `since`, for a resume; null when the history no longer holds it all. */
+  async missed (name: string, since: StreamPosition): Promise<{ encoded: Encoded[], epoch: string, top: number } | null> {
+    const read = await this.#store('resume').read(name, { after: since.offset, limit: this.limits!.size, epoch: since.epoch })
+    const missed = recoveryOf(read, since)
+    return missed === null ? null : { encoded: missed.map((entry) => entry.encoded), epoch: read.epoch, top: read.top }
+  }
+
+  /**
+   * A member resumed from another server, in the room already and sent what was published up
+   * to `top`: sent what followed, then the live messages held meanwhile. False when that
+   * cannot be whole (the history no longer holds it, or more arrived than could be held).
+   */
+  async topUp (member: M, name: string, epoch: string, top: number): Promise<boolean> {
+    if (!this.#recoveries.start(member, name)) return false
+    const since = { epoch, offset: top }
+    let read: LogRead
+    try {
+      read = await this.#store('resume').read(name, { after: top, limit: this.limits!.size, epoch })
+    } catch {
+      this.#recoveries.finish(member, name, null)
+      return false
+    }
+    const missed = recoveryOf(read, since)
+    const held = this.#recoveries.finish(member, name, missed === null ? null : read)
+    if (missed === null || held === null) return false
+    for (const entry of missed) member[kSendEncoded](entry.encoded)
+    for (const encoded of held) member[kSendEncoded](encoded)
+    return true
+  }
+
   clear (): void {
     this.#recoveries.clear()
+    this.#delivered.clear()
   }
 }

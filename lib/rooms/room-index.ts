@@ -4,6 +4,10 @@
 // without one): it tells the link of every membership change, broadcast and command, and fans
 // out what the link delivers. It also keeps the members' presence info and gathers presence
 // changes for onPresence; the rooms' history is ./room-history's.
+//
+// Over 400 lines, for a reason: membership, presence info and the fan-outs read the same two
+// private maps, which must not be reachable from outside; resume's moves (replace, adopt,
+// release) change them too, without telling presence.
 import { randomBytes } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PresenceDiff, RoomPresence } from '../../types/index'
@@ -62,6 +66,8 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   /** The cluster, or this process alone; set once, by start(), before anyone can join. */
   #link!: ClusterLink
   #roomHistory!: RoomHistory<M>
+  /** A resume moves a member (adopt, release): presence changes go to the cluster, not to onPresence. */
+  #quiet = false
 
   /** An index whose link the engine has started (Redis is reached, or this process alone). */
   static async start<M extends Member> (log: FastifyBaseLogger, limits: RoomLimits, presence: PresenceOptions, history: HistoryLimits | null, findMember: FindMember<M>, engine: Adapter): Promise<RoomIndex<M>> {
@@ -80,6 +86,11 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     this.#changes = presence.onPresence === null ? null : new PresenceChanges(presence.presenceInterval, presence.onPresence)
     this.#onRoomOccupied = presence.onRoomOccupied
     this.#onRoomVacated = presence.onRoomVacated
+  }
+
+  /** The cluster (this process alone without one): what else it offers is chosen from it at registration (resume's store). */
+  get link (): ClusterLink {
+    return this.#link
   }
 
   /** publish(), history() and recover() of the rooms. */
@@ -138,14 +149,14 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     }
     members.add(member)
     this.#link.roomChanged(name)
-    this.#presenceChanged(name, member, null, this.#infoOf(member))
+    this.#presenceChanged(name, member, null, this.infoOf(member))
   }
 
   /** A member's entry in a room's presence changed: `before`/`after` null for a join/a leave. */
   #presenceChanged (name: string, member: M, before: string | null, after: string | null): void {
     this.#link.presenceChanged(name, member.id, after)
     const changes = this.#changes
-    if (changes === null) return
+    if (changes === null || this.#quiet) return
     if (before !== null) changes.leave(name, { sessionId: member.id, nodeId: this.nodeId, info: before })
     if (after !== null) changes.join(name, { sessionId: member.id, nodeId: this.nodeId, info: after })
   }
@@ -153,7 +164,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   /** Sets a member's presence info (JSON text), in every room it is in. */
   setPresence (member: M, info: string): void {
     if (member[kFinished]) return
-    const before = this.#infoOf(member)
+    const before = this.infoOf(member)
     if (info === before) return
     if (info === NO_INFO) this.#info.delete(member)
     else this.#info.set(member, info)
@@ -161,7 +172,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
   }
 
   /** A member's presence info, as JSON text. */
-  #infoOf (member: M): string {
+  infoOf (member: M): string {
     return this.#info.get(member) ?? NO_INFO
   }
 
@@ -189,9 +200,12 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     const members = this.#rooms.get(name)
     if (members === undefined) return
     members.delete(member)
-    if (members.size === 0) this.#rooms.delete(name)
+    if (members.size === 0) {
+      this.#rooms.delete(name)
+      this.#roomHistory.vacated(name)
+    }
     this.#link.roomChanged(name)
-    this.#presenceChanged(name, member, this.#infoOf(member), null)
+    this.#presenceChanged(name, member, this.infoOf(member), null)
   }
 
   /**
@@ -215,6 +229,27 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
       this.#info.set(member, info)
     }
     this.#roomHistory.forget(old)
+  }
+
+  /** A member resumed from another server: in these rooms with this info; for onPresence, nothing happened. */
+  adopt (member: M, names: string[], info: string): void {
+    this.#quiet = true
+    try {
+      if (info !== NO_INFO) this.#info.set(member, info)
+      for (const name of names) this.join(member, name)
+    } finally {
+      this.#quiet = false
+    }
+  }
+
+  /** A member another server takes over: out of its rooms here; for onPresence, nothing happened. */
+  release (member: M): void {
+    this.#quiet = true
+    try {
+      this.leaveAll(member)
+    } finally {
+      this.#quiet = false
+    }
   }
 
   has (member: M, name: string): boolean {
@@ -258,7 +293,7 @@ export class RoomIndex<M extends Member = Member> implements ClusterHost, Member
     const members = this.#rooms.get(name)
     if (members === undefined) return []
     const entries: StoredEntry[] = []
-    for (const member of members) entries.push({ sessionId: member.id, nodeId: this.nodeId, info: this.#infoOf(member) })
+    for (const member of members) entries.push({ sessionId: member.id, nodeId: this.nodeId, info: this.infoOf(member) })
     return entries
   }
 

@@ -4,6 +4,7 @@
 import type { FastifyRequest } from 'fastify'
 import { InvalidArgumentError, describe } from '../errors'
 import { SessionQueue } from './queue'
+import { assertJsonAttribute } from '../resume/portable'
 
 /** Gives a session the attributes of the one it resumes. */
 export const kAdoptAttributes = Symbol('fastify-websocket-rooms.adoptAttributes')
@@ -13,11 +14,14 @@ export abstract class SessionRequest extends SessionQueue {
   readonly #remoteAddr: string
   #attributes: Map<string, unknown> | null = null
   #parameters: URLSearchParams | null = null
+  /** Attributes must be JSON: the session may resume on another server. */
+  readonly #jsonAttributes: boolean
 
-  constructor (request: FastifyRequest) {
+  constructor (request: FastifyRequest, jsonAttributes: boolean) {
     super()
     this.request = request
     this.#remoteAddr = remoteAddressOf(request)
+    this.#jsonAttributes = jsonAttributes
   }
 
   get query (): any { return this.request.query }
@@ -57,11 +61,12 @@ export abstract class SessionRequest extends SessionQueue {
 
   setAttribute (key: string, value: unknown): void {
     if (typeof key !== 'string') throw new InvalidArgumentError('key', 'a string', describe(key))
+    if (this.#jsonAttributes) assertJsonAttribute(key, value)
     ;(this.#attributes ??= new Map()).set(key, value)
   }
 
-  [kAdoptAttributes] (from: SessionRequest): void {
-    this.#attributes = from.#attributes === null ? null : new Map(from.#attributes)
+  [kAdoptAttributes] (attributes: Array<[string, unknown]>): void {
+    this.#attributes = attributes.length === 0 ? null : new Map(attributes)
   }
 
   getAttribute (key: string): any {

@@ -32,7 +32,7 @@ import { closeCodeSentFor } from '../transport/protocol-errors'
 import { guardReceiver } from '../transport/receiver-guard'
 import { directSocketOf, pastBound, senderIdle, sendWindow, unreadBytes, writeFrame } from '../transport/wire'
 import { sharedDeflateOf, type SharedDeflate } from '../transport/deflate'
-import { kEnd, kHandOver, kTakeOver, type Claimed, type ResumeFailure, type Resumer } from '../resume/resumer'
+import { kEnd, kHandOver, kTakeOver, type Claimed, type Identity, type ResumeFailure, type Resumer } from '../resume/resumer'
 import { channels } from '../observability/channels'
 import type { HandlerRuns } from '../observability/handler-run'
 
@@ -150,11 +150,11 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   #window = 0
   #leftBefore = 0
 
-  /** `resumes`: the kept session this connection is, with its id and attributes (../resume). */
-  constructor (socket: WebSocket, request: FastifyRequest, route: Route, resumes: Session | null = null) {
-    super(request)
+  /** `resumes`: the id and attributes of the session this connection resumes (../resume). */
+  constructor (socket: WebSocket, request: FastifyRequest, route: Route, resumes: Identity | null = null) {
+    super(request, route.resume?.acrossServers ?? false)
     this.#id = resumes === null ? newSessionId() : resumes.id
-    if (resumes !== null) this[kAdoptAttributes](resumes)
+    if (resumes !== null) this[kAdoptAttributes](resumes.attributes)
     this.#socket = socket as OwnedSocket
     this.#route = route
     this.#deflate = route.sharedCompression ? sharedDeflateOf(socket, request.log) : null
@@ -492,8 +492,8 @@ export class Session extends SessionRequest implements WebSocketSession<unknown,
   #dispatch (kind: number, a: unknown, b: unknown): unknown {
     const handlers = this.#route.handlers
     switch (kind) {
-      case Event.Connected:
-        return handlers.connected!(this)
+      case Event.Connected: // a session resumed from another server first catches up with its rooms
+        return this.#route.resume === null ? handlers.connected!(this) : this.#route.resume.opening(this, handlers.connected!)
       case Event.Text:
         if ((this.#flags & Flag.ClosedByServer) !== 0) return undefined
         // What the last message went through is over: only a text event asks (#handlerName).

@@ -1,0 +1,123 @@
+// A session that comes from another server (../resume across servers): it takes its place in
+// its rooms (nothing told to onPresence: it moved, it did not leave), is sent what was kept
+// for it, then what its rooms published since the position it had in each, read from the
+// history, then the live ones; its onOpen waits for that. And the other way, the positions a
+// session leaving this server takes with it.
+import type { Encoded } from '../transport/frame'
+import { kSendEncoded, type Member } from '../rooms/member'
+import { unpackKept } from './portable'
+import type { Portable, PortableRoom, ResumeStore } from './store'
+
+/** A stream position: the epoch and offset of a published message. */
+export interface Position {
+  epoch: string
+  offset: number
+}
+
+/** What a resume needs of the rooms' history (../rooms/room-history). */
+export interface ResumeHistory<S> {
+  /** The history option; null when off (nothing is published, nothing to replay). */
+  readonly limits: { size: number } | null
+  /** The last published message this server delivered in the room, if it delivered any since the room had members here. */
+  delivered (name: string): Position | undefined
+  /** The same, or the stream's top when none was delivered here. */
+  positionOf (name: string): Promise<Position>
+  /** What the room published after `since`; null when the history no longer holds it all. */
+  missed (name: string, since: Position): Promise<{ encoded: Encoded[], epoch: string, top: number } | null>
+  /** The member, in the room already, is sent what was published after `top`, then the live ones; false when that cannot be whole. */
+  topUp (member: S, name: string, epoch: string, top: number): Promise<boolean>
+}
+
+/** What one room of a session coming from another server published while it was away. */
+export interface Replay {
+  name: string
+  encoded: Encoded[]
+  epoch: string
+  top: number
+}
+
+interface ArrivalRooms<S> {
+  adopt (member: S, names: string[], info: string): void
+  presenceLeft (name: string, entries: Array<{ sessionId: string, nodeId: string, info: string }>): void
+  roomsOf (member: S): string[]
+  readonly roomHistory: ResumeHistory<S>
+}
+
+export class Arrivals<S extends Member> {
+  readonly #rooms: ArrivalRooms<S>
+  readonly #store: ResumeStore<S>
+  /** Sessions whose onOpen waits for the live messages of their rooms to be caught up. */
+  readonly #ready = new Map<S, Promise<unknown>>()
+
+  constructor (rooms: ArrivalRooms<S>, store: ResumeStore<S>) {
+    this.#rooms = rooms
+    this.#store = store
+  }
+
+  /** What the session's rooms published since it left its server; null when the history no longer holds it all. */
+  async missed (portable: Portable): Promise<Replay[] | null> {
+    const history = this.#rooms.roomHistory
+    const replay: Replay[] = []
+    if (history.limits === null) return replay
+    for (const room of portable.rooms) {
+      if (room.epoch === null) continue
+      const missed = await history.missed(room.name, { epoch: room.epoch, offset: room.offset })
+      if (missed === null) return null
+      replay.push({ name: room.name, ...missed })
+    }
+    return replay
+  }
+
+  /** The session starts here: in its rooms, sent what was kept for it and what its rooms published. */
+  arrive (session: S, portable: Portable, replay: Replay[]): void {
+    this.#rooms.adopt(session, portable.rooms.map((room) => room.name), portable.info)
+    this.#store.resumed(portable)
+    for (const encoded of unpackKept(portable.kept)) session[kSendEncoded](encoded)
+    const history = this.#rooms.roomHistory
+    const caughtUp: Array<Promise<boolean>> = []
+    for (const room of replay) {
+      for (const encoded of room.encoded) session[kSendEncoded](encoded)
+      // From here, the room's live messages are held for it until the read since `top` is sent.
+      caughtUp.push(history.topUp(session, room.name, room.epoch, room.top))
+    }
+    if (caughtUp.length === 0) return
+    this.#ready.set(session, Promise.all(caughtUp).then((whole) => {
+      // Published past what the history holds between two reads: it is not whole, so it does not go on as if it were.
+      if (!whole.every(Boolean)) session.close(1011, 'resume incomplete')
+    }, () => { session.close(1011, 'resume incomplete') }))
+  }
+
+  opening (session: S, onOpen: (session: S) => unknown): unknown {
+    const ready = this.#ready.get(session)
+    if (ready === undefined) return onOpen(session)
+    this.#ready.delete(session)
+    return ready.then(() => onOpen(session))
+  }
+
+  /** Where the session stands in each of its rooms' streams, for its resume elsewhere. */
+  async positions (session: S): Promise<PortableRoom[]> {
+    const names = this.#rooms.roomsOf(session)
+    const history = this.#rooms.roomHistory
+    if (history.limits === null) return names.map((name) => ({ name, epoch: null, offset: 0 }))
+    return await Promise.all(names.map(async (name) => ({ name, ...await history.positionOf(name) })))
+  }
+
+  /** The positions, moved on to what was delivered here meanwhile (it went to the session's keeper). */
+  latest (rooms: PortableRoom[]): PortableRoom[] {
+    const history = this.#rooms.roomHistory
+    return rooms.map((room) => {
+      const delivered = room.epoch === null ? undefined : history.delivered(room.name)
+      return delivered === undefined ? room : { name: room.name, ...delivered }
+    })
+  }
+
+  /** A session taken over for a connection that closed before it started: on no server; its leaves are told if nobody holds it. */
+  abandoned (portable: Portable): void {
+    if (portable.holder !== null) return
+    for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId: '', info: portable.info }])
+  }
+
+  clear (): void {
+    this.#ready.clear()
+  }
+}
