@@ -254,7 +254,7 @@ function users (members: Member[]): string[] {
   return members.map((member) => member.user).sort()
 }
 
-redisTest('cluster: members on two servers share a room: one list of who is online, presence notices and messages across both', async (t) => {
+redisTest('cluster: members on two servers share a room: one list of who is online, presence notices and messages across both; a server restarts and its client resumes on the other', async (t) => {
   const options = { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster') }
   const a = await example(t, 'cluster', options)
   const b = await example(t, 'cluster', options)
@@ -315,13 +315,25 @@ redisTest('cluster: members on two servers share a room: one list of who is onli
     t.same({ users: members.map((entry) => (entry.info as { user: string }).user).sort(), complete }, { users: ['alice', 'carol'], complete: true })
   }
 
-  // Server A closes: its sessions' leaves are told before app.close() resolves, and reach server B.
+  // Server A restarts: app.close() closes its sessions with 1012 and keeps them in Redis. Alice
+  // comes back on server B with her welcome's token: the same session, in the lobby, and
+  // nobody is told she left or joined.
   await a.app.close()
+  t.same(await alice.client.closed, { code: 1012, reason: 'service restart' })
+  const back = await connect(b.base, `/ws/chat?user=alice&room=lobby&resume=${alice.welcome.resume}`)
+  const resumed = await first(back, (message) => message.type === 'welcome', 'alice\'s welcome on server B')
+  t.match(resumed, { id: alice.member.id, room: 'lobby', resumed: true, resume: String })
+  t.same(users(resumed.online), ['alice', 'carol'])
+  back.send(say('back on B'))
+  t.match(await first(carol.client, (message) => message.type === 'message' && message.text === 'back on B', 'alice\'s message from server B'), { from: 'alice' })
+  // Then she leaves for good: told once, on server B.
+  t.same(await back.close(), { code: 1005, reason: '' })
   await untilTold(carol.client, 'left', alice.member)
   t.same(told(alice.client, 'joined'), { alice: 1, bob: 1, carol: 1 }, 'each join told once on server A')
   t.same(told(alice.client, 'left'), { bob: 1 }, 'and each leave')
-  t.same(told(carol.client, 'joined'), { carol: 1 }, 'on server B too')
-  t.same(told(carol.client, 'left'), { bob: 1, alice: 1 })
+  t.same(told(carol.client, 'joined'), { carol: 1 }, 'on server B too: alice\'s comeback is no join')
+  t.same(told(carol.client, 'left'), { bob: 1, alice: 1 }, 'and her restart no leave')
+  t.same(parsed(back).filter((message) => message.type === 'presence'), [], 'alice, back, was told no change either')
   t.same(parsed(dave.client).map((message) => message.type).sort(), ['presence', 'welcome'], 'the other room got its own join only')
 })
 
