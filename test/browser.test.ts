@@ -6,7 +6,10 @@
 // log; a message the server refuses shows as an error notice on its sender's page only;
 // screenshots of both pages are saved under artifacts/. Then the page's connection drops: it
 // reconnects by itself and shows what it missed, once and in order, or, when the room's
-// history no longer covers the gap, says it reloaded the room. A page in a room of a server
+// history no longer covers the gap, says it reloaded the room. Pages on one of two servers
+// sharing Redis (examples/cluster) while that server restarts (app.close(), then a new app on
+// its port) and messages are published on the other: each page comes back with its token as
+// the same session, and shows every message once, in order. A page in a room of a server
 // with compression: 'shared' gets compressed broadcasts exactly as sent.
 //
 // Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
