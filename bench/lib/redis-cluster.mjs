@@ -75,6 +75,10 @@ async function answering (url) {
 export async function startRedis () {
   const [port] = await freePorts(1)
   const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  // However the benchmark exits, its Redis goes with it.
+  const kill = () => child.kill('SIGKILL')
+  process.once('exit', kill)
+  child.once('exit', () => process.off('exit', kill))
   const url = `redis://127.0.0.1:${port}`
   await answering(url)
   return { url, address: `127.0.0.1:${port}`, pid: child.pid, stop: () => stopServer(child) }

@@ -31,7 +31,10 @@ const handlers = {
   }
 }
 
-const app = Fastify({ logger: false })
+// No plugin timeout: closing thousands of sessions parks each in Redis, and on a busy machine
+// that takes longer than Fastify's default 10 s, which would fail app.close() (the report
+// says how long it took).
+const app = Fastify({ logger: false, pluginTimeout: 0 })
 
 await serve(async () => {
   await app.register(websocketRooms, {
