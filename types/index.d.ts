@@ -577,6 +577,7 @@ declare namespace fastifyWebsocketRooms {
     getRequestPath (): string
     /** The client's address (honours Fastify's trustProxy), or '' when unknown. */
     getRemoteAddr (): string
+    /** On a resuming route with the Redis adapter the value must be JSON (it travels between servers): else a TypeError naming the key. */
     setAttribute (key: string, value: unknown): void
     getAttribute<T = any> (key: string): T | undefined
     getAttributes (): Record<string, any>

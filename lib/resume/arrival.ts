@@ -94,12 +94,19 @@ export class Arrivals<S extends Member> {
     return ready.then(() => onOpen(session))
   }
 
-  /** Where the session stands in each of its rooms' streams, for its resume elsewhere. */
-  async positions (session: S): Promise<PortableRoom[]> {
+  /**
+   * Where the session stands in each of its rooms' streams, for its resume elsewhere; `read`:
+   * the positions read for other sessions leaving at once, so that a room is read once.
+   */
+  async positions (session: S, read = new Map<string, Promise<Position>>()): Promise<PortableRoom[]> {
     const names = this.#rooms.roomsOf(session)
     const history = this.#rooms.roomHistory
     if (history.limits === null) return names.map((name) => ({ name, epoch: null, offset: 0 }))
-    return await Promise.all(names.map(async (name) => ({ name, ...await history.positionOf(name) })))
+    return await Promise.all(names.map(async (name) => {
+      let position = read.get(name)
+      if (position === undefined) read.set(name, position = history.positionOf(name))
+      return { name, ...await position }
+    }))
   }
 
   /** The positions, moved on to what was delivered here meanwhile (it went to the session's keeper). */
@@ -111,10 +118,14 @@ export class Arrivals<S extends Member> {
     })
   }
 
-  /** A session taken over for a connection that closed before it started: on no server; its leaves are told if nobody holds it. */
-  abandoned (portable: Portable): void {
-    if (portable.holder !== null) return
-    for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId: '', info: portable.info }])
+  /**
+   * A session taken over from another server that does not start here (refused, or its new
+   * connection closed first): it ends, without onClose (its server let go of it); its leaves
+   * are told here, and its holder, if parked, lets go of its entries.
+   */
+  ended (portable: Portable, nodeId: string): void {
+    this.#store.resumed(portable)
+    for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId, info: portable.info }])
   }
 
   clear (): void {

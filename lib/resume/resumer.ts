@@ -65,6 +65,8 @@ export interface ResumeRooms<S> {
 export interface Claimed<S> {
   session: S | null
   portable: Portable | null
+  /** With portable: the node id of the server it came from. */
+  from: string | null
   replay: Replay[] | null
   failure: ResumeFailure | null
 }
@@ -95,15 +97,16 @@ interface State {
   ended: boolean
 }
 
-const NO_RESUME: Claimed<never> = Object.freeze({ session: null, portable: null, replay: null, failure: null })
+const NO_RESUME: Claimed<never> = Object.freeze({ session: null, portable: null, from: null, replay: null, failure: null })
 const UNKNOWN: Claimed<never> = refusal('unknown')
 const LOST: Claimed<never> = refusal('lost')
 
 function refusal (failure: ResumeFailure): Claimed<never> {
-  return Object.freeze({ session: null, portable: null, replay: null, failure })
+  return Object.freeze({ session: null, portable: null, from: null, replay: null, failure })
 }
 
 const LOST_TAKEN: Taken = Object.freeze({ portable: null, failure: 'lost' as const })
+const UNKNOWN_TAKEN: Taken = Object.freeze({ portable: null, failure: 'unknown' as const })
 
 export class Resumer<S extends Resumable> {
   readonly window: number
@@ -122,6 +125,8 @@ export class Resumer<S extends Resumable> {
   #closed = false
   /** park() has run: a session dropped after it ends, as without a store across servers. */
   #afterPark = false
+  /** park()'s write to the store: true once the sessions are there. */
+  #parking: Promise<boolean> | boolean = false
 
   constructor (options: ResumeOptions, store: ResumeStore<S>, rooms: ResumeRooms<S>) {
     this.window = options.window
@@ -298,7 +303,7 @@ export class Resumer<S extends Resumable> {
     if (state.timer !== null) clearTimeout(state.timer)
     state.timer = null
     this.#dropped.delete(session)
-    return { session, portable: null, replay: null, failure: null }
+    return { session, portable: null, from: null, replay: null, failure: null }
   }
 
   /** A token of another server: its session taken over from there, with what its rooms published since, or why not. */
@@ -306,22 +311,23 @@ export class Resumer<S extends Resumable> {
     const taken = await this.#store.takeFrom(node, token, routeKey, wait)
     const portable = taken.portable
     if (portable === null) return refusal(taken.failure)
-    const refuse = (failure: ResumeFailure): Claimed<S> => {
-      // Let go of by a live server: nobody else will tell its leaves (a parked one's holder will).
-      if (portable.holder === null) {
-        for (const room of portable.rooms) this.#rooms.presenceLeft(room.name, [{ sessionId: portable.id, nodeId: node, info: portable.info }])
-      }
-      return refusal(failure)
+    // Past its window, its holder tells its leaves (or did); the session ended nowhere else.
+    if (portable.deadline <= Date.now()) return refusal('expired')
+    let replay: Replay[] | null
+    try {
+      replay = await this.#arrivals.missed(portable)
+    } catch {
+      replay = null
     }
-    if (portable.deadline <= Date.now()) return refuse('expired')
-    const replay = await this.#arrivals.missed(portable)
-    if (replay === null) return refuse('history')
-    return { session: null, portable, replay, failure: null }
+    if (replay !== null) return { session: null, portable, from: node, replay, failure: null }
+    // Taken, and refused: it ends here, its leaves told now (its holder, if any, lets go of it).
+    this.#arrivals.ended(portable, node)
+    return refusal('history')
   }
 
   /** Another server takes over one of this server's sessions by its token: exported, and let go here. */
   readonly #handOver = async (token: string, routeKey: string, wait: number): Promise<Taken | 'moved'> => {
-    if (this.#parked.has(token)) return 'moved'
+    if (this.#parked.has(token)) return await this.#parking ? 'moved' : UNKNOWN_TAKEN
     const claimed = await this.claim(token, routeKey, wait)
     const session = claimed.session
     if (session === null) return { portable: null, failure: claimed.failure ?? 'unknown' }
@@ -375,18 +381,29 @@ export class Resumer<S extends Resumable> {
     this.#afterPark = true
     if (!this.acrossServers || this.#dropped.size === 0) return
     const sessions = [...this.#dropped]
-    const positions = await Promise.allSettled(sessions.map((session) => this.#arrivals.positions(session)))
+    const read = new Map()
+    const positions = await Promise.allSettled(sessions.map((session) => this.#arrivals.positions(session, read)))
     const parked: Array<{ session: S, token: string, routeKey: string, portable: Portable }> = []
     sessions.forEach((session, i) => {
       const state = this.#states.get(session)!
       const rooms = positions[i]!
-      if (this.#dropped.has(session) && rooms.status === 'fulfilled') parked.push({ session, token: state.token, routeKey: state.routeKey, portable: this.#export(session, rooms.value) })
+      if (!this.#dropped.has(session) || rooms.status !== 'fulfilled') return
+      parked.push({ session, token: state.token, routeKey: state.routeKey, portable: this.#export(session, rooms.value) })
+      // Exported: another server's takeover of it now waits for the write, then takes it from Redis.
+      this.#dropped.delete(session)
+      if (state.timer !== null) clearTimeout(state.timer)
+      state.timer = null
+      this.#parked.add(state.token)
     })
-    const stored = parked.length > 0 && await this.#store.park(parked)
+    const stored = await (this.#parking = parked.length > 0 && this.#store.park(parked))
     for (const { session, token } of parked) {
-      if (!stored || !this.#dropped.has(session)) continue
-      this.#parked.add(token)
-      this.#letGo(session)
+      if (stored) {
+        this.#letGo(session)
+      } else {
+        this.#parked.delete(token)
+        const state = this.#states.get(session)!
+        session[kEnd](state.code, state.reason)
+      }
     }
     for (const session of [...this.#dropped]) this.end(session)
   }
@@ -395,8 +412,8 @@ export class Resumer<S extends Resumable> {
   giveBack (claimed: Claimed<S>): void {
     const session = claimed.session
     if (session === null) {
-      // Taken over from another server for a connection that closed meanwhile: on no server now.
-      if (claimed.portable !== null) this.#arrivals.abandoned(claimed.portable)
+      // Taken over from another server for a connection that closed meanwhile: it ends.
+      if (claimed.portable !== null) this.#arrivals.ended(claimed.portable, claimed.from!)
       return
     }
     const state = this.#states.get(session)!

@@ -146,7 +146,10 @@ export class RoomHistory<M extends Member> {
 
   /** Where a member of the room stands: the last message delivered here, or, when none was since the room had members here, the stream's top. */
   async positionOf (name: string): Promise<StreamPosition> {
+    const known = this.delivered(name)
+    if (known !== undefined) return known
     const read = await this.#store('resume').read(name, { after: null, limit: 0, epoch: null })
+    // A message delivered meanwhile went to the member (or its keeper) already.
     return this.delivered(name) ?? { epoch: read.epoch, offset: read.top }
   }
 
