@@ -119,10 +119,11 @@ async function enter (session) {
   const room = roomOf(session)
   // Back from a drop, with a session that could not be resumed (gone with a server that
   // kept it in memory, or its window passed): recover() joins and sends the messages
-  // published since the client's position, in order, then the live ones, none twice; or, when the history no longer
-  // has them all (or was lost: another epoch), sends none and says so. It takes a safe
-  // integer only: the schema's bounds refuse the others, but for "Infinity", which Ajv's
-  // coercion lets through any number schema; that one gets the room's last messages.
+  // published since the client's position, in order, then the live ones, none twice; or,
+  // when the history no longer has them all (or was lost: another epoch), sends none and
+  // says so. It takes a safe integer only: the schema's bounds refuse the others, but for
+  // "Infinity", which Ajv's coercion lets through any number schema; that one gets the
+  // room's last messages.
   const resumed = epoch !== undefined && Number.isSafeInteger(offset) && (await room.recover({ epoch, offset })).recovered
   // Otherwise, as on a first visit, the room's last messages and their position. Live ones
   // published meanwhile may reach the client before its welcome: it orders them by offset.
