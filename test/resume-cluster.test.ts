@@ -83,6 +83,9 @@ async function startNode (t: Test, adapter: RedisAdapterOptions, options: Websoc
       closes.push([session.id, code])
     }
   })
+  app.registerWebsocket('/other', {
+    onOpen (session: WebSocketSession) { session.sendJson({ resumed: session.resumed, failure: session.resumeFailure }) }
+  })
   t.teardown(() => app.close())
   return { app, base: await listen(app), nodeId: app.websocketRooms.stats().cluster!.nodeId, presence, closes, sessions }
 }
@@ -330,4 +333,49 @@ redisTest('with Redis frozen, a resume on another server is refused as lost with
   const back = await join(b, `user=ann&resume=${ann.welcome.token!}`)
   t.same([back.welcome.resumed, back.welcome.failure, back.welcome.user], [false, 'lost', 'ann'], 'a fresh session')
   redis.resume()
+})
+
+redisTest('app.close() with Redis frozen: parking gives up within connectTimeout, and the kept sessions end there as without Redis', async (t) => {
+  const redis = await PrivateRedis.start(t)
+  const a = await startNode(t, { url: redis.url, keyPrefix: uniquePrefix('resume-frozen-close'), connectTimeout: 300 })
+  const ann = await join(a, 'user=ann')
+  const bob = await join(a, 'user=bob')
+  await drop(a, ann.client, ann.welcome.id)
+  redis.pause()
+  t.teardown(() => redis.resume())
+  await within(a.app.close(), 'A to close')
+  t.equal((await bob.client.closed).code, 1012)
+  t.same(a.closes.list.map(([id]) => id).sort(), [ann.welcome.id, bob.welcome.id].sort(), 'onClose ran for both: nothing was parked')
+  redis.resume()
+})
+
+redisTest('across servers a token is bound to its route: another route does not know it, and does not use it up', async (t) => {
+  const keyPrefix = uniquePrefix('resume-route')
+  const a = await startNode(t, { keyPrefix })
+  const b = await startNode(t, { keyPrefix })
+  const ann = await join(a, 'user=ann')
+  const carl = await join(a, 'user=carl')
+  await drop(a, ann.client, ann.welcome.id)
+  const elsewhere = async (token: string): Promise<unknown> => (await (await connect(b.base, `/other?resume=${token}`)).json(1))[0]
+  t.same(await elsewhere(ann.welcome.token!), { resumed: false, failure: 'unknown' }, 'kept on A: A does not know it on /other')
+  t.same((await resumeOn(b, ann.welcome.token!, 0)).welcome.resumed, true, 'still good on /ws')
+  await within(a.app.close(), 'A to close')
+  await carl.client.closed
+  t.same(await elsewhere(carl.welcome.token!), { resumed: false, failure: 'unknown' }, 'parked: the claim does not take it for /other')
+  t.same((await resumeOn(b, carl.welcome.token!, 0)).welcome.resumed, true, 'still good on /ws')
+})
+
+redisTest('the last server out with parked sessions leaves nothing behind once their window has passed', async (t) => {
+  const keyPrefix = uniquePrefix('resume-last-out')
+  const a = await startNode(t, { keyPrefix, nodeHeartbeat: 50, nodeTimeout: 200 }, { resume: { window: 300 } })
+  const ann = await join(a, 'user=ann')
+  await drop(a, ann.client, ann.welcome.id)
+  await within(a.app.close(), 'A to close')
+  const redis = await adminClient(t)
+  t.ok(await redis.exists(`{${keyPrefix}:resume:${ann.welcome.token!}}`), 'parked')
+  t.ok(await redis.pTTL(`{${keyPrefix}}:nodes`) > 0, 'the list of nodes, with only the holder left, expires')
+  // The room's history lives on for its ttl, as it does without resume.
+  const notHistory = async (): Promise<string[]> => (await redis.keys(`*${keyPrefix}*`)).filter((key) => !key.includes(':room:'))
+  await eventually(async () => (await notHistory()).length === 0, 'every key but the history\'s to expire')
+  for (const key of await redis.keys(`*${keyPrefix}*`)) t.ok(await redis.pTTL(key) > 0, `${key} expires`)
 })

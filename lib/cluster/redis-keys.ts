@@ -12,6 +12,9 @@
 // - the list of servers, read whole: `{<p>}:nodes`; the commands for every server go on
 //   `<p>:control`, the takeovers of sessions between servers on `<p>:resume`;
 // - a session parked by a closing server: `{<p>:resume:<token>}`, a key of its own.
+/** Ends a holder's id: a node id (base64url) never holds a '.'. */
+const HOLDER_SUFFIX = '.parked'
+
 export class RedisKeys {
   readonly nodes: string
   readonly control: string
@@ -65,6 +68,15 @@ export class RedisKeys {
 
   presenceRooms (nodeId: string): string {
     return `${this.node(nodeId)}:presence-rooms`
+  }
+
+  /** The holder of the presence of the sessions a closing server parked: listed as a node, never one. */
+  holder (nodeId: string): string {
+    return `${nodeId}${HOLDER_SUFFIX}`
+  }
+
+  isHolder (nodeId: string): boolean {
+    return nodeId.endsWith(HOLDER_SUFFIX)
   }
 
   /** A parked session's state, by its token. */

@@ -325,6 +325,8 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       .zRangeByScore(this.#nodesKey, '-inf', now - this.#options.nodeTimeout)
       // Entries of nodes long gone; their hashes expired already, so they count for nothing.
       .zRemRangeByScore(this.#nodesKey, '-inf', now - 4 * this.#options.nodeTimeout)
+      // The last server out may have left it to expire (#expireHolders).
+      .persist(this.#nodesKey)
     const own = this.#client.multi().pExpire(this.#nodeKey, this.#options.nodeTimeout)
     const occupancy = this.#presence.refresh(own)
     Promise.all([nodes.exec(), own.exec(), occupancy])
@@ -442,7 +444,7 @@ export class RedisNode implements ClusterLink, RedisLogNode {
       try {
         await Promise.all([
           this.#client.multi().del(this.#nodeKey).del(this.#presence.roomsKey).exec(),
-          this.#client.zRem(this.#nodesKey, this.nodeId),
+          this.#client.zRem(this.#nodesKey, this.nodeId).then(() => this.#expireHolders()),
           this.#bus.unsubscribeAll()
         ])
       } catch (error) {
@@ -451,6 +453,18 @@ export class RedisNode implements ClusterLink, RedisLogNode {
     }
     this.#up = false
     await this.#connections.release()
+  }
+
+  /**
+   * The last server out, with holders of parked sessions left in the list of nodes: no server
+   * will prune them, so the list expires once they would have been (a server that joins
+   * before takes the expiry off with its heartbeat).
+   */
+  async #expireHolders (): Promise<void> {
+    const left = await this.#client.zRangeWithScores(this.#nodesKey, 0, -1)
+    if (left.length === 0 || !left.every(({ value }) => this.#keys.isHolder(String(value)))) return
+    const last = Math.max(...left.map(({ score }) => Number(score)))
+    await this.#client.pExpireAt(this.#nodesKey, Math.ceil(last + 4 * this.#options.nodeTimeout))
   }
 }
 

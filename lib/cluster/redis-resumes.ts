@@ -41,8 +41,6 @@ const releaseScript = new Script('resume-release.lua', ['sessionId'] as const)
 
 const LOST: Taken = Object.freeze({ portable: null, failure: 'lost' as const })
 const UNKNOWN: Taken = Object.freeze({ portable: null, failure: 'unknown' as const })
-/** A closing server's holder of its parked sessions' presence: its node id and this, never a node id itself. */
-const HOLDER_SUFFIX = '.parked'
 /** The longest a server waits on another's behalf before it hands a session over (its closeTimeout, as sent). */
 const MAX_WAIT = 60_000
 
@@ -197,7 +195,7 @@ export class RedisResumes<S> implements ResumeStore<S> {
    */
   async park (parked: Parked[]): Promise<boolean> {
     if (!this.#node.up) return false
-    const holder = this.nodeId + HOLDER_SUFFIX
+    const holder = this.#keys.holder(this.nodeId)
     const now = Date.now()
     let last = now + 1
     const entries = new Map<string, Array<[string, string]>>()

@@ -314,15 +314,18 @@ export class Resumer<S extends Resumable> {
     // Past its window, its holder tells its leaves (or did); the session ended nowhere else.
     if (portable.deadline <= Date.now()) return refusal('expired')
     let replay: Replay[] | null
+    let failure: ResumeFailure = 'history'
     try {
       replay = await this.#arrivals.missed(portable)
     } catch {
+      // The history could not be read (Redis away or frozen): what it missed is out of reach.
       replay = null
+      failure = 'lost'
     }
     if (replay !== null) return { session: null, portable, from: node, replay, failure: null }
     // Taken, and refused: it ends here, its leaves told now (its holder, if any, lets go of it).
     this.#arrivals.ended(portable, node)
-    return refusal('history')
+    return refusal(failure)
   }
 
   /** Another server takes over one of this server's sessions by its token: exported, and let go here. */
