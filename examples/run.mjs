@@ -1,8 +1,8 @@
 // How every example starts when it is run as a program (`npm run example:NAME`): it listens
 // on PORT (default 3000) and HOST (default 127.0.0.1), logs the URLs to try, and on SIGINT or
-// SIGTERM closes every session with 1001 (app.close() runs each onDisconnected/onClose) and
-// lets the process exit by itself. Imported as a module (by the tests), an example only
-// exports its build() function and starts nothing.
+// SIGTERM closes every session with 1001, or 1012 where resume is on (app.close() runs each
+// onDisconnected/onClose), and lets the process exit by itself. Imported as a module (by the
+// tests), an example only exports its build() function and starts nothing.
 import { realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 

@@ -418,9 +418,47 @@ test('chat server build(): end to end on port 0, with the handshake schema and t
   t.same(await refusal(`${base}/ws/chat?user=carol&room=`), { status: 400, message: 'querystring/room must NOT have fewer than 1 characters' })
   t.equal(app.websocketSessions.size, 2, 'refused handshakes open no session')
 
+  // The chat keeps its sessions for a resume: app.close() closes them with 1012 (service restart).
   await app.close()
-  t.same(await alice.client.closed, { code: 1001, reason: 'server shutting down' })
-  t.same(await bob.client.closed, { code: 1001, reason: 'server shutting down' })
+  t.same(await alice.client.closed, { code: 1012, reason: 'service restart' })
+  t.same(await bob.client.closed, { code: 1012, reason: 'service restart' })
+})
+
+test('chat server build(): a client whose connection drops comes back with the welcome\'s token as the same session, what it missed before its new welcome', async (t) => {
+  const { app, base } = await example(t, 'chat')
+  const alice = await enter(t, base, 'alice', 'lobby')
+  const bob = await enter(t, base, 'bob', 'lobby')
+  t.match(alice.welcome, { resumed: false, resume: /^[A-Za-z0-9_-]{24}$/ }, 'the welcome carries the token to resume with')
+  t.same((await alice.client.json(3))[2], presence([bob.member]))
+
+  // Alice's network drops (no close frame): her session waits for her, still in the room, and
+  // nobody is told she left.
+  alice.client.ws.terminate()
+  await until(() => app.websocketSessions.size === 1, 'alice\'s connection lost on the server')
+  bob.client.send(say('one'))
+  bob.client.send(say('two'))
+  await bob.client.json(4)
+
+  // Back with her token, and a room her new handshake names otherwise: the same session, in
+  // the same room. What she missed comes first, then a welcome with a new token.
+  const back = await connect(base, `/ws/chat?user=alice&room=elsewhere&resume=${alice.welcome.resume}`)
+  const [one, two, welcome] = await back.json(3)
+  t.match([one, two], [{ type: 'message', from: 'bob', text: 'one', offset: 1 }, { type: 'message', from: 'bob', text: 'two', offset: 2 }], 'what she missed, in order, before the welcome')
+  t.match(welcome, { type: 'welcome', id: alice.member.id, room: 'lobby', resumed: true, resume: /^[A-Za-z0-9_-]{24}$/ }, 'the same session, in its room')
+  t.not(welcome.resume, alice.welcome.resume, 'a new token: each is used once')
+  t.notOk('messages' in welcome, 'nothing to reload')
+  t.same(byUser(welcome.online), [alice.member, bob.member])
+  back.send(say('back'))
+  t.match((await bob.client.json(5))[4], { type: 'message', from: 'alice', text: 'back', offset: 3 }, 'she speaks as herself, in the lobby')
+  t.equal(app.websocketRooms.room('elsewhere').members(), 0)
+  t.same(bob.client.received.length, 5, 'bob was told no leave and no join')
+
+  // The used token again: a new session, which recovers from the position the client sent.
+  const again = await connect(base, `/ws/chat?user=alice&room=lobby&resume=${alice.welcome.resume}&epoch=${one.epoch}&offset=1`)
+  const messages = await again.json(3)
+  t.match(messages.slice(0, 2), [{ type: 'message', text: 'two' }, { type: 'message', text: 'back' }], 'from its position')
+  t.match(messages[2], { type: 'welcome', resumed: true, resume: String })
+  t.not(messages[2].id, alice.member.id, 'another session')
 })
 
 test('chat server as the main module: listens on PORT and HOST, logs the address, closes on SIGINT and SIGTERM', async (t) => {
@@ -434,7 +472,7 @@ test('chat server as the main module: listens on PORT and HOST, logs the address
     const client = await connect(base, '/ws/chat?user=alice')
     t.match((await client.json(1))[0], { type: 'welcome', room: 'chat', online: [{ user: 'alice' }] })
     const stopped = run.stop(signal)
-    t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, `${signal}: sessions are closed with 1001`)
+    t.same(await client.closed, { code: 1012, reason: 'service restart' }, `${signal}: sessions are closed with 1012 (they resume)`)
     t.same((await stopped).exit, [0, null], `${signal}: the process exits with 0 on its own`)
     t.equal(run.messages.length, 5)
     t.match(run.messages, [

@@ -6,7 +6,10 @@
 // log; a message the server refuses shows as an error notice on its sender's page only;
 // screenshots of both pages are saved under artifacts/. Then the page's connection drops: it
 // reconnects by itself and shows what it missed, once and in order, or, when the room's
-// history no longer covers the gap, says it reloaded the room. A page in a room of a server
+// history no longer covers the gap, says it reloaded the room. Pages on one of two servers
+// sharing Redis (examples/cluster) while that server restarts (app.close(), then a new app on
+// its port) and messages are published on the other: each page comes back with its token as
+// the same session, and shows every message once, in order. A page in a room of a server
 // with compression: 'shared' gets compressed broadcasts exactly as sent.
 //
 // Chromium comes from Debian's packages (chromium, chromium-driver), not from Playwright's
@@ -21,6 +24,7 @@ import type { FastifyInstance } from 'fastify'
 import { type Browser, type Page, chromium } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { Client, build as buildApp, connect, listen } from './helpers'
+import { REDIS_URL, redisTest, uniquePrefix } from './redis'
 import { DEADLINE, gate, until } from './signals'
 
 /** CHROMIUM_PATH, else the first Chromium on the PATH; null when there is none. */
@@ -415,6 +419,80 @@ test('chat page in headless Chromium: after a drop it reconnects by itself, with
   mkdirSync(artifacts, { recursive: true })
   await page.screenshot({ path: resolve(artifacts, 'chat-reloaded.png'), fullPage: true })
   // Refused handshakes make Chromium log a console error; nothing else may.
+  t.same(errors.filter((error) => !/WebSocket connection to .* failed/.test(error)), [], 'no page or console errors')
+})
+
+/** examples/cluster's app: the chat with the Redis adapter, its sessions kept in Redis for a resume. */
+async function clusterChat (t: Test, keyPrefix: string): Promise<FastifyInstance> {
+  const { build } = await import(pathToFileURL(resolve(__dirname, '..', 'examples', 'cluster', 'server.mjs')).href) as { build (options: Record<string, unknown>): Promise<FastifyInstance> }
+  const app = await build({ redisUrl: REDIS_URL, keyPrefix })
+  t.teardown(() => app.close())
+  return app
+}
+
+redisTest('chat pages in headless Chromium: their server restarts (app.close(), a new app on its port, one Redis) while messages are published; each page resumes as the same session, every message once, in order', async (t) => {
+  if (!haveChromium(t)) return
+  const keyPrefix = uniquePrefix('browser-restart')
+  // Server B stays up: dan publishes there all along. The pages are on server A, which restarts.
+  const b = await clusterChat(t, keyPrefix)
+  const dan = new Speaker(await connect(await listen(b), '/ws/chat?user=dan&room=lobby'))
+  const a = await clusterChat(t, keyPrefix)
+  const http = (await listen(a)).replace(/^ws/, 'http')
+  const port = (a.server.address() as { port: number }).port
+
+  const browser = await launch(t)
+  const errors: string[] = []
+  const users = ['ann', 'ben', 'cat']
+  const pages: Page[] = []
+  for (const user of users) {
+    const page = await open(browser, `${http}/?user=${user}&room=lobby&reconnect=40`, errors)
+    await page.click('#join-button')
+    pages.push(page)
+  }
+  for (const page of pages) await untilOnline(page, [...users, 'dan'].sort())
+  const ids = await Promise.all(pages.map((page) => page.evaluate('sessionId')))
+  t.equal(new Set(ids).size, 3, 'three sessions')
+  // What each page's log and dan were told of the joins, before anything restarts.
+  const notices = (from: number): any[] => dan.client.received.slice(from).map((message) => JSON.parse(String(message.data))).filter((message) => message.type === 'presence')
+  await until(() => users.every((user) => notices(0).some((notice) => notice.joined.some((member: { user: string }) => member.user === user))), 'dan told of the three joins')
+  const told = dan.client.received.length
+  const people = await Promise.all(pages.map(async (page) => (await lines(page)).filter((line) => !line.startsWith('dan: '))))
+
+  // Dan says m1, m2... one after the other (each once it came back to him), until told to stop.
+  const talk = { on: true }
+  let count = 0
+  const talking = (async () => {
+    while (talk.on) await dan.say(`m${++count}`)
+  })()
+  await until(() => count >= 5, 'five messages before the restart')
+
+  // Server A restarts: its sessions closed with 1012, kept in Redis; a new app on its port.
+  await a.close()
+  for (const page of pages) await page.locator('#status', { hasText: 'reconnecting' }).waitFor()
+  const down = count
+  await until(() => count >= down + 5, 'five messages while server A is down')
+  const again = await clusterChat(t, keyPrefix)
+  await again.listen({ port, host: '127.0.0.1' })
+  for (const page of pages) await page.locator('#status', { hasText: 'resumed' }).waitFor()
+  const up = count
+  await until(() => count >= up + 5, 'five messages once back')
+  talk.on = false
+  await talking
+
+  // Every page shows what dan got back: every message once, in order, no gap.
+  const all = dan.said()
+  t.equal(all.length, count)
+  for (const [i, page] of pages.entries()) {
+    await page.waitForFunction(`document.querySelectorAll('#log li.message').length >= ${count}`)
+    t.same(await said(page), all, `${users[i]}: every message once, in order`)
+    t.equal(await page.locator('#log li.reloaded').count(), 0, `${users[i]}: no reload`)
+    t.equal(await page.evaluate('sessionId'), ids[i], `${users[i]}: the same session`)
+    t.match(await page.textContent('#status'), `connected as ${users[i]}, resumed`)
+    t.same(await lines(page), [...people[i]!, ...all], `${users[i]}: no join or leave in the log since`)
+  }
+  // Nobody left, nobody joined: dan, on server B, was told no presence change.
+  t.same(notices(told), [], 'no presence notice while server A restarted')
+  await Promise.all(pages.map((page) => untilOnline(page, [...users, 'dan'].sort())))
   t.same(errors.filter((error) => !/WebSocket connection to .* failed/.test(error)), [], 'no page or console errors')
 })
 

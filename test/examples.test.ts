@@ -254,7 +254,7 @@ function users (members: Member[]): string[] {
   return members.map((member) => member.user).sort()
 }
 
-redisTest('cluster: members on two servers share a room: one list of who is online, presence notices and messages across both', async (t) => {
+redisTest('cluster: members on two servers share a room: one list of who is online, presence notices and messages across both; a server restarts and its client resumes on the other', async (t) => {
   const options = { redisUrl: REDIS_URL, keyPrefix: uniquePrefix('example-cluster') }
   const a = await example(t, 'cluster', options)
   const b = await example(t, 'cluster', options)
@@ -315,13 +315,25 @@ redisTest('cluster: members on two servers share a room: one list of who is onli
     t.same({ users: members.map((entry) => (entry.info as { user: string }).user).sort(), complete }, { users: ['alice', 'carol'], complete: true })
   }
 
-  // Server A closes: its sessions' leaves are told before app.close() resolves, and reach server B.
+  // Server A restarts: app.close() closes its sessions with 1012 and keeps them in Redis. Alice
+  // comes back on server B with her welcome's token: the same session, in the lobby, and
+  // nobody is told she left or joined.
   await a.app.close()
+  t.same(await alice.client.closed, { code: 1012, reason: 'service restart' })
+  const back = await connect(b.base, `/ws/chat?user=alice&room=lobby&resume=${alice.welcome.resume}`)
+  const resumed = await first(back, (message) => message.type === 'welcome', 'alice\'s welcome on server B')
+  t.match(resumed, { id: alice.member.id, room: 'lobby', resumed: true, resume: String })
+  t.same(users(resumed.online), ['alice', 'carol'])
+  back.send(say('back on B'))
+  t.match(await first(carol.client, (message) => message.type === 'message' && message.text === 'back on B', 'alice\'s message from server B'), { from: 'alice' })
+  // Then she leaves for good: told once, on server B.
+  t.same(await back.close(), { code: 1005, reason: '' })
   await untilTold(carol.client, 'left', alice.member)
   t.same(told(alice.client, 'joined'), { alice: 1, bob: 1, carol: 1 }, 'each join told once on server A')
   t.same(told(alice.client, 'left'), { bob: 1 }, 'and each leave')
-  t.same(told(carol.client, 'joined'), { carol: 1 }, 'on server B too')
-  t.same(told(carol.client, 'left'), { bob: 1, alice: 1 })
+  t.same(told(carol.client, 'joined'), { carol: 1 }, 'on server B too: alice\'s comeback is no join')
+  t.same(told(carol.client, 'left'), { bob: 1, alice: 1 }, 'and her restart no leave')
+  t.same(parsed(back).filter((message) => message.type === 'presence'), [], 'alice, back, was told no change either')
   t.same(parsed(dave.client).map((message) => message.type).sort(), ['presence', 'welcome'], 'the other room got its own join only')
 })
 
@@ -387,7 +399,8 @@ for (const [name, check] of Object.entries(programs)) {
     await client.opened
     await check(client, t)
     const stopped = run.stop()
-    t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, 'sessions are closed with 1001')
+    // The chat keeps its sessions for a resume: it closes them with 1012 (service restart).
+    t.same(await client.closed, name === 'chat' ? { code: 1012, reason: 'service restart' } : { code: 1001, reason: 'server shutting down' }, 'sessions are closed with 1001, or 1012 where they resume')
     t.same((await stopped).exit, [0, null], 'the process exits with 0 on its own')
     const { messages } = run
     t.match(messages[0], /^Server listening at http:\/\/127\.0\.0\.1:\d+$/)
@@ -416,7 +429,7 @@ redisTest('examples/cluster/server.mjs as a program: servers A and B on PORT_A a
   t.match(await first(alice, (message) => message.type === 'message', 'bob\'s message'), { from: 'bob', text: 'hi alice' })
 
   const stopped = run.stop()
-  for (const client of [alice, bob]) t.same(await client.closed, { code: 1001, reason: 'server shutting down' }, 'both servers close their sessions with 1001')
+  for (const client of [alice, bob]) t.same(await client.closed, { code: 1012, reason: 'service restart' }, 'both servers close their sessions with 1012: they resume')
   t.same((await stopped).exit, [0, null], 'the process exits with 0 on its own')
   const { messages } = run
   t.same(messages.filter((message) => message.startsWith('Server listening at ')).length, 2)

@@ -2,6 +2,7 @@
 // (redis-server --cluster-enabled yes, redis-cli --cluster create), or the one at
 // BENCH_CLUSTER_URL; the masters' process ids (their CPU is metered like the single Redis's)
 // and their operation counts (INFO commandstats), to show how the load spreads over the shards.
+// Also a single private redis-server (bench/resume-storm.mjs), counted the same way.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -47,6 +48,42 @@ async function command (url, args) {
   }
 }
 
+/** Stops a redis-server this module started (SIGTERM), once it has exited. */
+async function stopServer (child) {
+  if (child.exitCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  await exited
+}
+
+/** Waits until the redis-server at `url` answers PING. */
+async function answering (url) {
+  for (;;) {
+    try {
+      await command(url, ['PING'])
+      return
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+}
+
+/**
+ * A redis-server of the benchmark's own on a free loopback port, without persistence: its
+ * commands and memory are the benchmark's only. { url, address, pid, stop() }.
+ */
+export async function startRedis () {
+  const [port] = await freePorts(1)
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
+  // However the benchmark exits, its Redis goes with it.
+  const kill = () => child.kill('SIGKILL')
+  process.once('exit', kill)
+  child.once('exit', () => process.off('exit', kill))
+  const url = `redis://127.0.0.1:${port}`
+  await answering(url)
+  return { url, address: `127.0.0.1:${port}`, pid: child.pid, stop: () => stopServer(child) }
+}
+
 /** Starts three masters, or takes BENCH_CLUSTER_URL's cluster; `stop()` ends what it started. */
 export async function startCluster () {
   const given = process.env.BENCH_CLUSTER_URL
@@ -60,16 +97,7 @@ export async function startCluster () {
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
       '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`
     ], { stdio: 'ignore' }))
-    for (const port of ports) {
-      for (;;) {
-        try {
-          await command(`redis://127.0.0.1:${port}`, ['PING'])
-          break
-        } catch {
-          await new Promise((resolve) => setTimeout(resolve, 50))
-        }
-      }
-    }
+    for (const port of ports) await answering(`redis://127.0.0.1:${port}`)
     await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-yes'])
     for (const port of ports) {
       while (!/cluster_state:ok/.test(String(await command(`redis://127.0.0.1:${port}`, ['CLUSTER', 'INFO'])))) {
@@ -91,12 +119,7 @@ export async function startCluster () {
     url,
     masters,
     async stop () {
-      await Promise.all(children.map(async (child) => {
-        if (child.exitCode !== null) return
-        const exited = once(child, 'exit')
-        child.kill('SIGTERM')
-        await exited
-      }))
+      await Promise.all(children.map(stopServer))
       if (dir !== null) rmSync(dir, { recursive: true, force: true })
     }
   }

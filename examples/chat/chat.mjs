@@ -7,9 +7,12 @@
 // in the room (without an id, no reply). The welcome lists who is online and
 // the room's last messages; then `presence` notices (./presence.mjs, an option of the
 // plugin) tell who joined and who left, and each message comes with its position in the
-// room (epoch, offset). A client that reconnects sends back the position of the last message
-// it has (&epoch=E&offset=N): it gets the ones it missed, or, when the history no longer
-// has them all, the last messages again.
+// room (epoch, offset). Each welcome carries the session's resume token (the plugin's resume
+// option, ./server.mjs): a client back from a drop or a server restart sends it
+// (&resume=TOKEN) and is the same session again, what it missed delivered before its welcome.
+// It also sends the position of the last message it has (&epoch=E&offset=N): when the session
+// could not be resumed, it gets the messages it missed from there, or, when the history no
+// longer has them all, the last messages again.
 import { Type } from '@sinclair/typebox'
 import { memberOf } from './presence.mjs'
 
@@ -43,15 +46,18 @@ export const schema = {
   // What the server sends. sendJson() and broadcast*Json() write through it, so a field it
   // does not name never leaves the server.
   outbound: Type.Union([
-    // resumed: the messages missed since the position the client sent came just before, in
-    // order. Otherwise `messages` are the room's last ones, up to `offset` in `epoch`, and
-    // replace what the client has.
+    // resumed: the messages missed (since the session's connection was lost, or since the
+    // position the client sent) came just before, in order; `id` says which: the same session
+    // id as before, or a new one. Otherwise `messages` are the room's last ones, up to `offset`
+    // in `epoch`, and replace what the client has. `resume` is the token to come back with
+    // (a new one in each welcome: a token is used once).
     Type.Object({
       type: Type.Literal('welcome'),
       id: Type.String(),
       room: Type.String(),
       online: Type.Array(Member),
       resumed: Type.Boolean(),
+      resume: Type.Optional(Type.String()),
       epoch: Type.Optional(Type.String()),
       offset: Type.Optional(Type.Integer()),
       messages: Type.Optional(Type.Array(Said))
@@ -66,38 +72,34 @@ export const schema = {
   ])
 }
 
+// The session's room, named once at its first open: a resumed session is in it still, whatever
+// room its new handshake names.
 function roomOf (session) {
-  return session.room(session.query.room ?? 'chat')
+  return session.room(session.getAttribute('room'))
+}
+
+/** The welcome's fields for a session in `room`: who is online, and the token to resume with. */
+async function greeting (session, room) {
+  // Every member, on every server with the Redis adapter, this session included. Notices may
+  // reach this session before its welcome (then the page merges both by session id).
+  const { members, complete } = await room.presence()
+  if (!complete) session.log.warn('Redis is away: the welcome lists this server\'s members only')
+  return {
+    type: 'welcome',
+    id: session.id,
+    room: room.getName(),
+    online: members.map(memberOf),
+    ...(session.resumeToken === null ? {} : { resume: session.resumeToken })
+  }
 }
 
 export async function onOpen (session) {
-  const { user, epoch, offset } = session.query
-  session.setAttribute('username', user)
-  // Before joining: every presence entry of this session, in every room, carries the name.
-  session.setPresence({ user })
-  const room = roomOf(session)
   try {
-    // Back from a drop: recover() joins and sends the messages published since the client's
-    // position, in order, then the live ones, none twice; or, when the history no longer
-    // has them all (or was lost: another epoch), sends none and says so. It takes a safe
-    // integer only: the schema's bounds refuse the others, but for "Infinity", which Ajv's
-    // coercion lets through any number schema; that one gets the room's last messages.
-    const resumed = epoch !== undefined && Number.isSafeInteger(offset) && (await room.recover({ epoch, offset })).recovered
-    // Otherwise, as on a first visit, the room's last messages and their position. Live ones
-    // published meanwhile may reach the client before its welcome: it orders them by offset.
-    const last = resumed ? null : await room.join().history({ limit: LAST })
-    // Every member, on every server with the Redis adapter, this session included. Notices may
-    // reach this session before its welcome (then the page merges both by session id).
-    const { members, complete } = await room.presence()
-    if (!complete) session.log.warn('Redis is away: the welcome lists this server\'s members only')
-    session.sendJson({
-      type: 'welcome',
-      id: session.id,
-      room: room.getName(),
-      online: members.map(memberOf),
-      resumed,
-      ...(last === null ? {} : { epoch: last.epoch, offset: last.offset, messages: last.messages.map(({ message }) => JSON.parse(message)) })
-    })
+    // The same session as before its connection was lost (the same id, name and room): what
+    // it missed was delivered before this, in order. A new token for next time, and who is
+    // online now.
+    if (session.resumed) session.sendJson({ ...await greeting(session, roomOf(session)), resumed: true })
+    else await enter(session)
   } catch (error) {
     // With the Redis adapter, the history lives in Redis: while it is away, the client is
     // asked to come back later (it reconnects with backoff) rather than start without it.
@@ -105,6 +107,32 @@ export async function onOpen (session) {
     session.log.warn({ err: error }, 'no history: closing with 1013')
     session.close(1013, 'the room\'s history is unavailable: try again later')
   }
+}
+
+/** A new session joins its room: from the client's position when it sent one, else afresh. */
+async function enter (session) {
+  const { user, epoch, offset } = session.query
+  session.setAttribute('username', user)
+  session.setAttribute('room', session.query.room ?? 'chat')
+  // Before joining: every presence entry of this session, in every room, carries the name.
+  session.setPresence({ user })
+  const room = roomOf(session)
+  // Back from a drop, with a session that could not be resumed (gone with a server that
+  // kept it in memory, or its window passed): recover() joins and sends the messages
+  // published since the client's position, in order, then the live ones, none twice; or,
+  // when the history no longer has them all (or was lost: another epoch), sends none and
+  // says so. It takes a safe integer only: the schema's bounds refuse the others, but for
+  // "Infinity", which Ajv's coercion lets through any number schema; that one gets the
+  // room's last messages.
+  const resumed = epoch !== undefined && Number.isSafeInteger(offset) && (await room.recover({ epoch, offset })).recovered
+  // Otherwise, as on a first visit, the room's last messages and their position. Live ones
+  // published meanwhile may reach the client before its welcome: it orders them by offset.
+  const last = resumed ? null : await room.join().history({ limit: LAST })
+  session.sendJson({
+    ...await greeting(session, room),
+    resumed,
+    ...(last === null ? {} : { epoch: last.epoch, offset: last.offset, messages: last.messages.map(({ message }) => JSON.parse(message)) })
+  })
 }
 
 /** What clients send: a message route per type. Anything else goes to onInvalidMessage (or, with an id, an error reply). */

@@ -2,7 +2,9 @@
 // in two browser tabs (the page uses the browser's own WebSocket, no client library), or
 // connect any WebSocket client to ws://127.0.0.1:3000/ws/chat?user=NAME&room=NAME.
 // PORT and HOST change where it listens. Stop it and start it again while a page is open:
-// the page reconnects by itself, and, the history being in this process, reloads the room.
+// the page reconnects by itself at once (the server closes with 1012, service restart), and,
+// the sessions and the history being in this process, reloads the room. A page whose
+// connection drops while the server runs comes back as the same session.
 import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import websocketRooms from 'fastify-websocket-rooms'
@@ -16,12 +18,19 @@ import { onPresence } from './presence.mjs'
  */
 export const history = { size: 100, ttl: 600_000 }
 
-/** The app; `history` changes the option above (the tests make it short), the rest goes to Fastify. */
+/**
+ * A session whose connection is lost is kept for a minute: a page back within it with its
+ * token (./chat.mjs sends it in each welcome) is the same session, in the same room, and gets
+ * what it missed meanwhile. app.close() closes the sessions with 1012 (service restart).
+ */
+export const resume = { window: 60_000 }
+
+/** The app; `history` and `resume` change the options above (the tests make them short), the rest goes to Fastify. */
 export async function build (options = {}) {
-  const { history: kept = history, ...fastifyOptions } = options
+  const { history: kept = history, resume: resuming = resume, ...fastifyOptions } = options
   const app = Fastify(fastifyOptions)
   // One notice per room and presenceInterval (250 ms by default), however many came and went.
-  await app.register(websocketRooms, { onPresence, history: kept })
+  await app.register(websocketRooms, { onPresence, history: kept, resume: resuming })
 
   const page = await readFile(new URL('./index.html', import.meta.url))
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))

@@ -3,7 +3,9 @@
 // Each server is examples/chat's (same page, same handlers, same onPresence, same history)
 // with the Redis adapter: nothing else changes, since presence() lists the members of every
 // server, the notices onPresence broadcasts reach them all, and the rooms' history and
-// positions live in Redis, so a page that reconnects to the other server resumes there. PORT_A and PORT_B (default 3001, 3002), HOST
+// positions live in Redis, so a page that reconnects to the other server resumes there, and
+// so do the sessions a server closes when it restarts (1012): a page back on either server
+// with its token is the same session. PORT_A and PORT_B (default 3001, 3002), HOST
 // (default 127.0.0.1), REDIS_URL (default redis://127.0.0.1:6379) and KEY_PREFIX (default
 // cluster-chat) change where they listen and what they share; REDIS_CLUSTER_URL, a node of a
 // Redis Cluster, puts them on that cluster instead. One process runs both here,
@@ -12,14 +14,14 @@ import { readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import websocketRooms, { redisAdapter } from 'fastify-websocket-rooms'
 import { onPresence } from '../chat/presence.mjs'
-import { history } from '../chat/server.mjs'
+import { history, resume } from '../chat/server.mjs'
 import { isMain, ws } from '../run.mjs'
 
 const page = await readFile(new URL('../chat/index.html', import.meta.url))
 
 /** One server of the cluster: the chat of examples/chat with the Redis adapter. */
 export async function build (options = {}) {
-  const { redisUrl = 'redis://127.0.0.1:6379', clusterUrl, keyPrefix = 'cluster-chat', history: kept = history, ...fastifyOptions } = options
+  const { redisUrl = 'redis://127.0.0.1:6379', clusterUrl, keyPrefix = 'cluster-chat', history: kept = history, resume: resuming = resume, ...fastifyOptions } = options
   const app = Fastify(fastifyOptions)
   // Fails with FST_WS_ROOMS_REDIS_UNAVAILABLE when Redis does not answer within connectTimeout.
   // onPresence runs once in the cluster for each change, on the server where it happened, so
@@ -28,7 +30,9 @@ export async function build (options = {}) {
   // The history is in Redis, under `{keyPrefix:room:NAME}:history…` keys that expire with it:
   // on a Redis Cluster, each room's on the shard of its slot.
   const connection = clusterUrl === undefined ? { url: redisUrl } : { cluster: { rootNodes: [{ url: clusterUrl }] } }
-  await app.register(websocketRooms, { adapter: redisAdapter({ ...connection, keyPrefix }), onPresence, history: kept })
+  // The sessions a server keeps for a resume are in Redis too: one that closes (1012) or drops
+  // resumes on either server.
+  await app.register(websocketRooms, { adapter: redisAdapter({ ...connection, keyPrefix }), onPresence, history: kept, resume: resuming })
 
   app.get('/', (request, reply) => reply.type('text/html; charset=utf-8').send(page))
   app.registerWebsocket('/ws/chat', await import('../chat/chat.mjs'))
@@ -37,7 +41,7 @@ export async function build (options = {}) {
 
 /**
  * Starts servers A and B, logs `cluster A: URL` lines, and on SIGINT or SIGTERM closes both
- * (every session with 1001) and lets the process exit by itself.
+ * (every session with 1012) and lets the process exit by itself.
  */
 async function main () {
   const env = process.env
