@@ -69,11 +69,11 @@ export class Arrivals<S extends Member> {
   arrive (session: S, portable: Portable, replay: Replay[]): void {
     this.#rooms.adopt(session, portable.rooms.map((room) => room.name), portable.info)
     this.#store.resumed(portable)
-    for (const encoded of unpackKept(portable.kept)) session[kSendEncoded](encoded)
+    for (const encoded of unpackKept(portable.kept)) session[kSendEncoded](encoded, true)
     const history = this.#rooms.roomHistory
     const caughtUp: Array<Promise<boolean>> = []
     for (const room of replay) {
-      for (const encoded of room.encoded) session[kSendEncoded](encoded)
+      for (const encoded of room.encoded) session[kSendEncoded](encoded, true)
       // From here, the room's live messages are held for it until the read since `top` is sent.
       caughtUp.push(history.topUp(session, room.name, room.epoch, room.top))
     }

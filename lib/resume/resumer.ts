@@ -172,7 +172,7 @@ export class Resumer<S extends Resumable> {
     const kept = this.#states.get(old)!.keeper!.take()
     old[kHandOver]()
     this.#rooms.replace(old, session)
-    for (const encoded of kept) session[kSendEncoded](encoded)
+    for (const encoded of kept) session[kSendEncoded](encoded, true)
   }
 
   /** The id and attributes of the session a claim resumes; null for a fresh one. */

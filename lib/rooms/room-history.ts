@@ -178,8 +178,8 @@ export class RoomHistory<M extends Member> {
     const missed = recoveryOf(read, since)
     const held = this.#recoveries.finish(member, name, missed === null ? null : read)
     if (missed === null || held === null) return false
-    for (const entry of missed) member[kSendEncoded](entry.encoded)
-    for (const encoded of held) member[kSendEncoded](encoded)
+    for (const entry of missed) member[kSendEncoded](entry.encoded, true)
+    for (const encoded of held) member[kSendEncoded](encoded, true)
     return true
   }
 
