@@ -68,12 +68,14 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   // With an adapter, this instance joins the cluster before it serves: a Redis that cannot be
   // reached fails app.register() with FST_WS_ROOMS_REDIS_UNAVAILABLE. Without one, its rooms
   // are this process's alone, by the same code path.
+  // Set once the rooms are up; until then no session can be kept (a command for one finds none).
+  let resumer: Resumer<Session> | null = null
   const rooms = await RoomIndex.start<Session>(fastify.log, resolved, {
     presenceInterval,
     onPresence: roomCallback(onPresence, 'onPresence'),
     onRoomOccupied: roomCallback(onRoomOccupied, 'onRoomOccupied'),
     onRoomVacated: roomCallback(onRoomVacated, 'onRoomVacated')
-  }, resolved.history, (id) => sessions.get(id), adapter ?? localAdapter)
+  }, resolved.history, (id) => sessions.get(id) ?? resumer?.keptSession(id), adapter ?? localAdapter)
   // Server-side emits belong to no route: they find each event type among every route's.
   const events = new EventCatalog()
   // The AsyncAPI document of the routes registered so far (serverRooms[kRouteDefinitions]).
@@ -85,7 +87,7 @@ async function websocketRoomsPlugin (fastify: FastifyInstance, options: Websocke
   logRefusedHandshakes(fastify.websocketServer, fastify.log, rooms.nodeId)
   // diagnostics_channel's subscribers, and the metrics and tracing options (docs/observability.md).
   const observers = startObservers(resolved, rooms, { sessionRoutes: function * () { for (const session of sessions.values()) yield session[kRoutePath] }, stats: () => serverRooms.stats() })
-  const resumer = resume === null ? null : new Resumer<Session>(resume, resumeStoreFor<Session>(rooms.link, resume.window), rooms)
+  resumer = resume === null ? null : new Resumer<Session>(resume, resumeStoreFor<Session>(rooms.link, resume.window), rooms)
 
   fastify.decorate('websocketRooms', serverRooms)
   fastify.decorate('websocketSessions', new SessionsView(sessions))

@@ -205,6 +205,17 @@ test('the app closing a kept session ends it at once: onClose, presence leave, i
   t.same([back.welcome.resumed, back.welcome.failure], [false, 'unknown'])
 })
 
+test('disconnectSession() reaches a kept session: it ends at once, and its client cannot come back', async (t) => {
+  const h = await resumeApp(t)
+  const ann = await join(h, 'user=ann')
+  await drop(h, ann.client, ann.welcome.id)
+  await h.app.websocketRooms.disconnectSession(ann.welcome.id, 4001, 'kicked')
+  t.same(await h.closes.until(1), [[ann.welcome.id, 1006]], 'onClose ran, with the code of the drop')
+  t.same(h.app.websocketRooms.room('chat').sessions(), [], 'out of the room')
+  const back = await join(h, `resume=${ann.welcome.token!}`)
+  t.same([back.welcome.resumed, back.welcome.failure], [false, 'unknown'])
+})
+
 test('two connections racing with one token: one resumes, the other is fresh with unknown', async (t) => {
   const h = await resumeApp(t)
   const ann = await join(h, 'user=ann')

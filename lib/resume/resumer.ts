@@ -242,6 +242,12 @@ export class Resumer<S extends Resumable> {
     this.#store.set(state.token, state.routeKey, { state: 'refused', failure }, Date.now() + this.window)
   }
 
+  /** The kept session with this id, waiting for its client here: disconnectSession() reaches it too. */
+  keptSession (id: string): S | undefined {
+    for (const session of this.#dropped) if (session.id === id) return session
+    return undefined
+  }
+
   /** The app closes a session kept for a resume: it ends now if it waits for its client (its token then unknown). */
   end (session: S): void {
     if (!this.#dropped.has(session)) return
