@@ -7,6 +7,9 @@
 // over from there (./arrival), this server serves such takeovers of its own sessions, and
 // app.close() parks its kept sessions in the store rather than ending them.
 //
+// Over 400 lines, for a reason: a session's resume state (kept, claimed, handed over, parked)
+// changes only here, and split, each part would reach into the others' maps of sessions.
+//
 // Over 300 lines, for a reason: the states of one instance's sessions (kept, claimed, handed
 // over, parked) are one map and one set, which every path here reads and writes.
 import { kSendEncoded, type Member } from '../rooms/member'
