@@ -301,7 +301,8 @@ test('registration errors name what is wrong', async (t) => {
     [{ envelope: { kind: 't' }, messages: { a: { handler } } }, /envelope: unknown key "kind"/],
     [{ envelope: { id: 'type' }, messages: { a: { handler } } }, /envelope: the fields type, id and data need three names/],
     [{ envelope: { data: 'error' }, messages: { a: { handler } } }, /three names other than "error"/],
-    [{ envelope: { data: '' }, messages: { a: { handler } } }, /envelope.data must be a non-empty string/]
+    [{ envelope: { data: '' }, messages: { a: { handler } } }, /envelope.data must be a non-empty string/],
+    [{ envelope: { id: '__proto__' }, messages: { a: { handler } } }, /envelope.id cannot be "__proto__"/]
   ]
   for (const [handlers, message] of cases) {
     throwsLike(t, () => app.registerWebsocket('/ws', handlers as any), TypeError, { code: 'FST_WS_ROOMS_INVALID_HANDLERS', message })
@@ -471,15 +472,20 @@ test('session.ask(): timeout, close, late and duplicate replies, client errors, 
   const [, refused, answered] = await outcomes.until(3)
   t.same(refused, { code: 'FST_WS_ROOMS_CLIENT_ERROR', message: 'fastify-websocket-rooms: the client answered ask("q") with an error: will not', clientCode: 'E_NO' })
   t.same(answered, { value: { a: 1 } })
+  settle(session.ask('q', { n: 4 }))
+  const fourth = (await client.json(4))[3]
+  sendAll(client, { type: 'reply', id: fourth.id, error: null, data: 5 })
+  const [, , , nullError] = await outcomes.until(4)
+  t.same(nullError, { value: 5 }, 'error: null is no error')
 
   // Bounded: the 1001st pending ask is refused.
   for (let i = 0; i < 1000; i++) settle(session.ask('q', { n: i }))
   settle(session.ask('q', { n: 1000 }))
-  const [tooMany] = (await outcomes.until(4)).slice(3)
+  const [tooMany] = (await outcomes.until(5)).slice(4)
   t.match(tooMany, { code: 'FST_WS_ROOMS_TOO_MANY_ASKS' })
   // The session ends: every pending ask rejects with FST_WS_ROOMS_CLOSED, and later ones at once.
   client.ws.close()
-  const closed = (await outcomes.until(1004)).slice(4)
+  const closed = (await outcomes.until(1005)).slice(5)
   t.ok(closed.every((outcome: any) => outcome.code === 'FST_WS_ROOMS_CLOSED'), 'all 1000 rejected')
   await untilNoSessions(app)
   await t.rejects(session.ask('q', { n: 1 }), { code: 'FST_WS_ROOMS_CLOSED', message: 'fastify-websocket-rooms: the session closed before the client answered ask("q")' })

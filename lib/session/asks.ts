@@ -64,7 +64,8 @@ export function answer (session: object, id: string | number, data: unknown, err
   if (pending === undefined) return false
   asks.get(session)!.byId.delete(id as string)
   clearTimeout(pending.timer)
-  if (error === undefined) {
+  // `error: null` is how many serializers write "no error".
+  if (error === undefined || error === null) {
     pending.resolve(data === undefined ? null : data)
   } else {
     const { code, message } = (error !== null && typeof error === 'object' ? error : {}) as { code?: unknown, message?: unknown }

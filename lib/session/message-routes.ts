@@ -133,6 +133,8 @@ function readEnvelope (path: string, envelope: unknown): Envelope {
   for (const key of Object.keys(envelope)) {
     if (!(key in DEFAULT_ENVELOPE)) throw new InvalidHandlersError(path, `envelope: unknown key "${key}" (the keys are type, id and data)`)
     if (typeof envelope[key] !== 'string' || envelope[key] === '') throw new InvalidHandlersError(path, `envelope.${key} must be a non-empty string, got ${describe(envelope[key])}`)
+    // A parsed message's own "__proto__" field cannot be read back by name.
+    if (envelope[key] === '__proto__') throw new InvalidHandlersError(path, `envelope.${key} cannot be "__proto__"`)
   }
   const names = { ...DEFAULT_ENVELOPE, ...envelope } as Envelope
   if (new Set([names.type, names.id, names.data, 'error']).size !== 4) {
