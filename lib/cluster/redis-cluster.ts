@@ -65,6 +65,9 @@ export class ClusterRedis implements RedisEngine {
     if (this.ready) queueMicrotask(() => { if (this.ready) this.#onReady?.() })
   }
 
+  /** The cluster client's connect while in flight (opened here). */
+  #connecting: Promise<unknown> | null = null
+
   async connect (onError: (error: Error) => void): Promise<boolean> {
     this.#onError = onError
     this.cluster.on('error', this.#clusterError)
@@ -72,8 +75,11 @@ export class ClusterRedis implements RedisEngine {
     this.cluster.on('node-ready', this.#nodeBack)
     this.cluster.on('node-disconnect', this.#nodeBack)
     if (this.cluster.isReady) return false
-    if (!this.cluster.isOpen) await this.cluster.connect()
-    else await new Promise((resolve) => this.cluster.once('connect', resolve))
+    if (!this.cluster.isOpen) {
+      const connecting = this.#connecting = this.cluster.connect()
+      await connecting
+      this.#connecting = null
+    } else await new Promise((resolve) => this.cluster.once('connect', resolve))
     return false
   }
 
@@ -106,7 +112,11 @@ export class ClusterRedis implements RedisEngine {
 
   cut (): void {
     this.#stopListening()
-    if (this.#owned && this.cluster.isOpen) this.cluster.destroy()
+    if (!this.#owned) return
+    if (this.cluster.isOpen) this.cluster.destroy()
+    // A connect cut short by connectTimeout finishes its discovery later and leaves the nodes'
+    // clients open, which would keep the process alive: they go once it settles.
+    this.#connecting?.then(() => { this.cluster.destroy() }, () => {})
   }
 
   #stopListening (): void {

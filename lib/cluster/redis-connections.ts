@@ -101,13 +101,14 @@ export class RedisConnections {
     // Only the engine opened from a URL answers true; one given a client of the app's refuses by itself.
     if (await this.#connect(this.#engine, timeout)) {
       this.#engine = new ClusterRedis(this.#source, { rootNodes: [{ url: this.#source.url! }] })
-      await this.#connect(this.#engine, Math.max(1, deadline - performance.now()))
+      await this.#connect(this.#engine, Math.max(1, deadline - performance.now()), timeout)
     }
     // Told from now on, not before: the node starts only with a Redis it supports.
     this.#engine.listen(this.#listener.onReady)
   }
 
-  async #connect (engine: RedisEngine, timeout: number): Promise<boolean> {
+  /** `connectTimeout`: the option, which `timeout` is what is left of, for the message. */
+  async #connect (engine: RedisEngine, timeout: number, connectTimeout = timeout): Promise<boolean> {
     const connected = engine.connect(this.#onError)
     connected.catch(() => {}) // after a timeout it settles late, once the connections are released
     let answer: boolean | null
@@ -122,7 +123,7 @@ export class RedisConnections {
     if (answer === null) {
       engine.cut()
       const why = this.#lastError === null ? 'no answer' : this.#lastError.message
-      throw new RedisUnavailableError(`no connection within connectTimeout (${timeout} ms): ${why}`)
+      throw new RedisUnavailableError(`no connection within connectTimeout (${connectTimeout} ms): ${why}`)
     }
     return answer
   }
