@@ -187,3 +187,27 @@ clusterTest('a shard unreachable (its master frozen, no replica): publishes reje
   await eventually(async () => (await a.app.websocketRooms.room(room).clusterMembers()) === 2, 'counts to come back')
   await holdsWhatHistoryHolds(t, a, room, members)
 })
+
+clusterTest('a registration cut short by connectTimeout while the cluster is frozen leaves no connection behind once it thaws', async (t) => {
+  const cluster = await PrivateCluster.start(t, { masters: 3 })
+  const root = cluster.nodes[0]!
+  const name = uniquePrefix('cut-short')
+  const slotReads = async (): Promise<number> => Number(/cmdstat_cluster\|(?:slots|shards):calls=(\d+)/.exec(await nodeCommand(root.url, ['INFO', 'commandstats']))?.[1] ?? 0)
+  const before = await slotReads()
+  root.pause()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(websocketRooms, { adapter: redisAdapter({ cluster: { rootNodes: [{ url: root.url }], defaults: { name } }, connectTimeout: 300 }) })
+  }, { code: 'FST_WS_ROOMS_REDIS_UNAVAILABLE' })
+  root.resume()
+  // The discovery that connectTimeout cut short finishes now, and opens the nodes' clients...
+  await eventually(async () => await slotReads() > before, 'the topology read by the cut registration')
+  // ...which go, rather than keep the process alive.
+  const left = async (): Promise<number> => {
+    const lists = await Promise.all(cluster.nodes.map((node) => nodeCommand(node.url, ['CLIENT', 'LIST'])))
+    return lists.join('\n').split('\n').filter((line) => line.includes(`name=${name} `)).length
+  }
+  await eventually(async () => await left() === 0, 'no connection of the cut registration left')
+  t.pass('no connection left')
+})
