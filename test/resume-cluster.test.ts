@@ -4,90 +4,48 @@
 // 'history', 'lost' (its server died, Redis away), 'unknown' (a token used twice).
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
-import websocketRooms, { redisAdapter, type PresenceDiff, type RedisAdapterOptions, type WebSocketSession, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import websocketRooms, { redisAdapter, type RedisAdapterOptions, type WebSocketSession, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
 import { connect, listen, type Client } from './helpers'
 import { PrivateRedis, REDIS_URL, RedisProxy, adminClient, redisTest, uniquePrefix } from './redis'
 import { clusterTest } from './redis-cluster'
-import { Events, eventually, until, within } from './signals'
+import { chatHandlers, chatRecords, recordPresence, type ChatRecords, type Welcome } from './fixtures/resume-chat'
+import { eventually, until, within } from './signals'
 
-interface Welcome {
-  type: 'welcome'
-  id: string
-  resumed: boolean
-  failure: string | null
-  token: string | null
-  user: string | undefined
-  rooms: string[]
-}
-
-interface Node {
+interface Node extends ChatRecords {
   app: FastifyInstance
   base: string
   nodeId: string
-  /** onPresence calls of the room "chat" on this server, as ['join' | 'leave', session id]. */
-  presence: Array<['join' | 'leave', string]>
-  /** onClose calls on this server, as [session id, code]. */
-  closes: Events<[string, number]>
-  /** The sessions by id, as onOpen last saw them. */
-  sessions: Map<string, WebSocketSession>
 }
 
 const HISTORY = { size: 100, ttl: 60_000 }
 
-/**
- * A server whose /ws sessions join "chat" with the user of ?user= as attribute and presence
- * info, and are sent a welcome saying what they are; "say TEXT" broadcasts to chat, "publish
- * TEXT" publishes there, "attr KIND" sets an attribute of that kind and says what happened.
- */
+/** A server with the chat route (./fixtures/resume-chat) at /ws; "attr KIND" sets an attribute of that kind and says what happened. */
 async function startNode (t: Test, adapter: RedisAdapterOptions, options: WebsocketRoomsOptions = {}): Promise<Node> {
   const app = Fastify({ logger: process.env.RESUME_LOG === '1' ? { level: 'debug' } : false })
-  const presence: Node['presence'] = []
-  const closes = new Events<[string, number]>()
-  const sessions = new Map<string, WebSocketSession>()
+  const records = chatRecords()
   await app.register(websocketRooms, {
     adapter: redisAdapter({ url: REDIS_URL, ...adapter }),
     presenceInterval: 10,
     resume: { window: 60_000 },
     history: HISTORY,
-    onPresence (room, diff: PresenceDiff) {
-      for (const entry of diff.leaves) presence.push(['leave', entry.sessionId])
-      for (const entry of diff.joins) presence.push(['join', entry.sessionId])
-    },
+    onPresence: recordPresence(records),
     ...options
   })
-  app.registerWebsocket('/ws', {
-    onOpen (session: WebSocketSession<{ user?: string }>) {
-      sessions.set(session.id, session)
-      if (!session.resumed) {
-        session.setAttribute('user', session.query.user)
-        session.room('chat').join()
-        session.setPresence({ user: session.query.user })
-      }
-      session.sendJson({ type: 'welcome', id: session.id, resumed: session.resumed, failure: session.resumeFailure, token: session.resumeToken, user: session.getAttribute('user'), rooms: session.roomNames() })
-    },
-    async onMessage (session: WebSocketSession, text: string) {
-      const [command, ...rest] = text.split(' ')
-      const body = rest.join(' ')
-      if (command === 'say') session.room('chat').broadcast(body)
-      else if (command === 'publish') await session.room('chat').publish(({ offset }) => `${offset} ${body}`)
-      else if (command === 'attr') {
-        try {
-          session.setAttribute(body, attributeValues[body])
-          session.send('ok')
-        } catch (error) {
-          session.send(`${error instanceof TypeError ? 'TypeError' : 'not a TypeError'} ${(error as { code?: string }).code} ${(error as Error).message}`)
-        }
-      }
-    },
-    onClose (session: WebSocketSession, code: number) {
-      closes.push([session.id, code])
+  app.registerWebsocket('/ws', chatHandlers(records, (session, command, body) => {
+    if (command !== 'attr') return false
+    try {
+      session.setAttribute(body, attributeValues[body])
+      session.send('ok')
+    } catch (error) {
+      session.send(`${error instanceof TypeError ? 'TypeError' : 'not a TypeError'} ${(error as { code?: string }).code} ${(error as Error).message}`)
     }
-  })
+    return true
+  }))
   app.registerWebsocket('/other', {
     onOpen (session: WebSocketSession) { session.sendJson({ resumed: session.resumed, failure: session.resumeFailure }) }
   })
   t.teardown(() => app.close())
-  return { app, base: await listen(app), nodeId: app.websocketRooms.stats().cluster!.nodeId, presence, closes, sessions }
+  return { app, base: await listen(app), nodeId: app.websocketRooms.stats().cluster!.nodeId, ...records }
 }
 
 const cycle: Record<string, unknown> = {}

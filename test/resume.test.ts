@@ -5,74 +5,35 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { test } from 'tap'
-import websocketRooms, { type PresenceDiff, type WebSocketSession, type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import websocketRooms, { type WebsocketRoomsOptions } from 'fastify-websocket-rooms'
+import { chatHandlers, chatRecords, recordPresence, type ChatRecords, type Welcome } from './fixtures/resume-chat'
 import { Client, build, connect, listen, throwsLike } from './helpers'
-import { Events, until, within } from './signals'
+import { until, within } from './signals'
 
-interface Welcome {
-  type: 'welcome'
-  id: string
-  resumed: boolean
-  failure: string | null
-  token: string | null
-  user: string | undefined
-  rooms: string[]
-}
-
-interface Harness {
+interface Harness extends ChatRecords {
   app: FastifyInstance
   base: string
-  /** onClose calls, as [session id, code]. */
-  closes: Events<[string, number]>
-  /** onPresence calls of the room "chat", as ['join' | 'leave', session id]. */
-  presence: Array<['join' | 'leave', string]>
-  /** The sessions by id, as onOpen last saw them. */
-  sessions: Map<string, WebSocketSession>
 }
 
-/**
- * An app whose /ws sessions join "chat" with the user of ?user= as attribute and presence
- * info, and are sent a welcome saying what they are; "say TEXT" broadcasts to chat,
- * "publish TEXT" publishes there, "bye" closes with 1000 from the server, "hang" never settles.
- */
+/** An app with the chat route (./fixtures/resume-chat) at /ws; "bye" closes with 1000 from the server, "hang" never settles. */
 async function resumeApp (t: Test, options: WebsocketRoomsOptions = {}, route: Record<string, unknown> = {}): Promise<Harness> {
-  const closes = new Events<[string, number]>()
-  const presence: Harness['presence'] = []
-  const sessions = new Map<string, WebSocketSession>()
+  const records = chatRecords()
   const app = await build(t, {
     presenceInterval: 10,
     resume: { window: 60_000 },
     history: { size: 100, ttl: 60_000 },
-    onPresence (room, diff: PresenceDiff) {
-      for (const entry of diff.leaves) presence.push(['leave', entry.sessionId])
-      for (const entry of diff.joins) presence.push(['join', entry.sessionId])
-    },
+    onPresence: recordPresence(records),
     ...options
   })
   app.registerWebsocket('/ws', {
-    onOpen (session: WebSocketSession<{ user?: string }>) {
-      sessions.set(session.id, session)
-      if (!session.resumed) {
-        session.setAttribute('user', session.query.user)
-        session.room('chat').join()
-        session.setPresence({ user: session.query.user })
-      }
-      session.sendJson({ type: 'welcome', id: session.id, resumed: session.resumed, failure: session.resumeFailure, token: session.resumeToken, user: session.getAttribute('user'), rooms: session.roomNames() })
-    },
-    async onMessage (session: WebSocketSession, text: string) {
-      const [command, ...rest] = text.split(' ')
-      const body = rest.join(' ')
-      if (command === 'say') session.room('chat').broadcast(body)
-      else if (command === 'publish') await session.room('chat').publish(({ offset }) => `${offset} ${body}`)
-      else if (command === 'bye') session.close(1000, 'bye')
+    ...chatHandlers(records, async (session, command) => {
+      if (command === 'bye') session.close(1000, 'bye')
       else if (command === 'hang') await new Promise(() => {})
-    },
-    onClose (session: WebSocketSession, code: number) {
-      closes.push([session.id, code])
-    },
+      return true
+    }),
     ...route
   })
-  return { app, base: await listen(app), closes, presence, sessions }
+  return { app, base: await listen(app), ...records }
 }
 
 /** A client and its welcome (the first message). */
